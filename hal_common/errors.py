@@ -1,0 +1,57 @@
+"""One root exception; subclasses only where a caller acts differently.
+
+Each error carries the exit code the CLIs use and a hint saying what to do.
+"""
+
+from __future__ import annotations
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_ENGINE = 3
+EXIT_NO_SESSION = 5
+EXIT_IMAGE_MISSING = 10  # the inner engine lacks the worker image: claudy loads it and retries
+
+
+class HalError(Exception):
+    """Root of every error this project raises on purpose."""
+
+    exit_code = EXIT_ERROR
+
+    def __init__(self, message: str, hint: str = "") -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return f"{self.message}\n  hint: {self.hint}" if self.hint else self.message
+
+
+class UsageError(HalError):
+    """Bad input from the user: a wrong path, a bad argument."""
+
+    exit_code = EXIT_USAGE
+
+
+class ConfigError(HalError):
+    """The config file is unreadable or invalid; the last good config stays."""
+
+    exit_code = EXIT_USAGE
+
+
+class EngineUnavailable(HalError):
+    """A Docker engine (host or inner) does not answer."""
+
+    exit_code = EXIT_ENGINE
+
+
+class NoSuchSession(HalError):
+    """No worker matches the name or path given."""
+
+    exit_code = EXIT_NO_SESSION
+
+
+class ImageMissing(HalError):
+    """The inner engine lacks the worker image the host expects."""
+
+    exit_code = EXIT_IMAGE_MISSING

@@ -1,0 +1,44 @@
+"""The label keys: the registry of everything hal-9000 creates.
+
+Listing, attaching, GC and reconciling go by these labels, never by parsing names.
+"""
+
+from __future__ import annotations
+
+PREFIX = "dev.hal9000"
+MANAGED = f"{PREFIX}.managed"
+ROLE = f"{PREFIX}.role"
+SESSION = f"{PREFIX}.session"
+PROJECT = f"{PREFIX}.project"
+IMAGE = f"{PREFIX}.image"
+VERSION = f"{PREFIX}.version"
+
+ROLE_PARENT = "parent"
+ROLE_WORKER = "worker"
+
+
+def managed_filter(
+    role: str | None = None, session: str | None = None
+) -> dict[str, str | list[str] | bool]:
+    """A docker-py `filters` dict that matches our objects (optionally one role or session)."""
+    wanted: list[str] = [f"{MANAGED}=true"]
+    if role is not None:
+        wanted.append(f"{ROLE}={role}")
+    if session is not None:
+        wanted.append(f"{SESSION}={session}")
+    return {"label": wanted}
+
+
+def parent_labels(version: str) -> dict[str, str]:
+    return {MANAGED: "true", ROLE: ROLE_PARENT, VERSION: version}
+
+
+def worker_labels(session: str, project: str, image: str, version: str) -> dict[str, str]:
+    return {
+        MANAGED: "true",
+        ROLE: ROLE_WORKER,
+        SESSION: session,
+        PROJECT: project,
+        IMAGE: image,
+        VERSION: version,
+    }

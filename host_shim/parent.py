@@ -1,0 +1,136 @@
+"""The parent container: its run spec (pure) and `ensure_parent` (the adapter)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from hal_common import __version__, labels, paths
+from hal_common.config import Config, parse_memory
+from hal_common.engine import run_in, translated
+from hal_common.errors import HalError
+
+log = logging.getLogger(__name__)
+
+DOCKER_VOLUME = "hal9000-docker"  # the inner engine's data (images, worker layers)
+CLAUDE_VOLUME = "hal9000-claude"  # the Claude home every worker shares
+DATA_VOLUME = "hal9000-data"  # shared services' data (ChromaDB, Memory Bank)
+VOLUMES = (DOCKER_VOLUME, CLAUDE_VOLUME, DATA_VOLUME)
+
+# The least privilege that runs Docker-in-Docker without --privileged (see README).
+CAPS = ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE"]
+SECURITY_OPT = ["seccomp=unconfined", "apparmor=unconfined"]
+
+
+@dataclass(frozen=True)
+class HostUser:
+    uid: int
+    gid: int
+
+
+def security_kwargs(mode: str) -> dict[str, Any]:
+    """Options for one security mode (`auto` is resolved by the caller)."""
+    if mode == "privileged":
+        return {"privileged": True}
+    if mode == "sysbox":
+        return {"runtime": "sysbox-runc"}
+    if mode == "caps":
+        return {
+            "cap_add": CAPS,
+            "security_opt": SECURITY_OPT,
+            "device_cgroup_rules": ["a *:* rwm"],
+        }
+    raise HalError(f"unknown security mode {mode!r}")
+
+
+def resolve_security(mode: str, runtimes: set[str]) -> str:
+    if mode != "auto":
+        return mode
+    return "sysbox" if "sysbox-runc" in runtimes else "caps"
+
+
+def parent_kwargs(
+    cfg: Config, roots: tuple[str, ...], config_dir: str, user: HostUser, security: str
+) -> dict[str, Any]:
+    """Keyword arguments for `client.containers.run` of the parent (docker-py)."""
+    volumes: dict[str, dict[str, str]] = {
+        DOCKER_VOLUME: {"bind": str(paths.INNER_DATA_ROOT), "mode": "rw"},
+        CLAUDE_VOLUME: {"bind": str(paths.PARENT_CLAUDE_HOME), "mode": "rw"},
+        DATA_VOLUME: {"bind": str(paths.PARENT_DATA), "mode": "rw"},
+        config_dir: {"bind": str(paths.PARENT_CONFIG_DIR), "mode": "rw"},
+    }
+    for root in roots:
+        volumes[root] = {"bind": root, "mode": "rw"}  # the same absolute path inside
+    if security == "caps":
+        volumes["/sys/fs/cgroup"] = {"bind": "/sys/fs/cgroup", "mode": "rw"}
+    kwargs: dict[str, Any] = {
+        "image": cfg.parent.image,
+        "name": cfg.parent.name,
+        "hostname": "hal9000",
+        "labels": labels.parent_labels(__version__),
+        "volumes": volumes,
+        "environment": {
+            "HAL_HOST_UID": str(user.uid),
+            "HAL_HOST_GID": str(user.gid),
+            "HAL_ROOTS": ":".join(roots),
+        },
+        "detach": True,
+        "restart_policy": {"Name": "unless-stopped"},
+        **security_kwargs(security),
+    }
+    if memory := parse_memory(cfg.parent.memory):
+        kwargs["mem_limit"] = memory
+    if cfg.parent.cpus:
+        kwargs["nano_cpus"] = int(cfg.parent.cpus * 1e9)
+    return kwargs
+
+
+def find_parent(client: docker.DockerClient, name: str) -> Container | None:
+    with translated("looking up the parent"):
+        try:
+            return client.containers.get(name)
+        except docker.errors.NotFound:
+            return None
+
+
+def ensure_parent(
+    client: docker.DockerClient,
+    cfg: Config,
+    roots: tuple[str, ...],
+    config_dir: str,
+    user: HostUser,
+    ready_timeout: float = 90.0,
+) -> tuple[Container, bool]:
+    """The running, ready parent; (container, created_or_started)."""
+    changed = False
+    c = find_parent(client, cfg.parent.name)
+    with translated("starting the parent"):
+        if c is not None and c.labels.get(labels.ROLE) != labels.ROLE_PARENT:
+            raise HalError(
+                f"a container named {cfg.parent.name} exists but is not hal-9000's parent",
+                hint="rename it, or set [parent].name in the config",
+            )
+        if c is None:
+            runtimes = set((client.info().get("Runtimes") or {}).keys())
+            security = resolve_security(cfg.parent.security, runtimes)
+            log.info("creating parent", extra={"security": security})
+            c = client.containers.run(**parent_kwargs(cfg, roots, config_dir, user, security))
+            changed = True
+        elif c.status != "running":
+            c.start()
+            changed = True
+    code, out = run_in(c, ["hal-agent", "ready", "--timeout", str(ready_timeout)])
+    if code != 0:
+        c.reload()
+        tail = c.logs(tail=30).decode(errors="replace") if c.status != "running" else ""
+        raise HalError(
+            f"the parent did not become ready: {out.strip()}" + (f"\n{tail}" if tail else ""),
+            hint="claudy doctor checks privileges; `docker logs "
+            f"{cfg.parent.name}` shows the agent's log",
+        )
+    return c, changed

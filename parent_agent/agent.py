@@ -1,0 +1,152 @@
+"""`hal-agent run`: one loop owns the state; threads only put typed events on its inbox."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import signal
+import threading
+from dataclasses import dataclass
+from types import FrameType
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from hal_common import labels, paths
+from hal_common.config import Config
+from hal_common.errors import HalError
+from parent_agent import workers
+from parent_agent.dockerd import Dockerd
+from parent_agent.reconcile import EnsureWindow, KillWindow, plan
+from parent_agent.tmux_ui import TmuxUI, server_for, worker_window_command
+
+log = logging.getLogger(__name__)
+
+TICK = 1.0  # seconds between liveness checks of the tmux server
+MAX_DOCKERD_RESTARTS = 5
+
+
+@dataclass(frozen=True)
+class Shutdown:
+    signum: int
+
+
+@dataclass(frozen=True)
+class DockerdExited:
+    code: int
+
+
+@dataclass(frozen=True)
+class WorkerEvent:
+    action: str
+    session: str
+
+
+@dataclass(frozen=True)
+class Tick:
+    pass
+
+
+Event = Shutdown | DockerdExited | WorkerEvent | Tick
+
+
+def _watch_dockerd(dockerd: Dockerd, inbox: queue.Queue[Event]) -> None:
+    inbox.put(DockerdExited(dockerd.wait()))
+
+
+def _watch_events(client: docker.DockerClient, inbox: queue.Queue[Event]) -> None:
+    filters = {"type": "container", "label": f"{labels.MANAGED}=true"}
+    try:
+        for ev in client.events(decode=True, filters=filters):
+            attrs = ev.get("Actor", {}).get("Attributes", {})
+            inbox.put(WorkerEvent(str(ev.get("Action", "")), attrs.get(labels.SESSION, "")))
+    except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+        log.debug("event stream ended: %s", e)
+
+
+class Agent:
+    def __init__(self, cfg: Config, dockerd: Dockerd | None = None, ui: TmuxUI | None = None):
+        self.cfg = cfg
+        self.dockerd = dockerd or Dockerd()
+        self.ui = ui or TmuxUI(server_for())
+        self.inbox: queue.Queue[Event] = queue.Queue()
+        self.client: docker.DockerClient | None = None
+        self.restarts = 0
+
+    def _start_engine(self) -> None:
+        self.client = self.dockerd.start()
+        threading.Thread(target=_watch_dockerd, args=(self.dockerd, self.inbox),
+                         name="dockerd-watch", daemon=True).start()  # fmt: skip
+        threading.Thread(target=_watch_events, args=(self.client, self.inbox),
+                         name="docker-events", daemon=True).start()  # fmt: skip
+
+    def reconcile(self) -> None:
+        fresh = self.ui.ensure_session()
+        if self.client is None:
+            return
+        try:
+            found = workers.list_workers(self.client)
+        except HalError as e:
+            log.warning("reconcile skipped: %s", e)
+            return
+        for action in plan(found, self.ui.window_names(), fresh):
+            if isinstance(action, EnsureWindow):
+                self.ui.ensure_window(action.session, worker_window_command(action.container))
+            elif isinstance(action, KillWindow):
+                self.ui.kill_window(action.session)
+
+    def handle(self, ev: Event) -> bool:
+        """Apply one event; False when the loop should end."""
+        if isinstance(ev, Shutdown):
+            log.info("shutting down", extra={"signal": ev.signum})
+            return False
+        if isinstance(ev, DockerdExited):
+            self.restarts += 1
+            log.error("dockerd exited with code %s", ev.code)
+            if self.restarts > MAX_DOCKERD_RESTARTS:
+                log.error("dockerd keeps dying; giving up (see %s)", paths.LOG_DIR)
+                return False
+            self.client = None
+            self._start_engine()
+        self.reconcile()
+        return True
+
+    def install_signals(self) -> None:
+        def on_signal(signum: int, _frame: FrameType | None) -> None:
+            self.inbox.put(Shutdown(signum))
+
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(sig, on_signal)
+
+    def run(self) -> int:
+        self.install_signals()
+        paths.RUN_DIR.mkdir(parents=True, exist_ok=True)
+        paths.PARENT_DATA.mkdir(parents=True, exist_ok=True)
+        self._start_engine()
+        self.reconcile()
+        paths.READY_FILE.write_text("ready\n")
+        log.info("parent ready")
+        try:
+            while True:
+                try:
+                    ev: Event = self.inbox.get(timeout=TICK)
+                except queue.Empty:
+                    ev = Tick()
+                if not self.handle(ev):
+                    break
+        finally:
+            self.shutdown()
+        return 0
+
+    def shutdown(self) -> None:
+        """In order: workers, then dockerd, then tmux."""
+        paths.READY_FILE.unlink(missing_ok=True)
+        if self.client is not None:
+            try:
+                workers.stop_all(self.client)
+            except HalError as e:
+                log.error("stopping workers: %s", e)
+        self.dockerd.stop()
+        self.ui.kill_server()
+        log.info("parent stopped")

@@ -1,0 +1,96 @@
+"""Spawning and attaching: a worker container plus its tmux window, serialised per session."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import docker
+
+from hal_common import paths
+from hal_common.config import Config
+from hal_common.errors import NoSuchSession, UsageError
+from hal_common.naming import is_session_name, session_name
+from parent_agent import workers
+from parent_agent.spec import WorkerSpec, pick_owner, worker_spec
+from parent_agent.tmux_ui import TmuxUI, worker_window_command
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def session_lock(session: str, lock_dir: Path = paths.LOCK_DIR) -> Iterator[None]:
+    """One spawn per session at a time, across processes (two `claudy DIR` at once)."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with (lock_dir / f"{session}.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def project_path(directory: str) -> str:
+    """The project's real path as the parent sees it (roots are mounted at the same path)."""
+    real = os.path.realpath(directory)
+    if not os.path.isdir(real):
+        raise UsageError(
+            f"{directory} is not a directory inside the parent",
+            hint="projects must lie under a configured root ([parent].roots); "
+            "after changing roots run `claudy down` so the parent remounts them",
+        )
+    return real
+
+
+def host_owner(project: str, environ: dict[str, str] | None = None) -> tuple[int, int]:
+    env = dict(os.environ) if environ is None else environ
+    st = Path(project).stat()
+    return pick_owner(
+        int(env.get("HAL_HOST_UID", "0")), int(env.get("HAL_HOST_GID", "0")), st.st_uid, st.st_gid
+    )
+
+
+def prepare_claude_home(claude_home: Path, uid: int, gid: int) -> None:
+    """The shared Claude home, owned by the worker user, 0700."""
+    claude_home.mkdir(parents=True, exist_ok=True)
+    st = claude_home.stat()
+    if (st.st_uid, st.st_gid) != (uid, gid):
+        os.chown(claude_home, uid, gid)
+    claude_home.chmod(0o700)
+
+
+def spawn(
+    client: docker.DockerClient,
+    ui: TmuxUI | None,
+    cfg: Config,
+    directory: str,
+    image_id: str | None = None,
+    claude_home: Path = paths.PARENT_CLAUDE_HOME,
+    docker_host: str = paths.INNER_DOCKER_HOST,
+) -> WorkerSpec:
+    """Ensure the worker for `directory` runs and (given a tmux UI) has a window. Idempotent."""
+    project = project_path(directory)
+    uid, gid = host_owner(project)
+    spec = worker_spec(project, cfg.worker, uid, gid)
+    with session_lock(spec.session):
+        workers.check_image(client, spec.image, image_id)
+        prepare_claude_home(claude_home, uid, gid)
+        workers.ensure_worker(client, spec, str(claude_home))
+        if ui is not None:
+            ui.ensure_window(spec.session, worker_window_command(spec.container, docker_host))
+    return spec
+
+
+def resolve_name(client: docker.DockerClient, name_or_dir: str) -> str:
+    """A session name from an exact session name or a project path."""
+    if is_session_name(name_or_dir) and not os.path.isdir(name_or_dir):
+        workers.find_worker(client, name_or_dir)
+        return name_or_dir
+    real = os.path.realpath(name_or_dir)
+    if not os.path.isdir(real):
+        raise NoSuchSession(f"{name_or_dir}: neither a session name nor a project directory")
+    return session_name(real)

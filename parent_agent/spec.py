@@ -1,0 +1,98 @@
+"""Worker container specs: a pure function from config and project to create() arguments."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from hal_common import __version__, labels, paths
+from hal_common.config import WorkerConfig, parse_memory
+from hal_common.naming import container_name, session_name
+
+FALLBACK_UID = 1000
+
+
+@dataclass(frozen=True)
+class WorkerSpec:
+    session: str
+    container: str
+    project: str
+    image: str
+    command: tuple[str, ...]
+    uid: int
+    gid: int
+    memory: int
+    nano_cpus: int
+    pids: int
+    network: str
+    restart: str
+    env: dict[str, str]
+    labels: dict[str, str]
+
+
+def pick_owner(host_uid: int, host_gid: int, dir_uid: int, dir_gid: int) -> tuple[int, int]:
+    """The uid/gid a worker runs as: the host user, else the project's owner, never root."""
+    if host_uid != 0:
+        return host_uid, host_gid
+    if dir_uid != 0:
+        return dir_uid, dir_gid
+    return FALLBACK_UID, FALLBACK_UID
+
+
+def worker_spec(
+    project: str,
+    cfg: WorkerConfig,
+    uid: int,
+    gid: int,
+    environ: dict[str, str] | None = None,
+) -> WorkerSpec:
+    session = session_name(project)
+    environ = dict(os.environ) if environ is None else environ
+    env = {k: environ[k] for k in cfg.env if k in environ}
+    return WorkerSpec(
+        session=session,
+        container=container_name(session),
+        project=project,
+        image=cfg.image,
+        command=cfg.command,
+        uid=uid,
+        gid=gid,
+        memory=parse_memory(cfg.memory),
+        nano_cpus=int(cfg.cpus * 1e9),
+        pids=cfg.pids,
+        network=cfg.network,
+        restart=cfg.restart,
+        env=env,
+        labels=labels.worker_labels(session, project, cfg.image, __version__),
+    )
+
+
+def create_kwargs(spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
+    """Keyword arguments for `client.containers.create` (docker-py)."""
+    kwargs: dict[str, Any] = {
+        "image": spec.image,
+        "command": list(spec.command),
+        "name": spec.container,
+        "labels": spec.labels,
+        "user": f"{spec.uid}:{spec.gid}",
+        "working_dir": spec.project,
+        "volumes": {
+            spec.project: {"bind": spec.project, "mode": "rw"},
+            claude_home: {"bind": paths.WORKER_CLAUDE_HOME, "mode": "rw"},
+        },
+        "environment": spec.env,
+        "network_mode": spec.network,
+        "init": True,
+        "detach": True,
+        "restart_policy": {"Name": spec.restart},
+    }
+    if spec.restart == "on-failure":
+        kwargs["restart_policy"]["MaximumRetryCount"] = 3
+    if spec.memory:
+        kwargs["mem_limit"] = spec.memory
+    if spec.nano_cpus:
+        kwargs["nano_cpus"] = spec.nano_cpus
+    if spec.pids:
+        kwargs["pids_limit"] = spec.pids
+    return kwargs

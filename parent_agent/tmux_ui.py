@@ -1,0 +1,121 @@
+"""The parent's tmux server: session `hal`, the dashboard window, one window per worker."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+from importlib import resources
+from pathlib import Path
+
+import libtmux
+from libtmux.exc import LibTmuxException
+
+from hal_common import paths
+from hal_common.errors import HalError
+
+log = logging.getLogger(__name__)
+
+SESSION = "hal"
+DASHBOARD = "dashboard"
+DETACH_KEYS = "ctrl-],ctrl-]"  # docker exec's own default (ctrl-p,ctrl-q) would eat ctrl-p
+
+
+def config_path() -> str:
+    return str(resources.files("parent_agent").joinpath("tmux.conf"))
+
+
+def server_for(sock: Path = paths.TMUX_SOCK) -> libtmux.Server:
+    return libtmux.Server(socket_path=str(sock), config_file=config_path())
+
+
+def worker_window_command(container: str, docker_host: str = paths.INNER_DOCKER_HOST) -> str:
+    """The shell command a worker's window runs: attach to the agent's tmux in the worker."""
+    argv = ["docker", "-H", docker_host, "exec", "-it", "--detach-keys", DETACH_KEYS,
+            "-e", "TERM=tmux-256color", container, paths.WORKER_BIN, "attach"]  # fmt: skip
+    return "exec " + shlex.join(argv)
+
+
+def dashboard_command() -> str:
+    return "exec hal-agent dashboard"
+
+
+def shell_command() -> str:
+    hint = "hal-agent --help  # spawn DIR, attach DIR, ls"
+    return f"echo {shlex.quote(hint)}; exec bash --login 2>/dev/null || exec sh"
+
+
+class TmuxUI:
+    """Idempotent `ensure_*` actions on one tmux server (given, never the user's default)."""
+
+    def __init__(self, server: libtmux.Server) -> None:
+        self.server = server
+
+    def alive(self) -> bool:
+        return self.server.is_alive()
+
+    def session(self) -> libtmux.Session | None:
+        try:
+            return self.server.sessions.get(session_name=SESSION, default=None)
+        except LibTmuxException:
+            return None
+
+    def ensure_session(self) -> bool:
+        """Session `hal` with the dashboard window; True when it had to be created."""
+        if self.session() is not None:
+            return False
+        try:
+            session = self.server.new_session(
+                session_name=SESSION, window_name=DASHBOARD, window_command=dashboard_command(),
+                x=200, y=50, attach=False,
+            )  # fmt: skip
+        except LibTmuxException as e:
+            if self.session() is not None:  # another process created it first
+                return False
+            raise HalError(f"cannot start the tmux session: {e}") from None
+        window = session.windows[0]
+        window.split(shell=shell_command(), percentage=35, attach=True)
+        log.info("tmux session created", extra={"socket": self.server.socket_path})
+        return True
+
+    def window_names(self) -> set[str]:
+        session = self.session()
+        if session is None:
+            return set()
+        return {w.window_name or "" for w in session.windows} - {DASHBOARD}
+
+    def ensure_window(self, name: str, command: str) -> bool:
+        """A window named `name` running `command`; True when it had to be created."""
+        self.ensure_session()
+        session = self.session()
+        if session is None:
+            raise HalError("the tmux session vanished while adding a window")
+        if name in self.window_names():
+            return False
+        session.new_window(window_name=name, window_shell=command, attach=False)
+        log.info("window created", extra={"window": name})
+        return True
+
+    def kill_window(self, name: str) -> None:
+        if name in self.window_names():
+            self.server.cmd("kill-window", "-t", f"={SESSION}:={name}")
+
+    def kill_server(self) -> None:
+        if self.alive():
+            self.server.kill()
+
+
+def attach_argv(sock: Path, window: str | None, inside_tmux: bool) -> list[str]:
+    """argv that shows `window` to the user: a new grouped session (one view per terminal).
+
+    Each terminal gets its own session in the group of `hal`, so two terminals can look at
+    two workers; `destroy-unattached` removes it when the terminal goes.
+    """
+    base = ["tmux", "-S", str(sock)]
+    if inside_tmux:  # typed in a pane of this server: change that terminal's window
+        return [*base, "select-window", "-t", f":={window or DASHBOARD}"]
+    argv = [*base, "new-session", "-t", f"={SESSION}", "-s", f"{SESSION}-{os.getpid()}",
+            ";", "set-option", "destroy-unattached", "on"]  # fmt: skip
+    if window:
+        argv += [";", "select-window", "-t", f":={window}"]
+    return argv

@@ -1,0 +1,119 @@
+"""Worker containers in the inner engine: found by label, ensured idempotently."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import docker
+import docker.errors
+from docker.models.containers import Container
+
+from hal_common import labels
+from hal_common.engine import run_in, translated
+from hal_common.errors import ImageMissing, NoSuchSession
+from parent_agent.spec import WorkerSpec, create_kwargs
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Worker:
+    """What the engine says about one worker (plain data for the reconciler and dashboard)."""
+
+    name: str
+    container: str
+    project: str
+    image: str
+    state: str
+    started_at: datetime | None
+    created: datetime | None
+
+
+def _parse_time(text: str | None) -> datetime | None:
+    if not text or text.startswith("0001-"):
+        return None
+    # Docker gives nanoseconds; Python takes microseconds.
+    head, _, frac = text.rstrip("Z").partition(".")
+    return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}").replace(tzinfo=UTC)
+
+
+def to_worker(c: Container) -> Worker:
+    attrs = c.attrs
+    lab = attrs.get("Config", {}).get("Labels") or {}
+    return Worker(
+        name=lab.get(labels.SESSION, c.name or ""),
+        container=c.name or "",
+        project=lab.get(labels.PROJECT, ""),
+        image=lab.get(labels.IMAGE, ""),
+        state=attrs.get("State", {}).get("Status", "unknown"),
+        started_at=_parse_time(attrs.get("State", {}).get("StartedAt")),
+        created=_parse_time(attrs.get("Created")),
+    )
+
+
+def list_workers(client: docker.DockerClient) -> list[Worker]:
+    with translated("listing workers"):
+        found = client.containers.list(all=True, filters=labels.managed_filter(labels.ROLE_WORKER))
+        return sorted((to_worker(c) for c in found), key=lambda w: w.name)
+
+
+def find_worker(client: docker.DockerClient, session: str) -> Container:
+    with translated(f"looking up {session}"):
+        found = client.containers.list(
+            all=True, filters=labels.managed_filter(labels.ROLE_WORKER, session)
+        )
+    if not found:
+        raise NoSuchSession(f"no worker for session {session}", hint="hal-agent ls lists them")
+    return found[0]
+
+
+def check_image(client: docker.DockerClient, image: str, expected_id: str | None) -> None:
+    """ImageMissing when the inner engine lacks `image` (or has another id than expected)."""
+    try:
+        have = str(client.images.get(image).id)
+    except docker.errors.ImageNotFound:
+        raise ImageMissing(
+            f"the inner engine has no image {image}",
+            hint="run claudy from the host: it loads the worker image into the parent",
+        ) from None
+    if expected_id and have != expected_id:
+        raise ImageMissing(f"the inner engine has an older {image} ({have[:19]})")
+
+
+def ensure_worker(client: docker.DockerClient, spec: WorkerSpec, claude_home: str) -> Container:
+    """The running worker for `spec`: started if stopped, created if missing. Idempotent."""
+    with translated(f"starting worker {spec.session}"):
+        try:
+            c = client.containers.get(spec.container)
+        except docker.errors.NotFound:
+            try:
+                c = client.containers.create(**create_kwargs(spec, claude_home))
+                log.info("created worker %s", spec.container)
+            except docker.errors.APIError as e:
+                if e.status_code != 409:  # 409: a concurrent spawn created it first
+                    raise
+                c = client.containers.get(spec.container)
+        if c.status != "running":
+            c.start()
+            c.reload()
+            log.info("started worker %s", spec.container)
+        return c
+
+
+def stop_all(client: docker.DockerClient, timeout: int = 10) -> None:
+    """Stop every running worker, each given `timeout` seconds."""
+    with translated("stopping workers"):
+        running = client.containers.list(filters=labels.managed_filter(labels.ROLE_WORKER))
+    for c in running:
+        with translated(f"stopping {c.name}"):
+            c.stop(timeout=timeout)
+            log.info("stopped worker %s", c.name)
+
+
+def agent_pid(c: Container) -> int | None:
+    """The agent's pid inside the worker, or None when it is not running."""
+    code, out = run_in(c, ["hal-worker", "pid"], f"asking {c.name} for its agent")
+    out = out.strip()
+    return int(out) if code == 0 and out.isdigit() else None
