@@ -20,7 +20,7 @@ from hal_common.engine import connect, run_in, translated
 from hal_common.errors import HalError, UsageError
 from hal_common.projects import check_roots, expand_roots, resolve_project
 from host_shim import images
-from host_shim.parent import VOLUMES, HostUser, ensure_parent, find_parent
+from host_shim.parent import HostUser, ensure_parent, find_parent, volume_names
 
 log = logging.getLogger("host_shim")
 err = Console(stderr=True, highlight=False)
@@ -212,7 +212,7 @@ def down(volumes: bool, yes: bool) -> None:
             parent.remove()
             click.echo(f"removed {c.cfg.parent.name}")
         if volumes:
-            for name in VOLUMES:
+            for name in volume_names(c.cfg.parent.name).values():
                 try:
                     client.volumes.get(name).remove()
                     click.echo(f"removed volume {name}")

@@ -17,10 +17,15 @@ from hal_common.errors import HalError
 
 log = logging.getLogger(__name__)
 
-DOCKER_VOLUME = "hal9000-docker"  # the inner engine's data (images, worker layers)
-CLAUDE_VOLUME = "hal9000-claude"  # the Claude home every worker shares
-DATA_VOLUME = "hal9000-data"  # shared services' data (ChromaDB, Memory Bank)
-VOLUMES = (DOCKER_VOLUME, CLAUDE_VOLUME, DATA_VOLUME)
+
+def volume_names(parent: str) -> dict[str, str]:
+    """Named volumes, per parent name: inner engine data, the shared Claude home, shared data."""
+    return {
+        str(paths.INNER_DATA_ROOT): f"{parent}-docker",
+        str(paths.PARENT_CLAUDE_HOME): f"{parent}-claude",
+        str(paths.PARENT_DATA): f"{parent}-data",
+    }
+
 
 # The least privilege that runs Docker-in-Docker without --privileged (see README).
 CAPS = ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE"]
@@ -59,11 +64,9 @@ def parent_kwargs(
 ) -> dict[str, Any]:
     """Keyword arguments for `client.containers.run` of the parent (docker-py)."""
     volumes: dict[str, dict[str, str]] = {
-        DOCKER_VOLUME: {"bind": str(paths.INNER_DATA_ROOT), "mode": "rw"},
-        CLAUDE_VOLUME: {"bind": str(paths.PARENT_CLAUDE_HOME), "mode": "rw"},
-        DATA_VOLUME: {"bind": str(paths.PARENT_DATA), "mode": "rw"},
-        config_dir: {"bind": str(paths.PARENT_CONFIG_DIR), "mode": "rw"},
+        vol: {"bind": target, "mode": "rw"} for target, vol in volume_names(cfg.parent.name).items()
     }
+    volumes[config_dir] = {"bind": str(paths.PARENT_CONFIG_DIR), "mode": "rw"}
     for root in roots:
         volumes[root] = {"bind": root, "mode": "rw"}  # the same absolute path inside
     if security == "caps":

@@ -10,6 +10,8 @@ import time
 from pathlib import Path
 
 import docker
+import docker.errors
+import requests.exceptions
 
 from hal_common import paths
 from hal_common.errors import EngineUnavailable, HalError
@@ -66,7 +68,7 @@ def wait_ping(client: docker.DockerClient, deadline: float, proc: subprocess.Pop
         try:
             if client.ping():
                 return
-        except Exception:
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
             log.debug("dockerd not answering yet")
         if time.monotonic() > deadline:
             raise EngineUnavailable(

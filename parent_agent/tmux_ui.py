@@ -37,7 +37,8 @@ def worker_window_command(container: str, docker_host: str = paths.INNER_DOCKER_
 
 
 def dashboard_command() -> str:
-    return "exec hal-agent dashboard"
+    # Restarted after a crash (shown in the pane), never leaving a dead pane behind.
+    return "while :; do hal-agent dashboard; echo 'dashboard ended; restarting'; sleep 2; done"
 
 
 def shell_command() -> str:

@@ -1,0 +1,3 @@
+from host_shim.cli import main
+
+main()

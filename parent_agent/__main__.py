@@ -1,0 +1,3 @@
+from parent_agent.cli import main
+
+main()

@@ -1,0 +1,55 @@
+# Shared by install.sh, scripts/test and .ci/run: system packages and a private dockerd.
+# shellcheck shell=bash
+
+say() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+die() { printf '\033[31merror:\033[0m %s\n' "$*" >&2; exit 1; }
+
+as_root() {
+    if [ "$(id -u)" = 0 ]; then "$@"; elif command -v sudo >/dev/null; then sudo "$@"; else
+        die "need root for: $* (run as root, or install sudo)"; fi
+}
+
+# apt_need CMD PACKAGE...: install PACKAGE(s) when CMD is missing (Debian/Ubuntu).
+apt_updated=""
+apt_need() {
+    local cmd=$1; shift
+    command -v "$cmd" >/dev/null 2>&1 && return 0
+    command -v apt-get >/dev/null || die "$cmd is missing and this is not Debian/Ubuntu: install $*"
+    if [ -z "$apt_updated" ]; then say "apt-get update"; as_root apt-get update -qq; apt_updated=1; fi
+    say "installing $*"
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null
+}
+
+python_venv() { # python_venv DIR EXTRAS: a venv with this project installed (editable)
+    local dir=$1 extras=${2:-}
+    if ! python3 -c 'import venv, ensurepip' 2>/dev/null; then apt_need __none__ python3-venv; fi
+    [ -x "$dir/bin/python" ] || python3 -m venv "$dir"
+    say "installing hal-9000${extras:+ [$extras]} into $dir"
+    "$dir/bin/pip" install -q --disable-pip-version-check -e "$ROOT${extras:+[$extras]}"
+}
+
+# start_private_dockerd RUNDIR DATAROOT: a dockerd of our own; prints its DOCKER_HOST.
+start_private_dockerd() {
+    local run=$1 data=$2
+    mkdir -p "$run" "$data"
+    dockerd --host "unix://$run/d.sock" --data-root "$data" --exec-root "$run/exec" \
+        --pidfile "$run/pid" >"$run/dockerd.log" 2>&1 &
+    local i
+    for i in $(seq 1 300); do
+        if docker -H "unix://$run/d.sock" version >/dev/null 2>&1; then
+            echo "unix://$run/d.sock"; return 0
+        fi
+        kill -0 "$(cat "$run/pid" 2>/dev/null || echo $!)" 2>/dev/null || break
+        sleep 0.1
+    done
+    tail -n 30 "$run/dockerd.log" >&2
+    die "private dockerd did not start (log above)"
+}
+
+stop_private_dockerd() { # stop_private_dockerd RUNDIR
+    local pid
+    pid=$(cat "$1/pid" 2>/dev/null) || return 0
+    kill "$pid" 2>/dev/null || return 0
+    for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+}

@@ -1,0 +1,188 @@
+"""Pure unit tests: names, config, projects, specs, plans, attach argv. No engines."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from hal_common import labels
+from hal_common.config import Config, WorkerConfig, parse_config, parse_memory
+from hal_common.errors import ConfigError, UsageError
+from hal_common.naming import container_name, is_session_name, session_name, slug
+from hal_common.projects import check_roots, expand_roots, resolve_project
+from host_shim.build_context import recipes
+from host_shim.parent import HostUser, parent_kwargs, resolve_security, volume_names
+from parent_agent.reconcile import EnsureWindow, KillWindow, plan
+from parent_agent.spec import create_kwargs, pick_owner, worker_spec
+from parent_agent.tmux_ui import attach_argv, worker_window_command
+from parent_agent.workers import Worker
+
+
+def test_session_name_is_deterministic_and_hashes_the_whole_path() -> None:
+    a = session_name("/home/u/src/My Project")
+    assert a == session_name("/home/u/src/My Project")
+    assert a.startswith("my-project-") and len(a.rsplit("-", 1)[1]) == 8
+    assert a != session_name("/home/u/other/My Project")
+    assert is_session_name(a)
+    assert container_name(a) == f"hal9000-w-{a}"
+
+
+@pytest.mark.parametrize(
+    ("text", "want"),
+    [("Foo_Bar", "foo-bar"), ("...", "project"), ("ünïcode", "n-code"), ("a" * 40, "a" * 24)],
+)
+def test_slug(text: str, want: str) -> None:
+    assert slug(text) == want
+
+
+def test_config_defaults_without_a_file(tmp_path: Path) -> None:
+    from hal_common.config import load_config
+
+    assert load_config(tmp_path / "absent.toml") == Config()
+
+
+def test_config_parses_values_and_warns_on_unknown_keys() -> None:
+    cfg = parse_config('[worker]\nmemory = "2g"\ncpus = 1\nbogus = 3\n[nope]\nx = 1\n')
+    assert cfg.worker.memory == "2g" and cfg.worker.cpus == 1.0
+    assert any("[worker].bogus" in w for w in cfg.warnings)
+    assert any("[nope]" in w for w in cfg.warnings)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[worker\n", ":1:"),
+        ('[worker]\ncpus = "two"\n', "[worker].cpus must be a number"),
+        ("[worker]\ncommand = []\n", "must not be empty"),
+        ('[parent]\nsecurity = "yolo"\n', "expected one of auto, caps"),
+        ('[worker]\nmemory = "lots"\n', "not a memory size"),
+        ("[worker]\npids = true\n", "must be an integer"),
+    ],
+)
+def test_config_errors_say_what_is_wrong(text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config(text)
+    assert needle in str(e.value)
+
+
+def test_parse_memory() -> None:
+    assert parse_memory("512m") == 512 << 20
+    assert parse_memory("4g") == 4 << 30
+    assert parse_memory("") == 0
+    with pytest.raises(ValueError, match="not a memory size"):
+        parse_memory("4 gigs")
+
+
+def test_resolve_project_rules(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    proj = root / "proj"
+    proj.mkdir(parents=True)
+    (root / "file").write_text("x")
+    (root / "link").symlink_to(proj)
+    roots = expand_roots((str(root),), "/nowhere")
+    assert resolve_project(str(root / "link"), roots) == str(proj)
+    for bad, needle in [
+        (root / "missing", "no such directory"),
+        (root / "file", "not a directory"),
+        (root, "is a root itself"),
+        (tmp_path, "not under a configured root"),
+        (Path("/etc"), "system directory"),
+    ]:
+        with pytest.raises(UsageError, match=needle):
+            resolve_project(str(bad), roots)
+
+
+def test_roots_expand_home_and_refuse_system_dirs() -> None:
+    assert expand_roots(("~", "~/src"), "/home/u") == ("/home/u", "/home/u/src")
+    with pytest.raises(UsageError, match="system directory"):
+        check_roots(("/usr",))
+
+
+def test_worker_spec_and_create_kwargs() -> None:
+    cfg = WorkerConfig(memory="1g", cpus=1.5, pids=100, env=("FOO", "MISSING"))
+    spec = worker_spec("/home/u/p", cfg, 1000, 1001, environ={"FOO": "1", "SECRET": "x"})
+    kw = create_kwargs(spec, "/config/claude")
+    assert kw["name"] == container_name(session_name("/home/u/p"))
+    assert kw["user"] == "1000:1001" and kw["working_dir"] == "/home/u/p"
+    assert kw["volumes"]["/home/u/p"] == {"bind": "/home/u/p", "mode": "rw"}
+    assert kw["volumes"]["/config/claude"]["bind"] == "/home/hal/.claude"
+    assert kw["environment"] == {"FOO": "1"}
+    assert kw["mem_limit"] == 1 << 30 and kw["nano_cpus"] == 1_500_000_000
+    assert kw["pids_limit"] == 100 and kw["network_mode"] == "host" and kw["init"] is True
+    assert kw["labels"][labels.SESSION] == spec.session
+    assert kw["labels"][labels.PROJECT] == "/home/u/p"
+    assert kw["labels"][labels.MANAGED] == "true"
+
+
+def test_pick_owner_never_root() -> None:
+    assert pick_owner(1000, 1000, 0, 0) == (1000, 1000)
+    assert pick_owner(0, 0, 1234, 1235) == (1234, 1235)
+    assert pick_owner(0, 0, 0, 0) == (1000, 1000)
+
+
+def test_parent_kwargs_caps_mode_mounts_roots_at_the_same_path() -> None:
+    kw = parent_kwargs(
+        Config(), ("/home/u",), "/home/u/.config/hal9000", HostUser(1000, 1000), "caps"
+    )
+    assert kw["volumes"]["/home/u"] == {"bind": "/home/u", "mode": "rw"}
+    assert kw["volumes"]["/home/u/.config/hal9000"]["bind"] == "/config/hal9000"
+    assert kw["volumes"]["/sys/fs/cgroup"]["mode"] == "rw"
+    assert set(volume_names("hal9000-parent").values()) <= set(kw["volumes"])
+    assert "privileged" not in kw and "SYS_ADMIN" in kw["cap_add"]
+    assert kw["labels"][labels.ROLE] == labels.ROLE_PARENT
+    assert parent_kwargs(Config(), (), "/c", HostUser(1, 1), "privileged")["privileged"] is True
+
+
+def test_resolve_security() -> None:
+    assert resolve_security("auto", {"runc"}) == "caps"
+    assert resolve_security("auto", {"runc", "sysbox-runc"}) == "sysbox"
+    assert resolve_security("privileged", {"sysbox-runc"}) == "privileged"
+
+
+def test_recipes_follow_the_worker_image() -> None:
+    cfg = parse_config('[worker]\nimage = "hal9000/worker:standard"\n')
+    assert [(r.dockerfile, r.target) for r in recipes(cfg)] == [
+        ("Dockerfile.worker", "standard"),
+        ("Dockerfile.parent", None),
+    ]
+    custom = parse_config('[worker]\nimage = "me/mine:1"\n')
+    assert [r.dockerfile for r in recipes(custom)] == ["Dockerfile.parent"]
+
+
+def _w(name: str, state: str) -> Worker:
+    return Worker(name, f"hal9000-w-{name}", f"/p/{name}", "img", state, None, None)
+
+
+def test_plan_removes_windows_of_stopped_workers_and_restores_on_fresh_session() -> None:
+    workers = [_w("a", "running"), _w("b", "exited"), _w("c", "running")]
+    assert plan(workers, {"a", "b"}, session_fresh=False) == [KillWindow("b")]
+    assert plan(workers, set(), session_fresh=True) == [
+        EnsureWindow("a", "hal9000-w-a"),
+        EnsureWindow("c", "hal9000-w-c"),
+    ]
+    assert plan(workers, {"a", "c"}, session_fresh=True) == []
+
+
+def test_attach_argv_groups_a_session_per_terminal_and_targets_exactly() -> None:
+    argv = attach_argv(Path("/run/x.sock"), "proj-12345678", inside_tmux=False)
+    assert argv[:3] == ["tmux", "-S", "/run/x.sock"]
+    assert argv[3:6] == ["new-session", "-t", "=hal"]
+    assert argv[-2:] == ["-t", ":=proj-12345678"]
+    inside = attach_argv(Path("/s"), "w", inside_tmux=True)
+    assert inside[3:] == ["select-window", "-t", ":=w"]
+
+
+def test_window_command_execs_into_the_worker() -> None:
+    cmd = worker_window_command("hal9000-w-x")
+    assert cmd.startswith("exec docker -H unix:///run/hal9000/docker.sock exec -it")
+    assert cmd.endswith("hal9000-w-x /usr/local/bin/hal-worker attach")
+
+
+def test_uid_of_this_process_is_not_assumed() -> None:
+    # host_owner falls back to the directory's owner when the host user is root.
+    from parent_agent.sessions import host_owner
+
+    st = os.stat(".")
+    assert host_owner(".", {"HAL_HOST_UID": "0"}) == pick_owner(0, 0, st.st_uid, st.st_gid)

@@ -1,0 +1,130 @@
+"""Workers against a real engine and the real worker image (no Docker-in-Docker here)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import docker
+import pytest
+from libtmux.test.retry import retry_until
+
+from hal_common import labels
+from hal_common.config import WorkerConfig
+from hal_common.errors import ImageMissing, NoSuchSession
+from parent_agent import workers
+from parent_agent.spec import WorkerSpec, worker_spec
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    proj = tmp_path / "proj"
+    proj.mkdir()
+    os.chown(proj, 1234, 1235) if os.geteuid() == 0 else None
+    return proj
+
+
+@pytest.fixture
+def spec(project: Path, built_images: dict[str, str]) -> Iterator[WorkerSpec]:
+    s = worker_spec(str(project), WorkerConfig(memory="512m", cpus=1.0, pids=256), 1234, 1235)
+    yield s
+    client = docker.DockerClient(base_url=os.environ.get("HAL_TEST_DOCKER_HOST") or None)
+    for c in client.containers.list(all=True, filters=labels.managed_filter(session=s.session)):
+        c.remove(force=True)
+
+
+@pytest.fixture
+def claude_home(tmp_path: Path) -> str:
+    home = tmp_path / "claude-home"
+    home.mkdir(mode=0o700)
+    os.chown(home, 1234, 1235) if os.geteuid() == 0 else None
+    return str(home)
+
+
+def test_ensure_worker_creates_labels_mounts_limits_and_is_idempotent(
+    dclient: docker.DockerClient, spec: WorkerSpec, claude_home: str
+) -> None:
+    c = workers.ensure_worker(dclient, spec, claude_home)
+    assert c.status == "running"
+    again = workers.ensure_worker(dclient, spec, claude_home)
+    assert again.id == c.id
+    attrs = c.attrs
+    lab = attrs["Config"]["Labels"]
+    assert lab[labels.SESSION] == spec.session and lab[labels.PROJECT] == spec.project
+    assert lab[labels.MANAGED] == "true" and lab[labels.IMAGE] == spec.image
+    mounts = {m["Destination"]: m["Source"] for m in attrs["Mounts"]}
+    assert mounts[spec.project] == spec.project
+    assert mounts["/home/hal/.claude"] == claude_home
+    assert attrs["Config"]["WorkingDir"] == spec.project
+    assert attrs["Config"]["User"] == "1234:1235"
+    assert attrs["HostConfig"]["Memory"] == 512 << 20
+    assert attrs["HostConfig"]["PidsLimit"] == 256
+    assert attrs["HostConfig"]["NetworkMode"] == "host"
+    listed = [w for w in workers.list_workers(dclient) if w.name == spec.session]
+    assert listed and listed[0].state == "running" and listed[0].project == spec.project
+
+
+def test_files_the_agent_writes_belong_to_the_user(
+    dclient: docker.DockerClient, spec: WorkerSpec, claude_home: str, project: Path
+) -> None:
+    c = workers.ensure_worker(dclient, spec, claude_home)
+    res = c.exec_run(["sh", "-c", f"touch {project}/made-inside && id -u"])
+    assert res.exit_code == 0, res.output
+    st = (project / "made-inside").stat()
+    assert (st.st_uid, st.st_gid) == (1234, 1235)
+
+
+def test_the_agent_runs_in_the_worker_and_a_stopped_worker_restarts(
+    dclient: docker.DockerClient, spec: WorkerSpec, claude_home: str
+) -> None:
+    c = workers.ensure_worker(dclient, spec, claude_home)
+    assert retry_until(lambda: workers.agent_pid(c) is not None, 10)
+    pid = workers.agent_pid(c)
+    top = c.top()
+    assert any("claude" in " ".join(p) for p in top["Processes"]), top
+    c.stop(timeout=5)
+    restarted = workers.ensure_worker(dclient, spec, claude_home)
+    assert restarted.id == c.id and restarted.status == "running"
+    assert retry_until(lambda: workers.agent_pid(restarted) not in (None, pid), 10)
+
+
+def test_two_spawns_at_once_give_one_worker(
+    dclient: docker.DockerClient, spec: WorkerSpec, claude_home: str
+) -> None:
+    ids: list[str] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def go() -> None:
+        client = docker.DockerClient(base_url=dclient.api.base_url)
+        barrier.wait()
+        try:
+            ids.append(str(workers.ensure_worker(client, spec, claude_home).id))
+        except BaseException as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len(set(ids)) == 1
+    found = dclient.containers.list(all=True, filters=labels.managed_filter(session=spec.session))
+    assert len(found) == 1
+
+
+def test_missing_image_and_unknown_session_are_clear_errors(
+    dclient: docker.DockerClient, built_images: dict[str, str]
+) -> None:
+    with pytest.raises(ImageMissing, match="has no image hal9000/none:0"):
+        workers.check_image(dclient, "hal9000/none:0", None)
+    with pytest.raises(ImageMissing, match="older"):
+        workers.check_image(dclient, "hal9000/worker:minimal", "sha256:" + "0" * 64)
+    workers.check_image(dclient, "hal9000/worker:minimal", built_images["worker"])
+    with pytest.raises(NoSuchSession):
+        workers.find_worker(dclient, "nothing-00000000")
