@@ -9,6 +9,7 @@ from pathlib import Path
 RUN_DIR = Path("/run/hal9000")
 INNER_DOCKER_SOCK = RUN_DIR / "docker.sock"
 INNER_DOCKER_HOST = f"unix://{INNER_DOCKER_SOCK}"
+INNER_API_VERSION = "1.41"  # dockerd 20.10 from Debian bookworm's docker.io
 TMUX_SOCK = RUN_DIR / "tmux.sock"
 READY_FILE = RUN_DIR / "ready"
 LOCK_DIR = RUN_DIR / "locks"

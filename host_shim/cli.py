@@ -207,9 +207,9 @@ def down(volumes: bool, yes: bool) -> None:
         click.confirm("Delete the Claude home, shared data and inner images too?", abort=True)
     with translated("removing the parent"):
         if parent is not None:
-            if parent.status == "running":
+            if parent.status in ("running", "restarting"):
                 parent.stop(timeout=60)
-            parent.remove()
+            parent.remove(force=True)
             click.echo(f"removed {c.cfg.parent.name}")
         if volumes:
             for name in volume_names(c.cfg.parent.name).values():

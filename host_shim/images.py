@@ -9,11 +9,12 @@ import socket
 import subprocess
 import tempfile
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 
 import docker
 import docker.errors
 from docker.models.containers import Container
-from docker.utils.socket import consume_socket_output, frames_iter
+from docker.utils.socket import frames_iter
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -60,6 +61,49 @@ def ensure_base(client: docker.DockerClient, base: str, console: Console) -> str
     return OFFLINE_BASE
 
 
+DEBIAN_SOURCES = """\
+Types: deb
+URIs: http://deb.debian.org/debian
+Suites: bookworm bookworm-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+"""
+HOST_CA_DIR = Path("/usr/local/share/ca-certificates")
+
+
+def slim_rootfs(rootfs: Path) -> None:
+    """Make a debootstrap tree a base image: apt sources, the host's extra CAs, no caches.
+
+    The host's local CA certificates (a company's TLS proxy, say) go in so that builds on
+    this base reach PyPI and npm the way the host does; ca-certificates picks them up when
+    the images install it.
+    """
+    (rootfs / "etc/apt/sources.list").unlink(missing_ok=True)
+    (rootfs / "etc/apt/sources.list.d/debian.sources").write_text(DEBIAN_SOURCES)
+    if HOST_CA_DIR.is_dir():
+        shutil.copytree(HOST_CA_DIR, rootfs / HOST_CA_DIR.relative_to("/"), dirs_exist_ok=True)
+    for rel in ("etc/resolv.conf", "etc/hostname"):
+        (rootfs / rel).unlink(missing_ok=True)
+    for rel in ("var/lib/apt/lists", "var/cache/apt", "usr/share/man", "usr/share/info",
+                "usr/share/locale", "var/log"):  # fmt: skip
+        target = rootfs / rel
+        if target.is_dir():
+            for child in target.iterdir():
+                if child.is_dir() and not child.is_symlink():
+                    shutil.rmtree(child)
+                else:
+                    child.unlink()
+    for doc in (rootfs / "usr/share/doc").glob("*/*"):
+        if doc.name != "copyright":
+            shutil.rmtree(doc) if doc.is_dir() and not doc.is_symlink() else doc.unlink()
+
+
 def build_offline_base(client: docker.DockerClient, console: Console) -> None:
     """debootstrap a minimal Debian and import it: a base without any image registry."""
     if shutil.which("debootstrap") is None or os.geteuid() != 0:
@@ -68,27 +112,26 @@ def build_offline_base(client: docker.DockerClient, console: Console) -> None:
             hint="as root with debootstrap installed run `sudo claudy build` "
             "(apt-get install debootstrap), or `docker pull debian:bookworm-slim` when online",
         )
-    with tempfile.TemporaryDirectory(prefix="hal9000-rootfs-") as rootfs:
-        argv = ["debootstrap", "--variant=minbase", "bookworm", rootfs, DEBIAN_MIRROR]
+    with tempfile.TemporaryDirectory(prefix="hal9000-rootfs-") as tmp:
+        rootfs = Path(tmp)
+        argv = ["debootstrap", "--variant=minbase", "bookworm", tmp, DEBIAN_MIRROR]
         with console.status("debootstrap bookworm (about 30 s) …") as status:
             proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-            assert proc.stdout is not None  # noqa: S101 - PIPE was asked for
             lines: list[str] = []
-            for raw in proc.stdout:
+            for raw in proc.stdout or ():
                 line = raw.decode(errors="replace").rstrip()
                 lines.append(line)
                 status.update(f"debootstrap: {line[:70]}")
             if proc.wait() != 0:
                 raise HalError("debootstrap failed:\n" + "\n".join(lines[-15:]))
+        slim_rootfs(rootfs)
         with console.status("importing the base image …"):
             tar = subprocess.Popen(
-                ["tar", "-C", rootfs, "--numeric-owner", "-c", "."], stdout=subprocess.PIPE
+                ["tar", "-C", tmp, "--numeric-owner", "-c", "."], stdout=subprocess.PIPE
             )
+            repo, tag = OFFLINE_BASE.split(":")
             with translated("importing the base image"):
-                client.api.import_image(
-                    src=tar.stdout, repository=OFFLINE_BASE.split(":")[0],
-                    tag=OFFLINE_BASE.split(":")[1], stream_src=True,
-                )  # fmt: skip
+                client.api.import_image(src=tar.stdout, repository=repo, tag=tag, stream_src=True)
             if tar.wait() != 0:
                 raise HalError("tar of the debootstrap tree failed")
     console.print(f"[green]built[/] {OFFLINE_BASE} from Debian packages")
@@ -117,8 +160,9 @@ def build(
                 continue
             last.extend(text.splitlines())
             if text.startswith("Step "):
-                console.print(f"  [dim]{text[:110]}[/]")
-                status.update(f"{recipe.tag}: {text[:80]}")
+                step = " ".join(text.split())
+                console.print(f"  [dim]{step}[/]", no_wrap=True, overflow="ellipsis", markup=True)
+                status.update(f"{recipe.tag}: {step[:60]}")
     with translated(f"inspecting {recipe.tag}"):
         image = client.images.get(recipe.tag)
     console.print(f"[green]built[/] {recipe.tag} ({image.attrs['Size'] / 1e6:.0f} MB)")
@@ -161,11 +205,11 @@ def exec_with_stdin(
                 raw.sendall(chunk)
             raw.shutdown(socket.SHUT_WR)
             frames = frames_iter(sock, tty=False)  # type: ignore[no-untyped-call]
-            out = consume_socket_output(frames, demux=False)
+            out = b"".join(data for _stream, data in frames)
         finally:
             sock.close()
         code = api.exec_inspect(ex["Id"])["ExitCode"]
-    return int(code if code is not None else 1), bytes(out or b"").decode(errors="replace")
+    return int(code if code is not None else 1), out.decode(errors="replace")
 
 
 def _counted(chunks: Iterator[bytes], progress: Progress, task: int) -> Iterator[bytes]:

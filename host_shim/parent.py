@@ -124,15 +124,22 @@ def ensure_parent(
             log.info("creating parent", extra={"security": security})
             c = client.containers.run(**parent_kwargs(cfg, roots, config_dir, user, security))
             changed = True
+        elif c.status == "restarting":
+            tail = c.logs(tail=15).decode(errors="replace").strip()
+            raise HalError(
+                f"the parent {cfg.parent.name} keeps crashing; last lines of its log:\n{tail}",
+                hint="claudy doctor; `claudy down && claudy` recreates it (volumes stay)",
+            )
         elif c.status != "running":
             c.start()
             changed = True
     code, out = run_in(c, ["hal-agent", "ready", "--timeout", str(ready_timeout)])
     if code != 0:
-        c.reload()
-        tail = c.logs(tail=30).decode(errors="replace") if c.status != "running" else ""
+        with translated("reading the parent's log"):
+            tail = c.logs(tail=15).decode(errors="replace").strip()
         raise HalError(
-            f"the parent did not become ready: {out.strip()}" + (f"\n{tail}" if tail else ""),
+            f"the parent did not become ready: {out.strip() or 'it is not running'}\n"
+            f"last lines of its log:\n{tail}",
             hint="claudy doctor checks privileges; `docker logs "
             f"{cfg.parent.name}` shows the agent's log",
         )

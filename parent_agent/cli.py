@@ -76,7 +76,12 @@ def run() -> None:
 
     cfg = _config()
     _setup_logging(cfg.log.level, to_file=True)
-    sys.exit(Agent(cfg).run())
+    try:
+        code = Agent(cfg).run()
+    except HalError as e:
+        log.critical("%s", e)
+        code = e.exit_code
+    sys.exit(code)
 
 
 @main.command()

@@ -95,7 +95,10 @@ class Dockerd:
                 dockerd_argv(self.sock), stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
-        client = docker.DockerClient(base_url=f"unix://{self.sock}", timeout=60)
+        # A fixed API version: docker-py would otherwise ask the not-yet-listening daemon.
+        client = docker.DockerClient(
+            base_url=f"unix://{self.sock}", version=paths.INNER_API_VERSION, timeout=60
+        )
         wait_ping(client, time.monotonic() + timeout, self.proc)
         driver = client.info().get("Driver", "?")
         if driver == "vfs":

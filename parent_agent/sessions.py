@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import fcntl
+import json
 import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import docker
 
@@ -54,13 +56,43 @@ def host_owner(project: str, environ: dict[str, str] | None = None) -> tuple[int
     )
 
 
-def prepare_claude_home(claude_home: Path, uid: int, gid: int) -> None:
-    """The shared Claude home, owned by the worker user, 0700."""
+def prepare_claude_home(claude_home: Path, uid: int, gid: int, project: str) -> None:
+    """The shared Claude home, owned by the worker user, 0700, past the first-run wizard.
+
+    Without `hasCompletedOnboarding` Claude Code starts its onboarding, which needs the
+    network, and exits at once when offline. The project's folder trust is granted: the
+    user asked for this directory by running claudy in it, and Claude's trust question
+    defaults to "No, exit", which would stop the worker on the first Enter.
+    """
     claude_home.mkdir(parents=True, exist_ok=True)
     st = claude_home.stat()
     if (st.st_uid, st.st_gid) != (uid, gid):
         os.chown(claude_home, uid, gid)
     claude_home.chmod(0o700)
+    state_file = claude_home / ".claude.json"
+    try:
+        state = json.loads(state_file.read_text())
+    except FileNotFoundError:
+        state = {}
+    except (OSError, ValueError) as e:
+        log.warning("leaving %s alone: %s", state_file, e)
+        return
+    wanted = grant(state, project)
+    if wanted != state:
+        tmp = claude_home / ".claude.json.hal-tmp"
+        tmp.write_text(json.dumps(wanted, indent=2) + "\n")
+        tmp.chmod(0o600)
+        os.chown(tmp, uid, gid)
+        os.replace(tmp, state_file)
+
+
+def grant(state: dict[str, Any], project: str) -> dict[str, Any]:
+    """Claude's state with onboarding done and `project` trusted (a new dict)."""
+    projects = dict(state.get("projects") or {})
+    entry = dict(projects.get(project) or {})
+    entry["hasTrustDialogAccepted"] = True
+    projects[project] = entry
+    return {**state, "hasCompletedOnboarding": True, "projects": projects}
 
 
 def spawn(
@@ -78,7 +110,7 @@ def spawn(
     spec = worker_spec(project, cfg.worker, uid, gid)
     with session_lock(spec.session):
         workers.check_image(client, spec.image, image_id)
-        prepare_claude_home(claude_home, uid, gid)
+        prepare_claude_home(claude_home, uid, gid, project)
         workers.ensure_worker(client, spec, str(claude_home))
         if ui is not None:
             ui.ensure_window(spec.session, worker_window_command(spec.container, docker_host))
