@@ -102,12 +102,13 @@ class Agent:
             log.info("shutting down", extra={"signal": ev.signum})
             return False
         if isinstance(ev, DockerdExited):
-            self.restarts += 1
             log.error("dockerd exited with code %s", ev.code)
+            self.client = None
+        if self.client is None:
+            self.restarts += 1
             if self.restarts > MAX_DOCKERD_RESTARTS:
                 log.error("dockerd keeps dying; giving up (see %s)", paths.LOG_DIR)
                 return False
-            self.client = None
             self._start_engine()
         self.reconcile()
         return True
@@ -133,8 +134,11 @@ class Agent:
                     ev: Event = self.inbox.get(timeout=TICK)
                 except queue.Empty:
                     ev = Tick()
-                if not self.handle(ev):
-                    break
+                try:
+                    if not self.handle(ev):
+                        break
+                except HalError as e:  # log, keep the last good state, go on
+                    log.error("%s", e)
         finally:
             self.shutdown()
         return 0

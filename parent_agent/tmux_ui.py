@@ -74,8 +74,10 @@ class TmuxUI:
             if self.session() is not None:  # another process created it first
                 return False
             raise HalError(f"cannot start the tmux session: {e}") from None
-        window = session.windows[0]
-        window.split(shell=shell_command(), percentage=35, attach=True)
+        try:
+            session.windows[0].split(shell=shell_command(), percentage=35, attach=True)
+        except LibTmuxException as e:
+            raise HalError(f"cannot split the dashboard window: {e}") from None
         log.info("tmux session created", extra={"socket": self.server.socket_path})
         return True
 
@@ -83,7 +85,11 @@ class TmuxUI:
         session = self.session()
         if session is None:
             return set()
-        return {w.window_name or "" for w in session.windows} - {DASHBOARD}
+        try:
+            return {w.window_name or "" for w in session.windows} - {DASHBOARD}
+        except LibTmuxException as e:  # the server died under us: no windows
+            log.debug("listing windows: %s", e)
+            return set()
 
     def ensure_window(self, name: str, command: str) -> bool:
         """A window named `name` running `command`; True when it had to be created."""
@@ -93,13 +99,16 @@ class TmuxUI:
             raise HalError("the tmux session vanished while adding a window")
         if name in self.window_names():
             return False
-        session.new_window(window_name=name, window_shell=command, attach=False)
+        try:
+            session.new_window(window_name=name, window_shell=command, attach=False)
+        except LibTmuxException as e:
+            raise HalError(f"cannot open a window for {name}: {e}") from None
         log.info("window created", extra={"window": name})
         return True
 
     def kill_window(self, name: str) -> None:
         if name in self.window_names():
-            self.server.cmd("kill-window", "-t", f"={SESSION}:={name}")
+            self.server.cmd("kill-window", "-t", f"={SESSION}:={name}")  # no error if gone
 
     def kill_server(self) -> None:
         if self.alive():

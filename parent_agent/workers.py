@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import threading
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -94,12 +96,25 @@ def ensure_worker(client: docker.DockerClient, spec: WorkerSpec, claude_home: st
             except docker.errors.APIError as e:
                 if e.status_code != 409:  # 409: a concurrent spawn created it first
                     raise
-                c = client.containers.get(spec.container)
+                c = _created_by_another(client, spec.container)
         if c.status != "running":
             c.start()
             c.reload()
             log.info("started worker %s", spec.container)
         return c
+
+
+def _created_by_another(client: docker.DockerClient, name: str, timeout: float = 30) -> Container:
+    """The container a concurrent create is making: its name is reserved before it is listed."""
+    deadline = time.monotonic() + timeout
+    pause = threading.Event()
+    while True:
+        try:
+            return client.containers.get(name)
+        except docker.errors.NotFound:
+            if time.monotonic() > deadline:
+                raise
+            pause.wait(0.02)
 
 
 def stop_all(client: docker.DockerClient, timeout: int = 10) -> None:

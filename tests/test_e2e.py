@@ -25,6 +25,7 @@ from libtmux.test.retry import retry_until
 
 from hal_common import labels, paths
 from hal_common.engine import run_in
+from hal_common.errors import HalError
 from hal_common.naming import container_name, session_name
 
 pytestmark = pytest.mark.e2e
@@ -69,8 +70,14 @@ class Env:
 
     def parent_windows(self) -> set[str]:
         argv = ["tmux", "-S", str(paths.TMUX_SOCK), "list-windows", "-t", "=hal", "-F", "#W"]
-        code, out = run_in(self.parent, argv)
+        try:
+            code, out = run_in(self.parent, argv)
+        except HalError:  # the parent is not running: no windows
+            return set()
         return set(out.split()) if code == 0 else set()
+
+    def logs(self) -> str:
+        return str(self.parent.logs(tail=60).decode(errors="replace"))
 
     def project(self, name: str) -> Path:
         p = self.root / name
@@ -200,7 +207,7 @@ def test_the_agent_outlives_its_window_and_the_tmux_server(
     env.parent.exec_run(["tmux", "-S", str(paths.TMUX_SOCK), "kill-server"])
     assert _agent_pid(env, proj) == pid
     # the parent's loop brings tmux back, with a window for each running worker
-    assert retry_until(lambda: name in env.parent_windows(), 15, raises=False)
+    assert retry_until(lambda: name in env.parent_windows(), 15, raises=False), env.logs()
     # and reattaching from a terminal shows the same, live agent
     session = server.new_session("again", x=120, y=40, window_command=env.claudy_argv(str(proj)))
     pane = session.windows[0].panes[0]

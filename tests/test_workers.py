@@ -15,6 +15,7 @@ from hal_common import labels
 from hal_common.config import WorkerConfig
 from hal_common.errors import ImageMissing, NoSuchSession
 from parent_agent import workers
+from parent_agent.sessions import prepare_claude_home
 from parent_agent.spec import WorkerSpec, worker_spec
 
 pytestmark = pytest.mark.docker
@@ -29,19 +30,19 @@ def project(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def spec(project: Path, built_images: dict[str, str]) -> Iterator[WorkerSpec]:
+def spec(
+    project: Path, dclient: docker.DockerClient, built_images: dict[str, str]
+) -> Iterator[WorkerSpec]:
     s = worker_spec(str(project), WorkerConfig(memory="512m", cpus=1.0, pids=256), 1234, 1235)
     yield s
-    client = docker.DockerClient(base_url=os.environ.get("HAL_TEST_DOCKER_HOST") or None)
-    for c in client.containers.list(all=True, filters=labels.managed_filter(session=s.session)):
+    for c in dclient.containers.list(all=True, filters=labels.managed_filter(session=s.session)):
         c.remove(force=True)
 
 
 @pytest.fixture
 def claude_home(tmp_path: Path) -> str:
     home = tmp_path / "claude-home"
-    home.mkdir(mode=0o700)
-    os.chown(home, 1234, 1235) if os.geteuid() == 0 else None
+    prepare_claude_home(home, 1234, 1235, str(tmp_path / "proj"))
     return str(home)
 
 
@@ -93,16 +94,16 @@ def test_the_agent_runs_in_the_worker_and_a_stopped_worker_restarts(
 
 
 def test_two_spawns_at_once_give_one_worker(
-    dclient: docker.DockerClient, spec: WorkerSpec, claude_home: str
+    dclient: docker.DockerClient, docker_host: str, spec: WorkerSpec, claude_home: str
 ) -> None:
     ids: list[str] = []
     errors: list[BaseException] = []
     barrier = threading.Barrier(4)
 
     def go() -> None:
-        client = docker.DockerClient(base_url=dclient.api.base_url)
-        barrier.wait()
         try:
+            client = docker.DockerClient(base_url=docker_host)
+            barrier.wait()
             ids.append(str(workers.ensure_worker(client, spec, claude_home).id))
         except BaseException as e:  # noqa: BLE001 - collected and asserted below
             errors.append(e)
