@@ -46,10 +46,14 @@ start_private_dockerd() {
     die "private dockerd did not start (log above)"
 }
 
-stop_private_dockerd() { # stop_private_dockerd RUNDIR
-    local pid
-    pid=$(cat "$1/pid" 2>/dev/null) || return 0
-    kill "$pid" 2>/dev/null || return 0
-    for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.1; done
-    kill -9 "$pid" 2>/dev/null || true
+stop_private_dockerd() { # stop_private_dockerd RUNDIR [DATAROOT]: stop it, unmount what it left
+    local pid dir
+    if pid=$(cat "$1/pid" 2>/dev/null) && kill "$pid" 2>/dev/null; then
+        for _ in $(seq 1 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    fi
+    for dir in "$@"; do
+        awk -v d="$dir" 'index($2, d) == 1 { print $2 }' /proc/mounts | sort -r |
+            while read -r m; do umount -l "$m" 2>/dev/null || true; done
+    done
 }

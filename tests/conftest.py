@@ -60,7 +60,9 @@ def built_images(dclient: docker.DockerClient) -> dict[str, str]:
 
     os.environ.setdefault("HAL9000_OFFLINE", "1")
     cfg = Config()
-    images.ensure_images(dclient, cfg, Console(stderr=True))
+    # force: always (re)build, so the tests run this checkout's code (the layer cache keeps
+    # it to seconds when only Python changed)
+    images.ensure_images(dclient, cfg, Console(stderr=True), force=True)
     return {
         "worker": str(dclient.images.get(cfg.worker.image).id),
         "parent": str(dclient.images.get(cfg.parent.image).id),

@@ -243,3 +243,38 @@ def test_status_lists_the_workers(env: Env) -> None:
     data = json.loads(res.stdout)
     assert data["parent"]["state"] == "running"
     assert session_name(str(env.project("alpha"))) in {w["name"] for w in data["workers"]}
+
+
+def test_doctor_reports_each_check(env: Env) -> None:
+    res = env.claudy("doctor")
+    assert res.returncode == 0, res.stderr
+    for line in ("✓ config", "✓ engine", "✓ privileges", "inner engine up", "✓ images"):
+        assert line in res.stderr, res.stderr
+    broken = dict(env.env, DOCKER_HOST="unix:///tmp/hal-no-engine.sock")
+    argv = [sys.executable, "-m", "host_shim", "doctor"]
+    res = subprocess.run(argv, env=broken, capture_output=True, text=True, timeout=60, check=False)
+    assert res.returncode == 1
+    assert "✗ engine" in res.stderr and "fix:" in res.stderr
+
+
+def test_stop_asks_then_shuts_down_in_order_and_claudy_brings_it_back(env: Env) -> None:
+    proj = env.project("alpha")
+    assert env.claudy("-d", str(proj)).returncode == 0
+    refused = subprocess.run(
+        [sys.executable, "-m", "host_shim", "stop"], env=env.env, input="n\n",
+        capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    assert refused.returncode == 1 and "Stop them all?" in refused.stdout
+    assert env.parent.status == "running"
+    res = env.claudy("stop", "--yes")
+    assert res.returncode == 0, res.stderr
+    assert env.parent.status == "exited"
+    log = env.parent.logs().decode()
+    order = [log.rfind(m) for m in ("stopped worker", "dockerd stopped", "parent stopped")]
+    assert -1 not in order and order == sorted(order), log[-2000:]
+    # the next claudy starts the parent again; the worker image is still inside (a volume)
+    res = env.claudy("-d", str(proj))
+    assert res.returncode == 0, res.stderr
+    assert "loading" not in res.stderr
+    assert [w["State"]["Status"] for w in env.inner_workers()
+            if w["Config"]["Labels"][labels.PROJECT] == str(proj)] == ["running"]  # fmt: skip
