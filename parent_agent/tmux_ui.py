@@ -42,8 +42,8 @@ def dashboard_command() -> str:
 
 
 def shell_command() -> str:
-    hint = "hal-agent --help  # spawn DIR, attach DIR, ls"
-    return f"echo {shlex.quote(hint)}; exec bash --login 2>/dev/null || exec sh"
+    rc = str(resources.files("parent_agent").joinpath("shell.rc"))
+    return f"exec bash --rcfile {shlex.quote(rc)} -i"
 
 
 class TmuxUI:
