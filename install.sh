@@ -15,9 +15,14 @@ apt_need debootstrap debootstrap   # builds the base image where no registry ans
 if ! docker info >/dev/null 2>&1; then
     if ! as_root docker info >/dev/null 2>&1; then
         say "starting the Docker engine"
-        as_root service docker start >/dev/null 2>&1 || as_root systemctl start docker 2>/dev/null || true
-        for _ in $(seq 1 100); do as_root docker info >/dev/null 2>&1 && break; sleep 0.2; done
-        as_root docker info >/dev/null 2>&1 || die "the Docker engine does not start: see 'sudo dockerd' output"
+        as_root systemctl start docker >/dev/null 2>&1 || as_root service docker start >/dev/null 2>&1 || {
+            # no init system that can (containers, some VMs): run dockerd in the background
+            say "no service manager could start docker; starting dockerd (log: /var/log/dockerd.log)"
+            as_root sh -c 'nohup dockerd >>/var/log/dockerd.log 2>&1 &'
+        }
+        for _ in $(seq 1 150); do as_root docker info >/dev/null 2>&1 && break; sleep 0.2; done
+        as_root docker info >/dev/null 2>&1 ||
+            die "the Docker engine does not start: see /var/log/dockerd.log or 'sudo dockerd'"
     fi
     if [ "$(id -u)" != 0 ] && ! docker info >/dev/null 2>&1; then
         as_root usermod -aG docker "$(id -un)"
