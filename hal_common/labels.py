@@ -18,14 +18,13 @@ ROLE_WORKER = "worker"
 
 
 def managed_filter(
-    role: str | None = None, session: str | None = None
+    role: str | None = None, session: str | None = None, project: str | None = None
 ) -> dict[str, str | list[str] | bool]:
-    """A docker-py `filters` dict that matches our objects (optionally one role or session)."""
+    """A docker-py `filters` dict that matches our objects, optionally narrowed."""
     wanted: list[str] = [f"{MANAGED}=true"]
-    if role is not None:
-        wanted.append(f"{ROLE}={role}")
-    if session is not None:
-        wanted.append(f"{SESSION}={session}")
+    for key, value in ((ROLE, role), (SESSION, session), (PROJECT, project)):
+        if value is not None:
+            wanted.append(f"{key}={value}")
     return {"label": wanted}
 
 

@@ -5,17 +5,19 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-# Inside the parent container.
-RUN_DIR = Path("/run/hal9000")
+# Inside the parent container. The HAL_* variables exist so that tests can run hal-agent's
+# commands against a test engine and a test tmux server on the host; the parent sets none.
+RUN_DIR = Path(os.environ.get("HAL_RUN_DIR", "/run/hal9000"))
 INNER_DOCKER_SOCK = RUN_DIR / "docker.sock"
-INNER_DOCKER_HOST = f"unix://{INNER_DOCKER_SOCK}"
+INNER_DOCKER_HOST = os.environ.get("HAL_INNER_DOCKER_HOST", f"unix://{INNER_DOCKER_SOCK}")
 INNER_API_VERSION = "1.41"  # dockerd 20.10 from Debian bookworm's docker.io
-TMUX_SOCK = RUN_DIR / "tmux.sock"
+TMUX_SOCK = Path(os.environ.get("HAL_TMUX_SOCKET", str(RUN_DIR / "tmux.sock")))
 READY_FILE = RUN_DIR / "ready"
 LOCK_DIR = RUN_DIR / "locks"
-LOG_DIR = Path("/var/log/hal9000")
+STATUS_FILE = RUN_DIR / "status.json"  # the loop's recent errors, read by the dashboard
+LOG_DIR = Path(os.environ.get("HAL_LOG_DIR", "/var/log/hal9000"))
 PARENT_CONFIG_DIR = Path("/config/hal9000")
-PARENT_CLAUDE_HOME = Path("/config/claude")
+PARENT_CLAUDE_HOME = Path(os.environ.get("HAL_CLAUDE_HOME", "/config/claude"))
 PARENT_DATA = Path("/data")
 INNER_DATA_ROOT = Path("/var/lib/docker")
 

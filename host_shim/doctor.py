@@ -102,5 +102,5 @@ def run_checks(console: Console) -> int:
     doc.check("docker client", docker_cli)
     doc.check("build context", lambda: str(context_dir()))
     if os.getuid() == 0 and not os.environ.get("SUDO_UID"):
-        console.print("[yellow]![/] running as root: workers run as each project's owner")
+        console.print("[yellow]![/] running as root: each worker runs as its project's owner")
     return 1 if doc.failures else 0

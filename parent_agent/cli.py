@@ -34,7 +34,7 @@ def _config() -> Config:
 
 def _inner() -> docker.DockerClient:
     return connect(
-        os.environ.get("HAL_INNER_DOCKER_HOST", paths.INNER_DOCKER_HOST),
+        paths.INNER_DOCKER_HOST,
         "the parent's inner engine",
         hint="hal-agent run starts it; see /var/log/hal9000/dockerd.log",
     )

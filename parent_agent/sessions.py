@@ -6,6 +6,7 @@ import fcntl
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,10 +14,9 @@ from typing import Any
 
 import docker
 
-from hal_common import paths
+from hal_common import labels, paths
 from hal_common.config import Config
 from hal_common.errors import NoSuchSession, UsageError
-from hal_common.naming import is_session_name, session_name
 from parent_agent import workers
 from parent_agent.spec import WorkerSpec, pick_owner, worker_spec
 from parent_agent.tmux_ui import TmuxUI, worker_window_command
@@ -103,11 +103,24 @@ def spawn(
     image_id: str | None = None,
     claude_home: Path = paths.PARENT_CLAUDE_HOME,
     docker_host: str = paths.INNER_DOCKER_HOST,
+    name: str | None = None,
+    image: str | None = None,
 ) -> WorkerSpec:
     """Ensure the worker for `directory` runs and (given a tmux UI) has a window. Idempotent."""
     project = project_path(directory)
     uid, gid = host_owner(project)
-    spec = worker_spec(project, cfg.worker, uid, gid)
+    existing = workers.find_by_project(client, project)
+    if name is not None:
+        check_custom_name(name)
+        other = workers.find_by_session(client, name)
+        if other is not None and other.labels.get(labels.PROJECT) != project:
+            raise UsageError(
+                f"session name {name} is taken by {other.labels.get(labels.PROJECT)}",
+                hint="pick another --name",
+            )
+    elif existing is not None:
+        name = existing.labels.get(labels.SESSION)  # the project's worker, whatever its name
+    spec = worker_spec(project, cfg.worker, uid, gid, session=name, image=image)
     with session_lock(spec.session):
         workers.check_image(client, spec.image, image_id)
         prepare_claude_home(claude_home, uid, gid, project)
@@ -117,12 +130,27 @@ def spawn(
     return spec
 
 
+_CUSTOM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
+
+
+def check_custom_name(name: str) -> None:
+    if not _CUSTOM_NAME.match(name):
+        raise UsageError(
+            f"bad session name {name!r}",
+            hint="lowercase letters, digits, '-' and '_', at most 48, starting with a letter "
+            "or digit",
+        )
+
+
 def resolve_name(client: docker.DockerClient, name_or_dir: str) -> str:
-    """A session name from an exact session name or a project path."""
-    if is_session_name(name_or_dir) and not os.path.isdir(name_or_dir):
-        workers.find_worker(client, name_or_dir)
+    """The session of an exact session name, or of the worker of a project path."""
+    found = workers.find_by_session(client, name_or_dir)
+    if found is not None:
         return name_or_dir
-    real = os.path.realpath(name_or_dir)
-    if not os.path.isdir(real):
-        raise NoSuchSession(f"{name_or_dir}: neither a session name nor a project directory")
-    return session_name(real)
+    if name_or_dir.startswith(("/", ".", "~")) and os.path.isdir(os.path.expanduser(name_or_dir)):
+        real = os.path.realpath(os.path.expanduser(name_or_dir))
+        by_project = workers.find_by_project(client, real)
+        if by_project is not None:
+            return str(by_project.labels.get(labels.SESSION))
+        raise NoSuchSession(f"no worker for {real}", hint=f"hal-agent spawn {real}")
+    raise NoSuchSession(f"no worker named {name_or_dir}", hint="hal-agent ls --all lists them")

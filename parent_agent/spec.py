@@ -10,8 +10,6 @@ from hal_common import __version__, labels, paths
 from hal_common.config import WorkerConfig, parse_memory
 from hal_common.naming import container_name, session_name
 
-FALLBACK_UID = 1000
-
 
 @dataclass(frozen=True)
 class WorkerSpec:
@@ -32,12 +30,12 @@ class WorkerSpec:
 
 
 def pick_owner(host_uid: int, host_gid: int, dir_uid: int, dir_gid: int) -> tuple[int, int]:
-    """The uid/gid a worker runs as: the host user, else the project's owner, never root."""
+    """The uid/gid a worker runs as: the host user (the one behind sudo), so that what the
+    agent writes is theirs. When that is root, the project's owner: a root-owned project
+    under /root is only usable as root, and a project of another user is theirs."""
     if host_uid != 0:
         return host_uid, host_gid
-    if dir_uid != 0:
-        return dir_uid, dir_gid
-    return FALLBACK_UID, FALLBACK_UID
+    return dir_uid, dir_gid
 
 
 def worker_spec(
@@ -46,15 +44,18 @@ def worker_spec(
     uid: int,
     gid: int,
     environ: dict[str, str] | None = None,
+    session: str | None = None,
+    image: str | None = None,
 ) -> WorkerSpec:
-    session = session_name(project)
+    session = session or session_name(project)
+    image = image or cfg.image
     environ = dict(os.environ) if environ is None else environ
     env = {k: environ[k] for k in cfg.env if k in environ}
     return WorkerSpec(
         session=session,
         container=container_name(session),
         project=project,
-        image=cfg.image,
+        image=image,
         command=cfg.command,
         uid=uid,
         gid=gid,
@@ -64,7 +65,7 @@ def worker_spec(
         network=cfg.network,
         restart=cfg.restart,
         env=env,
-        labels=labels.worker_labels(session, project, cfg.image, __version__),
+        labels=labels.worker_labels(session, project, image, __version__),
     )
 
 

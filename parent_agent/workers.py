@@ -32,6 +32,11 @@ class Worker:
     state: str
     started_at: datetime | None
     created: datetime | None
+    finished_at: datetime | None = None
+    exit_code: int = 0
+    memory: int = 0  # limits: bytes, nano-CPUs, pids (0 = none)
+    nano_cpus: int = 0
+    pids: int = 0
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -45,14 +50,21 @@ def _parse_time(text: str | None) -> datetime | None:
 def to_worker(c: Container) -> Worker:
     attrs = c.attrs
     lab = attrs.get("Config", {}).get("Labels") or {}
+    state = attrs.get("State", {})
+    host = attrs.get("HostConfig", {})
     return Worker(
         name=lab.get(labels.SESSION, c.name or ""),
         container=c.name or "",
         project=lab.get(labels.PROJECT, ""),
         image=lab.get(labels.IMAGE, ""),
-        state=attrs.get("State", {}).get("Status", "unknown"),
-        started_at=_parse_time(attrs.get("State", {}).get("StartedAt")),
+        state=state.get("Status", "unknown"),
+        started_at=_parse_time(state.get("StartedAt")),
         created=_parse_time(attrs.get("Created")),
+        finished_at=_parse_time(state.get("FinishedAt")),
+        exit_code=int(state.get("ExitCode") or 0),
+        memory=int(host.get("Memory") or 0),
+        nano_cpus=int(host.get("NanoCpus") or 0),
+        pids=int(host.get("PidsLimit") or 0),
     )
 
 
@@ -60,6 +72,21 @@ def list_workers(client: docker.DockerClient) -> list[Worker]:
     with translated("listing workers"):
         found = client.containers.list(all=True, filters=labels.managed_filter(labels.ROLE_WORKER))
         return sorted((to_worker(c) for c in found), key=lambda w: w.name)
+
+
+def _first(client: docker.DockerClient, **narrow: str) -> Container | None:
+    filters = labels.managed_filter(labels.ROLE_WORKER, **narrow)
+    with translated("looking up a worker"):
+        found = client.containers.list(all=True, filters=filters)
+    return found[0] if found else None
+
+
+def find_by_session(client: docker.DockerClient, session: str) -> Container | None:
+    return _first(client, session=session)
+
+
+def find_by_project(client: docker.DockerClient, project: str) -> Container | None:
+    return _first(client, project=project)
 
 
 def find_worker(client: docker.DockerClient, session: str) -> Container:

@@ -117,10 +117,10 @@ def test_worker_spec_and_create_kwargs() -> None:
     assert kw["labels"][labels.MANAGED] == "true"
 
 
-def test_pick_owner_never_root() -> None:
+def test_pick_owner_prefers_the_host_user_then_the_project_owner() -> None:
     assert pick_owner(1000, 1000, 0, 0) == (1000, 1000)
     assert pick_owner(0, 0, 1234, 1235) == (1234, 1235)
-    assert pick_owner(0, 0, 0, 0) == (1000, 1000)
+    assert pick_owner(0, 0, 0, 0) == (0, 0)  # root's own project, opened by root
 
 
 def test_parent_kwargs_caps_mode_mounts_roots_at_the_same_path() -> None:
