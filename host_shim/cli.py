@@ -17,7 +17,7 @@ from rich.console import Console
 from hal_common import __version__, paths
 from hal_common.config import Config, load_config
 from hal_common.engine import connect, run_in, translated
-from hal_common.errors import HalError, UsageError
+from hal_common.errors import EngineUnavailable, HalError, UsageError
 from hal_common.projects import check_roots, expand_roots, resolve_project
 from host_shim import images
 from host_shim.parent import HostUser, ensure_parent, find_parent, volume_names
@@ -64,7 +64,9 @@ class _Group(click.Group):
     """`claudy [DIR]` by default; HalErrors become a message and their exit code."""
 
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if not args or (args[0] not in self.commands and args[0] not in ("--help", "--version")):
+        if args and (args[0] in FORWARDED or (args[0] == "stop" and _names_a_worker(args[1:]))):
+            args = ["forward", *args]
+        elif not args or (args[0] not in self.commands and args[0] not in TOP_OPTIONS):
             args = ["open", *args]
         return super().parse_args(ctx, args)
 
@@ -78,7 +80,18 @@ class _Group(click.Group):
             ctx.exit(e.exit_code)
 
 
-@click.group(cls=_Group)
+# hal-agent commands that claudy passes on to the parent, so they work from the host too.
+FORWARDED = ("ls", "spawn", "attach", "start", "restart", "rm", "logs", "stats", "shell",
+             "keys", "gc", "version")  # fmt: skip
+TOP_OPTIONS = ("--help", "-h", "--version")
+
+
+def _names_a_worker(rest: list[str]) -> bool:
+    """`claudy stop NAME` stops one worker; `claudy stop [--yes]` stops the parent."""
+    return any(not a.startswith("-") for a in rest)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="claudy")
 def main() -> None:
     """Claude Code per project, each in its own container, one tmux away.
@@ -126,9 +139,7 @@ def open_(directory: str, detach: bool) -> None:
             raise HalError(out.strip() or f"spawn failed with code {code}")
         click.echo(out.strip())
         return
-    docker_cli = shutil.which("docker")
-    if docker_cli is None:
-        raise HalError("the docker command is not on PATH", hint="install the docker client")
+    docker_cli = _docker_cli()
     argv = [docker_cli, "exec", "-it", "--detach-keys", "ctrl-],ctrl-]",
             "-e", f"TERM={os.environ.get('TERM', 'xterm-256color')}",
             c.cfg.parent.name, "hal-agent", "attach", project, "--image-id", image_id]  # fmt: skip
@@ -137,6 +148,36 @@ def open_(directory: str, detach: bool) -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvp(docker_cli, argv)  # noqa: S606 - the terminal is handed to docker exec
+
+
+@main.command(
+    hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def forward(args: tuple[str, ...]) -> None:
+    """Run `hal-agent ARGS` in the parent (claudy ls, claudy stats, claudy stop NAME …)."""
+    c = load_ctx()
+    parent = find_parent(c.client(), c.cfg.parent.name)
+    if parent is None or parent.status != "running":
+        raise EngineUnavailable(
+            f"the parent {c.cfg.parent.name} is not running",
+            hint="`claudy DIR` starts it (claudy status shows it)",
+        )
+    # host paths are the parent's paths too (roots are mounted at the same place)
+    passed = [os.path.realpath(a) if os.path.isdir(a) else a for a in args]
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    argv = ["docker", "exec", *(["-it"] if tty else ["-i"]), "--detach-keys", "ctrl-],ctrl-]",
+            "-e", f"TERM={os.environ.get('TERM', 'xterm-256color')}",
+            c.cfg.parent.name, "hal-agent", *passed]  # fmt: skip
+    sys.stdout.flush()
+    os.execvp(_docker_cli(), argv)  # noqa: S606 - the terminal is handed to docker exec
+
+
+def _docker_cli() -> str:
+    found = shutil.which("docker")
+    if found is None:
+        raise HalError("the docker command is not on PATH", hint="install the docker client")
+    return found
 
 
 @main.command()

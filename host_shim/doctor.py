@@ -9,6 +9,7 @@ from collections.abc import Callable
 import docker
 from rich.console import Console
 
+from hal_common.engine import run_in
 from hal_common.errors import HalError
 from host_shim import images
 from host_shim.build_context import context_dir, recipes
@@ -99,6 +100,13 @@ def run_checks(console: Console) -> int:
             "privileges", lambda: privileges(clients[0], cfg.parent.security, cfg.parent.name)
         )
         doc.check("images", image_check)
+        parent = find_parent(clients[0], cfg.parent.name)
+        if parent is not None and parent.status == "running":
+            code, out = run_in(parent, ["hal-agent", "doctor"], "asking the parent")
+            console.print("inside the parent:")
+            for line in out.strip().splitlines():
+                console.print(f"  {line}", highlight=False, markup=False)
+            doc.failures += code != 0
     doc.check("docker client", docker_cli)
     doc.check("build context", lambda: str(context_dir()))
     if os.getuid() == 0 and not os.environ.get("SUDO_UID"):

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import os
 import queue
 import signal
 import threading
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from types import FrameType
 
 import docker
@@ -18,6 +21,7 @@ from hal_common.config import Config
 from hal_common.errors import HalError
 from parent_agent import workers
 from parent_agent.dockerd import Dockerd
+from parent_agent.keys import bindings, duplicates, status_text
 from parent_agent.reconcile import EnsureWindow, KillWindow, plan
 from parent_agent.tmux_ui import TmuxUI, server_for, worker_window_command
 
@@ -41,6 +45,7 @@ class DockerdExited:
 class WorkerEvent:
     action: str
     session: str
+    exit_code: int = 0
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,8 @@ def _watch_events(client: docker.DockerClient, inbox: queue.Queue[Event]) -> Non
     try:
         for ev in client.events(decode=True, filters=filters):
             attrs = ev.get("Actor", {}).get("Attributes", {})
-            inbox.put(WorkerEvent(str(ev.get("Action", "")), attrs.get(labels.SESSION, "")))
+            code = int(attrs.get("exitCode", "0") or 0)
+            inbox.put(WorkerEvent(str(ev.get("Action", "")), attrs.get(labels.SESSION, ""), code))
     except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
         log.debug("event stream ended: %s", e)
 
@@ -73,6 +79,8 @@ class Agent:
         self.inbox: queue.Queue[Event] = queue.Queue()
         self.client: docker.DockerClient | None = None
         self.restarts = 0
+        self.errors: list[dict[str, str]] = []
+        self.status = ""
 
     def _start_engine(self) -> None:
         self.client = self.dockerd.start()
@@ -81,8 +89,24 @@ class Agent:
         threading.Thread(target=_watch_events, args=(self.client, self.inbox),
                          name="docker-events", daemon=True).start()  # fmt: skip
 
+    def record_error(self, text: str) -> None:
+        """Log an error and keep it for the dashboard (STATUS_FILE), newest last, bounded."""
+        log.error("%s", text)
+        self.errors = [*self.errors, {"time": datetime.now(UTC).isoformat(), "text": text}][-20:]
+        tmp = paths.STATUS_FILE.with_suffix(".tmp")
+        tmp.write_text(json.dumps({"errors": self.errors}))
+        os.replace(tmp, paths.STATUS_FILE)
+
+    def apply_keys(self) -> None:
+        binds = bindings({k: v for k, v in vars(self.cfg.keys).items() if isinstance(v, str)})
+        for clash in duplicates(binds):
+            self.record_error(f"[keys]: {clash}")
+        self.ui.apply_keys(self.cfg.keys.prefix, binds)
+
     def reconcile(self) -> None:
         fresh = self.ui.ensure_session()
+        if fresh:
+            self.apply_keys()
         if self.client is None:
             return
         try:
@@ -90,6 +114,11 @@ class Agent:
         except HalError as e:
             log.warning("reconcile skipped: %s", e)
             return
+        running = sum(1 for w in found if w.state == "running")
+        status = status_text(running, len(found) - running)
+        if status != self.status:
+            self.ui.set_status(status)
+            self.status = status
         for action in plan(found, self.ui.window_names(), fresh):
             if isinstance(action, EnsureWindow):
                 self.ui.ensure_window(action.session, worker_window_command(action.container))
@@ -102,8 +131,10 @@ class Agent:
             log.info("shutting down", extra={"signal": ev.signum})
             return False
         if isinstance(ev, DockerdExited):
-            log.error("dockerd exited with code %s", ev.code)
+            self.record_error(f"the inner dockerd exited with code {ev.code}; restarting it")
             self.client = None
+        if isinstance(ev, WorkerEvent) and ev.action == "die" and ev.exit_code not in (0, 143):
+            self.record_error(f"worker {ev.session} exited with code {ev.exit_code}")
         if self.client is None:
             self.restarts += 1
             if self.restarts > MAX_DOCKERD_RESTARTS:
@@ -138,7 +169,7 @@ class Agent:
                     if not self.handle(ev):
                         break
                 except HalError as e:  # log, keep the last good state, go on
-                    log.error("%s", e)
+                    self.record_error(str(e))
         finally:
             self.shutdown()
         return 0

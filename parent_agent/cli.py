@@ -1,55 +1,28 @@
-"""`hal-agent`: the parent container's entrypoint and the commands typed in its dashboard."""
+"""`hal-agent`: the parent container's entrypoint and the commands typed in its dashboard.
+
+Exit codes: 0 ok, 1 error, 2 usage, 3 engine unavailable, 5 no such session.
+"""
 
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
-import os
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import NoReturn
 
 import click
-import docker
 
 from hal_common import __version__, paths
-from hal_common.config import Config, load_config
-from hal_common.engine import connect, translated
-from hal_common.errors import HalError, UsageError
-from parent_agent import sessions, workers
-from parent_agent.tmux_ui import TmuxUI, attach_argv, server_for
+from hal_common.engine import translated
+from hal_common.errors import HalError
+from parent_agent import ctx, workers
+from parent_agent.cli_info import INFO_COMMANDS
+from parent_agent.cli_workers import COMMANDS
 
 log = logging.getLogger("parent_agent")
-
-
-def _config() -> Config:
-    cfg = load_config(paths.config_file(in_parent=True))
-    for w in cfg.warnings:
-        log.warning("%s", w)
-    return cfg
-
-
-def _inner() -> docker.DockerClient:
-    return connect(
-        paths.INNER_DOCKER_HOST,
-        "the parent's inner engine",
-        hint="hal-agent run starts it; see /var/log/hal9000/dockerd.log",
-    )
-
-
-def _setup_logging(level: str, to_file: bool) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
-    if to_file:
-        paths.LOG_DIR.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(paths.LOG_DIR / "agent.log"))
-    logging.basicConfig(
-        level=getattr(logging, level.upper(), logging.INFO),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        handlers=handlers,
-    )
+_config = ctx.config  # kept for callers that import it from here
 
 
 class _Group(click.Group):
@@ -63,10 +36,18 @@ class _Group(click.Group):
             ctx.exit(e.exit_code)
 
 
-@click.group(cls=_Group)
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hal-agent")
 def main() -> None:
-    """Run and control hal-9000's workers from inside the parent container."""
+    """Run and control hal-9000's workers from inside the parent container.
+
+    NAME is a worker's session name or its project's path, matched exactly.
+    Exit codes: 0 ok, 1 error, 2 usage, 3 engine unavailable, 5 no such session.
+    """
+
+
+for _command in [*COMMANDS, *INFO_COMMANDS]:
+    main.add_command(_command)
 
 
 @main.command()
@@ -74,8 +55,8 @@ def run() -> None:
     """The parent's main process: dockerd, tmux, dashboard, reconcile loop (PID 1 under tini)."""
     from parent_agent.agent import Agent
 
-    cfg = _config()
-    _setup_logging(cfg.log.level, to_file=True)
+    cfg = ctx.config()
+    ctx.setup_logging(cfg.log.level, to_file=True)
     try:
         code = Agent(cfg).run()
     except HalError as e:
@@ -84,97 +65,31 @@ def run() -> None:
     sys.exit(code)
 
 
-@main.command()
+@main.command(hidden=True)
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait.")
 def ready(timeout: float) -> None:
     """Wait until `hal-agent run` has its engine and tmux up (exit 1 on timeout)."""
     deadline = time.monotonic() + timeout
-    stop = threading.Event()
+    pause = threading.Event()
     while not paths.READY_FILE.exists():
         if time.monotonic() > deadline:
             raise HalError(
                 f"the parent is not ready after {timeout:.0f}s",
                 hint="see `docker logs` of the parent and /var/log/hal9000/ in it",
             )
-        stop.wait(0.02)
+        pause.wait(0.02)
 
 
-def _spawn(directory: str, image_id: str | None, with_window: bool) -> str:
-    cfg = _config()
-    ui = TmuxUI(server_for()) if with_window else None
-    spec = sessions.spawn(_inner(), ui, cfg, directory, image_id=image_id)
-    return spec.session
-
-
-@main.command()
-@click.argument("directory", type=click.Path(file_okay=False))
-@click.option("--no-attach", is_flag=True, help="Create the worker and window, don't attach.")
-@click.option("--no-window", is_flag=True, hidden=True, help="Worker only (tests, benchmarks).")
-@click.option("--image-id", default=None, hidden=True, help="Expected worker image id.")
-def spawn(directory: str, no_attach: bool, no_window: bool, image_id: str | None) -> None:
-    """Start (or reuse) the worker for DIRECTORY and show its window."""
-    name = _spawn(directory, image_id, with_window=not no_window)
-    if no_attach or no_window:
-        click.echo(name)
-        return
-    _exec_attach(name)
-
-
-@main.command()
-@click.argument("target")
-@click.option("--image-id", default=None, hidden=True, help="Expected worker image id.")
-def attach(target: str, image_id: str | None) -> None:
-    """Attach this terminal to a worker's window: TARGET is a session name or a project path.
-
-    A project path that has no worker yet gets one (as `spawn`).
-    """
-    if os.path.isdir(target):
-        name = _spawn(target, image_id, with_window=True)
-    else:
-        name = sessions.resolve_name(_inner(), target)
-        c = workers.find_worker(_inner(), name)
-        if c.status != "running":
-            raise UsageError(f"worker {name} is {c.status}", hint=f"hal-agent spawn {target}")
-        from parent_agent.tmux_ui import worker_window_command
-
-        TmuxUI(server_for()).ensure_window(name, worker_window_command(c.name or ""))
-    _exec_attach(name)
-
-
-def _exec_attach(window: str | None) -> NoReturn:
-    argv = attach_argv(paths.TMUX_SOCK, window, inside_tmux=bool(os.environ.get("TMUX")))
-    sys.stdout.flush()
-    os.execvp(argv[0], argv)  # noqa: S606 - the terminal is handed to tmux
-
-
-@main.command()
-@click.option("--json", "as_json", is_flag=True, help="One JSON object per worker, in a list.")
-def ls(as_json: bool) -> None:
-    """List workers (found by label in the inner engine)."""
-    found = workers.list_workers(_inner())
-    windows = TmuxUI(server_for()).window_names()
-    if as_json:
-        rows = [
-            {"name": w.name, "project": w.project, "state": w.state, "image": w.image,
-             "created": w.created.isoformat() if w.created else None,
-             "window": w.name in windows}
-            for w in found
-        ]  # fmt: skip
-        click.echo(json.dumps(rows, indent=2))
-        return
-    for w in found:
-        click.echo(f"{w.name:34} {w.state:9} {'win' if w.name in windows else '-':4} {w.project}")
-
-
-@main.command()
+@main.command(hidden=True)
 def dashboard() -> None:
     """The live worker list (runs in the dashboard window's top pane)."""
     from parent_agent.dashboard_live import Gather, run_live
 
-    cfg = _config()
-    _setup_logging("warning", to_file=False)
+    cfg = ctx.config()
+    ctx.setup_logging("warning", to_file=False)
+    gather = Gather(ctx.inner, ctx.ui(), cfg.worker.image)
     with contextlib.suppress(KeyboardInterrupt):  # ctrl-c in the pane ends it quietly
-        run_live(Gather(_inner, TmuxUI(server_for())), cfg.dashboard.refresh, threading.Event())
+        run_live(gather, cfg.dashboard.refresh, threading.Event())
 
 
 def _chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:
@@ -183,10 +98,10 @@ def _chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:
         yield chunk
 
 
-@main.command("load-image")
+@main.command("load-image", hidden=True)
 def load_image() -> None:
     """Load an image tar (a `docker save` stream) from stdin into the inner engine."""
-    client = _inner()
+    client = ctx.inner()
     with translated("loading the image into the inner engine"):
         lines = client.api.load_image(_chunks(sys.stdin.buffer), quiet=True)  # type: ignore[no-untyped-call]
         for line in lines:
@@ -196,13 +111,10 @@ def load_image() -> None:
                 click.echo(str(line["stream"]).strip())
 
 
-@main.command("image-id")
+@main.command("image-id", hidden=True)
 @click.argument("image")
 def image_id(image: str) -> None:
-    """Print IMAGE's id in the inner engine (exit 5 when it is missing)."""
-    try:
-        workers.check_image(_inner(), image, None)
-    except HalError as e:
-        click.echo(str(e), err=True)
-        sys.exit(5)
-    click.echo(_inner().images.get(image).id)
+    """Print IMAGE's id in the inner engine (exit 10 when it is missing)."""
+    client = ctx.inner()
+    workers.check_image(client, image, None)
+    click.echo(client.images.get(image).id)

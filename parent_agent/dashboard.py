@@ -9,9 +9,18 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from parent_agent.stats import Usage, human_bytes
 from parent_agent.workers import Worker
 
 STATE_STYLE = {"running": "green", "exited": "red", "created": "yellow", "paused": "yellow"}
+CHROME_ROWS = 4  # header, column titles, totals, a hidden-rows note
+
+
+@dataclass(frozen=True)
+class Health:
+    engine_ok: bool
+    images_ok: bool = True
+    disk_free: int | None = None  # bytes free under the inner engine's data root
 
 
 @dataclass(frozen=True)
@@ -19,10 +28,11 @@ class Status:
     """Everything one frame shows; gathered by the adapter, rendered by `render`."""
 
     now: datetime
-    engine_ok: bool
+    health: Health
     workers: tuple[Worker, ...] = ()
     windows: frozenset[str] = frozenset()
-    errors: tuple[str, ...] = field(default_factory=tuple)
+    usage: dict[str, Usage] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
 
 
 def uptime(w: Worker, now: datetime) -> str:
@@ -36,38 +46,72 @@ def uptime(w: Worker, now: datetime) -> str:
     return f"{secs // 86400}d{secs % 86400 // 3600:02d}h"
 
 
-def render(status: Status, height: int = 24) -> RenderableType:
-    """One frame. Rows beyond what fits are counted, not drawn."""
-    running = sum(1 for w in status.workers if w.state == "running")
+def _state(w: Worker) -> Text:
+    label = w.state if w.state != "exited" else f"exited {w.exit_code}"
+    style = STATE_STYLE.get(w.state, "")
+    if w.state == "exited" and w.exit_code == 0:
+        style = "dim"
+    return Text(label, style=style)
+
+
+def _mem(u: Usage | None) -> str:
+    if u is None:
+        return "-"
+    limit = f"/{human_bytes(u.mem_limit)}" if u.mem_limit and u.mem_limit < 1 << 50 else ""
+    return human_bytes(u.mem_used) + limit
+
+
+def _health(h: Health) -> Text:
+    parts = [("engine up", "green") if h.engine_ok else ("ENGINE DOWN (retrying)", "bold red")]
+    if h.engine_ok and not h.images_ok:
+        parts.append(("  worker image missing: run claudy on the host", "bold yellow"))
+    if h.disk_free is not None:
+        low = h.disk_free < 2 << 30
+        parts.append((f"  {human_bytes(h.disk_free)} free", "bold red" if low else "dim"))
+    return Text.assemble(*parts)
+
+
+def render(status: Status, height: int = 24, width: int = 80) -> RenderableType:
+    """One frame that fits `height` rows: rows beyond it are counted, not drawn."""
+    running = [w for w in status.workers if w.state == "running"]
     head = Text.assemble(
         ("hal-9000", "bold"),
-        f"  workers: {running} running, {len(status.workers) - running} stopped   ",
-        ("engine up" if status.engine_ok else "ENGINE DOWN (retrying)",
-         "green" if status.engine_ok else "bold red"),
+        f"  {len(running)} running, {len(status.workers) - len(running)} stopped   ",
+        _health(status.health),
         f"   {status.now:%H:%M:%S}",
-    )  # fmt: skip
-    table = Table(box=None, expand=True, pad_edge=False, header_style="bold")
-    table.add_column("name", no_wrap=True, ratio=3)
+    )
+    table = Table(box=None, expand=True, pad_edge=False, header_style="bold", width=width)
+    table.add_column("name", no_wrap=True, overflow="ellipsis", ratio=3)
     table.add_column("project", no_wrap=True, overflow="ellipsis", ratio=4)
     table.add_column("state", no_wrap=True)
-    table.add_column("uptime", no_wrap=True, justify="right")
+    table.add_column("cpu", no_wrap=True, justify="right")
+    table.add_column("mem", no_wrap=True, justify="right")
+    table.add_column("pids", no_wrap=True, justify="right")
+    table.add_column("up", no_wrap=True, justify="right")
     table.add_column("win", no_wrap=True)
-    room = max(1, height - 3 - len(status.errors))
-    shown = status.workers[:room] if len(status.workers) > room else status.workers
+    room = max(1, height - CHROME_ROWS - len(status.errors))
+    # running first, so the ones that matter stay visible when rows run out
+    ordered = sorted(status.workers, key=lambda w: (w.state != "running", w.name))
+    shown = ordered[:room]
     for w in shown:
+        u = status.usage.get(w.name)
+        cpu = f"{u.cpu_pct:.0f}%" if u is not None and u.cpu_pct is not None else "-"
         table.add_row(
-            w.name,
-            w.project,
-            Text(w.state, style=STATE_STYLE.get(w.state, "")),
-            uptime(w, status.now),
-            "yes" if w.name in status.windows else "-",
-        )
+            w.name, w.project, _state(w), cpu, _mem(u), str(u.pids) if u else "-",
+            uptime(w, status.now), "yes" if w.name in status.windows else "-",
+        )  # fmt: skip
     parts: list[RenderableType] = [head, table]
-    hidden = len(status.workers) - len(shown)
-    if hidden:
-        parts.append(Text(f"… {hidden} more not shown (hal-agent ls lists all)", style="dim"))
-    if not status.workers:
-        parts.append(Text("no workers yet: hal-agent spawn DIR (below), or claudy DIR on the host",
+    hidden = len(ordered) - len(shown)
+    if status.usage:
+        cpu_total = sum(u.cpu_pct or 0.0 for u in status.usage.values())
+        mem_total = sum(u.mem_used for u in status.usage.values())
+        parts.append(Text(f"total: cpu {cpu_total:.0f}%  mem {human_bytes(mem_total)}"
+                          + (f"   … {hidden} more not shown (hal-agent ls -a)" if hidden else ""),
                           style="dim"))  # fmt: skip
+    elif hidden:
+        parts.append(Text(f"… {hidden} more not shown (hal-agent ls -a)", style="dim"))
+    if not status.workers:
+        hint = "no workers yet: `hal-agent spawn DIR` below, or `claudy DIR` on the host"
+        parts.append(Text(hint, style="dim"))
     parts.extend(Text(e, style="bold red") for e in status.errors)
     return Group(*parts)

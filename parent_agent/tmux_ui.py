@@ -140,7 +140,7 @@ class TmuxUI:
         self._cmd("display-message", "-c", client, text)
 
     def confirm(self, client: str, prompt: str, command: str) -> None:
-        self._cmd("confirm-before", "-c", client, "-p", prompt, command)
+        self._cmd("confirm-before", "-t", client, "-p", prompt, command)
 
     def menu(self, client: str, title: str, items: list[tuple[str, str, str]]) -> None:
         """A menu on `client`: items are (label, key, tmux command)."""
@@ -152,7 +152,7 @@ class TmuxUI:
                   "-T", title, command)  # fmt: skip
 
     def prompt(self, client: str, label: str, command: str) -> None:
-        self._cmd("command-prompt", "-c", client, "-p", label, command)
+        self._cmd("command-prompt", "-t", client, "-p", label, command)
 
     def apply_keys(self, prefix: str, binds: list[Binding]) -> None:
         """Set the prefix and (re)bind our keys, unbinding the ones we bound before."""

@@ -1,0 +1,50 @@
+"""Sampling worker stats from the engine (adapter), for `stats` and the dashboard."""
+
+from __future__ import annotations
+
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from parent_agent.stats import Usage, usage
+from parent_agent.workers import Worker
+
+log = logging.getLogger(__name__)
+
+
+class Sampler:
+    """Keeps the previous raw sample per worker, so each call can give CPU % at once."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self.prev: dict[str, dict[str, Any]] = {}
+        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stats")
+
+    def _raw(self, container: str) -> dict[str, Any] | None:
+        try:
+            raw = self.client.api.stats(container, stream=False, one_shot=True)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            log.debug("stats of %s: %s", container, e)
+            return None
+        return dict(raw)
+
+    def sample(self, running: list[Worker]) -> dict[str, Usage]:
+        names = [w.container for w in running]
+        raws = dict(zip(names, self.pool.map(self._raw, names), strict=True))
+        out: dict[str, Usage] = {}
+        for w in running:
+            raw = raws.get(w.container)
+            if raw is None:
+                continue
+            out[w.name] = usage(self.prev.get(w.container), raw)
+            self.prev[w.container] = raw
+        for gone in set(self.prev) - set(names):
+            del self.prev[gone]
+        return out
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
