@@ -16,13 +16,15 @@ from hal_common.errors import EngineUnavailable, HalError, NoSuchSession
 T = TypeVar("T")
 
 
-def connect(base_url: str | None, what: str, hint: str, timeout: int = 60) -> docker.DockerClient:
+def connect(
+    base_url: str | None, what: str, hint: str, timeout: int = 60, pool: int = 10
+) -> docker.DockerClient:
     """A client that has answered a ping, or EngineUnavailable saying what to do."""
     try:
         client = (
-            docker.DockerClient(base_url=base_url, timeout=timeout)
+            docker.DockerClient(base_url=base_url, timeout=timeout, max_pool_size=pool)
             if base_url
-            else docker.from_env(timeout=timeout)
+            else docker.from_env(timeout=timeout, max_pool_size=pool)
         )
         client.ping()
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as e:

@@ -86,7 +86,8 @@ def dashboard() -> None:
     from parent_agent.dashboard_live import Gather, run_live
 
     cfg = ctx.config()
-    ctx.setup_logging("warning", to_file=False)
+    # to a file only: a line on stderr would land inside the frame and scroll it
+    ctx.setup_logging("warning", to_file=True, stderr=False, name="dashboard.log")
     gather = Gather(ctx.inner, ctx.ui(), cfg.worker.image)
     with contextlib.suppress(KeyboardInterrupt):  # ctrl-c in the pane ends it quietly
         run_live(gather, cfg.dashboard.refresh, threading.Event())

@@ -28,6 +28,7 @@ def inner() -> docker.DockerClient:
         paths.INNER_DOCKER_HOST,
         "the parent's inner engine",
         hint="hal-agent run starts it; see /var/log/hal9000/dockerd.log",
+        pool=32,  # the stats sampler asks about many workers at once
     )
 
 
@@ -40,11 +41,11 @@ def inside_our_tmux() -> bool:
     return os.environ.get("TMUX", "").split(",", 1)[0] == str(paths.TMUX_SOCK)
 
 
-def setup_logging(level: str, to_file: bool) -> None:
-    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+def setup_logging(level: str, to_file: bool, stderr: bool = True, name: str = "agent.log") -> None:
+    handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)] if stderr else []
     if to_file:
         paths.LOG_DIR.mkdir(parents=True, exist_ok=True)
-        handlers.append(logging.FileHandler(paths.LOG_DIR / "agent.log"))
+        handlers.append(logging.FileHandler(paths.LOG_DIR / name))
     logging.basicConfig(
         level=getattr(logging, level.upper(), logging.INFO),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
+import sys
+import termios
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import docker
@@ -18,7 +21,7 @@ from hal_common import paths
 from hal_common.errors import HalError
 from parent_agent.dashboard import Health, Status, render
 from parent_agent.tmux_ui import TmuxUI
-from parent_agent.usage_live import Sampler
+from parent_agent.usage_live import BackgroundSampler
 from parent_agent.workers import list_workers
 
 log = logging.getLogger(__name__)
@@ -55,18 +58,20 @@ class Gather:
         self.ui = ui
         self.image = image
         self.client: docker.DockerClient | None = None
-        self.sampler: Sampler | None = None
+        self.sampler: BackgroundSampler | None = None
 
     def __call__(self) -> Status:
         now = datetime.now(UTC)
         try:
             if self.client is None:
                 self.client = self.connect()
-                self.sampler = Sampler(self.client)
+                if self.sampler is not None:
+                    self.sampler.close()
+                self.sampler = BackgroundSampler(self.client, interval=1.0)
             found = tuple(list_workers(self.client))
             images_ok = self._has_image()
             assert self.sampler is not None  # noqa: S101 - set together with the client
-            use = self.sampler.sample([w for w in found if w.state == "running"])
+            use = self.sampler.want([w for w in found if w.state == "running"])
             health = Health(engine_ok=True, images_ok=images_ok, disk_free=disk_free())
         except HalError as e:
             log.debug("dashboard: engine unavailable: %s", e)
@@ -87,11 +92,36 @@ class Gather:
         return True
 
 
+@contextlib.contextmanager
+def no_echo() -> Iterator[None]:
+    """Keys typed into the dashboard's pane must not echo: a stray Enter would scroll the
+    frame off the top of the screen."""
+    if not sys.stdin.isatty():
+        yield
+        return
+    fd = sys.stdin.fileno()
+    saved = termios.tcgetattr(fd)
+    quiet = termios.tcgetattr(fd)
+    quiet[3] &= ~(termios.ECHO | termios.ICANON)
+    termios.tcsetattr(fd, termios.TCSANOW, quiet)
+    try:
+        yield
+    finally:
+        termios.tcsetattr(fd, termios.TCSANOW, saved)
+
+
 def run_live(gather: Callable[[], Status], refresh: float, stop: threading.Event) -> None:
     """Redraw every `refresh` seconds until `stop` is set."""
     console = Console()
-    with Live(console=console, auto_refresh=False, screen=True) as live:
+    with no_echo(), Live(console=console, auto_refresh=False, screen=True) as live:
         while not stop.is_set():
-            size = console.size
-            live.update(render(gather(), size.height, size.width), refresh=True)
+            status = gather()
+            # the pane's size now (it may have been resized while gathering); never LINES or
+            # COLUMNS from the environment, which go stale when tmux resizes the pane
+            try:
+                width, height = os.get_terminal_size(sys.stdout.fileno())
+                console.size = (width, height)
+            except OSError:  # not a terminal (a test, a pipe): whatever rich thinks
+                width, height = console.size
+            live.update(render(status, height, width), refresh=True)
             stop.wait(refresh)

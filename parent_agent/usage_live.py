@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -22,7 +23,7 @@ class Sampler:
     def __init__(self, client: docker.DockerClient) -> None:
         self.client = client
         self.prev: dict[str, dict[str, Any]] = {}
-        self.pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="stats")
+        self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="stats")
 
     def _raw(self, container: str) -> dict[str, Any] | None:
         try:
@@ -48,3 +49,38 @@ class Sampler:
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+
+
+class BackgroundSampler:
+    """Samples in its own thread, so a frame never waits on the engine's slow stats calls
+    (about a second each on dockerd 20.10, even one-shot); frames show the latest sample."""
+
+    def __init__(self, client: docker.DockerClient, interval: float) -> None:
+        self.sampler = Sampler(client)
+        self.interval = interval
+        self.running: list[Worker] = []
+        self.latest: dict[str, Usage] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="stats-sampler", daemon=True)
+        self.thread.start()
+
+    def want(self, running: list[Worker]) -> dict[str, Usage]:
+        """Tell it which workers run now; get the latest figures."""
+        with self.lock:
+            self.running = running
+            return dict(self.latest)
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            with self.lock:
+                running = list(self.running)
+            fresh = self.sampler.sample(running)
+            with self.lock:
+                self.latest = fresh
+            self.stop.wait(self.interval)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sampler.close()
