@@ -17,6 +17,7 @@ import docker
 
 from hal_common import __version__, paths
 from hal_common.config import Config, load_config
+from hal_common.config_cli import parent_group
 from hal_common.engine import connect, translated
 from hal_common.errors import HalError, UsageError
 from parent_agent import sessions, workers
@@ -67,6 +68,9 @@ class _Group(click.Group):
 @click.version_option(__version__, prog_name="hal-agent")
 def main() -> None:
     """Run and control hal-9000's workers from inside the parent container."""
+
+
+main.add_command(parent_group())
 
 
 @main.command()
