@@ -58,6 +58,7 @@ __all__ = [
     "parse_memory",
     "read_config",
     "resolve",
+    "resolve_saved",
     "text_value",
 ]
 
@@ -309,9 +310,24 @@ def parse_config(
     return resolve(text, source, env).config
 
 
+def resolve_saved(text: str, source: str, env: Mapping[str, str] | None = None) -> Resolved:
+    """A saved file's text: as `resolve`, but an empty file is an error, not the defaults
+    (an empty config is almost always a save caught half-way)."""
+    if not text.strip():
+        raise ConfigError(
+            f"{source}:1:1: the file is empty; an empty config is almost always a truncated or "
+            "half-finished save, so it is not applied",
+            hint="put the settings back; a file holding only comments means all defaults",
+            source=source,
+            line=1,
+            column=1,
+        )
+    return resolve(text, source, env)
+
+
 def read_config(path: Path, env: Mapping[str, str], *, missing_ok: bool) -> Resolved:
-    """The file at `path` resolved with `env`. A missing file is the defaults when `missing_ok`;
-    an empty one is an error (it is almost always a save caught half-way)."""
+    """The file at `path` resolved with `env` (see `resolve_saved`); a missing file is the
+    embedded defaults when `missing_ok`, else an error."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
@@ -320,16 +336,7 @@ def read_config(path: Path, env: Mapping[str, str], *, missing_ok: bool) -> Reso
         raise ConfigError(f"{path}: no such file", source=str(path)) from None
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read {path}: {e}", hint=HINT, source=str(path)) from None
-    if not text.strip():
-        raise ConfigError(
-            f"{path}:1:1: the file is empty; an empty config is almost always a truncated or "
-            "half-finished save, so it is not applied",
-            hint="put the settings back; a file holding only comments means all defaults",
-            source=str(path),
-            line=1,
-            column=1,
-        )
-    return resolve(text, str(path), env)
+    return resolve_saved(text, str(path), env)
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
