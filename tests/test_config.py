@@ -233,3 +233,29 @@ def test_diff_of_equal_configs_is_empty_and_false() -> None:
     assert not diff(a, b)
     only_parent = diff(Config(), parse_config("[parent]\nmemory = '8g'\n"))
     assert only_parent and not only_parent.live and only_parent.restart_needed == ("parent.memory",)
+
+
+def test_docs_table_matches_the_schema() -> None:
+    """docs/config.md lists every key with its type, default and how it applies."""
+    from hal_common import __version__
+    from hal_common.config_cli import toml_text
+    from hal_common.config_schema import schema_keys
+
+    types = {str: "string", int: "integer", float: "number", tuple: "array of strings"}
+    applies = {
+        "restart": "restart",
+        "worker_limits": "live: running workers",
+        "worker_template": "live: new workers",
+    }
+    doc = (Path(__file__).parent.parent / "docs" / "config.md").read_text()
+    rows = {
+        cells[0].strip("`"): cells[1:4]
+        for line in doc.splitlines()
+        if line.startswith("| `") and "." in line.split("|")[1]
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+    for key in schema_keys():
+        default = toml_text(key.default).replace(__version__, "<version>")
+        want = [types[key.kind], f"`{default}`", applies.get(key.apply, "live")]
+        assert rows.get(key.dotted) == want, key.dotted
+    assert set(rows) == {k.dotted for k in schema_keys()}
