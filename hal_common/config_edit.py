@@ -88,7 +88,12 @@ def set_value(text: str, path: KeyPath, value: Any, source: str = "config.toml")
             node[part] = tomlkit.table(is_super_table=node is doc and part == "services")
         node = node[part]
         if isinstance(node, AoT) or not isinstance(node, dict | Table):
-            raise ConfigError(f"{source}: {'.'.join(path[:-1])} is not a table; cannot set {path}")
+            raise ConfigError(
+                f"{source}: {'.'.join(path[:-1])} is not a table, so {'.'.join(path)} cannot "
+                "be set in it",
+                hint="fix the file in an editor",
+                source=source,
+            )
     node[path[-1]] = value
     new = doc.as_string()
     if not new.endswith("\n") and (not text or text.endswith("\n")):

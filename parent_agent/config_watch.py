@@ -171,7 +171,9 @@ class ConfigWatcher:
         return initial or ConfigChanged(resolve(None, str(self.path), self.env).config)
 
     def stop(self) -> None:
-        """Stop and join every thread `start()` started (idempotent)."""
+        """Stop and join every thread `start()` started (idempotent). Not from `deliver`."""
+        if self._thread is threading.current_thread():
+            raise RuntimeError("stop() from deliver() would wait for itself; stop from the loop")
         observer, thread = self._observer, self._thread
         self._observer = self._thread = None
         if observer is not None:

@@ -261,3 +261,11 @@ def test_config_validate_exit_codes(cfg_file: Path, tmp_path: Path) -> None:
     (tmp_path / "empty.toml").write_text("")
     result = _hal_agent(["validate", str(tmp_path / "empty.toml")])
     assert result.exit_code == 2 and "empty" in result.output
+
+
+def test_set_into_something_that_is_not_a_table_is_refused(cfg_file: Path) -> None:
+    cfg_file.parent.mkdir()
+    cfg_file.write_text("worker = 3\n")
+    with pytest.raises(ConfigError, match=r"worker is not a table, so worker\.memory cannot"):
+        set_in_file(cfg_file, "worker.memory", "1g")
+    assert cfg_file.read_text() == "worker = 3\n"
