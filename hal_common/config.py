@@ -1,187 +1,182 @@
-"""The TOML config: parsed with tomlkit, validated into frozen dataclasses.
+"""The TOML config: text (and environment) → validated frozen dataclasses, with origins.
 
-Pure: takes text, returns values (or raises ConfigError). Reading the file and watching it
-belong to the callers.
+Pure except `load_config` and `read_config`, which read one file. Layers, lowest first:
+embedded defaults, the file, then `HAL9000_<SECTION>_<KEY>` environment variables. Errors carry
+file, line and column; unknown keys are warnings naming their line. Watching the file belongs
+to `parent_agent.config_watch`, editing it to `hal_common.config_edit`.
 """
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field, fields
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-import tomlkit
-from tomlkit.exceptions import ParseError
-
-from hal_common import __version__
+from hal_common.config_layers import (
+    ENV_PREFIX,
+    ENV_SOURCE,
+    HINT,
+    Collector,
+    env_layer,
+    env_name,
+    file_layer,
+    parse_toml,
+    text_value,
+)
+from hal_common.config_schema import (
+    SECTIONS,
+    Config,
+    DashboardConfig,
+    KeysConfig,
+    LogConfig,
+    ParentConfig,
+    WatchConfig,
+    WorkerConfig,
+    key_conflicts,
+    parse_memory,
+    schema_keys,
+)
 from hal_common.errors import ConfigError
+from hal_common.toml_positions import locate
 
-SECURITY_MODES = ("auto", "caps", "privileged", "sysbox")
-NETWORK_MODES = ("host", "bridge", "none")
-RESTART_POLICIES = ("no", "on-failure", "unless-stopped", "always")
-_MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)b?$", re.IGNORECASE)
-_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+__all__ = [
+    "ENV_PREFIX",
+    "Config",
+    "ConfigError",
+    "DashboardConfig",
+    "KeysConfig",
+    "LogConfig",
+    "Origin",
+    "ParentConfig",
+    "Resolved",
+    "Setting",
+    "WatchConfig",
+    "WorkerConfig",
+    "env_name",
+    "load_config",
+    "parse_config",
+    "parse_memory",
+    "read_config",
+    "resolve",
+    "resolve_saved",
+    "text_value",
+]
 
-
-def parse_memory(text: str) -> int:
-    """'512m' → bytes; '' or '0' → 0 (no limit)."""
-    if text.strip() in ("", "0"):
-        return 0
-    m = _MEMORY_RE.match(text.strip())
-    if not m:
-        raise ValueError(f"not a memory size: {text!r} (use e.g. '512m', '4g')")
-    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
-
-
-@dataclass(frozen=True)
-class ParentConfig:
-    name: str = "hal9000-parent"
-    image: str = f"hal9000/parent:{__version__}"
-    base_image: str = "debian:bookworm-slim"
-    roots: tuple[str, ...] = ("~",)
-    security: str = "auto"
-    memory: str = ""
-    cpus: float = 0.0
-
-
-@dataclass(frozen=True)
-class WorkerConfig:
-    image: str = "hal9000/worker:minimal"
-    command: tuple[str, ...] = ("claude",)
-    memory: str = "4g"
-    cpus: float = 2.0
-    pids: int = 1024
-    network: str = "host"
-    restart: str = "no"
-    env: tuple[str, ...] = ()
+Origin = Literal["default", "file", "env"]
 
 
 @dataclass(frozen=True)
-class DashboardConfig:
-    refresh: float = 2.0
+class Setting:
+    """One effective value: dotted key, value, where it came from (`detail`: line or variable)."""
+
+    key: str
+    value: Any
+    origin: Origin
+    detail: str = ""
 
 
 @dataclass(frozen=True)
-class KeysConfig:
-    prefix: str = "C-b"
+class Resolved:
+    config: Config
+    settings: tuple[Setting, ...]
+
+    def get(self, key: str) -> Setting | None:
+        return next((s for s in self.settings if s.key == key), None)
 
 
-@dataclass(frozen=True)
-class LogConfig:
-    level: str = "info"
+def resolve(
+    text: str | None, source: str = "config.toml", env: Mapping[str, str] | None = None
+) -> Resolved:
+    """Defaults, then the file's `text` (None: no file), then `env`: the config and origins.
+
+    Raises ConfigError listing every problem (the first one's line and column on the error).
+    """
+    c = Collector(source, text)
+    doc = parse_toml(text, source) if text is not None else {}
+    values, services = file_layer(doc, c)
+    overrides = env_layer(env or {}, c)
+
+    settings: list[Setting] = []
+    kwargs: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    for spec in schema_keys():
+        at = (spec.section, spec.name)
+        if at in overrides:
+            value, var = overrides[at]
+            settings.append(Setting(spec.dotted, value, "env", var))
+        elif at in values:
+            value = values[at]
+            pos = locate(c.positions, at)
+            settings.append(
+                Setting(spec.dotted, value, "file", f"{source}:{pos.line}" if pos else source)
+            )
+        else:
+            value = spec.default
+            settings.append(Setting(spec.dotted, value, "default"))
+        kwargs[spec.section][spec.name] = value
+    for name, body in services.items():
+        for key, value in body.items():
+            pos = locate(c.positions, ("services", name, key))
+            detail = f"{source}:{pos.line}" if pos else source
+            settings.append(Setting(f"services.{name}.{key}", value, "file", detail))
+
+    keys = KeysConfig(**kwargs["keys"])
+    for pair in key_conflicts(keys):
+        # blame the binding that was set (env, then file) rather than a default
+        set_ = [k for k in pair if ("keys", k) in overrides] or [
+            k for k in pair if ("keys", k) in values
+        ]
+        culprit = set_[-1] if set_ else pair[1]
+        other = pair[0] if culprit == pair[1] else pair[1]
+        clash = f"[keys].{culprit} is {getattr(keys, culprit)!r}, which [keys].{other} also uses"
+        if ("keys", culprit) in overrides:
+            c.errors.append((None, f"{ENV_SOURCE}: {overrides['keys', culprit][1]}: {clash}"))
+        else:
+            c.error(("keys", culprit), clash)
+    c.raise_if_any()
+    built = {s: cls(**kwargs[s]) for s, cls in SECTIONS.items()}
+    cfg = Config(**built, services=services, warnings=tuple(c.warnings))
+    return Resolved(cfg, tuple(settings))
 
 
-@dataclass(frozen=True)
-class Config:
-    parent: ParentConfig = field(default_factory=ParentConfig)
-    worker: WorkerConfig = field(default_factory=WorkerConfig)
-    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
-    keys: KeysConfig = field(default_factory=KeysConfig)
-    log: LogConfig = field(default_factory=LogConfig)
-    services: dict[str, dict[str, Any]] = field(default_factory=dict)
-    warnings: tuple[str, ...] = ()
-
-
-_SECTIONS: dict[str, type[Any]] = {
-    "parent": ParentConfig,
-    "worker": WorkerConfig,
-    "dashboard": DashboardConfig,
-    "keys": KeysConfig,
-    "log": LogConfig,
-}
-_TYPE_NAMES = {str: "a string", int: "an integer", float: "a number", tuple: "a list of strings"}
-
-
-def _coerce(section: str, key: str, value: Any, default: Any) -> Any:
-    where = f"[{section}].{key}"
-    kind = type(default)
-    if kind is tuple:
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"{where} must be {_TYPE_NAMES[tuple]}, got {value!r}")
-        return tuple(str(v) for v in value)
-    if kind is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if kind in (int, float) and isinstance(value, bool):
-        raise ConfigError(f"{where} must be {_TYPE_NAMES[kind]}, got {value!r}")
-    if not isinstance(value, kind):
-        raise ConfigError(f"{where} must be {_TYPE_NAMES[kind]}, got {value!r}")
-    return kind(value)
-
-
-def _check(cfg: Config) -> None:
-    def bad(where: str, value: object, allowed: tuple[str, ...]) -> ConfigError:
-        return ConfigError(f"{where} is {value!r}; expected one of {', '.join(allowed)}")
-
-    if cfg.parent.security not in SECURITY_MODES:
-        raise bad("[parent].security", cfg.parent.security, SECURITY_MODES)
-    if cfg.worker.network not in NETWORK_MODES:
-        raise bad("[worker].network", cfg.worker.network, NETWORK_MODES)
-    if cfg.worker.restart not in RESTART_POLICIES:
-        raise bad("[worker].restart", cfg.worker.restart, RESTART_POLICIES)
-    if not cfg.worker.command:
-        raise ConfigError("[worker].command must not be empty")
-    if not cfg.parent.roots:
-        raise ConfigError("[parent].roots must name at least one directory")
-    for where, text in (
-        ("[parent].memory", cfg.parent.memory),
-        ("[worker].memory", cfg.worker.memory),
-    ):
-        try:
-            parse_memory(text)
-        except ValueError as e:
-            raise ConfigError(f"{where}: {e}") from None
-    if cfg.worker.pids < 0 or cfg.worker.cpus < 0 or cfg.parent.cpus < 0:
-        raise ConfigError("cpus and pids limits must not be negative")
-    if cfg.dashboard.refresh <= 0:
-        raise ConfigError("[dashboard].refresh must be a positive number of seconds")
-
-
-def parse_config(text: str, source: str = "config.toml") -> Config:
+def parse_config(
+    text: str, source: str = "config.toml", env: Mapping[str, str] | None = None
+) -> Config:
     """Parse and validate TOML text; unknown keys become warnings, bad values a ConfigError."""
-    try:
-        doc = tomlkit.parse(text).unwrap()
-    except ParseError as e:
+    return resolve(text, source, env).config
+
+
+def resolve_saved(text: str, source: str, env: Mapping[str, str] | None = None) -> Resolved:
+    """A saved file's text: as `resolve`, but an empty file is an error, not the defaults
+    (an empty config is almost always a save caught half-way)."""
+    if not text.strip():
         raise ConfigError(
-            f"{source}:{e.line}:{e.col}: {e}", hint="fix the file; the last good config stays"
-        ) from None
-    warnings: list[str] = []
-    built: dict[str, Any] = {}
-    for section, value in doc.items():
-        if section == "services":
-            if not isinstance(value, dict):
-                raise ConfigError("[services] must be a table")
-            built["services"] = {k: dict(v) for k, v in value.items() if isinstance(v, dict)}
-            continue
-        cls = _SECTIONS.get(section)
-        if cls is None:
-            warnings.append(f"{source}: unknown section [{section}] ignored")
-            continue
-        if not isinstance(value, dict):
-            raise ConfigError(f"{source}: [{section}] must be a table")
-        defaults = cls()
-        known = {f.name for f in fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for key, v in value.items():
-            if key not in known:
-                warnings.append(f"{source}: unknown key [{section}].{key} ignored")
-                continue
-            kwargs[key] = _coerce(section, key, v, getattr(defaults, key))
-        built[section] = cls(**kwargs)
-    cfg = Config(**built, warnings=tuple(warnings))
-    try:
-        _check(cfg)
-    except ConfigError as e:
-        raise ConfigError(f"{source}: {e.message}", hint=e.hint) from None
-    return cfg
+            f"{source}:1:1: the file is empty; an empty config is almost always a truncated or "
+            "half-finished save, so it is not applied",
+            hint="put the settings back; a file holding only comments means all defaults",
+            source=source,
+            line=1,
+            column=1,
+        )
+    return resolve(text, source, env)
 
 
-def load_config(path: Path) -> Config:
-    """The config at `path`, or the embedded defaults when the file does not exist."""
+def read_config(path: Path, env: Mapping[str, str], *, missing_ok: bool) -> Resolved:
+    """The file at `path` resolved with `env` (see `resolve_saved`); a missing file is the
+    embedded defaults when `missing_ok`, else an error."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        return Config()
+        if missing_ok:
+            return resolve(None, str(path), env)
+        raise ConfigError(f"{path}: no such file", source=str(path)) from None
     except (OSError, UnicodeDecodeError) as e:
-        raise ConfigError(f"cannot read {path}: {e}") from None
-    return parse_config(text, source=str(path))
+        raise ConfigError(f"cannot read {path}: {e}", hint=HINT, source=str(path)) from None
+    return resolve_saved(text, str(path), env)
+
+
+def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:
+    """The effective config: `path` (embedded defaults when it does not exist) and `env`
+    (default: this process's environment)."""
+    return read_config(path, os.environ if env is None else env, missing_ok=True).config

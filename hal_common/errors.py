@@ -34,9 +34,27 @@ class UsageError(HalError):
 
 
 class ConfigError(HalError):
-    """The config file is unreadable or invalid; the last good config stays."""
+    """The config file is unreadable or invalid; the last good config stays.
+
+    `source`, `line` and `column` (1-based) say where, when known; `message` already starts
+    with `source:line:column:` so it reads like a compiler's error.
+    """
 
     exit_code = EXIT_USAGE
+
+    def __init__(
+        self,
+        message: str,
+        hint: str = "",
+        *,
+        source: str = "",
+        line: int | None = None,
+        column: int | None = None,
+    ) -> None:
+        super().__init__(message, hint)
+        self.source = source
+        self.line = line
+        self.column = column
 
 
 class EngineUnavailable(HalError):

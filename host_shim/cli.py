@@ -13,9 +13,11 @@ import click
 import docker
 from docker.models.containers import Container
 from rich.console import Console
+from rich.markup import escape
 
 from hal_common import __version__, paths
 from hal_common.config import Config, load_config
+from hal_common.config_cli import host_group
 from hal_common.engine import connect, run_in, translated
 from hal_common.errors import EngineUnavailable, HalError, UsageError
 from hal_common.projects import check_roots, expand_roots, resolve_project
@@ -54,7 +56,7 @@ def load_ctx() -> Ctx:
     config_dir = paths.host_config_dir()
     cfg = load_config(paths.config_file(in_parent=False))
     for w in cfg.warnings:
-        err.print(f"[yellow]warning:[/] {w}")
+        err.print(f"[yellow]warning:[/] {escape(w)}")
     roots = expand_roots(cfg.parent.roots, os.path.expanduser("~"))
     check_roots(roots)
     return Ctx(cfg, roots, str(config_dir))
@@ -74,9 +76,10 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except HalError as e:
-            err.print(f"[red]claudy:[/] {e.message}")
+            # escaped: config messages hold [section]s; soft_wrap: paths stay on one line
+            err.print(f"[red]claudy:[/] {escape(e.message)}", soft_wrap=True)
             if e.hint:
-                err.print(f"  [dim]hint:[/] {e.hint}")
+                err.print(f"  [dim]hint:[/] {escape(e.hint)}", soft_wrap=True)
             ctx.exit(e.exit_code)
 
 
@@ -99,6 +102,9 @@ def main() -> None:
     `claudy [DIR]` opens DIR's session (default: the current directory).
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
+main.add_command(host_group())
 
 
 def prepare(c: Ctx, client: docker.DockerClient) -> tuple[Container, str]:

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 import click
 
 from hal_common import __version__, paths
+from hal_common.config_cli import parent_group
 from hal_common.engine import translated
 from hal_common.errors import HalError
 from parent_agent import ctx, workers
@@ -48,6 +49,9 @@ def main() -> None:
 
 for _command in [*COMMANDS, *INFO_COMMANDS]:
     main.add_command(_command)
+
+
+main.add_command(parent_group())
 
 
 @main.command()

@@ -1,0 +1,187 @@
+"""The config's layers, built from TOML text and environment variables, problems collected.
+
+Pure; `hal_common.config.resolve` puts the layers together. Every problem of one resolve is
+gathered (errors with file, line and column; warnings for unknown keys with their line), so a
+save reports all of them at once.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from collections.abc import Mapping
+from dataclasses import fields
+from typing import Any
+
+import tomlkit
+from tomlkit.exceptions import ParseError
+
+from hal_common.config_schema import SECTIONS, check_value, coerce, describe, find_key
+from hal_common.errors import ConfigError
+from hal_common.toml_positions import KeyPos, key_positions, locate
+
+ENV_PREFIX = "HAL9000_"
+ENV_SOURCE = "environment"
+HINT = "the running system keeps its last good config; `config validate` checks a fix"
+
+
+def env_name(section: str, key: str) -> str:
+    """`worker`, `max_rows` → `HAL9000_WORKER_MAX_ROWS`."""
+    return f"{ENV_PREFIX}{section.upper()}_{key.upper()}"
+
+
+def text_value(raw: str, kind: type[Any] | None = None) -> Any:
+    """A command-line or environment value: a TOML value when it is one, else the string.
+
+    For a string key (`kind` str) anything that is not a TOML string stays as typed, so
+    `name=123` means the name "123".
+    """
+    try:
+        doc = tomlkit.parse(f"v = {raw}").unwrap()
+    except ParseError:
+        return raw
+    if list(doc) != ["v"]:  # e.g. "1\nx = 2" smuggling in a second key
+        return raw
+    value = doc["v"]
+    if kind is str and not isinstance(value, str):
+        return raw
+    return value
+
+
+class Collector:
+    """Gathers every problem of one resolve, so a save reports all of them at once."""
+
+    def __init__(self, source: str, text: str | None) -> None:
+        self.source = source
+        self.positions = key_positions(text) if text else {}
+        self.errors: list[tuple[KeyPos | None, str]] = []
+        self.warnings: list[str] = []
+
+    def at(self, path: tuple[str, ...], value: bool = True) -> str:
+        pos = locate(self.positions, path)
+        if pos is None:
+            return f"{self.source}:"
+        line, col = (pos.value_line, pos.value_column) if value else (pos.line, pos.column)
+        return f"{self.source}:{line}:{col}:"
+
+    def error(self, path: tuple[str, ...], message: str, value: bool = True) -> None:
+        self.errors.append((locate(self.positions, path), f"{self.at(path, value)} {message}"))
+
+    def warn(self, path: tuple[str, ...], message: str) -> None:
+        self.warnings.append(f"{self.at(path, value=False)} {message}")
+
+    def raise_if_any(self) -> None:
+        if not self.errors:
+            return
+        first, _ = self.errors[0]
+        raise ConfigError(
+            "\n".join(msg for _, msg in self.errors),
+            hint=HINT,
+            source=self.source,
+            line=first.value_line if first else None,
+            column=first.value_column if first else None,
+        )
+
+
+def parse_toml(text: str, source: str) -> dict[str, Any]:
+    try:
+        doc: dict[str, Any] = tomlkit.parse(text).unwrap()
+    except ParseError as e:
+        line, col = e.line, e.col + 1  # tomlkit counts columns from 0; editors from 1
+        what = re.sub(r" at line \d+ col \d+$", "", str(e))
+        raise ConfigError(
+            f"{source}:{line}:{col}: {what}", hint=HINT, source=source, line=line, column=col
+        ) from None
+    return doc
+
+
+def _close(word: str, options: list[str]) -> str:
+    match = difflib.get_close_matches(word, options, n=1)
+    return f" (did you mean {match[0]}?)" if match else ""
+
+
+def file_layer(
+    doc: dict[str, Any], c: Collector
+) -> tuple[dict[tuple[str, str], Any], dict[str, dict[str, Any]]]:
+    values: dict[tuple[str, str], Any] = {}
+    services: dict[str, dict[str, Any]] = {}
+    for section, table in doc.items():
+        if section == "services":
+            services = services_layer(table, c)
+            continue
+        cls = SECTIONS.get(section)
+        if cls is None:
+            c.warn(
+                (section,),
+                f"unknown section [{section}] ignored{_close(section, [*SECTIONS, 'services'])}",
+            )
+            continue
+        if not isinstance(table, dict):
+            c.error((section,), f"[{section}] must be a table, got {describe(table)}")
+            continue
+        names = [f.name for f in fields(cls)]
+        for key, raw in table.items():
+            spec = find_key(section, key)
+            if spec is None:
+                c.warn((section, key), f"unknown key [{section}].{key} ignored{_close(key, names)}")
+                continue
+            try:
+                value = coerce(raw, spec.kind)
+            except TypeError as e:
+                c.error((section, key), f"[{section}].{key} must be {e}, got {describe(raw)}")
+                continue
+            if problem := check_value(section, key, value):
+                c.error((section, key), f"[{section}].{key} {problem}")
+                continue
+            values[(section, key)] = value
+    return values, services
+
+
+def services_layer(table: Any, c: Collector) -> dict[str, dict[str, Any]]:
+    if not isinstance(table, dict):
+        c.error(("services",), f"[services] must be a table, got {describe(table)}")
+        return {}
+    out: dict[str, dict[str, Any]] = {}
+    for name, body in table.items():
+        if not isinstance(body, dict):
+            c.error(("services", name), f"[services.{name}] must be a table, got {describe(body)}")
+            continue
+        enabled = body.get("enabled", True)
+        if not isinstance(enabled, bool):
+            c.error(
+                ("services", name, "enabled"),
+                f"[services.{name}].enabled must be true or false, got {describe(enabled)}",
+            )
+            continue
+        out[name] = dict(body)
+    return out
+
+
+def env_layer(env: Mapping[str, str], c: Collector) -> dict[tuple[str, str], tuple[Any, str]]:
+    """`HAL9000_<SECTION>_<KEY>` for the fixed sections; other HAL9000_ names are not ours."""
+    out: dict[tuple[str, str], tuple[Any, str]] = {}
+    for name in sorted(env):
+        section = next((s for s in SECTIONS if name.startswith(env_name(s, ""))), None)
+        if section is None:
+            continue
+        key = name[len(env_name(section, "")) :].lower()
+        spec = find_key(section, key)
+        if spec is None:
+            names = [f.name for f in fields(SECTIONS[section])]
+            c.warnings.append(
+                f"{ENV_SOURCE}: {name} names no key of [{section}], ignored{_close(key, names)}"
+            )
+            continue
+        raw = env[name]
+        value = text_value(raw, spec.kind)
+        where = f"{ENV_SOURCE}: {name}={raw!r}:"
+        try:
+            value = coerce(value, spec.kind)
+        except TypeError as e:
+            c.errors.append((None, f"{where} [{section}].{key} must be {e}, got {describe(value)}"))
+            continue
+        if problem := check_value(section, key, value):
+            c.errors.append((None, f"{where} [{section}].{key} {problem}"))
+            continue
+        out[(section, key)] = (value, name)
+    return out

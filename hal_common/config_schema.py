@@ -1,0 +1,306 @@
+"""The config's shape: sections as frozen dataclasses, each key's type, check and apply class.
+
+Pure. The dataclass defaults are the embedded defaults; `docs/config.md` documents every key
+(a test keeps the two in step).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+import re
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from hal_common import __version__
+
+SECURITY_MODES = ("auto", "caps", "privileged", "sysbox")
+NETWORK_MODES = ("host", "bridge", "none")
+RESTART_POLICIES = ("no", "on-failure", "unless-stopped", "always")
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+WATCH_MODES = ("auto", "inotify", "poll")
+_MEMORY_RE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmgt]?)b?$", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def parse_memory(text: str) -> int:
+    """'512m' → bytes; '' or '0' → 0 (no limit)."""
+    if text.strip() in ("", "0"):
+        return 0
+    m = _MEMORY_RE.match(text.strip())
+    if not m:
+        raise ValueError(f"not a memory size: {text!r} (use e.g. '512m', '4g')")
+    return int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+
+
+@dataclass(frozen=True)
+class ParentConfig:
+    name: str = "hal9000-parent"
+    image: str = f"hal9000/parent:{__version__}"
+    base_image: str = "debian:bookworm-slim"
+    roots: tuple[str, ...] = ("~",)
+    security: str = "auto"
+    memory: str = ""
+    cpus: float = 0.0
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    image: str = "hal9000/worker:minimal"
+    command: tuple[str, ...] = ("claude",)
+    memory: str = "4g"
+    cpus: float = 2.0
+    pids: int = 1024
+    network: str = "host"
+    restart: str = "no"
+    env: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DashboardConfig:
+    refresh: float = 2.0
+    max_rows: int = 0  # 0: as many as fit the pane
+
+
+@dataclass(frozen=True)
+class KeysConfig:
+    """The parent's tmux bindings: `prefix`, then one key per action."""
+
+    prefix: str = "C-b"
+    new_session: str = "N"
+    dashboard: str = "D"
+    stop: str = "X"
+    restart: str = "R"
+    shell: str = "S"
+    choose: str = "W"
+    stats: str = "T"
+
+
+@dataclass(frozen=True)
+class LogConfig:
+    level: str = "info"
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    mode: str = "auto"
+    poll_interval: float = 1.0
+
+
+@dataclass(frozen=True)
+class Config:
+    parent: ParentConfig = field(default_factory=ParentConfig)
+    worker: WorkerConfig = field(default_factory=WorkerConfig)
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
+    keys: KeysConfig = field(default_factory=KeysConfig)
+    log: LogConfig = field(default_factory=LogConfig)
+    watch: WatchConfig = field(default_factory=WatchConfig)
+    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    warnings: tuple[str, ...] = field(default=(), compare=False)
+
+
+SECTIONS: dict[str, type[Any]] = {
+    "parent": ParentConfig,
+    "worker": WorkerConfig,
+    "dashboard": DashboardConfig,
+    "keys": KeysConfig,
+    "log": LogConfig,
+    "watch": WatchConfig,
+}
+
+# How a change reaches the running system; `hal_common.config_diff` groups changes by it.
+RESTART = "restart"  # the parent container must be recreated: `claudy down && claudy`
+WORKER_LIMITS = "worker_limits"  # running workers updated in place (docker update)
+WORKER_TEMPLATE = "worker_template"  # workers created from now on
+_SECTION_APPLY = {
+    "parent": RESTART,
+    "dashboard": "dashboard",
+    "keys": "keys",
+    "log": "log",
+    "watch": "watch",
+    "services": "services",
+}
+_WORKER_LIMITS = frozenset({"cpus", "memory", "pids"})
+
+
+def apply_class(section: str, key: str) -> str:
+    """`restart`, `worker_limits`, `worker_template`, or the section's own live group."""
+    if section == "worker":
+        return WORKER_LIMITS if key in _WORKER_LIMITS else WORKER_TEMPLATE
+    return _SECTION_APPLY[section]
+
+
+@dataclass(frozen=True)
+class Key:
+    """One schema key: `section.name`, its Python type, default and apply class."""
+
+    section: str
+    name: str
+    kind: type[Any]
+    default: Any
+
+    @property
+    def dotted(self) -> str:
+        return f"{self.section}.{self.name}"
+
+    @property
+    def apply(self) -> str:
+        return apply_class(self.section, self.name)
+
+
+def schema_keys() -> list[Key]:
+    """Every fixed key, in declaration order (services are free-form and not listed)."""
+    return [
+        Key(section, f.name, type(getattr(cls(), f.name)), getattr(cls(), f.name))
+        for section, cls in SECTIONS.items()
+        for f in fields(cls)
+    ]
+
+
+def find_key(section: str, name: str) -> Key | None:
+    cls = SECTIONS.get(section)
+    if cls is None or name not in {f.name for f in fields(cls)}:
+        return None
+    default = getattr(cls(), name)
+    return Key(section, name, type(default), default)
+
+
+# -- types ---------------------------------------------------------------------------------
+
+TYPE_NAMES: dict[type[Any], str] = {
+    str: "a string",
+    int: "an integer",
+    float: "a number",
+    bool: "true or false",
+    tuple: "an array of strings",
+}
+
+
+def describe(value: object) -> str:
+    """What a parsed TOML value is, in words: `'two' (a string)`."""
+    kinds: list[tuple[type[Any] | tuple[type[Any], ...], str]] = [
+        (bool, "a boolean"),
+        (int, "an integer"),
+        (float, "a number"),
+        (str, "a string"),
+        (list, "an array"),
+        (dict, "a table"),
+        ((dt.datetime, dt.date, dt.time), "a date/time"),
+    ]
+    what = next((name for t, name in kinds if isinstance(value, t)), type(value).__name__)
+    shown = repr(value) if not isinstance(value, dt.date | dt.time) else value.isoformat()
+    if len(shown) > 60:
+        shown = shown[:57] + "..."
+    return f"{shown} ({what})"
+
+
+def coerce(value: Any, kind: type[Any]) -> Any:
+    """`value` as `kind`, or TypeError naming the expected type (ints are fine for numbers)."""
+    if kind is tuple:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+    elif kind is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif kind is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(value, kind):
+        return value
+    raise TypeError(TYPE_NAMES[kind])
+
+
+# -- value checks --------------------------------------------------------------------------
+
+
+def _one_of(allowed: tuple[str, ...]) -> Any:
+    def check(v: str) -> str | None:
+        return None if v in allowed else f"is {v!r}; expected one of {', '.join(allowed)}"
+
+    return check
+
+
+def _memory(v: str) -> str | None:
+    try:
+        parse_memory(v)
+    except ValueError:
+        return f"is not a memory size: {v!r} (use e.g. '512m', '4g', or '' for no limit)"
+    return None
+
+
+def _not_negative(v: float) -> str | None:
+    if isinstance(v, float) and not math.isfinite(v):
+        return "must be a finite number"
+    return "must not be negative" if v < 0 else None
+
+
+def _positive(v: float) -> str | None:
+    if not math.isfinite(v) or v <= 0:
+        return "must be a positive number of seconds"
+    return None
+
+
+def _non_empty(v: str | tuple[str, ...]) -> str | None:
+    return "must not be empty" if not v or (isinstance(v, str) and not v.strip()) else None
+
+
+def _tmux_key(v: str) -> str | None:
+    if not v or any(c.isspace() for c in v):
+        return "must be a tmux key name without spaces (e.g. 'C-b', 'N', 'F5')"
+    return None
+
+
+def _env_names(v: tuple[str, ...]) -> str | None:
+    bad = [n for n in v if not _ENV_NAME_RE.match(n)]
+    return f"has {bad[0]!r}, which is not an environment variable name" if bad else None
+
+
+_CHECKS: dict[tuple[str, str], Any] = {
+    ("parent", "name"): lambda v: (
+        None if _CONTAINER_NAME_RE.match(v) else "must be a container name ([a-zA-Z0-9_.-])"
+    ),
+    ("parent", "image"): _non_empty,
+    ("parent", "base_image"): _non_empty,
+    ("parent", "roots"): lambda v: None if v else "must name at least one directory",
+    ("parent", "security"): _one_of(SECURITY_MODES),
+    ("parent", "memory"): _memory,
+    ("parent", "cpus"): _not_negative,
+    ("worker", "image"): _non_empty,
+    ("worker", "command"): _non_empty,
+    ("worker", "memory"): _memory,
+    ("worker", "cpus"): _not_negative,
+    ("worker", "pids"): _not_negative,
+    ("worker", "network"): _one_of(NETWORK_MODES),
+    ("worker", "restart"): _one_of(RESTART_POLICIES),
+    ("worker", "env"): _env_names,
+    ("dashboard", "refresh"): _positive,
+    ("dashboard", "max_rows"): _not_negative,
+    ("log", "level"): _one_of(LOG_LEVELS),
+    ("watch", "mode"): _one_of(WATCH_MODES),
+    ("watch", "poll_interval"): _positive,
+    **{("keys", f.name): _tmux_key for f in fields(KeysConfig)},
+}
+
+
+def check_value(section: str, key: str, value: Any) -> str | None:
+    """What is wrong with an already typed value, as words that follow the key's name."""
+    check = _CHECKS.get((section, key))
+    result: str | None = check(value) if check else None
+    return result
+
+
+def key_conflicts(keys: KeysConfig) -> list[tuple[str, str]]:
+    """Pairs of (earlier, later) binding names that share a key (the prefix is separate)."""
+    seen: dict[str, str] = {}
+    clashes: list[tuple[str, str]] = []
+    for f in fields(KeysConfig):
+        if f.name == "prefix":
+            continue
+        key = getattr(keys, f.name)
+        if key in seen:
+            clashes.append((seen[key], f.name))
+        else:
+            seen[key] = f.name
+    return clashes

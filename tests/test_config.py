@@ -1,0 +1,261 @@
+"""Pure config tests: positions, errors with line and column, warnings, env overrides, origins."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hal_common.config import (
+    Config,
+    KeysConfig,
+    WatchConfig,
+    parse_config,
+    read_config,
+    resolve,
+    text_value,
+)
+from hal_common.errors import ConfigError
+from hal_common.toml_positions import KeyPos, key_positions
+
+
+def _error(text: str, env: dict[str, str] | None = None) -> ConfigError:
+    with pytest.raises(ConfigError) as e:
+        resolve(text, "c.toml", env or {})
+    return e.value
+
+
+def test_positions_are_not_fooled_by_strings_arrays_and_comments() -> None:
+    text = (
+        "# [fake] header in a comment\n"  # 1
+        'title = """\n'  # 2
+        "[worker]\n"  # 3: inside a multi-line string
+        'cpus = 3 """  # x\n'  # 4
+        "arr = [ \"a]\", 'b', # ]\n"  # 5
+        "  { x = 1 } ]\n"  # 6
+        "[worker]  # the real one\n"  # 7
+        '  cpus = "two"\n'  # 8
+        '"quoted.key" = 1\n'  # 9
+        "a.b = { d = 1 }\n"  # 10
+        "[services.web]\n"  # 11
+        'v = "esc \\" cpus = 1"\n'  # 12
+        "w = 2\n"  # 13
+    )
+    pos = key_positions(text)
+    assert pos["worker",] == KeyPos(7, 1, 7, 1)
+    assert pos["worker", "cpus"] == KeyPos(8, 3, 8, 10)
+    assert pos["worker", "quoted.key"].line == 9
+    assert pos["worker", "a", "b", "d"] == KeyPos(10, 9, 10, 13)
+    assert pos["services",].line == 11 and pos["services", "web"].line == 11
+    assert pos["services", "web", "w"].line == 13
+    assert ("services", "web", "cpus") not in pos
+
+
+def test_parse_errors_carry_line_and_1_based_column() -> None:
+    e = _error('[worker]\nmemory = "4')
+    assert (e.source, e.line) == ("c.toml", 2)
+    assert e.message.startswith("c.toml:2:")
+    e = _error("[worker\n")
+    assert (e.line, e.column) == (1, 8)
+    assert " at line " not in e.message  # the position is said once, up front
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "column", "needle"),
+    [
+        ('[worker]\ncpus = "two"\n', 2, 8, "[worker].cpus must be a number, got 'two' (a string)"),
+        ("[worker]\npids = 1.5\n", 2, 8, "[worker].pids must be an integer, got 1.5 (a number)"),
+        ('[parent]\nroots = "~"\n', 2, 9, "[parent].roots must be an array of strings"),
+        ("[keys]\nprefix = 1\n", 2, 10, "[keys].prefix must be a string, got 1 (an integer)"),
+        ("[log]\n\n\nlevel = []\n", 4, 9, "[log].level must be a string, got [] (an array)"),
+        ("worker = { cpus = true }\n", 1, 19, "must be a number, got True (a boolean)"),
+        ("[watch]\nmode = 'fast'\n", 2, 8, "expected one of auto, inotify, poll"),
+        ("[dashboard]\nmax_rows = -1\n", 2, 12, "[dashboard].max_rows must not be negative"),
+        ("[worker]\ncpus = inf\n", 2, 8, "[worker].cpus must be a finite number"),
+        ('[keys]\nstop = "R"\n', 2, 8, "[keys].stop is 'R', which [keys].restart also uses"),
+        ('[keys]\nshell = " "\n', 2, 9, "[keys].shell must be a tmux key name"),
+        ("[services.web]\nenabled = 1\n", 2, 11, "[services.web].enabled must be true or false"),
+        ("services = 3\n", 1, 12, "[services] must be a table"),
+        ("[[worker]]\ncpus = 1\n", 1, 1, "[worker] must be a table, got [{'cpus': 1}] (an array)"),
+    ],
+)
+def test_value_errors_name_line_column_and_expected_type(
+    text: str, line: int, column: int, needle: str
+) -> None:
+    e = _error(text)
+    assert (e.line, e.column) == (line, column), e.message
+    assert e.message.startswith(f"c.toml:{line}:{column}: ")
+    assert needle in e.message
+
+
+def test_every_problem_of_a_save_is_reported_together() -> None:
+    e = _error('[worker]\ncpus = "two"\npids = -1\n[parent]\nsecurity = "yolo"\n')
+    lines = e.message.splitlines()
+    assert [ln.split(" ")[0] for ln in lines] == ["c.toml:2:8:", "c.toml:3:8:", "c.toml:5:12:"]
+    assert (e.line, e.column) == (2, 8)
+
+
+def test_unknown_keys_warn_with_their_line_and_a_suggestion() -> None:
+    cfg = parse_config('[worker]\nmemroy = "2g"\n\n[dashbord]\nx = 1\n[watch]\nmode = "poll"\n')
+    assert cfg.warnings == (
+        "config.toml:2:1: unknown key [worker].memroy ignored (did you mean memory?)",
+        "config.toml:4:1: unknown section [dashbord] ignored (did you mean dashboard?)",
+    )
+    assert cfg.watch == WatchConfig(mode="poll")
+
+
+def test_new_sections_and_defaults() -> None:
+    cfg = Config()
+    assert cfg.keys == KeysConfig("C-b", "N", "D", "X", "R", "S", "W", "T")
+    assert (cfg.dashboard.refresh, cfg.dashboard.max_rows) == (2.0, 0)
+    assert (cfg.watch.mode, cfg.watch.poll_interval) == ("auto", 1.0)
+    cfg = parse_config('[keys]\nprefix = "C-a"\nstats = "F5"\n[dashboard]\nmax_rows = 20\n')
+    assert (cfg.keys.prefix, cfg.keys.stats, cfg.dashboard.max_rows) == ("C-a", "F5", 20)
+
+
+def test_services_keep_free_keys_and_default_to_enabled() -> None:
+    cfg = parse_config(
+        '[services.web]\nport = 8080\ntags = ["a"]\n[services.db]\nenabled = false\n'
+    )
+    assert cfg.services == {"web": {"port": 8080, "tags": ["a"]}, "db": {"enabled": False}}
+
+
+def test_warnings_do_not_make_configs_differ() -> None:
+    assert parse_config("[nope]\n") == Config()
+
+
+def test_env_overrides_the_file_and_origins_say_so() -> None:
+    text = '[worker]\nmemory = "1g"\ncpus = 3\n[services.web]\nport = 80\n'
+    env = {
+        "HAL9000_WORKER_MEMORY": "2g",  # not TOML: taken as the string
+        "HAL9000_DASHBOARD_MAX_ROWS": "12",  # TOML integer
+        "HAL9000_WORKER_ENV": '["FOO", "BAR"]',  # TOML array
+        "HAL9000_PARENT_NAME": "123",  # a string key keeps the text as typed
+        "HAL9000_CONFIG": "/elsewhere.toml",  # not a section: not ours to read
+        "HAL9000_OFFLINE": "1",
+        "HAL9000_WORKER_MEM": "1g",  # a section but no such key: a warning
+    }
+    r = resolve(text, "c.toml", env)
+    assert r.config.worker.memory == "2g" and r.config.worker.cpus == 3.0
+    assert r.config.worker.env == ("FOO", "BAR") and r.config.dashboard.max_rows == 12
+    assert r.config.parent.name == "123"
+    by_key = {s.key: (s.value, s.origin, s.detail) for s in r.settings}
+    assert by_key["worker.memory"] == ("2g", "env", "HAL9000_WORKER_MEMORY")
+    assert by_key["worker.cpus"] == (3.0, "file", "c.toml:3")
+    assert by_key["worker.pids"] == (1024, "default", "")
+    assert by_key["services.web.port"] == (80, "file", "c.toml:5")
+    assert r.config.warnings == (
+        "environment: HAL9000_WORKER_MEM names no key of [worker], ignored (did you mean memory?)",
+    )
+
+
+def test_bad_env_values_are_errors_naming_the_variable() -> None:
+    e = _error("", {"HAL9000_WORKER_CPUS": "lots", "HAL9000_KEYS_STOP": "N"})
+    assert e.message.splitlines() == [
+        "environment: HAL9000_WORKER_CPUS='lots': [worker].cpus must be a number, got 'lots' "
+        "(a string)",
+        "environment: HAL9000_KEYS_STOP: [keys].stop is 'N', which [keys].new_session also uses",
+    ]
+    assert e.line is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind", "want"),
+    [
+        ("2", None, 2),
+        ("1.5", None, 1.5),
+        ("true", None, True),
+        ('["a"]', None, ["a"]),
+        ("2g", None, "2g"),
+        ('"quoted"', str, "quoted"),
+        ("123", str, "123"),
+        ("true", str, "true"),
+        ("1\nx = 2", None, "1\nx = 2"),
+        ("", None, ""),
+    ],
+)
+def test_text_value(raw: str, kind: type | None, want: object) -> None:
+    assert text_value(raw, kind) == want
+
+
+def test_read_config_refuses_empty_and_missing_when_asked(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    assert read_config(path, {}, missing_ok=True).config == Config()
+    with pytest.raises(ConfigError, match="no such file"):
+        read_config(path, {}, missing_ok=False)
+    path.write_text("  \n")
+    with pytest.raises(ConfigError, match=r"empty.*truncated") as e:
+        read_config(path, {}, missing_ok=True)
+    assert (e.value.line, e.value.column) == (1, 1)
+    path.write_text("# all defaults\n")
+    assert read_config(path, {}, missing_ok=False).config == Config()
+
+
+def test_diff_groups_changes_by_how_they_apply() -> None:
+    from hal_common.config_diff import Changes, ServiceChanges, diff
+
+    old = parse_config(
+        '[worker]\nmemory = "4g"\nimage = "a"\n[services.web]\nport = 1\n'
+        "[services.db]\n[services.cron]\nenabled = false\n[services.gone]\n"
+    )
+    new = parse_config(
+        '[worker]\nmemory = "2g"\ncpus = 1\npids = 10\nimage = "b"\ncommand = ["sh"]\n'
+        'network = "none"\nrestart = "always"\nenv = ["X"]\n'
+        '[parent]\nname = "p2"\nroots = ["/src"]\n[keys]\nprefix = "C-a"\n'
+        "[dashboard]\nrefresh = 5\n[log]\nlevel = 'debug'\n[watch]\nmode = 'poll'\n"
+        "[services.web]\nport = 2\n[services.db]\nenabled = false\n[services.cron]\n"
+        "[services.new]\n[services.off]\nenabled = false\n"
+    )
+    assert diff(old, new) == Changes(
+        worker_limits=("worker.memory", "worker.cpus", "worker.pids"),
+        worker_template=(
+            "worker.image",
+            "worker.command",
+            "worker.network",
+            "worker.restart",
+            "worker.env",
+        ),
+        keys=("keys.prefix",),
+        dashboard=("dashboard.refresh",),
+        services=ServiceChanges(enabled=("cron", "new"), disabled=("db", "gone"), changed=("web",)),
+        log=("log.level",),
+        watch=("watch.mode",),
+        restart_needed=("parent.name", "parent.roots"),
+    )
+
+
+def test_diff_of_equal_configs_is_empty_and_false() -> None:
+    from hal_common.config_diff import diff
+
+    a = parse_config("[services.x]\nenabled = false\n")
+    b = parse_config("[services.x]\nenabled = false\nport = 3\n# only a disabled service moved\n")
+    assert not diff(a, a) and not diff(Config(), parse_config("[nope]\n"))
+    assert not diff(a, b)
+    only_parent = diff(Config(), parse_config("[parent]\nmemory = '8g'\n"))
+    assert only_parent and not only_parent.live and only_parent.restart_needed == ("parent.memory",)
+
+
+def test_docs_table_matches_the_schema() -> None:
+    """docs/config.md lists every key with its type, default and how it applies."""
+    from hal_common import __version__
+    from hal_common.config_cli import toml_text
+    from hal_common.config_schema import schema_keys
+
+    types = {str: "string", int: "integer", float: "number", tuple: "array of strings"}
+    applies = {
+        "restart": "restart",
+        "worker_limits": "live: running workers",
+        "worker_template": "live: new workers",
+    }
+    doc = (Path(__file__).parent.parent / "docs" / "config.md").read_text()
+    rows = {
+        cells[0].strip("`"): cells[1:4]
+        for line in doc.splitlines()
+        if line.startswith("| `") and "." in line.split("|")[1]
+        for cells in [[c.strip() for c in line.strip("|").split("|")]]
+    }
+    for key in schema_keys():
+        default = toml_text(key.default).replace(__version__, "<version>")
+        want = [types[key.kind], f"`{default}`", applies.get(key.apply, "live")]
+        assert rows.get(key.dotted) == want, key.dotted
+    assert set(rows) == {k.dotted for k in schema_keys()}
