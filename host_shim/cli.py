@@ -195,7 +195,7 @@ def build(no_cache: bool) -> None:
 
 
 def _workers(parent: Container) -> list[dict[str, object]]:
-    code, out = run_in(parent, ["hal-agent", "ls", "--json"], "listing workers")
+    code, out = run_in(parent, ["hal-agent", "ls", "--json", "--all"], "listing workers")
     if code != 0:
         return []
     rows: list[dict[str, object]] = json.loads(out or "[]")
@@ -210,11 +210,18 @@ def status(as_json: bool) -> None:
     parent = find_parent(c.client(), c.cfg.parent.name)
     state = parent.status if parent else "absent"
     rows = _workers(parent) if parent and state == "running" else []
+    health: dict[str, list[str]] = {"restart_needed": [], "errors": []}
+    if parent and state == "running":
+        code, out = run_in(parent, ["hal-agent", "health", "--json"], "asking the parent")
+        health = json.loads(out) if code == 0 else health
     if as_json:
-        click.echo(json.dumps({"parent": {"name": c.cfg.parent.name, "state": state},
+        click.echo(json.dumps({"parent": {"name": c.cfg.parent.name, "state": state,
+                                          "restart_needed": health["restart_needed"]},
                                "workers": rows}, indent=2))  # fmt: skip
         return
     click.echo(f"parent {c.cfg.parent.name}: {state}")
+    for key in health["restart_needed"]:
+        click.echo(f"  restart needed: {key} changed (claudy down && claudy)")
     for r in rows:
         click.echo(f"  {r['name']:34} {r['state']:9} {r['project']}")
     if state == "running" and not rows:

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import json
 import logging
-import os
 import queue
 import signal
 import threading
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 
 import docker
@@ -18,11 +16,15 @@ import requests.exceptions
 
 from hal_common import labels, paths
 from hal_common.config import Config
+from hal_common.config_diff import diff
 from hal_common.errors import HalError
 from parent_agent import workers
+from parent_agent.config_watch import ConfigChanged, ConfigRejected, ConfigWatcher
 from parent_agent.dockerd import Dockerd
 from parent_agent.keys import bindings, duplicates, status_text
+from parent_agent.live_apply import update_limits
 from parent_agent.reconcile import EnsureWindow, KillWindow, plan
+from parent_agent.status_file import StatusFile
 from parent_agent.tmux_ui import TmuxUI, server_for, worker_window_command
 
 log = logging.getLogger(__name__)
@@ -53,7 +55,7 @@ class Tick:
     pass
 
 
-Event = Shutdown | DockerdExited | WorkerEvent | Tick
+Event = Shutdown | DockerdExited | WorkerEvent | Tick | ConfigChanged | ConfigRejected
 
 
 def _watch_dockerd(dockerd: Dockerd, inbox: queue.Queue[Event]) -> None:
@@ -72,15 +74,25 @@ def _watch_events(client: docker.DockerClient, inbox: queue.Queue[Event]) -> Non
 
 
 class Agent:
-    def __init__(self, cfg: Config, dockerd: Dockerd | None = None, ui: TmuxUI | None = None):
+    def __init__(
+        self,
+        cfg: Config,
+        dockerd: Dockerd | None = None,
+        ui: TmuxUI | None = None,
+        config_path: Path | None = None,
+        status: StatusFile | None = None,
+    ) -> None:
         self.cfg = cfg
         self.dockerd = dockerd or Dockerd()
         self.ui = ui or TmuxUI(server_for())
         self.inbox: queue.Queue[Event] = queue.Queue()
         self.client: docker.DockerClient | None = None
         self.restarts = 0
-        self.errors: list[dict[str, str]] = []
+        self.status_file = status or StatusFile()
         self.status = ""
+        self.watcher = ConfigWatcher(
+            config_path or paths.config_file(in_parent=True), self.inbox.put, watch=cfg.watch
+        )
 
     def _start_engine(self) -> None:
         self.client = self.dockerd.start()
@@ -90,12 +102,30 @@ class Agent:
                          name="docker-events", daemon=True).start()  # fmt: skip
 
     def record_error(self, text: str) -> None:
-        """Log an error and keep it for the dashboard (STATUS_FILE), newest last, bounded."""
+        """Log an error and keep it for the dashboard (the status file)."""
         log.error("%s", text)
-        self.errors = [*self.errors, {"time": datetime.now(UTC).isoformat(), "text": text}][-20:]
-        tmp = paths.STATUS_FILE.with_suffix(".tmp")
-        tmp.write_text(json.dumps({"errors": self.errors}))
-        os.replace(tmp, paths.STATUS_FILE)
+        self.status_file.add_error(text)
+
+    def apply_config(self, new: Config) -> None:
+        """A saved config: apply what can be applied live, flag what needs a restart."""
+        changes = diff(self.cfg, new)
+        self.cfg = new
+        if not changes:
+            return
+        log.info("config reloaded", extra={"changes": str(changes)})
+        if changes.worker_limits and self.client is not None:
+            for err in update_limits(self.client, new.worker):
+                self.record_error(err)
+        if changes.keys:
+            self.apply_keys()
+        if changes.log:
+            logging.getLogger().setLevel(new.log.level.upper())
+        if changes.watch:
+            self.watcher.reconfigure(new.watch)
+        if changes.restart_needed:
+            self.status_file.need_restart(changes.restart_needed)
+        # worker_template: new workers read the file; running ones show as outdated.
+        # dashboard: the dashboard reads the file itself.
 
     def apply_keys(self) -> None:
         binds = bindings({k: v for k, v in vars(self.cfg.keys).items() if isinstance(v, str)})
@@ -130,6 +160,10 @@ class Agent:
         if isinstance(ev, Shutdown):
             log.info("shutting down", extra={"signal": ev.signum})
             return False
+        if isinstance(ev, ConfigChanged):
+            self.apply_config(ev.config)
+        elif isinstance(ev, ConfigRejected):
+            self.record_error(f"{ev.error}; keeping the last good config")
         if isinstance(ev, DockerdExited):
             self.record_error(f"the inner dockerd exited with code {ev.code}; restarting it")
             self.client = None
@@ -155,6 +189,10 @@ class Agent:
         self.install_signals()
         paths.RUN_DIR.mkdir(parents=True, exist_ok=True)
         paths.PARENT_DATA.mkdir(parents=True, exist_ok=True)
+        self.status_file.write()
+        first = self.watcher.start()
+        if isinstance(first, ConfigRejected):
+            self.record_error(f"{first.error}; running on the defaults until a good save")
         self._start_engine()
         self.reconcile()
         paths.READY_FILE.write_text("ready\n")
@@ -175,8 +213,9 @@ class Agent:
         return 0
 
     def shutdown(self) -> None:
-        """In order: workers, then dockerd, then tmux."""
+        """In order: the config watcher, workers, then dockerd, then tmux."""
         paths.READY_FILE.unlink(missing_ok=True)
+        self.watcher.stop()
         if self.client is not None:
             try:
                 workers.stop_all(self.client)

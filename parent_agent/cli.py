@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 engine unavailable, 5 no such session.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import sys
 import threading
@@ -15,10 +16,11 @@ from collections.abc import Iterator
 import click
 
 from hal_common import __version__, paths
+from hal_common.config import Config
 from hal_common.config_cli import parent_group
 from hal_common.engine import translated
-from hal_common.errors import HalError
-from parent_agent import ctx, workers
+from hal_common.errors import ConfigError, HalError
+from parent_agent import ctx, status_file, workers
 from parent_agent.cli_info import INFO_COMMANDS
 from parent_agent.cli_workers import COMMANDS
 
@@ -59,7 +61,10 @@ def run() -> None:
     """The parent's main process: dockerd, tmux, dashboard, reconcile loop (PID 1 under tini)."""
     from parent_agent.agent import Agent
 
-    cfg = ctx.config()
+    try:
+        cfg = ctx.config()
+    except ConfigError:
+        cfg = Config()  # the watcher reports the error; a good save applies
     ctx.setup_logging(cfg.log.level, to_file=True)
     try:
         code = Agent(cfg).run()
@@ -87,14 +92,13 @@ def ready(timeout: float) -> None:
 @main.command(hidden=True)
 def dashboard() -> None:
     """The live worker list (runs in the dashboard window's top pane)."""
-    from parent_agent.dashboard_live import Gather, run_live
+    from parent_agent.dashboard_live import ConfigFollower, Gather, run_live
 
-    cfg = ctx.config()
     # to a file only: a line on stderr would land inside the frame and scroll it
     ctx.setup_logging("warning", to_file=True, stderr=False, name="dashboard.log")
-    gather = Gather(ctx.inner, ctx.ui(), cfg.worker.image)
+    gather = Gather(ctx.inner, ctx.ui(), ConfigFollower(paths.config_file(in_parent=True)))
     with contextlib.suppress(KeyboardInterrupt):  # ctrl-c in the pane ends it quietly
-        run_live(gather, cfg.dashboard.refresh, threading.Event())
+        run_live(gather, threading.Event())
 
 
 def _chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:
@@ -114,6 +118,22 @@ def load_image() -> None:
                 raise HalError(f"inner engine refused the image: {line['error']}")
             if "stream" in line:
                 click.echo(str(line["stream"]).strip())
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+def health(as_json: bool) -> None:
+    """Recent errors of the parent's loop, and [parent] changes waiting for a restart."""
+    data = status_file.read()
+    if as_json:
+        click.echo(json.dumps(data, indent=2))
+        return
+    for key in data.get("restart_needed", []):
+        click.echo(f"restart needed: {key} changed (claudy down && claudy)")
+    for e in data.get("errors", [])[-10:]:
+        click.echo(f"{e['time']} {e['text']}")
+    if not data.get("restart_needed") and not data.get("errors"):
+        click.echo("no errors")
 
 
 @main.command("image-id", hidden=True)

@@ -33,6 +33,9 @@ class Status:
     windows: frozenset[str] = frozenset()
     usage: dict[str, Usage] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
+    template: str = ""  # the current worker template; running workers made otherwise are outdated
+    restart_needed: tuple[str, ...] = ()
+    max_rows: int = 0  # 0: as many as fit
 
 
 def uptime(w: Worker, now: datetime) -> str:
@@ -46,7 +49,9 @@ def uptime(w: Worker, now: datetime) -> str:
     return f"{secs // 86400}d{secs % 86400 // 3600:02d}h"
 
 
-def _state(w: Worker) -> Text:
+def _state(w: Worker, template: str) -> Text:
+    if w.state == "running" and template and w.template and w.template != template:
+        return Text("outdated", style="yellow")  # restart it to get the new image/command
     label = w.state if w.state != "exited" else f"exited {w.exit_code}"
     style = STATE_STYLE.get(w.state, "")
     if w.state == "exited" and w.exit_code == 0:
@@ -89,7 +94,20 @@ def render(status: Status, height: int = 24, width: int = 80) -> RenderableType:
     table.add_column("pids", no_wrap=True, justify="right")
     table.add_column("up", no_wrap=True, justify="right")
     table.add_column("win", no_wrap=True)
-    room = max(1, height - CHROME_ROWS - len(status.errors))
+    notes = (
+        [
+            Text(
+                f"restart needed: {', '.join(status.restart_needed)} changed "
+                "(claudy down && claudy)",
+                style="bold yellow",
+            )
+        ]
+        if status.restart_needed
+        else []
+    )
+    room = max(1, height - CHROME_ROWS - len(status.errors) - len(notes))
+    if status.max_rows:
+        room = min(room, status.max_rows)
     # running first, so the ones that matter stay visible when rows run out
     ordered = sorted(status.workers, key=lambda w: (w.state != "running", w.name))
     shown = ordered[:room]
@@ -97,7 +115,7 @@ def render(status: Status, height: int = 24, width: int = 80) -> RenderableType:
         u = status.usage.get(w.name)
         cpu = f"{u.cpu_pct:.0f}%" if u is not None and u.cpu_pct is not None else "-"
         table.add_row(
-            w.name, w.project, _state(w), cpu, _mem(u), str(u.pids) if u else "-",
+            w.name, w.project, _state(w, status.template), cpu, _mem(u), str(u.pids) if u else "-",
             uptime(w, status.now), "yes" if w.name in status.windows else "-",
         )  # fmt: skip
     parts: list[RenderableType] = [head, table]
@@ -113,5 +131,6 @@ def render(status: Status, height: int = 24, width: int = 80) -> RenderableType:
     if not status.workers:
         hint = "no workers yet: `hal-agent spawn DIR` below, or `claudy DIR` on the host"
         parts.append(Text(hint, style="dim"))
+    parts.extend(notes)
     parts.extend(Text(e, style="bold red") for e in status.errors)
     return Group(*parts)

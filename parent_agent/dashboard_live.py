@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import sys
@@ -11,6 +10,8 @@ import termios
 import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import docker
 import docker.errors
@@ -18,8 +19,11 @@ from rich.console import Console
 from rich.live import Live
 
 from hal_common import paths
-from hal_common.errors import HalError
+from hal_common.config import Config, load_config
+from hal_common.errors import ConfigError, HalError
+from parent_agent import status_file
 from parent_agent.dashboard import Health, Status, render
+from parent_agent.spec import template_hash
 from parent_agent.tmux_ui import TmuxUI
 from parent_agent.usage_live import BackgroundSampler
 from parent_agent.workers import list_workers
@@ -28,12 +32,31 @@ log = logging.getLogger(__name__)
 ERROR_WINDOW_S = 600  # errors older than this leave the dashboard
 
 
-def recent_errors(now: datetime) -> tuple[str, ...]:
-    """The agent loop's recent errors (it writes them to STATUS_FILE), newest last."""
-    try:
-        data = json.loads(paths.STATUS_FILE.read_text())
-    except (OSError, ValueError):
-        return ()
+class ConfigFollower:
+    """The config as saved now: re-read when the file changes; the last good one on errors."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stamp: tuple[int, int] | None = None
+        self.cfg = Config()
+
+    def __call__(self) -> Config:
+        try:
+            st = self.path.stat()
+            stamp = (st.st_mtime_ns, st.st_size)
+        except OSError:
+            return self.cfg
+        if stamp != self.stamp:
+            self.stamp = stamp
+            try:
+                self.cfg = load_config(self.path)
+            except ConfigError as e:
+                log.warning("dashboard keeps the last good config: %s", e)
+        return self.cfg
+
+
+def recent_errors(now: datetime, data: dict[str, Any]) -> tuple[str, ...]:
+    """The agent loop's recent errors (from the status file), newest last."""
     out = []
     for e in data.get("errors", [])[-3:]:
         when = datetime.fromisoformat(e["time"])
@@ -53,15 +76,19 @@ def disk_free(path: str = str(paths.INNER_DATA_ROOT)) -> int | None:
 class Gather:
     """Collects one Status; a dead engine gives `engine_ok=False`, not an exception."""
 
-    def __init__(self, connect: Callable[[], docker.DockerClient], ui: TmuxUI, image: str):
+    def __init__(
+        self, connect: Callable[[], docker.DockerClient], ui: TmuxUI, config: ConfigFollower
+    ) -> None:
         self.connect = connect
         self.ui = ui
-        self.image = image
+        self.config = config
+        self.cfg = config()
         self.client: docker.DockerClient | None = None
         self.sampler: BackgroundSampler | None = None
 
     def __call__(self) -> Status:
         now = datetime.now(UTC)
+        self.cfg = self.config()
         try:
             if self.client is None:
                 self.client = self.connect()
@@ -78,13 +105,16 @@ class Gather:
             self.client, found, use = None, (), {}
             health = Health(engine_ok=False, disk_free=disk_free())
         windows = frozenset(self.ui.window_names())
+        data = status_file.read()
         return Status(now=now, health=health, workers=found, usage=use, windows=windows,
-                      errors=recent_errors(now))  # fmt: skip
+                      errors=recent_errors(now, data), template=template_hash(self.cfg.worker),
+                      restart_needed=tuple(data.get("restart_needed", [])),
+                      max_rows=self.cfg.dashboard.max_rows)  # fmt: skip
 
     def _has_image(self) -> bool:
         assert self.client is not None  # noqa: S101 - called after connecting
         try:
-            self.client.images.get(self.image)
+            self.client.images.get(self.cfg.worker.image)
         except docker.errors.ImageNotFound:
             return False
         except docker.errors.APIError:
@@ -110,8 +140,8 @@ def no_echo() -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
-def run_live(gather: Callable[[], Status], refresh: float, stop: threading.Event) -> None:
-    """Redraw every `refresh` seconds until `stop` is set."""
+def run_live(gather: Gather, stop: threading.Event) -> None:
+    """Redraw every `[dashboard].refresh` seconds (as saved now) until `stop` is set."""
     console = Console()
     with no_echo(), Live(console=console, auto_refresh=False, screen=True) as live:
         while not stop.is_set():
@@ -124,4 +154,4 @@ def run_live(gather: Callable[[], Status], refresh: float, stop: threading.Event
             except OSError:  # not a terminal (a test, a pipe): whatever rich thinks
                 width, height = console.size
             live.update(render(status, height, width), refresh=True)
-            stop.wait(refresh)
+            stop.wait(gather.cfg.dashboard.refresh)

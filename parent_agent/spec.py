@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +40,13 @@ def pick_owner(host_uid: int, host_gid: int, dir_uid: int, dir_gid: int) -> tupl
     return dir_uid, dir_gid
 
 
+def template_hash(cfg: WorkerConfig, image: str | None = None) -> str:
+    """What a worker was created from, beyond its limits: a changed one marks it outdated."""
+    text = json.dumps([image or cfg.image, list(cfg.command), cfg.network, cfg.restart,
+                       sorted(cfg.env)])  # fmt: skip
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
 def worker_spec(
     project: str,
     cfg: WorkerConfig,
@@ -65,7 +74,10 @@ def worker_spec(
         network=cfg.network,
         restart=cfg.restart,
         env=env,
-        labels=labels.worker_labels(session, project, image, __version__),
+        labels={
+            **labels.worker_labels(session, project, image, __version__),
+            labels.TEMPLATE: template_hash(cfg, image),
+        },
     )
 
 
@@ -92,6 +104,7 @@ def create_kwargs(spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
         kwargs["restart_policy"]["MaximumRetryCount"] = 3
     if spec.memory:
         kwargs["mem_limit"] = spec.memory
+        kwargs["memswap_limit"] = spec.memory  # no swap beyond the limit (live updates keep it)
     if spec.nano_cpus:
         kwargs["nano_cpus"] = spec.nano_cpus
     if spec.pids:

@@ -37,6 +37,7 @@ class Worker:
     memory: int = 0  # limits: bytes, nano-CPUs, pids (0 = none)
     nano_cpus: int = 0
     pids: int = 0
+    template: str = ""
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -65,6 +66,7 @@ def to_worker(c: Container) -> Worker:
         memory=int(host.get("Memory") or 0),
         nano_cpus=int(host.get("NanoCpus") or 0),
         pids=int(host.get("PidsLimit") or 0),
+        template=lab.get(labels.TEMPLATE, ""),
     )
 
 
