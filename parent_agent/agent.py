@@ -169,6 +169,10 @@ class Agent:
             self.client = None
         if isinstance(ev, WorkerEvent) and ev.action == "die" and ev.exit_code not in (0, 143):
             self.record_error(f"worker {ev.session} exited with code {ev.exit_code}")
+        if isinstance(ev, WorkerEvent) and ev.action == "start" and self.client is not None:
+            # a spawn that read the config just before a reload gets today's limits too
+            for err in update_limits(self.client, self.cfg.worker, session=ev.session):
+                self.record_error(err)
         if self.client is None:
             self.restarts += 1
             if self.restarts > MAX_DOCKERD_RESTARTS:

@@ -25,14 +25,18 @@ def limits_body(cfg: WorkerConfig) -> dict[str, int]:
     }
 
 
-def update_limits(client: docker.DockerClient, cfg: WorkerConfig) -> list[str]:
+def update_limits(
+    client: docker.DockerClient, cfg: WorkerConfig, session: str | None = None
+) -> list[str]:
     """`docker update` every running worker to `cfg`'s limits; returns the errors.
 
     docker-py's `update_container` knows neither NanoCpus nor PidsLimit, so this posts the
     engine's own update body (the API has taken both since 1.40).
     """
     errors = []
-    running = client.containers.list(filters=labels.managed_filter(labels.ROLE_WORKER))
+    running = client.containers.list(
+        filters=labels.managed_filter(labels.ROLE_WORKER, session=session)
+    )
     body = limits_body(cfg)
     api = client.api
     for c in running:
