@@ -1,0 +1,80 @@
+"""The dashboard's render: a pure function of a Status, checked without engines."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from rich.console import Console
+
+from parent_agent.dashboard import Health, Status, render
+from parent_agent.stats import Usage, cpu_percent, mem_used
+from parent_agent.workers import Worker
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def worker(i: int, state: str = "running", template: str = "t1", code: int = 0) -> Worker:
+    return Worker(f"proj-{i:02d}-0123abcd", f"hal9000-w-proj-{i:02d}", f"/home/u/src/proj-{i:02d}",
+                  "hal9000/worker:minimal", state, NOW - timedelta(seconds=75 + i), NOW,
+                  exit_code=code, template=template)  # fmt: skip
+
+
+def text(status: Status, width: int = 80, height: int = 24) -> list[str]:
+    console = Console(width=width, height=height, file=io.StringIO(), record=True)
+    console.print(render(status, height, width))
+    return console.export_text().rstrip("\n").split("\n")
+
+
+def test_fifty_workers_fit_80x24_and_say_how_many_are_hidden() -> None:
+    ws = tuple(worker(i, "running" if i % 4 else "exited") for i in range(50))
+    use = {
+        w.name: Usage(3.0, 150 << 20, 4 << 30, 12, 0, 0, 0, 0) for w in ws if w.state == "running"
+    }
+    lines = text(Status(NOW, Health(True, True, 50 << 30), ws, frozenset(), use))
+    assert len(lines) <= 24
+    assert all(len(line) <= 80 for line in lines)
+    assert "37 running, 13 stopped" in lines[0] and "engine up" in lines[0]
+    shown = sum(1 for line in lines if "proj-" in line and "/home/u/src" in line)
+    assert f"{50 - shown} more not shown" in "\n".join(lines)
+    # running workers come first, so they stay visible
+    assert "exited" not in "\n".join(lines[2 : 2 + shown])
+    assert "150.0MiB/4.0GiB" in "\n".join(lines) and "3%" in "\n".join(lines)
+
+
+def test_engine_down_is_said_and_no_rows_are_invented() -> None:
+    lines = text(Status(NOW, Health(False), ()))
+    assert "ENGINE DOWN (retrying)" in lines[0]
+    assert "no workers yet" in "\n".join(lines)
+
+
+def test_outdated_restart_needed_errors_and_exit_codes() -> None:
+    ws = (worker(1, template="old"), worker(2), worker(3, "exited", code=137))
+    st = Status(NOW, Health(True, images_ok=False), ws, frozenset({ws[1].name}),
+                errors=("12:00:00 worker x exited with code 137",), template="t1",
+                restart_needed=("parent.memory",))  # fmt: skip
+    out = "\n".join(text(st, width=120))
+    assert "outdated" in out and "exited 137" in out
+    assert "restart needed: parent.memory" in out
+    assert "worker image missing" in out
+    assert "worker x exited with code 137" in out
+    assert out.count(" yes") == 1
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_max_rows_caps_the_list(rows: int) -> None:
+    ws = tuple(worker(i) for i in range(10))
+    lines = text(Status(NOW, Health(True), ws, max_rows=rows))
+    assert sum(1 for line in lines if "/home/u/src" in line) == rows
+
+
+def test_cpu_and_memory_as_docker_stats_computes_them() -> None:
+    prev = {"cpu_stats": {"cpu_usage": {"total_usage": 1_000}, "system_cpu_usage": 10_000,
+                          "online_cpus": 2}}  # fmt: skip
+    cur = {"cpu_stats": {"cpu_usage": {"total_usage": 1_500}, "system_cpu_usage": 12_000,
+                         "online_cpus": 2},
+           "memory_stats": {"usage": 100, "stats": {"total_inactive_file": 30}}}  # fmt: skip
+    assert cpu_percent(None, cur) is None
+    assert cpu_percent(prev, cur) == pytest.approx(50.0)
+    assert mem_used(cur) == 70
