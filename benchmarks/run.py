@@ -1,0 +1,413 @@
+"""The benchmark: real engines, each figure next to its floor from the same run.
+
+    sudo scripts/bench [--short]          (starts a private dockerd; see README)
+    python -m benchmarks.run --reps 5 --scale 50 --out bench-results/bench.json
+
+Needs DOCKER_HOST (an engine of its own), root (project dirs get a test owner), tmux.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import docker
+from docker.models.containers import Container
+from rich.console import Console
+
+from benchmarks.core import MissingMeasurement, Report, row, table, to_json
+from hal_common import paths
+from hal_common.config import load_config
+from hal_common.engine import run_in
+from host_shim import images
+from host_shim.parent import CAPS, SECURITY_OPT
+
+EXPECTED = ("1", "2", "3", "4", "5a", "5b", "6a", "6b", "7")
+INSIDE = Path(__file__).with_name("inside.py")
+UID = GID = 4321
+
+
+def poll(check: Callable[[], bool], timeout: float) -> float:
+    """Seconds until `check()` holds (polled as fast as it answers); raises on timeout."""
+    t0 = time.monotonic()
+    while not check():
+        if time.monotonic() - t0 > timeout:
+            raise MissingMeasurement(f"condition not reached in {timeout}s")
+    return time.monotonic() - t0
+
+
+class Bench:
+    def __init__(self, reps: int, scale: int) -> None:
+        self.reps, self.scale = reps, scale
+        self.client = docker.DockerClient(base_url=os.environ["DOCKER_HOST"], timeout=300)
+        self.base = Path(f"/tmp/halbench-{uuid.uuid4().hex[:6]}")
+        self.root = self.base / "projects"
+        self.root.mkdir(parents=True)
+        cfgdir = self.base / "config" / "hal9000"
+        cfgdir.mkdir(parents=True)
+        self.name = "hal9000-bench"
+        (cfgdir / "config.toml").write_text(
+            f'[parent]\nname = "{self.name}"\nroots = ["{self.root}"]\n\n'
+            '[worker]\nmemory = "1g"\ncpus = 1.0\n'
+        )
+        self.cfg = load_config(cfgdir / "config.toml")
+        self.env = {
+            **os.environ,
+            "XDG_CONFIG_HOME": str(self.base / "config"),
+            "HAL9000_OFFLINE": "1",
+            "TERM": "xterm-256color",
+        }
+        self.report = Report(
+            machine=f"{platform.node()} {os.cpu_count()} cpus, "
+            f"{platform.machine()}, python {platform.python_version()}"
+        )
+
+    # -- helpers ------------------------------------------------------------------------------
+    def claudy(self, *args: str) -> subprocess.CompletedProcess[str]:
+        res = subprocess.run(
+            [sys.executable, "-m", "host_shim", *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=900,
+            check=False,
+        )
+        if res.returncode != 0:
+            raise MissingMeasurement(f"claudy {' '.join(args)} failed: {res.stderr[-2000:]}")
+        return res
+
+    def project(self, name: str) -> str:
+        p = self.root / name
+        p.mkdir(exist_ok=True)
+        os.chown(p, UID, GID)
+        return str(p)
+
+    @property
+    def parent(self) -> Container:
+        return self.client.containers.get(self.name)
+
+    def inside(self, *args: str) -> object:
+        code, out = run_in(self.parent, ["/opt/hal/bin/python", "-c", INSIDE.read_text(), *args])
+        if code != 0:
+            raise MissingMeasurement(f"inside {args[0]} failed: {out[-2000:]}")
+        return json.loads(out.strip().splitlines()[-1])
+
+    def dashboard_drawn(self) -> bool:
+        try:
+            code, out = run_in(
+                self.parent,
+                [
+                    "tmux",
+                    "-S",
+                    str(paths.TMUX_SOCK),
+                    "capture-pane",
+                    "-p",
+                    "-t",
+                    "=hal:=dashboard.0",
+                ],
+            )
+        except Exception:  # noqa: BLE001 - starting up: not drawn yet
+            return False
+        return code == 0 and "hal-9000" in out and "running" in out
+
+    # -- the metrics --------------------------------------------------------------------------
+    def images(self) -> None:
+        con = Console(stderr=True)
+        images.ensure_images(self.client, self.cfg, con)
+        std = load_config_with(self.base, "hal9000/worker:standard")
+        images.ensure_images(self.client, std, con)
+        mb = {
+            t: self.client.images.get(t).attrs["Size"] / 1e6
+            for t in ("hal9000/worker:minimal", "hal9000/worker:standard", self.cfg.parent.image)
+        }
+        self.report.add(
+            row(
+                "6a",
+                "image: worker-minimal (real Claude Code)",
+                "MB",
+                [mb["hal9000/worker:minimal"]],
+                target="≤ 300 MB",
+                limit=300.0,
+            )
+        )
+        self.report.add(
+            row(
+                "6b",
+                f"image: parent (worker-standard {mb['hal9000/worker:standard']:.0f} MB)",
+                "MB",
+                [mb[self.cfg.parent.image]],
+                target="parent ≤ 350 MB",
+                limit=350.0,
+            )
+        )
+
+    def cold_start(self) -> None:
+        self.claudy("-d", self.project("warm"))  # creates the parent, loads the worker image
+        times, idle = [], []
+        for _ in range(self.reps):
+            self.parent.stop(timeout=60)
+            t0 = time.monotonic()
+            self.parent.start()
+            poll(self.dashboard_drawn, 60)
+            times.append(time.monotonic() - t0)
+            mem = self.inside("memory")
+            assert isinstance(mem, dict)  # noqa: S101 - the shape inside.py prints
+            idle.append(float(mem["parent_mb"]))
+        floor = self.bare_dind()
+        self.report.add(
+            row(
+                "2",
+                "parent cold start → dashboard drawn",
+                "s",
+                times,
+                floor_name="bare DinD → inner ping",
+                floor=floor,
+                target="≤ 2×",
+                limit=2.0,
+            )
+        )
+        self.report.add(
+            row(
+                "5a",
+                "idle memory: the parent (all its processes, RSS)",
+                "MB",
+                idle,
+                target="≤ 150 MB",
+                limit=150.0,
+            )
+        )
+
+    def bare_dind(self) -> list[float]:
+        vol = f"halbench-floor-{uuid.uuid4().hex[:6]}"
+        out = []
+        try:
+            for _ in range(self.reps):
+                t0 = time.monotonic()
+                c = self.client.containers.run(
+                    self.cfg.parent.image,
+                    entrypoint=[
+                        "sh",
+                        "-c",
+                        "mkdir -p /run/b && exec dockerd --host unix:///run/b/d.sock",
+                    ],
+                    detach=True,
+                    cap_add=CAPS,
+                    security_opt=SECURITY_OPT,
+                    device_cgroup_rules=["a *:* rwm"],
+                    volumes={
+                        "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "rw"},
+                        vol: {"bind": "/var/lib/docker", "mode": "rw"},
+                    },
+                )
+                try:
+                    poll(
+                        lambda c=c: (
+                            run_in(
+                                c,
+                                [
+                                    "docker",
+                                    "-H",
+                                    "unix:///run/b/d.sock",  # type: ignore[misc]
+                                    "version",
+                                ],
+                            )[0]
+                            == 0
+                        ),
+                        60,
+                    )
+                    out.append(time.monotonic() - t0)
+                finally:
+                    c.remove(force=True)
+        finally:
+            self.client.volumes.get(vol).remove(force=True)
+        return out
+
+    def spawn_and_scale(self) -> None:
+        single = self.inside(
+            "spawn", json.dumps([self.project(f"one-{i}") for i in range(self.reps)])
+        )
+        floor = self.inside("bare", self.cfg.worker.image, str(self.reps))
+        assert isinstance(single, list) and isinstance(floor, list)  # noqa: S101
+        self.report.add(
+            row(
+                "1",
+                "worker spawn → agent pid inside",
+                "s",
+                single,
+                floor_name="bare nested docker run --rm",
+                floor=floor,
+                target="≤ 1.5×",
+                limit=1.5,
+            )
+        )
+        scale = self.inside(
+            "spawn", json.dumps([self.project(f"s-{i:02d}") for i in range(self.scale)])
+        )
+        assert isinstance(scale, list)  # noqa: S101
+        self.report.add(
+            row(
+                "4",
+                f"scale: spawn {self.scale}th / 1st",
+                "×",
+                [scale[-1] / scale[0]],
+                target="≤ 1.3",
+                limit=1.3,
+                note=f"1st {scale[0]:.3f}s, {self.scale}th {scale[-1]:.3f}s",
+            )
+        )
+        mems = [self.inside("memory") for _ in range(self.reps)]
+        per = [float(m["per_worker_overhead_mb"]) for m in mems if isinstance(m, dict)]
+        agent = [float(m["per_agent_mb"]) for m in mems if isinstance(m, dict)]
+        self.report.add(
+            row(
+                "5b",
+                "idle memory per worker, without the agent",
+                "MB",
+                per,
+                target="≤ 5 MB",
+                limit=5.0,
+                note=f"agent (claude) itself {sum(agent) / len(agent):.0f} MB",
+            )
+        )
+
+    def warm_attach(self) -> None:
+        proj = self.project("warm")
+        sock = self.base / "t.sock"
+        host = ["tmux", "-S", str(sock)]
+        subprocess.run([*host, "new-session", "-d", "-x", "120", "-y", "40"], check=True)
+        argv = " ".join([sys.executable, "-m", "host_shim", proj])
+        envs = " ".join(
+            f"{k}={v}"
+            for k, v in self.env.items()
+            if k in ("DOCKER_HOST", "XDG_CONFIG_HOME", "HAL9000_OFFLINE", "PATH")
+        )
+
+        tmux = ["tmux", "-S", str(paths.TMUX_SOCK)]
+
+        def clients() -> set[str]:
+            out = run_in(self.parent, [*tmux, "list-clients", "-F", "#{client_name}"])[1]
+            return set(out.split())
+
+        times = []
+        try:
+            for _ in range(self.reps):
+                before = clients()
+                t0 = time.monotonic()
+                subprocess.run([*host, "new-window", "-d", f"env {envs} {argv}"], check=True)
+                poll(lambda b=before: bool(clients() - b), 30)  # type: ignore[misc]
+                times.append(time.monotonic() - t0)
+                subprocess.run([*host, "kill-window", "-t", ":1"], check=True)
+                # docker exec leaves the client running when its terminal goes; detach it
+                for name in clients() - before:
+                    run_in(self.parent, [*tmux, "detach-client", "-t", name])
+        finally:
+            subprocess.run([*host, "kill-server"], check=False)
+        floor = []
+        for _ in range(self.reps):
+            t0 = time.monotonic()
+            subprocess.run(["docker", "exec", self.name, "true"], check=True)
+            floor.append(time.monotonic() - t0)
+        self.report.add(
+            row(
+                "3",
+                "warm attach: claudy → tmux client attached",
+                "s",
+                times,
+                floor_name="docker exec parent true",
+                floor=floor,
+                target="≤ 1.5×",
+                limit=1.5,
+            )
+        )
+
+    def dashboard_render(self) -> None:
+        from parent_agent.dashboard import Health, Status, render
+        from parent_agent.stats import Usage
+        from parent_agent.workers import Worker
+
+        now = datetime.now(UTC)
+        ws = tuple(
+            Worker(
+                f"project-{i:02d}-0123abcd",
+                f"hal9000-w-{i}",
+                f"/home/u/src/p{i:02d}",
+                "hal9000/worker:minimal",
+                "running" if i % 5 else "exited",
+                now - timedelta(minutes=i),
+                now,
+            )
+            for i in range(50)
+        )
+        use = {w.name: Usage(2.0, 150 << 20, 4 << 30, 12, 0, 0, 0, 0) for w in ws}
+        status = Status(now, Health(True, True, 50 << 30), ws, frozenset(), use)
+        out = []
+        for _ in range(max(10, self.reps * 5)):
+            console = Console(width=80, height=24, file=io.StringIO(), force_terminal=True)
+            t0 = time.perf_counter()
+            console.print(render(status, 24, 80))
+            out.append((time.perf_counter() - t0) * 1000)
+        self.report.add(
+            row(
+                "7",
+                "dashboard: render 50 workers at 80×24",
+                "ms",
+                out,
+                target="≤ 100 ms",
+                limit=100.0,
+            )
+        )
+
+    def cleanup(self) -> None:
+        subprocess.run(
+            [sys.executable, "-m", "host_shim", "down", "--volumes", "--yes"],
+            env=self.env,
+            capture_output=True,
+            check=False,
+            timeout=300,
+        )
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def load_config_with(base: Path, worker_image: str):  # type: ignore[no-untyped-def]
+    path = base / "standard.toml"
+    path.write_text(f'[worker]\nimage = "{worker_image}"\n')
+    return load_config(path)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--scale", type=int, default=50)
+    ap.add_argument("--out", default="bench-results/bench.json")
+    args = ap.parse_args()
+    bench = Bench(args.reps, args.scale)
+    try:
+        bench.images()
+        bench.dashboard_render()
+        bench.cold_start()
+        bench.warm_attach()
+        bench.spawn_and_scale()
+        rows = bench.report.complete(EXPECTED)
+    finally:
+        bench.cleanup()
+    print(f"machine: {bench.report.machine}; reps {args.reps}, scale {args.scale}")
+    print(table(rows))
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(to_json(rows, bench.report.machine))
+    print(f"json: {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
