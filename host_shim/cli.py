@@ -20,8 +20,9 @@ from hal_common.config import Config, load_config
 from hal_common.config_cli import host_group
 from hal_common.engine import connect, run_in, translated
 from hal_common.errors import EngineUnavailable, HalError, UsageError
+from hal_common.naming import container_name, session_name
 from hal_common.projects import check_roots, expand_roots, resolve_project
-from host_shim import images
+from host_shim import fastpath, images
 from host_shim.parent import HostUser, ensure_parent, find_parent, volume_names
 
 log = logging.getLogger("host_shim")
@@ -137,6 +138,10 @@ def open_(directory: str, detach: bool) -> None:
     c = load_ctx()
     project = resolve_project(directory, c.roots)
     client = c.client()
+    if not detach and not sys.stdin.isatty():
+        raise UsageError("claudy needs a terminal to attach", hint="use claudy -d DIR in scripts")
+    if _fast(c, client, project, detach):
+        return
     parent, image_id = prepare(c, client)
     if detach:
         argv = ["hal-agent", "spawn", project, "--no-attach", "--image-id", image_id]
@@ -149,11 +154,33 @@ def open_(directory: str, detach: bool) -> None:
     argv = [docker_cli, "exec", "-it", "--detach-keys", "ctrl-],ctrl-]",
             "-e", f"TERM={os.environ.get('TERM', 'xterm-256color')}",
             c.cfg.parent.name, "hal-agent", "attach", project, "--image-id", image_id]  # fmt: skip
-    if not sys.stdin.isatty():
-        raise UsageError("claudy needs a terminal to attach", hint="use claudy -d DIR in scripts")
     sys.stdout.flush()
     sys.stderr.flush()
     os.execvp(docker_cli, argv)  # noqa: S606 - the terminal is handed to docker exec
+
+
+def _fast(c: Ctx, client: docker.DockerClient, project: str, detach: bool) -> bool:
+    """The reattach fast path (see fastpath.py); False when the full path must run."""
+    parent = find_parent(client, c.cfg.parent.name)
+    if parent is None or parent.status != "running":
+        return False
+    try:
+        with translated("inspecting the worker image"):
+            host_image = str(client.images.get(c.cfg.worker.image).id)
+    except HalError:
+        return False
+    session = session_name(project)
+    found = fastpath.probe(parent, c.cfg.worker.image, container_name(session))
+    if not fastpath.attachable(found, host_image, session, need_window=not detach):
+        return False
+    if detach:
+        click.echo(session)
+        return True
+    term = os.environ.get("TERM", "xterm-256color")
+    argv = fastpath.attach_argv(_docker_cli(), c.cfg.parent.name, session, term)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execvp(argv[0], argv)  # noqa: S606 - the terminal is handed to docker exec
 
 
 @main.command(

@@ -219,7 +219,9 @@ def _counted(chunks: Iterator[bytes], progress: Progress, task: int) -> Iterator
 
 
 def inner_image_id(container: Container, image: str) -> str | None:
-    code, out = run_in(container, ["hal-agent", "image-id", image], "asking for the worker image")
+    # the docker CLI in the parent (DOCKER_HOST points at the inner engine): no Python start-up
+    argv = ["docker", "image", "inspect", "-f", "{{.Id}}", image]
+    code, out = run_in(container, argv, "asking for the worker image")
     return out.strip() if code == 0 else None
 
 

@@ -133,7 +133,10 @@ def ensure_parent(
         elif c.status != "running":
             c.start()
             changed = True
-    code, out = run_in(c, ["hal-agent", "ready", "--timeout", str(ready_timeout)])
+    quick = not changed and run_in(c, ["test", "-e", str(paths.READY_FILE)])[0] == 0
+    code, out = (
+        (0, "") if quick else run_in(c, ["hal-agent", "ready", "--timeout", str(ready_timeout)])
+    )
     if code != 0:
         with translated("reading the parent's log"):
             tail = c.logs(tail=15).decode(errors="replace").strip()
