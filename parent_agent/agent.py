@@ -90,6 +90,7 @@ class Agent:
         self.restarts = 0
         self.status_file = status or StatusFile()
         self.status = ""
+        self.session_fresh = False  # the tmux session was (re)made; windows to restore
         self.watcher = ConfigWatcher(
             config_path or paths.config_file(in_parent=True), self.inbox.put, watch=cfg.watch
         )
@@ -137,8 +138,10 @@ class Agent:
         fresh = self.ui.ensure_session()
         if fresh:
             self.apply_keys()
+        self.session_fresh = self.session_fresh or fresh
         if self.client is None:
             return
+        fresh, self.session_fresh = self.session_fresh, False
         try:
             found = workers.list_workers(self.client)
         except HalError as e:
@@ -197,6 +200,7 @@ class Agent:
         first = self.watcher.start()
         if isinstance(first, ConfigRejected):
             self.record_error(f"{first.error}; running on the defaults until a good save")
+        self.reconcile()  # tmux and the dashboard first: they draw while dockerd starts
         self._start_engine()
         self.reconcile()
         paths.READY_FILE.write_text("ready\n")

@@ -21,6 +21,7 @@ class Health:
     engine_ok: bool
     images_ok: bool = True
     disk_free: int | None = None  # bytes free under the inner engine's data root
+    starting: bool = False  # the parent is starting: the engine is not up yet
 
 
 @dataclass(frozen=True)
@@ -67,7 +68,12 @@ def _mem(u: Usage | None) -> str:
 
 
 def _health(h: Health) -> Text:
-    parts = [("engine up", "green") if h.engine_ok else ("ENGINE DOWN (retrying)", "bold red")]
+    if h.engine_ok:
+        parts = [("engine up", "green")]
+    elif h.starting:
+        parts = [("engine starting…", "yellow")]
+    else:
+        parts = [("ENGINE DOWN (retrying)", "bold red")]
     if h.engine_ok and not h.images_ok:
         parts.append(("  worker image missing: run claudy on the host", "bold yellow"))
     if h.disk_free is not None:

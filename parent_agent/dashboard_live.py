@@ -103,7 +103,8 @@ class Gather:
         except HalError as e:
             log.debug("dashboard: engine unavailable: %s", e)
             self.client, found, use = None, (), {}
-            health = Health(engine_ok=False, disk_free=disk_free())
+            starting = not paths.READY_FILE.exists()
+            health = Health(engine_ok=False, starting=starting, disk_free=disk_free())
         windows = frozenset(self.ui.window_names())
         data = status_file.read()
         return Status(now=now, health=health, workers=found, usage=use, windows=windows,

@@ -78,3 +78,8 @@ def test_cpu_and_memory_as_docker_stats_computes_them() -> None:
     assert cpu_percent(None, cur) is None
     assert cpu_percent(prev, cur) == pytest.approx(50.0)
     assert mem_used(cur) == 70
+
+
+def test_a_starting_parent_is_not_called_down() -> None:
+    lines = text(Status(NOW, Health(False, starting=True), ()))
+    assert "engine starting" in lines[0] and "DOWN" not in lines[0]
