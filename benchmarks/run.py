@@ -14,6 +14,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -255,6 +256,11 @@ class Bench:
             "spawn", json.dumps([self.project(f"s-{i:02d}") for i in range(self.scale)])
         )
         assert isinstance(scale, list)  # noqa: S101
+        # the floor again, with every worker's agent running: how much the machine itself
+        # slowed down, apart from hal-9000
+        loaded = self.inside("bare", self.cfg.worker.image, str(self.reps))
+        assert isinstance(loaded, list)  # noqa: S101
+        floor_ratio = statistics.median(loaded) / statistics.median(floor)
         self.report.add(
             row(
                 "4",
@@ -263,7 +269,8 @@ class Bench:
                 [scale[-1] / scale[0]],
                 target="≤ 1.3",
                 limit=1.3,
-                note=f"1st {scale[0]:.3f}s, {self.scale}th {scale[-1]:.3f}s",
+                note=f"1st {scale[0]:.3f}s, {self.scale}th {scale[-1]:.3f}s; the bare run "
+                f"floor itself slowed {floor_ratio:.2f}x with {self.scale} agents running",
             )
         )
         mems = [self.inside("memory") for _ in range(self.reps)]
@@ -403,6 +410,9 @@ def main() -> int:
         bench.cleanup()
     print(f"machine: {bench.report.machine}; reps {args.reps}, scale {args.scale}")
     print(table(rows))
+    for r in rows:
+        if r.note:
+            print(f"  {r.key}: {r.note}")
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(to_json(rows, bench.report.machine))
     print(f"json: {args.out}")
