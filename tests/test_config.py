@@ -235,8 +235,9 @@ def test_diff_of_equal_configs_is_empty_and_false() -> None:
     assert only_parent and not only_parent.live and only_parent.restart_needed == ("parent.memory",)
 
 
-def test_docs_table_matches_the_schema() -> None:
-    """docs/config.md lists every key with its type, default and how it applies."""
+@pytest.mark.parametrize("doc_path", ["docs/config.md", "README.md"])
+def test_docs_table_matches_the_schema(doc_path: str) -> None:
+    """docs/config.md and the README list every key with its type, default, how it applies."""
     from hal_common import __version__
     from hal_common.config_cli import toml_text
     from hal_common.config_schema import schema_keys
@@ -247,7 +248,7 @@ def test_docs_table_matches_the_schema() -> None:
         "worker_limits": "live: running workers",
         "worker_template": "live: new workers",
     }
-    doc = (Path(__file__).parent.parent / "docs" / "config.md").read_text()
+    doc = (Path(__file__).parent.parent / doc_path).read_text()
     rows = {
         cells[0].strip("`"): cells[1:4]
         for line in doc.splitlines()
