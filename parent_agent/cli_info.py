@@ -103,9 +103,10 @@ def version() -> None:
     try:
         client = ctx.inner()
         click.echo(f"inner dockerd {client.version().get('Version', '?')}")
-        image = client.images.get(ctx.config().worker.image)
+        worker_image = ctx.config().worker.image
+        image = client.images.get(worker_image)
         claude = (image.labels or {}).get("io.hal9000.claude-code-version", "?")
-        click.echo(f"claude code {claude} ({ctx.config().worker.image})")
+        click.echo(f"claude code {claude} ({worker_image})")
     except HalError as e:
         click.echo(f"inner engine: {e.message}")
     except Exception as e:  # noqa: BLE001 - version must print what it can, whatever fails

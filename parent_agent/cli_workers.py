@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from typing import Literal, NoReturn
 
 import click
+import docker
 from docker.models.containers import Container
 
 from hal_common import paths
@@ -28,18 +29,23 @@ def exec_attach(window: str | None) -> NoReturn:
     os.execvp(argv[0], argv)  # noqa: S606 - the terminal is handed to tmux
 
 
-def show(name: str, container: str, client: str | None) -> None:
-    """Ensure `name`'s window, then show it: on `client`, or by attaching this terminal."""
+def window_for(name: str, container: str, client: str | None) -> None:
+    """Ensure `name`'s window; show it on `client` when one is given."""
     ui = ctx.ui()
     ui.ensure_window(name, worker_window_command(container))
     if client:
         ui.focus(client, name)
-    else:
+
+
+def show(name: str, container: str, client: str | None) -> None:
+    """Ensure `name`'s window, then show it: on `client`, or by attaching this terminal."""
+    window_for(name, container, client)
+    if not client:
         exec_attach(name)
 
 
-def _worker(name_or_dir: str) -> tuple[str, Container]:
-    client = ctx.inner()
+def _worker(name_or_dir: str, client: docker.DockerClient | None = None) -> tuple[str, Container]:
+    client = client or ctx.inner()
     name = sessions.resolve_name(client, name_or_dir)
     return name, workers.find_worker(client, name)
 
@@ -83,7 +89,7 @@ def attach(target: str, image_id: str | None, client: str | None) -> None:
         spec = sessions.spawn(inner, ctx.ui(), ctx.config(), target, image_id=image_id)
         name, container = spec.session, spec.container
     else:
-        name, c = _worker(target)
+        name, c = _worker(target, inner)
         if c.status != "running":
             with translated(f"starting {name}"):
                 c.start()
@@ -120,10 +126,7 @@ def start(name: str, client: str | None) -> None:
     name, c = _worker(name)
     with translated(f"starting {name}"):
         c.start()
-    ui = ctx.ui()
-    ui.ensure_window(name, worker_window_command(c.name or ""))
-    if client:
-        ui.focus(client, name)
+    window_for(name, c.name or "", client)
     click.echo(f"started {name}")
 
 
@@ -150,13 +153,10 @@ def restart(name: str, client: str | None) -> None:
 
 def restart_worker(name: str, client: str | None) -> None:
     name, c = _worker(name)
-    ui = ctx.ui()
-    ui.kill_window(name)
+    ctx.ui().kill_window(name)
     with translated(f"restarting {name}"):
         c.restart(timeout=10)
-    ui.ensure_window(name, worker_window_command(c.name or ""))
-    if client:
-        ui.focus(client, name)
+    window_for(name, c.name or "", client)
 
 
 @click.command()
