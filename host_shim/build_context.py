@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +13,35 @@ from hal_common.errors import HalError
 OFFLINE_BASE = "hal9000/base:bookworm"
 
 
+SOURCE_LABEL = "dev.hal9000.source"  # hash of the files an image was built from
+
+# What each Dockerfile copies in (README.md only feeds pip's metadata: not a reason to rebuild).
+INPUTS = {
+    "Dockerfile.worker": ("Dockerfile.worker", "images"),
+    "Dockerfile.parent": ("Dockerfile.parent", "pyproject.toml", "hal_common", "parent_agent",
+                          "host_shim"),
+}  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Recipe:
     tag: str
     dockerfile: str
     target: str | None
+
+
+def source_hash(ctx: Path, recipe: Recipe) -> str:
+    """A hash of the files `recipe` builds from, and its target: an image whose label differs
+    was built from other sources (an older checkout) and is rebuilt."""
+    digest = hashlib.sha256(f"{recipe.dockerfile}:{recipe.target}".encode())
+    for top in INPUTS[recipe.dockerfile]:
+        path = ctx / top
+        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+        for f in files:
+            if "__pycache__" in f.parts or f.suffix == ".pyc":
+                continue
+            digest.update(str(f.relative_to(ctx)).encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def context_dir(environ: dict[str, str] | None = None) -> Path:

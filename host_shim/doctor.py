@@ -88,11 +88,11 @@ def run_checks(console: Console) -> int:
         return engine_summary(clients[0])
 
     def image_check() -> str:
-        missing = [r.tag for r in recipes(ctxs[0].cfg) if not images.have_image(clients[0], r.tag)]
-        if missing:
-            raise HalError(f"missing {', '.join(missing)}",
+        stale = [r.tag for r in recipes(ctxs[0].cfg) if not images.current(clients[0], r)]
+        if stale:
+            raise HalError(f"missing or built from other sources: {', '.join(stale)}",
                            hint="claudy (or claudy build) builds them, with progress")  # fmt: skip
-        return "all present"
+        return "all present and built from this checkout"
 
     if doc.check("config", config) and doc.check("engine", engine):
         cfg = ctxs[0].cfg

@@ -28,11 +28,29 @@ from rich.progress import (
 from hal_common.config import Config
 from hal_common.engine import run_in, translated
 from hal_common.errors import HalError
-from host_shim.build_context import OFFLINE_BASE, Recipe, context_dir, recipes
+from host_shim.build_context import (
+    OFFLINE_BASE,
+    SOURCE_LABEL,
+    Recipe,
+    context_dir,
+    recipes,
+    source_hash,
+)
 
 log = logging.getLogger(__name__)
 
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
+
+
+def current(client: docker.DockerClient, recipe: Recipe) -> bool:
+    """The image exists and was built from this checkout's sources."""
+    with translated(f"looking up image {recipe.tag}"):
+        try:
+            image = client.images.get(recipe.tag)
+        except docker.errors.ImageNotFound:
+            return False
+    built_from = (image.labels or {}).get(SOURCE_LABEL)
+    return built_from == source_hash(context_dir(), recipe)
 
 
 def have_image(client: docker.DockerClient, tag: str) -> bool:
@@ -149,7 +167,7 @@ def build(
         stream = client.api.build(
             path=str(ctx), dockerfile=recipe.dockerfile, tag=recipe.tag, target=recipe.target,
             buildargs={"BASE_IMAGE": base}, network_mode="host", rm=True, forcerm=True,
-            decode=True, nocache=nocache,
+            decode=True, nocache=nocache, labels={SOURCE_LABEL: source_hash(ctx, recipe)},
         )  # fmt: skip
         for chunk in stream:
             if "error" in chunk:
@@ -173,8 +191,9 @@ def ensure_images(
     client: docker.DockerClient, cfg: Config, console: Console, force: bool = False,
     nocache: bool = False,
 ) -> None:  # fmt: skip
-    """Build whichever of our images is missing (all of them with `force`)."""
-    todo = [r for r in recipes(cfg) if force or not have_image(client, r.tag)]
+    """Build whichever of our images is missing or was built from other sources (an older
+    checkout); all of them with `force`. Unchanged layers come from the cache."""
+    todo = [r for r in recipes(cfg) if force or not current(client, r)]
     if not todo:
         return
     base = ensure_base(client, cfg.parent.base_image, console)

@@ -213,3 +213,25 @@ def test_probe_parsing_and_when_the_fast_path_may_attach() -> None:
     assert parse_probe(3, "") == parse_probe(0, "") and not parse_probe(3, "").ready
     stopped = parse_probe(0, "none\nabsent\n")
     assert stopped.inner_image == "" and not stopped.worker_running
+
+
+def test_source_hash_follows_what_each_image_is_built_from(tmp_path: Path) -> None:
+    from host_shim.build_context import Recipe, source_hash
+
+    for name in ("Dockerfile.worker", "Dockerfile.parent", "pyproject.toml", "README.md"):
+        (tmp_path / name).write_text(name)
+    for d in ("images", "hal_common", "parent_agent", "host_shim"):
+        (tmp_path / d).mkdir()
+        (tmp_path / d / "a.py").write_text("x = 1\n")
+    worker = Recipe("w", "Dockerfile.worker", "minimal")
+    parent = Recipe("p", "Dockerfile.parent", None)
+    w0, p0 = source_hash(tmp_path, worker), source_hash(tmp_path, parent)
+    assert source_hash(tmp_path, Recipe("w", "Dockerfile.worker", "standard")) != w0
+    (tmp_path / "parent_agent" / "a.py").write_text("x = 2\n")
+    assert source_hash(tmp_path, parent) != p0 and source_hash(tmp_path, worker) == w0
+    (tmp_path / "README.md").write_text("edited")  # docs alone never force a rebuild
+    (tmp_path / "host_shim" / "__pycache__").mkdir()
+    (tmp_path / "host_shim" / "__pycache__" / "a.pyc").write_bytes(b"\0")
+    p1 = source_hash(tmp_path, parent)
+    (tmp_path / "images" / "hal-worker").write_text("#!/bin/sh\n")
+    assert source_hash(tmp_path, parent) == p1 and source_hash(tmp_path, worker) != w0
