@@ -25,7 +25,8 @@ from parent_agent.keys import bindings, duplicates, status_text
 from parent_agent.live_apply import update_limits
 from parent_agent.reconcile import EnsureWindow, KillWindow, plan
 from parent_agent.status_file import StatusFile
-from parent_agent.tmux_ui import TmuxUI, server_for, worker_window_command
+from parent_agent.tmux_commands import worker_window_command
+from parent_agent.tmux_ui import TmuxUI, server_for
 
 log = logging.getLogger(__name__)
 

@@ -6,6 +6,7 @@ Exit codes: 0 ok, 1 error, 2 usage, 3 engine unavailable, 5 no such session.
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import logging
 import sys
@@ -17,19 +18,40 @@ import click
 
 from hal_common import __version__, paths
 from hal_common.config import Config
-from hal_common.config_cli import parent_group
 from hal_common.engine import translated
 from hal_common.errors import ConfigError, HalError
 from parent_agent import ctx, status_file, workers
-from parent_agent.cli_info import INFO_COMMANDS
-from parent_agent.cli_workers import COMMANDS
 
 log = logging.getLogger("parent_agent")
 _config = ctx.config  # kept for callers that import it from here
 
 
+# Commands live in their modules and are imported when used: `hal-agent spawn` should not
+# pay for rich's live display or the config editor (start-up time is on every key press).
+LAZY = {
+    **{name: f"parent_agent.cli_workers:{attr}" for name, attr in (
+        ("spawn", "spawn"), ("attach", "attach"), ("ls", "ls_"), ("start", "start"),
+        ("stop", "stop"), ("restart", "restart"), ("rm", "rm"), ("logs", "logs"),
+        ("shell", "shell"), ("gc", "gc"))},
+    **{name: f"parent_agent.cli_info:{name}" for name in
+       ("stats", "keys", "version", "doctor", "key")},
+    "config": "hal_common.config_cli:parent_group",
+}  # fmt: skip
+
+
 class _Group(click.Group):
-    """Maps HalErrors to a message and their exit code."""
+    """Loads LAZY commands on demand; maps HalErrors to a message and their exit code."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted([*super().list_commands(ctx), *LAZY])
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in LAZY:
+            return super().get_command(ctx, cmd_name)
+        module, attr = LAZY[cmd_name].split(":")
+        found = getattr(importlib.import_module(module), attr)
+        command = found if isinstance(found, click.Command) else found()
+        return command if isinstance(command, click.Command) else None
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -47,13 +69,6 @@ def main() -> None:
     NAME is a worker's session name or its project's path, matched exactly.
     Exit codes: 0 ok, 1 error, 2 usage, 3 engine unavailable, 5 no such session.
     """
-
-
-for _command in [*COMMANDS, *INFO_COMMANDS]:
-    main.add_command(_command)
-
-
-main.add_command(parent_group())
 
 
 @main.command()

@@ -207,6 +207,3 @@ def key(action: str, client: str, window: str) -> None:
 
 def _self() -> str:
     return shutil.which("hal-agent") or "hal-agent"
-
-
-INFO_COMMANDS = [stats, keys, version, doctor, key]

@@ -18,7 +18,7 @@ from hal_common.engine import translated
 from hal_common.errors import UsageError
 from parent_agent import ctx, sessions, workers
 from parent_agent.listing import gc_plan, ls_row, parse_duration
-from parent_agent.tmux_ui import DETACH_KEYS, attach_argv, worker_window_command
+from parent_agent.tmux_commands import DETACH_KEYS, attach_argv, worker_window_command
 
 CLIENT = click.option("--client", default=None, hidden=True, help="tmux client to show it on.")
 
@@ -244,6 +244,3 @@ def gc(older_than: str, dry_run: bool) -> None:
             with translated(f"removing {item.worker.container}"):
                 client.containers.get(item.worker.container).remove()
         click.echo(f"{'would remove' if dry_run else 'removed'} {item.worker.name} ({item.reason})")
-
-
-COMMANDS = [spawn, attach, ls_, start, stop, restart, rm, logs, shell, gc]

@@ -5,13 +5,16 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import docker
+
+if TYPE_CHECKING:
+    from parent_agent.tmux_ui import TmuxUI
 
 from hal_common import paths
 from hal_common.config import Config, load_config
 from hal_common.engine import connect
-from parent_agent.tmux_ui import TmuxUI, server_for
 
 log = logging.getLogger("parent_agent")
 
@@ -33,6 +36,8 @@ def inner() -> docker.DockerClient:
 
 
 def ui() -> TmuxUI:
+    from parent_agent.tmux_ui import TmuxUI, server_for  # libtmux only when tmux is needed
+
     return TmuxUI(server_for(paths.TMUX_SOCK))
 
 

@@ -10,7 +10,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import docker
 
@@ -19,7 +19,10 @@ from hal_common.config import Config
 from hal_common.errors import NoSuchSession, UsageError
 from parent_agent import workers
 from parent_agent.spec import WorkerSpec, pick_owner, worker_spec
-from parent_agent.tmux_ui import TmuxUI, worker_window_command
+from parent_agent.tmux_commands import worker_window_command
+
+if TYPE_CHECKING:
+    from parent_agent.tmux_ui import TmuxUI
 
 log = logging.getLogger(__name__)
 

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import shlex
-from importlib import resources
 from pathlib import Path
 
 import libtmux
@@ -14,40 +11,23 @@ from libtmux.exc import LibTmuxException
 from hal_common import paths
 from hal_common.errors import HalError
 from parent_agent.keys import Binding
+from parent_agent.tmux_commands import (
+    DASHBOARD,
+    SESSION,
+    config_path,
+    dashboard_command,
+    shell_command,
+)
 
 log = logging.getLogger(__name__)
 
-SESSION = "hal"
 WINDOW_MARK = "@hal-session"  # window option: the worker session a window shows
 KEYS_MARK = "@hal-keys"  # global option: the keys hal-agent bound (to unbind on rebind)
 STATUS_MARK = "@hal-status"  # global option: worker counts for the status line
-DASHBOARD = "dashboard"
-DETACH_KEYS = "ctrl-],ctrl-]"  # docker exec's own default (ctrl-p,ctrl-q) would eat ctrl-p
-
-
-def config_path() -> str:
-    return str(resources.files("parent_agent").joinpath("tmux.conf"))
 
 
 def server_for(sock: Path = paths.TMUX_SOCK) -> libtmux.Server:
     return libtmux.Server(socket_path=str(sock), config_file=config_path())
-
-
-def worker_window_command(container: str, docker_host: str = paths.INNER_DOCKER_HOST) -> str:
-    """The shell command a worker's window runs: attach to the agent's tmux in the worker."""
-    argv = ["docker", "-H", docker_host, "exec", "-it", "--detach-keys", DETACH_KEYS,
-            "-e", "TERM=tmux-256color", container, paths.WORKER_BIN, "attach"]  # fmt: skip
-    return "exec " + shlex.join(argv)
-
-
-def dashboard_command() -> str:
-    # Restarted after a crash (shown in the pane), never leaving a dead pane behind.
-    return "while :; do hal-agent dashboard; echo 'dashboard ended; restarting'; sleep 2; done"
-
-
-def shell_command() -> str:
-    rc = str(resources.files("parent_agent").joinpath("shell.rc"))
-    return f"exec bash --rcfile {shlex.quote(rc)} -i"
 
 
 class TmuxUI:
@@ -181,19 +161,3 @@ class TmuxUI:
     def kill_server(self) -> None:
         if self.alive():
             self.server.kill()
-
-
-def attach_argv(sock: Path, window: str | None, inside_tmux: bool) -> list[str]:
-    """argv that shows `window` to the user: a new grouped session (one view per terminal).
-
-    Each terminal gets its own session in the group of `hal`, so two terminals can look at
-    two workers; `destroy-unattached` removes it when the terminal goes.
-    """
-    base = ["tmux", "-S", str(sock)]
-    if inside_tmux:  # typed in a pane of this server: change that terminal's window
-        return [*base, "select-window", "-t", f":={window or DASHBOARD}"]
-    argv = [*base, "new-session", "-t", f"={SESSION}", "-s", f"{SESSION}-{os.getpid()}",
-            ";", "set-option", "destroy-unattached", "on"]  # fmt: skip
-    if window:
-        argv += [";", "select-window", "-t", f":={window}"]
-    return argv

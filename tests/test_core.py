@@ -17,7 +17,7 @@ from host_shim.build_context import recipes
 from host_shim.parent import HostUser, parent_kwargs, resolve_security, volume_names
 from parent_agent.reconcile import EnsureWindow, KillWindow, plan
 from parent_agent.spec import create_kwargs, pick_owner, worker_spec
-from parent_agent.tmux_ui import attach_argv, worker_window_command
+from parent_agent.tmux_commands import attach_argv, worker_window_command
 from parent_agent.workers import Worker
 
 

@@ -6,7 +6,8 @@ import libtmux
 import pytest
 from libtmux.test.retry import retry_until
 
-from parent_agent.tmux_ui import DASHBOARD, TmuxUI
+from parent_agent.tmux_commands import DASHBOARD
+from parent_agent.tmux_ui import TmuxUI
 
 pytestmark = pytest.mark.tmux
 
