@@ -290,6 +290,7 @@ class Bench:
 
     def warm_attach(self) -> None:
         proj = self.project("warm")
+        self.claudy("-d", proj)  # the session runs (the cold-start runs stopped its worker)
         sock = self.base / "t.sock"
         host = ["tmux", "-S", str(sock)]
         subprocess.run([*host, "new-session", "-d", "-x", "120", "-y", "40"], check=True)
