@@ -11,6 +11,7 @@ import docker
 import docker.errors
 import requests.exceptions
 
+from parent_agent.cgroup_stats import raw_stats
 from parent_agent.stats import Usage, usage
 from parent_agent.workers import Worker
 
@@ -25,17 +26,20 @@ class Sampler:
         self.prev: dict[str, dict[str, Any]] = {}
         self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="stats")
 
-    def _raw(self, container: str) -> dict[str, Any] | None:
+    def _raw(self, w: Worker) -> dict[str, Any] | None:
+        """The kernel's figures when its cgroup files can be read, else the engine's."""
+        if w.pid and (raw := raw_stats(w.pid)) is not None:
+            return raw
         try:
-            raw = self.client.api.stats(container, stream=False, one_shot=True)
+            raw = self.client.api.stats(w.container, stream=False, one_shot=True)
         except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-            log.debug("stats of %s: %s", container, e)
+            log.debug("stats of %s: %s", w.container, e)
             return None
         return dict(raw)
 
     def sample(self, running: list[Worker]) -> dict[str, Usage]:
         names = [w.container for w in running]
-        raws = dict(zip(names, self.pool.map(self._raw, names), strict=True))
+        raws = dict(zip(names, self.pool.map(self._raw, running), strict=True))
         out: dict[str, Usage] = {}
         for w in running:
             raw = raws.get(w.container)

@@ -38,6 +38,7 @@ class Worker:
     nano_cpus: int = 0
     pids: int = 0
     template: str = ""
+    pid: int = 0  # the worker's init process, as the parent sees it (0 when not running)
 
 
 def _parse_time(text: str | None) -> datetime | None:
@@ -67,6 +68,7 @@ def to_worker(c: Container) -> Worker:
         nano_cpus=int(host.get("NanoCpus") or 0),
         pids=int(host.get("PidsLimit") or 0),
         template=lab.get(labels.TEMPLATE, ""),
+        pid=int(state.get("Pid") or 0),
     )
 
 
