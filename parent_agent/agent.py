@@ -64,7 +64,13 @@ def _watch_dockerd(dockerd: Dockerd, inbox: queue.Queue[Event]) -> None:
 
 
 def _watch_events(client: docker.DockerClient, inbox: queue.Queue[Event]) -> None:
-    filters = {"type": "container", "label": f"{labels.MANAGED}=true"}
+    # only what changes the picture: every `docker exec` into a worker is an event too, and a
+    # reconcile per exec would list (and inspect) every worker each time
+    filters = {
+        "type": "container",
+        "label": f"{labels.MANAGED}=true",
+        "event": ["start", "die", "destroy", "rename"],
+    }
     try:
         for ev in client.events(decode=True, filters=filters):
             attrs = ev.get("Actor", {}).get("Attributes", {})
