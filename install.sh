@@ -34,6 +34,13 @@ VENV=${HAL9000_VENV:-$HOME/.local/share/hal9000/venv}
 python_venv "$VENV" ""
 mkdir -p "$HOME/.local/bin"
 ln -sf "$VENV/bin/claudy" "$HOME/.local/bin/claudy"
-case ":$PATH:" in *":$HOME/.local/bin:"*) ;; *) say "add ~/.local/bin to your PATH to type 'claudy'";; esac
+case ":$PATH:" in
+*":$HOME/.local/bin:"*) ;;
+*)
+    line='export PATH="$HOME/.local/bin:$PATH"  # claudy (hal-9000)'
+    grep -qsF "$line" "$HOME/.profile" || printf '\n%s\n' "$line" >>"$HOME/.profile"
+    say "added ~/.local/bin to PATH in ~/.profile (new shells); in this one: export PATH=\"\$HOME/.local/bin:\$PATH\""
+    ;;
+esac
 say "claudy is installed; opening ${1:-$PWD}"
 exec "$VENV/bin/claudy" "$@"

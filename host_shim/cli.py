@@ -23,6 +23,7 @@ from hal_common.errors import EngineUnavailable, HalError, UsageError
 from hal_common.naming import container_name, session_name
 from hal_common.projects import check_roots, expand_roots, resolve_project
 from host_shim import fastpath, images
+from host_shim.build_context import SOURCE_LABEL, Recipe, context_dir, source_hash
 from host_shim.parent import HostUser, ensure_parent, find_parent, volume_names
 
 log = logging.getLogger("host_shim")
@@ -121,12 +122,26 @@ def prepare(c: Ctx, client: docker.DockerClient) -> tuple[Container, str]:
 
 
 def stale_parent(client: docker.DockerClient, parent: Container, cfg: Config) -> None:
+    """Say so when the running parent is not what this checkout would build."""
     with translated("checking the parent's image"):
-        current = client.images.get(cfg.parent.image).id
-    if parent.image is not None and parent.image.id != current:
+        running = parent.image
+        current = (
+            client.images.get(cfg.parent.image).id
+            if images.have_image(client, cfg.parent.image)
+            else None
+        )
+    built_from = (running.labels or {}).get(SOURCE_LABEL) if running is not None else None
+    wanted: str | None
+    try:
+        wanted = source_hash(context_dir(), Recipe(cfg.parent.image, "Dockerfile.parent", None))
+    except HalError:  # not run from a clone: only the image id can tell
+        wanted = built_from
+    if (running is not None and current is not None and running.id != current) or (
+        built_from != wanted
+    ):
         err.print(
-            "[yellow]the parent runs an older image; `claudy down && claudy` restarts it on "
-            "the new one (workers stop, volumes stay)[/]"
+            "[yellow]the parent runs an older hal-9000; `claudy down && claudy` rebuilds and "
+            "restarts it (workers stop, volumes and the Claude home stay)[/]"
         )
 
 
@@ -173,6 +188,7 @@ def _fast(c: Ctx, client: docker.DockerClient, project: str, detach: bool) -> bo
     found = fastpath.probe(parent, c.cfg.worker.image, container_name(session))
     if not fastpath.attachable(found, host_image, session, need_window=not detach):
         return False
+    stale_parent(client, parent, c.cfg)  # one lookup: an upgrade should not go unnoticed
     if detach:
         click.echo(session)
         return True
