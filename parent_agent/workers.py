@@ -117,10 +117,19 @@ def check_image(client: docker.DockerClient, image: str, expected_id: str | None
 
 
 def ensure_worker(client: docker.DockerClient, spec: WorkerSpec, claude_home: str) -> Container:
-    """The running worker for `spec`: started if stopped, created if missing. Idempotent."""
+    """The running worker for `spec`: started if stopped, created if missing. Idempotent.
+
+    A stopped worker made from another spec (an older image or command, another user, an
+    older hal-9000) is made afresh: there is no agent to lose, and starting the old one
+    would bring back what the config no longer says. A running one is left alone.
+    """
     with translated(f"starting worker {spec.session}"):
         try:
             c = client.containers.get(spec.container)
+            if c.status != "running" and not same_spec(c, spec):
+                log.info("recreating outdated worker %s", spec.container)
+                c.remove(force=True)
+                raise docker.errors.NotFound("outdated")
         except docker.errors.NotFound:
             try:
                 c = client.containers.create(**create_kwargs(spec, claude_home))
@@ -134,6 +143,15 @@ def ensure_worker(client: docker.DockerClient, spec: WorkerSpec, claude_home: st
             c.reload()
             log.info("started worker %s", spec.container)
         return c
+
+
+def same_spec(c: Container, spec: WorkerSpec) -> bool:
+    """The container was made from `spec`'s template, for `spec`'s user."""
+    config = c.attrs.get("Config", {})
+    made = (config.get("Labels") or {}).get(labels.TEMPLATE)
+    return (
+        made == spec.labels.get(labels.TEMPLATE) and config.get("User") == f"{spec.uid}:{spec.gid}"
+    )
 
 
 def _created_by_another(client: docker.DockerClient, name: str, timeout: float = 30) -> Container:

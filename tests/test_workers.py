@@ -129,3 +129,17 @@ def test_missing_image_and_unknown_session_are_clear_errors(
     workers.check_image(dclient, "hal9000/worker:minimal", built_images["worker"])
     with pytest.raises(NoSuchSession):
         workers.find_worker(dclient, "nothing-00000000")
+
+
+def test_a_stopped_worker_from_another_spec_is_made_afresh_a_running_one_kept(
+    dclient: docker.DockerClient, spec: WorkerSpec, claude_home: str, project: Path
+) -> None:
+    c = workers.ensure_worker(dclient, spec, claude_home)
+    other = worker_spec(spec.project, WorkerConfig(memory="512m", cpus=1.0, pids=256), 1236, 1235)
+    assert workers.ensure_worker(dclient, other, claude_home).id == c.id  # running: kept
+    c.stop(timeout=5)
+    fresh = workers.ensure_worker(dclient, other, claude_home)
+    assert fresh.id != c.id and fresh.attrs["Config"]["User"] == "1236:1235"
+    fresh.stop(timeout=5)
+    again = workers.ensure_worker(dclient, other, claude_home)  # same spec: restarted as is
+    assert again.id == fresh.id and again.status == "running"
