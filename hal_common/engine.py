@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
@@ -51,11 +51,6 @@ def translated(what: str) -> Iterator[None]:
             f"{what}: engine unavailable ({_short(e)})",
             hint="check that the Docker engine runs (claudy doctor)",
         ) from None
-
-
-def call(what: str, fn: Callable[[], T]) -> T:
-    with translated(what):
-        return fn()
 
 
 def run_in(container: Container, argv: list[str], what: str = "") -> tuple[int, str]:

@@ -8,7 +8,6 @@ import re
 CONTAINER_PREFIX = "hal9000-w-"
 _SLUG_MAX = 24
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
-_SESSION_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,40}-[0-9a-f]{8}$")
 
 
 def slug(text: str) -> str:
@@ -22,10 +21,6 @@ def session_name(realpath: str) -> str:
     digest = hashlib.sha256(realpath.encode()).hexdigest()[:8]
     base = realpath.rstrip("/").rsplit("/", 1)[-1]
     return f"{slug(base)}-{digest}"
-
-
-def is_session_name(text: str) -> bool:
-    return bool(_SESSION_RE.match(text))
 
 
 def container_name(session: str) -> str:
