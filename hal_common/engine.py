@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import TypeVar
 
 import docker
 import docker.errors
@@ -12,8 +11,6 @@ import requests.exceptions
 from docker.models.containers import Container
 
 from hal_common.errors import EngineUnavailable, HalError, NoSuchSession
-
-T = TypeVar("T")
 
 
 def connect(
