@@ -141,12 +141,14 @@ class Agent:
             self.record_error(f"[keys]: {clash}")
         self.ui.apply_keys(self.cfg.keys.prefix, binds)
 
-    def reconcile(self) -> None:
+    def reconcile(self, full: bool = True) -> None:
+        """Windows and the status line from the workers the engine lists. Not `full` (a tick):
+        only check that tmux is there, and go on to the engine when it had to be remade."""
         fresh = self.ui.ensure_session()
         if fresh:
             self.apply_keys()
         self.session_fresh = self.session_fresh or fresh
-        if self.client is None:
+        if self.client is None or not (full or self.session_fresh):
             return
         fresh, self.session_fresh = self.session_fresh, False
         try:
@@ -189,7 +191,8 @@ class Agent:
                 log.error("dockerd keeps dying; giving up (see %s)", paths.LOG_DIR)
                 return False
             self._start_engine()
-        self.reconcile()
+        # a tick only watches tmux; listing every worker each second would load the engine
+        self.reconcile(full=not isinstance(ev, Tick))
         return True
 
     def install_signals(self) -> None:
