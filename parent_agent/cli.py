@@ -23,7 +23,6 @@ from hal_common.errors import ConfigError, HalError
 from parent_agent import ctx, status_file, workers
 
 log = logging.getLogger("parent_agent")
-_config = ctx.config  # kept for callers that import it from here
 
 
 # Commands live in their modules and are imported when used: `hal-agent spawn` should not
