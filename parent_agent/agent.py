@@ -24,6 +24,7 @@ from parent_agent.dockerd import Dockerd
 from parent_agent.keys import bindings, duplicates, status_text
 from parent_agent.live_apply import update_limits
 from parent_agent.reconcile import EnsureWindow, KillWindow, plan
+from parent_agent.services import reconcile_services
 from parent_agent.status_file import StatusFile
 from parent_agent.tmux_commands import worker_window_command
 from parent_agent.tmux_ui import TmuxUI, server_for
@@ -104,6 +105,7 @@ class Agent:
 
     def _start_engine(self) -> None:
         self.client = self.dockerd.start()
+        self.apply_services()
         threading.Thread(target=_watch_dockerd, args=(self.dockerd, self.inbox),
                          name="dockerd-watch", daemon=True).start()  # fmt: skip
         threading.Thread(target=_watch_events, args=(self.client, self.inbox),
@@ -132,8 +134,17 @@ class Agent:
             self.watcher.reconfigure(new.watch)
         if changes.restart_needed:
             self.status_file.need_restart(changes.restart_needed)
+        svc = changes.services
+        if (svc.enabled or svc.disabled or svc.changed) and self.client is not None:
+            self.apply_services()
         # worker_template: new workers read the file; running ones show as outdated.
         # dashboard: the dashboard reads the file itself.
+
+    def apply_services(self) -> None:
+        """Start, recreate or remove the `[services.*]` containers; errors are reported only."""
+        assert self.client is not None  # noqa: S101 - callers check
+        for err in reconcile_services(self.client, self.cfg.services):
+            self.record_error(err)
 
     def apply_keys(self) -> None:
         binds = bindings({k: v for k, v in vars(self.cfg.keys).items() if isinstance(v, str)})

@@ -249,3 +249,17 @@ def test_claudy_with_a_broken_config_says_where_and_changes_nothing(tmp_path: Pa
     assert res.returncode == 2, res.stderr
     assert "config.toml:3:" in res.stderr and "[worker].cpus" in res.stderr
     assert (cfg / "config.toml").read_text().endswith('cpus = "many"\n')
+
+
+def test_service_kwargs() -> None:
+    from parent_agent.services import enabled, service_kwargs
+
+    kw = service_kwargs("chroma", {"image": "img:1", "command": ["run", "--x"], "env": {"A": "b"}})
+    assert kw["name"] == "hal9000-s-chroma" and kw["entrypoint"] == ["run"]
+    assert kw["command"] == ["--x"] and kw["environment"] == {"A": "b"}
+    assert kw["network_mode"] == "host" and kw["labels"][labels.ROLE] == "service"
+    other = service_kwargs("chroma", {"image": "img:2"})
+    assert other["labels"]["dev.hal9000.spec"] != kw["labels"]["dev.hal9000.spec"]
+    with pytest.raises(ValueError, match="needs an image"):
+        service_kwargs("x", {})
+    assert set(enabled({"a": {}, "b": {"enabled": False}, "c": {"enabled": True}})) == {"a", "c"}

@@ -181,3 +181,33 @@ def test_a_reload_during_a_spawn_still_gives_the_new_limits(
         return int(c.attrs["HostConfig"]["Memory"])
 
     assert retry_until(lambda: limit() == 700 << 20, 5), limit()
+
+
+def test_services_start_and_stop_with_the_config(
+    running: tuple[Agent, Path, docker.DockerClient],
+) -> None:
+    agent, cfg_path, dclient = running
+    name = f"svc{os.getpid()}"
+
+    def state() -> str:
+        found = dclient.containers.list(all=True, filters={"name": f"^/hal9000-s-{name}$"})
+        return found[0].status if found else "absent"
+
+    table = f'\n[services.{name}]\nimage = "hal9000/worker:minimal"\ncommand = ["sleep", "600"]\n'
+    try:
+        save(cfg_path, BASE + table)
+        assert retry_until(lambda: state() == "running", 5), state()
+        c = dclient.containers.get(f"hal9000-s-{name}")
+        assert c.labels[labels.ROLE] == "service" and c.attrs["HostConfig"]["NetworkMode"] == "host"
+        save(cfg_path, BASE + table + "enabled = false\n")
+        assert retry_until(lambda: state() == "absent", 5), state()
+        # a broken service is reported and harms nothing
+        save(cfg_path, BASE + f'\n[services.{name}]\nimage = "none/such:1"\n')
+        assert retry_until(
+            lambda: any(f"service {name} did not start" in e["text"]
+                        for e in status_file.read(agent.status_file.path)["errors"]), 5
+        )  # fmt: skip
+        assert state() == "absent"
+    finally:
+        for c in dclient.containers.list(all=True, filters={"name": f"hal9000-s-{name}"}):
+            c.remove(force=True)
