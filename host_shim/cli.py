@@ -188,7 +188,7 @@ def _fast(c: Ctx, client: docker.DockerClient, project: str, detach: bool) -> bo
     found = fastpath.probe(parent, c.cfg.worker.image, container_name(session))
     if not fastpath.attachable(found, host_image, session, need_window=not detach):
         return False
-    stale_parent(client, parent, c.cfg)  # one lookup: an upgrade should not go unnoticed
+    stale_parent(client, parent, c.cfg)  # cheap (an image lookup, a source hash): say upgrades
     if detach:
         click.echo(session)
         return True

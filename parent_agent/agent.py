@@ -99,6 +99,7 @@ class Agent:
         self.status_file = status or StatusFile()
         self.status = ""
         self.session_fresh = False  # the tmux session was (re)made; windows to restore
+        self.list_workers = workers.WorkerLister()
         self.watcher = ConfigWatcher(
             config_path or paths.config_file(in_parent=True), self.inbox.put, watch=cfg.watch
         )
@@ -163,7 +164,7 @@ class Agent:
             return
         fresh, self.session_fresh = self.session_fresh, False
         try:
-            found = workers.list_workers(self.client)
+            found = self.list_workers(self.client)
         except HalError as e:
             log.warning("reconcile skipped: %s", e)
             return

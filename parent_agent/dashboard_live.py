@@ -26,7 +26,7 @@ from parent_agent.dashboard import Health, Status, render
 from parent_agent.spec import template_hash
 from parent_agent.tmux_ui import TmuxUI
 from parent_agent.usage_live import BackgroundSampler
-from parent_agent.workers import list_workers
+from parent_agent.workers import WorkerLister
 
 log = logging.getLogger(__name__)
 ERROR_WINDOW_S = 600  # errors older than this leave the dashboard
@@ -85,6 +85,7 @@ class Gather:
         self.cfg = config()
         self.client: docker.DockerClient | None = None
         self.sampler: BackgroundSampler | None = None
+        self.list_workers = WorkerLister()
 
     def __call__(self) -> Status:
         now = datetime.now(UTC)
@@ -95,7 +96,7 @@ class Gather:
                 if self.sampler is not None:
                     self.sampler.close()
                 self.sampler = BackgroundSampler(self.client, interval=1.0)
-            found = tuple(list_workers(self.client))
+            found = tuple(self.list_workers(self.client))
             images_ok = self._has_image()
             assert self.sampler is not None  # noqa: S101 - set together with the client
             use = self.sampler.want([w for w in found if w.state == "running"])

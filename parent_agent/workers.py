@@ -78,6 +78,35 @@ def list_workers(client: docker.DockerClient) -> list[Worker]:
         return sorted((to_worker(c) for c in found), key=lambda w: w.name)
 
 
+class WorkerLister:
+    """Lists workers with one engine call, inspecting only the containers whose summary (state
+    and status text) changed since the last call: the loop and the dashboard list often, and
+    inspecting fifty workers each time kept the engine busy."""
+
+    def __init__(self) -> None:
+        self.cache: dict[str, tuple[tuple[str, str], Worker]] = {}
+
+    def __call__(self, client: docker.DockerClient) -> list[Worker]:
+        out: list[Worker] = []
+        with translated("listing workers"):
+            summaries = client.api.containers(
+                all=True, filters=labels.managed_filter(labels.ROLE_WORKER)
+            )
+            for s in summaries:
+                cid, key = str(s["Id"]), (str(s.get("State", "")), str(s.get("Status", "")))
+                hit = self.cache.get(cid)
+                if hit is None or hit[0] != key:
+                    try:
+                        hit = (key, to_worker(client.containers.get(cid)))
+                    except docker.errors.NotFound:
+                        continue  # removed between the list and the inspect
+                    self.cache[cid] = hit
+                out.append(hit[1])
+        for gone in set(self.cache) - {str(s["Id"]) for s in summaries}:
+            del self.cache[gone]
+        return sorted(out, key=lambda w: w.name)
+
+
 def _first(client: docker.DockerClient, **narrow: str) -> Container | None:
     filters = labels.managed_filter(labels.ROLE_WORKER, **narrow)
     with translated("looking up a worker"):

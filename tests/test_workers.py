@@ -143,3 +143,22 @@ def test_a_stopped_worker_from_another_spec_is_made_afresh_a_running_one_kept(
     fresh.stop(timeout=5)
     again = workers.ensure_worker(dclient, other, claude_home)  # same spec: restarted as is
     assert again.id == fresh.id and again.status == "running"
+
+
+def test_the_lister_inspects_only_what_changed(
+    dclient: docker.DockerClient, spec: WorkerSpec, claude_home: str
+) -> None:
+    lister = workers.WorkerLister()
+    c = workers.ensure_worker(dclient, spec, claude_home)
+    first = {w.name: w for w in lister(dclient)}[spec.session]
+    assert first.state == "running" and first == workers.to_worker(c)
+    key = lister.cache[str(c.id)][0]
+    again = {w.name: w for w in lister(dclient)}[spec.session]
+    if lister.cache[str(c.id)][0] == key:  # the status text ("Up 1 second") may tick over
+        assert again is first  # unchanged summary: the cached inspect, not a new one
+    c.stop(timeout=5)
+    stopped = {w.name: w for w in lister(dclient)}[spec.session]
+    assert stopped.state == "exited" and stopped is not first
+    c.remove()
+    assert spec.session not in {w.name for w in lister(dclient)}
+    assert str(c.id) not in lister.cache
