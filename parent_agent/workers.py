@@ -15,7 +15,7 @@ from docker.models.containers import Container
 
 from hal_common import labels
 from hal_common.engine import run_in, translated
-from hal_common.errors import ImageMissing, NoSuchSession
+from hal_common.errors import HalError, ImageMissing, NoSuchSession
 from parent_agent.spec import WorkerSpec, create_kwargs
 
 log = logging.getLogger(__name__)
@@ -212,7 +212,10 @@ def stop_all(client: docker.DockerClient, timeout: int = 10) -> None:
 
 
 def agent_pid(c: Container) -> int | None:
-    """The agent's pid inside the worker, or None when it is not running."""
-    code, out = run_in(c, ["hal-worker", "pid"], f"asking {c.name} for its agent")
+    """The agent's pid inside the worker, or None when it (or its worker) is not running."""
+    try:
+        code, out = run_in(c, ["hal-worker", "pid"], f"asking {c.name} for its agent")
+    except HalError:  # the worker stopped (or is restarting): no agent to ask
+        return None
     out = out.strip()
     return int(out) if code == 0 and out.isdigit() else None

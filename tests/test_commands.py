@@ -23,8 +23,8 @@ import pytest
 from libtmux.test.retry import retry_until
 
 from hal_common import labels
-from hal_common.engine import run_in
 from hal_common.naming import container_name, session_name
+from parent_agent import workers
 from parent_agent.keys import bindings
 from parent_agent.tmux_ui import TmuxUI
 
@@ -73,10 +73,8 @@ class Agent:
         """The agent's identity: its pid inside the worker plus the worker's start time
         (pids repeat in a restarted container's fresh pid namespace)."""
         c = self.dclient.containers.get(container_name(name))
-        if c.status != "running":
-            return ""
-        pid = run_in(c, ["hal-worker", "pid"])[1].strip()
-        return f"{pid}@{c.attrs['State']['StartedAt']}" if pid.isdigit() else ""
+        pid = workers.agent_pid(c)  # None while it is stopped or restarting
+        return f"{pid}@{c.attrs['State']['StartedAt']}" if pid is not None else ""
 
 
 @pytest.fixture(scope="module")

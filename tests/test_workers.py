@@ -84,13 +84,20 @@ def test_the_agent_runs_in_the_worker_and_a_stopped_worker_restarts(
 ) -> None:
     c = workers.ensure_worker(dclient, spec, claude_home)
     assert retry_until(lambda: workers.agent_pid(c) is not None, 10)
-    pid = workers.agent_pid(c)
+    # the agent's identity: its pid plus the worker's start (a restarted worker's fresh pid
+    # namespace gives out the same pids again)
+    pid = (workers.agent_pid(c), c.attrs["State"]["StartedAt"])
     top = c.top()
     assert any("claude" in " ".join(p) for p in top["Processes"]), top
     c.stop(timeout=5)
     restarted = workers.ensure_worker(dclient, spec, claude_home)
     assert restarted.id == c.id and restarted.status == "running"
-    assert retry_until(lambda: workers.agent_pid(restarted) not in (None, pid), 10)
+
+    def agent() -> tuple[int | None, str]:
+        restarted.reload()
+        return workers.agent_pid(restarted), restarted.attrs["State"]["StartedAt"]
+
+    assert retry_until(lambda: agent()[0] is not None and agent() != pid, 10)
 
 
 def test_two_spawns_at_once_give_one_worker(
