@@ -111,7 +111,7 @@ def test_memory_cpus_pids_apply_to_running_workers(
         return bool(h["Memory"] == 768 << 20 and h["NanoCpus"] == 1_500_000_000
                     and h["PidsLimit"] == 300)  # fmt: skip
 
-    assert retry_until(applied, 2.0, interval=0.02), c.attrs["HostConfig"]
+    assert retry_until(applied, 10, interval=0.02), c.attrs["HostConfig"]  # speed: see bench
     print(f"save-to-applied: {time.monotonic() - saved:.3f}s")
 
 
@@ -124,7 +124,7 @@ def test_keys_are_rebound(running: tuple[Agent, Path, docker.DockerClient]) -> N
 
     assert retry_until(lambda: bound("T"), 5)
     save(cfg_path, BASE.replace('stats = "T"', 'stats = "Y"'))
-    assert retry_until(lambda: bound("Y"), 2.0, interval=0.02)
+    assert retry_until(lambda: bound("Y"), 10, interval=0.02)
     assert not bound("T")
 
 
