@@ -22,7 +22,7 @@ from hal_common.engine import connect, run_in, translated
 from hal_common.errors import EngineUnavailable, HalError, UsageError
 from hal_common.naming import container_name, session_name
 from hal_common.projects import check_roots, expand_roots, resolve_project
-from host_shim import fastpath, images
+from host_shim import cli_auth, fastpath, images
 from host_shim.build_context import SOURCE_LABEL, Recipe, context_dir, source_hash
 from host_shim.parent import HostUser, ensure_parent, find_parent, volume_names
 
@@ -107,6 +107,8 @@ def main() -> None:
 
 
 main.add_command(host_group())
+main.add_command(cli_auth.auth_group)
+main.add_command(cli_auth.sync)
 
 
 def prepare(c: Ctx, client: docker.DockerClient) -> tuple[Container, str]:
@@ -158,6 +160,7 @@ def open_(directory: str, detach: bool) -> None:
     if _fast(c, client, project, detach):
         return
     parent, image_id = prepare(c, client)
+    cli_auth.first_run(client, parent, err)
     if detach:
         argv = ["hal-agent", "spawn", project, "--no-attach", "--image-id", image_id]
         code, out = run_in(parent, argv, "spawning the worker")

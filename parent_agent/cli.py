@@ -35,6 +35,8 @@ LAZY = {
     **{name: f"parent_agent.cli_info:{name}" for name in
        ("stats", "keys", "version", "doctor", "key")},
     "config": "hal_common.config_cli:parent_group",
+    "auth": "parent_agent.cli_auth:auth",
+    "sync": "parent_agent.cli_auth:sync",
 }  # fmt: skip
 
 

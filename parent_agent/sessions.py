@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fcntl
-import json
 import logging
 import os
 import re
@@ -17,6 +16,7 @@ import docker
 from hal_common import labels, paths
 from hal_common.config import Config
 from hal_common.errors import NoSuchSession, UsageError
+from parent_agent import claude_home as claude_home_mod
 from parent_agent import workers
 from parent_agent.spec import WorkerSpec, pick_owner, worker_spec
 from parent_agent.tmux_commands import worker_window_command
@@ -67,26 +67,8 @@ def prepare_claude_home(claude_home: Path, uid: int, gid: int, project: str) -> 
     user asked for this directory by running claudy in it, and Claude's trust question
     defaults to "No, exit", which would stop the worker on the first Enter.
     """
-    claude_home.mkdir(parents=True, exist_ok=True)
-    st = claude_home.stat()
-    if (st.st_uid, st.st_gid) != (uid, gid):
-        os.chown(claude_home, uid, gid)
-    claude_home.chmod(0o700)
-    state_file = claude_home / ".claude.json"
-    try:
-        state = json.loads(state_file.read_text())
-    except FileNotFoundError:
-        state = {}
-    except (OSError, ValueError) as e:
-        log.warning("leaving %s alone: %s", state_file, e)
-        return
-    wanted = grant(state, project)
-    if wanted != state:
-        tmp = claude_home / ".claude.json.hal-tmp"
-        tmp.write_text(json.dumps(wanted, indent=2) + "\n")
-        tmp.chmod(0o600)
-        os.chown(tmp, uid, gid)
-        os.replace(tmp, state_file)
+    claude_home_mod.ensure_home(claude_home, uid, gid)
+    claude_home_mod.update_state(claude_home, lambda s: grant(s, project), uid, gid)
 
 
 def grant(state: dict[str, Any], project: str) -> dict[str, Any]:

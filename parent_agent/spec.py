@@ -40,10 +40,13 @@ def pick_owner(host_uid: int, host_gid: int, dir_uid: int, dir_gid: int) -> tupl
     return dir_uid, dir_gid
 
 
+LAYOUT = 2  # the mounts create_kwargs makes; 2: read-only plugins
+
+
 def template_hash(cfg: WorkerConfig, image: str | None = None) -> str:
     """What a worker was created from, beyond its limits: a changed one marks it outdated."""
     text = json.dumps([image or cfg.image, list(cfg.command), cfg.network, cfg.restart,
-                       sorted(cfg.env)])  # fmt: skip
+                       sorted(cfg.env), LAYOUT])  # fmt: skip
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -93,6 +96,8 @@ def create_kwargs(spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
         "volumes": {
             spec.project: {"bind": spec.project, "mode": "rw"},
             claude_home: {"bind": paths.WORKER_CLAUDE_HOME, "mode": "rw"},
+            # plugins are shared read-only: `claudy sync` installs them, workers use them
+            f"{claude_home}/plugins": {"bind": f"{paths.WORKER_CLAUDE_HOME}/plugins", "mode": "ro"},
         },
         "environment": spec.env,
         "network_mode": spec.network,
