@@ -18,7 +18,7 @@ STATUS_FILE = RUN_DIR / "status.json"  # the loop's recent errors, read by the d
 LOG_DIR = Path(os.environ.get("HAL_LOG_DIR", "/var/log/hal9000"))
 PARENT_CONFIG_DIR = Path("/config/hal9000")
 PARENT_CLAUDE_HOME = Path(os.environ.get("HAL_CLAUDE_HOME", "/config/claude"))
-PARENT_DATA = Path("/data")
+PARENT_DATA = Path(os.environ.get("HAL_DATA_DIR", "/data"))
 INNER_DATA_ROOT = Path("/var/lib/docker")
 
 # Inside a worker container.

@@ -24,7 +24,7 @@ from parent_agent.dockerd import Dockerd
 from parent_agent.keys import bindings, duplicates, status_text
 from parent_agent.live_apply import update_limits
 from parent_agent.reconcile import EnsureWindow, KillWindow, plan
-from parent_agent.services import reconcile_services
+from parent_agent.services import publish, reconcile_services
 from parent_agent.status_file import StatusFile
 from parent_agent.tmux_commands import worker_window_command
 from parent_agent.tmux_ui import TmuxUI, server_for
@@ -146,6 +146,10 @@ class Agent:
         assert self.client is not None  # noqa: S101 - callers check
         for err in reconcile_services(self.client, self.cfg.services):
             self.record_error(err)
+        try:
+            publish(self.cfg.services)
+        except OSError as e:
+            self.record_error(f"services: cannot register them for workers: {e}")
 
     def apply_keys(self) -> None:
         binds = bindings({k: v for k, v in vars(self.cfg.keys).items() if isinstance(v, str)})

@@ -21,13 +21,16 @@ from typing import Any
 
 from hal_common import credentials, paths
 from hal_common.credentials import Credential
+from hal_common.shared_services import with_mcp
 
 log = logging.getLogger(__name__)
 
 STATE = ".claude.json"
 CREDENTIALS = ".credentials.json"
 AUTH_META = ".hal-auth.json"  # kind, source, time and fingerprint of the last import
-OWNED = (STATE, CREDENTIALS, AUTH_META)
+MCP_MANAGED = ".hal-mcp.json"  # the names of the mcpServers entries hal-9000 wrote
+CHROMA_TOKEN = ".hal-chroma-token"  # noqa: S105 - a file name; ChromaDB's token, for clients in workers
+OWNED = (STATE, CREDENTIALS, AUTH_META, MCP_MANAGED, CHROMA_TOKEN)
 
 
 def default_owner(home: Path, environ: dict[str, str] | None = None) -> tuple[int, int]:
@@ -110,6 +113,43 @@ def update_state(
             return False
         write_private(home / STATE, (json.dumps(wanted, indent=2) + "\n").encode(), uid, gid)
         return True
+
+
+def register_mcp(
+    home: Path,
+    entries: dict[str, dict[str, str]],
+    uid: int,
+    gid: int,
+    lock_dir: Path = paths.LOCK_DIR,
+) -> bool:
+    """The shared MCP servers in `.claude.json` (user scope: what `claude mcp list` reads).
+
+    Entries hal-9000 wrote before and no longer wants are removed; the user's own stay.
+    """
+
+    try:
+        managed = list(json.loads((home / MCP_MANAGED).read_text()))
+    except (OSError, ValueError, TypeError):
+        managed = []
+    ensure_home(home, uid, gid)
+    changed = update_state(home, lambda s: with_mcp(s, entries, managed), uid, gid, lock_dir)
+    if sorted(entries) != sorted(managed):
+        write_private(home / MCP_MANAGED, json.dumps(sorted(entries)).encode(), uid, gid)
+    return changed
+
+
+def share_token(home: Path, token: str | None, uid: int, gid: int) -> None:
+    """ChromaDB's token where clients in workers can read it (0600, the worker user's)."""
+    path = home / CHROMA_TOKEN
+    if token is None:
+        path.unlink(missing_ok=True)
+        return
+    try:
+        if path.read_text().strip() == token:
+            return
+    except FileNotFoundError:
+        pass
+    write_private(path, (token + "\n").encode(), uid, gid)
 
 
 def store_credential(

@@ -33,7 +33,7 @@ LAZY = {
         ("stop", "stop"), ("restart", "restart"), ("rm", "rm"), ("logs", "logs"),
         ("shell", "shell"), ("gc", "gc"))},
     **{name: f"parent_agent.cli_info:{name}" for name in
-       ("stats", "keys", "version", "doctor", "key")},
+       ("stats", "keys", "version", "doctor", "key", "services")},
     "config": "hal_common.config_cli:parent_group",
     "auth": "parent_agent.cli_auth:auth",
     "sync": "parent_agent.cli_auth:sync",

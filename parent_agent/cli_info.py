@@ -8,16 +8,19 @@ import shlex
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable
 from dataclasses import asdict
+from typing import Any
 
 import click
+import docker
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from hal_common import __version__, paths
 from hal_common.errors import HalError
-from parent_agent import ctx, workers
+from parent_agent import claude_home, ctx, workers
 from parent_agent.cli_workers import open_shell, restart_worker
 from parent_agent.keys import bindings, display
 from parent_agent.stats import Usage, human_bytes
@@ -146,6 +149,7 @@ def doctor() -> None:
         except Exception:  # noqa: BLE001 - any failure means the image cannot be used
             report(False, "worker image", f"{cfg.worker.image} missing",
                    "run claudy on the host; it loads the image into the parent")  # fmt: skip
+        _doctor_services(client, cfg.services, report)
     except HalError as e:
         report(False, "inner engine", e.message, "see /var/log/hal9000/dockerd.log")
     ui = ctx.ui()
@@ -154,11 +158,61 @@ def doctor() -> None:
     home = paths.PARENT_CLAUDE_HOME
     mode = oct(home.stat().st_mode & 0o777) if home.exists() else "missing"
     report(mode == "0o700", "claude home", f"{home} {mode}", f"chmod 700 {home}")
+    from parent_agent.cli_auth import describe
+
+    auth = claude_home.auth_status(home)
+    if auth.get("present") or auth.get("error"):
+        report(not auth.get("error"), "credentials", describe(auth).replace("\n  ", "; "),
+               "claudy auth import on the host")  # fmt: skip
+    else:
+        click.echo("! credentials: none imported; workers start logged out "
+                   "(log in on the host, then claudy auth import)")  # fmt: skip
     if paths.INNER_DATA_ROOT.exists():
         free = shutil.disk_usage(paths.INNER_DATA_ROOT).free
         where = f"{human_bytes(free)} free under {paths.INNER_DATA_ROOT}"
         report(free > 2 << 30, "disk", where, "hal-agent gc removes stopped workers")
     raise SystemExit(1 if failures else 0)
+
+
+def _doctor_services(
+    client: docker.DockerClient,
+    services: dict[str, dict[str, Any]],
+    report: Callable[[bool, str, str, str], None],
+) -> None:
+    from parent_agent import services as svc
+
+    for s in svc.states(services, svc.inspect_all(client)):
+        title = f"service {s.name}" + (" (MCP)" if s.mcp else "")
+        if s.state == "disabled":
+            click.echo(f"- {title}: disabled ({s.detail}); workers start without it")
+            continue
+        detail = f"{s.state} {s.detail}".strip()
+        if s.state in ("exited", "restarting"):
+            line = svc.last_log_line(client, s.name)
+            detail += f"; last log: {line}" if line else ""
+        fix = f"docker logs {svc.PREFIX}{s.name} says more; workers start without it"
+        report(s.ok, title, detail, fix)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
+def services(as_json: bool) -> None:
+    """The shared services (ChromaDB, Memory Bank, MCP servers): running, and if not, why."""
+    from parent_agent import services as svc
+
+    client = ctx.inner()
+    found = svc.states(ctx.config().services, svc.inspect_all(client))
+    if as_json:
+        click.echo(json.dumps([asdict(s) for s in found], indent=2))
+        return
+    for s in found:
+        mark = "✓" if s.ok else ("-" if s.state == "disabled" else "✗")
+        kind = " MCP" if s.mcp else ""
+        click.echo(f"{mark} {s.name:14} {s.state:10} {s.detail}{kind}")
+        if s.state in ("exited", "restarting"):
+            line = svc.last_log_line(client, s.name)
+            if line:
+                click.echo(f"    last log: {line}")
 
 
 @click.command(hidden=True)

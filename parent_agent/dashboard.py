@@ -9,6 +9,7 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from parent_agent.services import ServiceState
 from parent_agent.stats import Usage, human_bytes
 from parent_agent.workers import Worker
 
@@ -37,6 +38,7 @@ class Status:
     template: str = ""  # the current worker template; running workers made otherwise are outdated
     restart_needed: tuple[str, ...] = ()
     max_rows: int = 0  # 0: as many as fit
+    services: tuple[ServiceState, ...] = ()
 
 
 def uptime(w: Worker, now: datetime) -> str:
@@ -82,6 +84,20 @@ def _health(h: Health) -> Text:
     return Text.assemble(*parts)
 
 
+def services_line(services: tuple[ServiceState, ...]) -> Text:
+    """One line: each shared service, and for one that is not up, why."""
+    parts: list[tuple[str, str] | str] = [("services ", "bold")]
+    for s in services:
+        if s.ok:
+            parts.append((f"✓ {s.name}", "green"))
+        elif s.state == "disabled":
+            parts.append((f"- {s.name} off", "dim"))
+        else:
+            parts.append((f"✗ {s.name} {s.state}: {s.detail}", "bold red"))
+        parts.append("  ")
+    return Text.assemble(*parts[:-1])
+
+
 def render(status: Status, height: int = 24, width: int = 80) -> RenderableType:
     """One frame that fits `height` rows: rows beyond it are counted, not drawn."""
     running = [w for w in status.workers if w.state == "running"]
@@ -111,6 +127,8 @@ def render(status: Status, height: int = 24, width: int = 80) -> RenderableType:
         if status.restart_needed
         else []
     )
+    if status.services:
+        notes.insert(0, services_line(status.services))
     room = max(1, height - CHROME_ROWS - len(status.errors) - len(notes))
     if status.max_rows:
         room = min(room, status.max_rows)

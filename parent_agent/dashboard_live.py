@@ -8,6 +8,7 @@ import os
 import sys
 import termios
 import threading
+import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,14 +22,17 @@ from rich.live import Live
 from hal_common import paths
 from hal_common.config import Config, load_config
 from hal_common.errors import ConfigError, HalError
+from parent_agent import services as svc
 from parent_agent import status_file
 from parent_agent.dashboard import Health, Status, render
+from parent_agent.services import ServiceState
 from parent_agent.spec import template_hash
 from parent_agent.tmux_ui import TmuxUI
 from parent_agent.usage_live import BackgroundSampler
 from parent_agent.workers import WorkerLister
 
 log = logging.getLogger(__name__)
+SERVICES_EVERY_S = 3.0
 ERROR_WINDOW_S = 600  # errors older than this leave the dashboard
 
 
@@ -86,6 +90,19 @@ class Gather:
         self.client: docker.DockerClient | None = None
         self.sampler: BackgroundSampler | None = None
         self.list_workers = WorkerLister()
+        self.services: tuple[ServiceState, ...] = ()
+        self.services_at = 0.0
+
+    def _services(self) -> tuple[ServiceState, ...]:
+        """The shared services' health, every few seconds (an inspect and a connect each)."""
+        assert self.client is not None  # noqa: S101 - called after connecting
+        if time.monotonic() - self.services_at >= SERVICES_EVERY_S:
+            self.services_at = time.monotonic()
+            try:
+                self.services = tuple(svc.states(self.cfg.services, svc.inspect_all(self.client)))
+            except svc.ENGINE_ERRORS as e:
+                log.debug("dashboard: services unknown: %s", e)
+        return self.services
 
     def __call__(self) -> Status:
         now = datetime.now(UTC)
@@ -101,9 +118,10 @@ class Gather:
             assert self.sampler is not None  # noqa: S101 - set together with the client
             use = self.sampler.want([w for w in found if w.state == "running"])
             health = Health(engine_ok=True, images_ok=images_ok, disk_free=disk_free())
+            services = self._services()
         except HalError as e:
             log.debug("dashboard: engine unavailable: %s", e)
-            self.client, found, use = None, (), {}
+            self.client, found, use, services = None, (), {}, ()
             starting = not paths.READY_FILE.exists()
             health = Health(engine_ok=False, starting=starting, disk_free=disk_free())
         windows = frozenset(self.ui.window_names())
@@ -111,7 +129,7 @@ class Gather:
         return Status(now=now, health=health, workers=found, usage=use, windows=windows,
                       errors=recent_errors(now, data), template=template_hash(self.cfg.worker),
                       restart_needed=tuple(data.get("restart_needed", [])),
-                      max_rows=self.cfg.dashboard.max_rows)  # fmt: skip
+                      max_rows=self.cfg.dashboard.max_rows, services=services)  # fmt: skip
 
     def _has_image(self) -> bool:
         assert self.client is not None  # noqa: S101 - called after connecting

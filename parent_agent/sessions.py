@@ -17,7 +17,7 @@ from hal_common import labels, paths
 from hal_common.config import Config
 from hal_common.errors import NoSuchSession, UsageError
 from parent_agent import claude_home as claude_home_mod
-from parent_agent import workers
+from parent_agent import services, workers
 from parent_agent.spec import WorkerSpec, pick_owner, worker_spec
 from parent_agent.tmux_commands import worker_window_command
 
@@ -109,6 +109,10 @@ def spawn(
     with session_lock(spec.session):
         workers.check_image(client, spec.image, image_id)
         prepare_claude_home(claude_home, uid, gid, project)
+        try:
+            services.publish(cfg.services, claude_home)  # MCP servers, even if the loop lags
+        except OSError as e:
+            log.warning("services not registered for %s: %s", spec.session, e)
         workers.ensure_worker(client, spec, str(claude_home))
         if ui is not None:
             ui.ensure_window(spec.session, worker_window_command(spec.container, docker_host))

@@ -252,7 +252,8 @@ def test_claudy_with_a_broken_config_says_where_and_changes_nothing(tmp_path: Pa
 
 
 def test_service_kwargs() -> None:
-    from parent_agent.services import enabled, service_kwargs
+    from hal_common.shared_services import enabled
+    from parent_agent.services import service_kwargs
 
     kw = service_kwargs("chroma", {"image": "img:1", "command": ["run", "--x"], "env": {"A": "b"}})
     assert kw["name"] == "hal9000-s-chroma" and kw["entrypoint"] == ["run"]
@@ -263,3 +264,48 @@ def test_service_kwargs() -> None:
     with pytest.raises(ValueError, match="needs an image"):
         service_kwargs("x", {})
     assert set(enabled({"a": {}, "b": {"enabled": False}, "c": {"enabled": True}})) == {"a", "c"}
+    with pytest.raises(ValueError, match="needs a port"):
+        service_kwargs("m", {"image": "i", "mcp": True})
+    with pytest.raises(ValueError, match="port number"):
+        service_kwargs("m", {"image": "i", "port": 70000})
+
+
+def test_builtin_services_and_the_users_tables_over_them() -> None:
+    from hal_common.shared_services import SERVICES_IMAGE, effective, images, mcp_entries, with_mcp
+
+    eff = effective({})
+    assert set(eff) == {"chromadb", "chroma-mcp", "memory-bank"}
+    assert images({}) == {SERVICES_IMAGE}
+    assert mcp_entries({}) == {
+        "chroma-mcp": {"type": "http", "url": "http://127.0.0.1:8811/mcp"},
+        "memory-bank": {"type": "http", "url": "http://127.0.0.1:8812/mcp"},
+    }
+    # the user moves chromadb's port, disables memory-bank, adds a stdio MCP server
+    user: dict[str, dict[str, Any]] = {"chromadb": {"port": 9000}, "memory-bank": {"enabled": False},
+            "fetch": {"stdio": ["uvx", "mcp-server-fetch"], "port": 8820}}  # fmt: skip
+    eff = effective(user)
+    assert eff["chroma-mcp"]["env"]["HAL_CHROMA_PORT"] == "9000"
+    assert eff["fetch"]["command"] == ["hal-service", "bridge", "--", "uvx", "mcp-server-fetch"]
+    assert set(mcp_entries(user)) == {"chroma-mcp", "fetch"}
+    assert user["fetch"] == {"stdio": ["uvx", "mcp-server-fetch"], "port": 8820}  # not mutated
+    # registration keeps the user's own servers and drops ours that went away
+    state = {"mcpServers": {"mine": {"command": "x"}, "memory-bank": {"url": "old"}}}
+    new = with_mcp(state, mcp_entries(user), managed=["memory-bank", "chroma-mcp"])
+    assert set(new["mcpServers"]) == {"mine", "chroma-mcp", "fetch"}
+
+
+def test_service_health_says_why() -> None:
+    from parent_agent.services import states
+
+    running = {"State": {"Running": True}, "RestartCount": 0}
+    crashed = {"State": {"Running": False, "ExitCode": 137}, "RestartCount": 5}
+    found = {s.name: s for s in states(
+        {"memory-bank": {"enabled": False}},
+        {"chromadb": running, "chroma-mcp": crashed},
+        probe=lambda port: port == 8000)}  # fmt: skip
+    assert found["chromadb"].ok and found["chromadb"].detail == ":8000"
+    assert not found["chroma-mcp"].ok
+    assert found["chroma-mcp"].detail == "exited 137, restarted 5 times"
+    assert found["memory-bank"].state == "disabled"
+    lonely = states({}, {"chromadb": running}, probe=lambda port: False)
+    assert [s.state for s in lonely] == ["starting", "missing", "missing"]
