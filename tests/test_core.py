@@ -281,8 +281,11 @@ def test_builtin_services_and_the_users_tables_over_them() -> None:
         "memory-bank": {"type": "http", "url": "http://127.0.0.1:8812/mcp"},
     }
     # the user moves chromadb's port, disables memory-bank, adds a stdio MCP server
-    user: dict[str, dict[str, Any]] = {"chromadb": {"port": 9000}, "memory-bank": {"enabled": False},
-            "fetch": {"stdio": ["uvx", "mcp-server-fetch"], "port": 8820}}  # fmt: skip
+    user: dict[str, dict[str, Any]] = {
+        "chromadb": {"port": 9000},
+        "memory-bank": {"enabled": False},
+        "fetch": {"stdio": ["uvx", "mcp-server-fetch"], "port": 8820},
+    }
     eff = effective(user)
     assert eff["chroma-mcp"]["env"]["HAL_CHROMA_PORT"] == "9000"
     assert eff["fetch"]["command"] == ["hal-service", "bridge", "--", "uvx", "mcp-server-fetch"]
