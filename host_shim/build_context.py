@@ -9,6 +9,7 @@ from pathlib import Path
 
 from hal_common.config import Config
 from hal_common.errors import HalError
+from hal_common.shared_services import SERVICES_IMAGE, images
 
 OFFLINE_BASE = "hal9000/base:bookworm"
 
@@ -17,7 +18,8 @@ SOURCE_LABEL = "dev.hal9000.source"  # hash of the files an image was built from
 
 # What each Dockerfile copies in (README.md only feeds pip's metadata: not a reason to rebuild).
 INPUTS = {
-    "Dockerfile.worker": ("Dockerfile.worker", "images"),
+    "Dockerfile.worker": ("Dockerfile.worker", "images/hal-worker", "images/worker-tmux.conf"),
+    "Dockerfile.services": ("Dockerfile.services", "images/hal-service"),
     "Dockerfile.parent": ("Dockerfile.parent", "pyproject.toml", "hal_common", "parent_agent",
                           "host_shim"),
 }  # fmt: skip
@@ -65,4 +67,6 @@ def recipes(cfg: Config) -> list[Recipe]:
         target = "standard" if worker.endswith(":standard") else "minimal"
         out.append(Recipe(worker, "Dockerfile.worker", target))
     out.append(Recipe(cfg.parent.image, "Dockerfile.parent", None))
+    if SERVICES_IMAGE in images(cfg.services):
+        out.append(Recipe(SERVICES_IMAGE, "Dockerfile.services", None))
     return out

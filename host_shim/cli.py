@@ -22,6 +22,8 @@ from hal_common.engine import connect, run_in, translated
 from hal_common.errors import EngineUnavailable, HalError, UsageError
 from hal_common.naming import container_name, session_name
 from hal_common.projects import check_roots, expand_roots, resolve_project
+from hal_common.shared_services import SERVICES_IMAGE
+from hal_common.shared_services import images as service_images
 from host_shim import cli_auth, fastpath, images
 from host_shim.build_context import SOURCE_LABEL, Recipe, context_dir, source_hash
 from host_shim.parent import HostUser, ensure_parent, find_parent, volume_names
@@ -120,6 +122,8 @@ def prepare(c: Ctx, client: docker.DockerClient) -> tuple[Container, str]:
         err.print(f"[green]parent {c.cfg.parent.name} is up[/]")
     stale_parent(client, parent, c.cfg)
     image_id = images.ensure_inner_image(client, parent, c.cfg.worker.image, err)
+    for shared in sorted(service_images(c.cfg.services) & {SERVICES_IMAGE}):
+        images.ensure_inner_image(client, parent, shared, err)  # the services start on load
     return parent, image_id
 
 

@@ -74,7 +74,8 @@ def write_private(path: Path, data: bytes, uid: int, gid: int) -> None:
 
 
 @contextmanager
-def _state_lock(lock_dir: Path) -> Iterator[None]:
+def _state_lock(lock_dir: Path | None) -> Iterator[None]:
+    lock_dir = paths.LOCK_DIR if lock_dir is None else lock_dir
     lock_dir.mkdir(parents=True, exist_ok=True)
     with (lock_dir / "claude-state.lock").open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -101,7 +102,7 @@ def update_state(
     change: Callable[[dict[str, Any]], dict[str, Any]],
     uid: int,
     gid: int,
-    lock_dir: Path = paths.LOCK_DIR,
+    lock_dir: Path | None = None,
 ) -> bool:
     """Apply `change` to `.claude.json` under the lock; True when the file changed."""
     with _state_lock(lock_dir):
@@ -120,7 +121,7 @@ def register_mcp(
     entries: dict[str, dict[str, str]],
     uid: int,
     gid: int,
-    lock_dir: Path = paths.LOCK_DIR,
+    lock_dir: Path | None = None,
 ) -> bool:
     """The shared MCP servers in `.claude.json` (user scope: what `claude mcp list` reads).
 
@@ -149,11 +150,11 @@ def share_token(home: Path, token: str | None, uid: int, gid: int) -> None:
             return
     except FileNotFoundError:
         pass
-    write_private(path, (token + "\n").encode(), uid, gid)
+    write_private(path, token.encode(), uid, gid)
 
 
 def store_credential(
-    home: Path, cred: Credential, uid: int, gid: int, lock_dir: Path = paths.LOCK_DIR
+    home: Path, cred: Credential, uid: int, gid: int, lock_dir: Path | None = None
 ) -> None:
     """Put an imported credential where Claude Code reads it; the other kind is removed."""
     ensure_home(home, uid, gid)

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import click
 
@@ -123,6 +124,12 @@ def _chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:
         yield chunk
 
 
+def effective_enabled(services: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    from hal_common.shared_services import effective, enabled
+
+    return list(enabled(effective(services)).values())
+
+
 @main.command("load-image", hidden=True)
 def load_image() -> None:
     """Load an image tar (a `docker save` stream) from stdin into the inner engine."""
@@ -134,6 +141,15 @@ def load_image() -> None:
                 raise HalError(f"inner engine refused the image: {line['error']}")
             if "stream" in line:
                 click.echo(str(line["stream"]).strip())
+    # the services image arrives after the loop tried to start the services: start them now
+    from hal_common.shared_services import SERVICES_IMAGE
+    from parent_agent.services import publish, reconcile_services
+
+    cfg = ctx.config()
+    if any(t.get("image") == SERVICES_IMAGE for t in effective_enabled(cfg.services)):
+        for error in reconcile_services(client, cfg.services):
+            click.echo(f"warning: {error}", err=True)
+        publish(cfg.services)
 
 
 @main.command()

@@ -186,7 +186,7 @@ def _doctor_services(
         if s.state == "disabled":
             click.echo(f"- {title}: disabled ({s.detail}); workers start without it")
             continue
-        detail = f"{s.state} {s.detail}".strip()
+        detail = s.detail if s.detail.startswith(s.state) else f"{s.state} {s.detail}".strip()
         if s.state in ("exited", "restarting"):
             line = svc.last_log_line(client, s.name)
             detail += f"; last log: {line}" if line else ""
@@ -196,12 +196,20 @@ def _doctor_services(
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
-def services(as_json: bool) -> None:
+@click.option("--restart", "restart", metavar="NAME", multiple=True,
+              help="Restart this service (one that used up its retries, too).")  # fmt: skip
+def services(as_json: bool, restart: tuple[str, ...]) -> None:
     """The shared services (ChromaDB, Memory Bank, MCP servers): running, and if not, why."""
     from parent_agent import services as svc
 
     client = ctx.inner()
-    found = svc.states(ctx.config().services, svc.inspect_all(client))
+    cfg = ctx.config()
+    if restart:
+        for error in svc.restart(client, cfg.services, restart):
+            raise HalError(error)
+        click.echo(f"restarted {', '.join(restart)}")
+        return
+    found = svc.states(cfg.services, svc.inspect_all(client))
     if as_json:
         click.echo(json.dumps([asdict(s) for s in found], indent=2))
         return

@@ -42,8 +42,18 @@ log = logging.getLogger(__name__)
 
 PREFIX = "hal9000-s-"
 SPEC = f"{labels.PREFIX}.spec"
-SERVICE_DATA = paths.PARENT_DATA / "services"
-TOKEN_FILE = SERVICE_DATA / "chromadb.token"  # ChromaDB's token; mounted where it is needed
+
+
+def service_data() -> Path:
+    """Where services keep their data: /data/services in the parent's data volume."""
+    return paths.PARENT_DATA / "services"
+
+
+def token_file() -> Path:
+    """ChromaDB's token; mounted (read-only) where it is needed."""
+    return service_data() / "chromadb.token"
+
+
 TOKEN_IN_CONTAINER = "/run/hal/token"  # noqa: S105 - a path
 ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 
@@ -74,9 +84,9 @@ def service_kwargs(name: str, table: dict[str, Any]) -> dict[str, Any]:
     spec = hashlib.sha256(json.dumps(table, sort_keys=True, default=str).encode()).hexdigest()
     volumes: dict[str, dict[str, str]] = {}
     if isinstance(table.get("data"), str):
-        volumes[str(SERVICE_DATA / table["data"])] = {"bind": "/data", "mode": "rw"}
+        volumes[str(service_data() / table["data"])] = {"bind": "/data", "mode": "rw"}
     if table.get("token"):
-        volumes[str(TOKEN_FILE)] = {"bind": TOKEN_IN_CONTAINER, "mode": "ro"}
+        volumes[str(token_file())] = {"bind": TOKEN_IN_CONTAINER, "mode": "ro"}
     kwargs: dict[str, Any] = {
         "image": image,
         "name": PREFIX + name,
@@ -101,8 +111,9 @@ def service_kwargs(name: str, table: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
-def ensure_token(path: Path = TOKEN_FILE) -> str:
+def ensure_token(path: Path | None = None) -> str:
     """ChromaDB's token: made once, kept in the data volume, 0600."""
+    path = token_file() if path is None else path
     try:
         return path.read_text().strip()
     except FileNotFoundError:
@@ -111,14 +122,14 @@ def ensure_token(path: Path = TOKEN_FILE) -> str:
     token = secrets.token_urlsafe(32)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "w") as fh:
-        fh.write(token + "\n")
+        fh.write(token)  # no newline: ChromaDB compares the file's lines with the header
     return token
 
 
 def prepare_data(wanted: dict[str, dict[str, Any]]) -> None:
     for table in wanted.values():
         if isinstance(table.get("data"), str):
-            (SERVICE_DATA / table["data"]).mkdir(parents=True, exist_ok=True)
+            (service_data() / table["data"]).mkdir(parents=True, exist_ok=True)
         if table.get("token"):
             ensure_token()
 
@@ -140,7 +151,7 @@ def reconcile_services(
     try:
         prepare_data(wanted)
     except OSError as e:
-        errors.append(f"services: cannot prepare {SERVICE_DATA}: {e}")
+        errors.append(f"services: cannot prepare {service_data()}: {e}")
     for name, table in wanted.items():
         try:
             kwargs = service_kwargs(name, table)
@@ -267,7 +278,25 @@ def publish(services: dict[str, dict[str, Any]], home: Path | None = None) -> No
     token = None
     if chroma is not None and chroma.get("token"):
         try:
-            token = TOKEN_FILE.read_text().strip()
+            token = token_file().read_text().strip()
         except OSError:
             token = None
     claude_home.share_token(home, token, uid, gid)
+
+
+def restart(
+    client: docker.DockerClient, services: dict[str, dict[str, Any]], names: tuple[str, ...]
+) -> list[str]:
+    """Restart the named services (made anew when missing); the errors, if any."""
+    known = enabled(effective(services))
+    for name in names:
+        if name not in known:
+            return [f"no enabled service {name} (hal-agent services lists them)"]
+    errors = reconcile_services(client, services)  # creates what is missing
+    for name in names:
+        try:
+            client.containers.get(PREFIX + name).restart(timeout=10)
+        except ENGINE_ERRORS as e:
+            errors.append(f"service {name}: {e}")
+    publish(services)
+    return errors

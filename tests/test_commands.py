@@ -87,12 +87,16 @@ def agent(docker_host: str, dclient: docker.DockerClient, built_images: dict[str
     for d in (run, root, base / "log"):
         d.mkdir(parents=True)
     cfg = base / "config.toml"
-    cfg.write_text('[worker]\nmemory = "512m"\n\n[dashboard]\nrefresh = 0.5\n')
+    # the built-in services are the end-to-end tests' (they listen on the parent's localhost)
+    no_builtin = "".join(f"\n[services.{n}]\nenabled = false\n"
+                         for n in ("chromadb", "chroma-mcp", "memory-bank"))  # fmt: skip
+    cfg.write_text('[worker]\nmemory = "512m"\n\n[dashboard]\nrefresh = 0.5\n' + no_builtin)
     env = {
         **os.environ,
         "HAL_RUN_DIR": str(run), "HAL_TMUX_SOCKET": str(run / "tmux.sock"),
         "HAL_INNER_DOCKER_HOST": docker_host, "HAL_CLAUDE_HOME": str(base / "claude"),
         "HAL_LOG_DIR": str(base / "log"), "HAL9000_CONFIG": str(cfg),
+        "HAL_DATA_DIR": str(base / "data"),
         "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}", "SHELL": "/bin/sh",
     }  # fmt: skip
     env.pop("TMUX", None)

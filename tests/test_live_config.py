@@ -50,7 +50,10 @@ def save(path: Path, text: str) -> float:
     return time.monotonic()
 
 
-BASE = '[worker]\nmemory = "512m"\ncpus = 1.0\n\n[keys]\nstats = "T"\n'
+# the built-in services are the end-to-end tests' (they listen on the parent's localhost)
+NO_BUILTIN = "".join(f"\n[services.{n}]\nenabled = false\n" for n in ("chromadb", "chroma-mcp",
+                                                                     "memory-bank"))  # fmt: skip
+BASE = '[worker]\nmemory = "512m"\ncpus = 1.0\n\n[keys]\nstats = "T"\n' + NO_BUILTIN
 
 
 @pytest.fixture
@@ -64,6 +67,7 @@ def running(
     monkeypatch.setattr(paths, "PARENT_DATA", short / "data")
     monkeypatch.setattr(paths, "RUN_DIR", short)
     monkeypatch.setattr(paths, "LOCK_DIR", short / "locks")
+    monkeypatch.setattr(paths, "PARENT_CLAUDE_HOME", short / "claude")
     cfg_path = tmp_path / "config.toml"
     cfg_path.write_text(BASE)
     ui = TmuxUI(libtmux.Server(socket_path=str(short / "t.sock")))
@@ -103,7 +107,7 @@ def test_memory_cpus_pids_apply_to_running_workers(
     name = _spawn(agent, tmp_path, "mem")
     c = dclient.containers.get(name)
     assert c.attrs["HostConfig"]["Memory"] == 512 << 20
-    saved = save(cfg_path, '[worker]\nmemory = "768m"\ncpus = 1.5\npids = 300\n')
+    saved = save(cfg_path, '[worker]\nmemory = "768m"\ncpus = 1.5\npids = 300\n' + NO_BUILTIN)
 
     def applied() -> bool:
         c.reload()
