@@ -19,7 +19,7 @@ SOURCE_LABEL = "dev.hal9000.source"  # hash of the files an image was built from
 # What each Dockerfile copies in (README.md only feeds pip's metadata: not a reason to rebuild).
 INPUTS = {
     "Dockerfile.worker": ("Dockerfile.worker", "images/hal-worker", "images/worker-tmux.conf"),
-    "Dockerfile.services": ("Dockerfile.services", "images/hal-service"),
+    "Dockerfile.services": ("Dockerfile.services", "images/hal-service", "images/hal-chroma-mcp"),
     "Dockerfile.parent": ("Dockerfile.parent", "pyproject.toml", "hal_common", "parent_agent",
                           "host_shim"),
 }  # fmt: skip
