@@ -146,9 +146,13 @@ def test_recipes_follow_the_worker_image() -> None:
     assert [(r.dockerfile, r.target) for r in recipes(cfg)] == [
         ("Dockerfile.worker", "standard"),
         ("Dockerfile.parent", None),
+        ("Dockerfile.services", None),  # the built-in services run from it
     ]
     custom = parse_config('[worker]\nimage = "me/mine:1"\n')
-    assert [r.dockerfile for r in recipes(custom)] == ["Dockerfile.parent"]
+    assert [r.dockerfile for r in recipes(custom)] == ["Dockerfile.parent", "Dockerfile.services"]
+    off = "".join(f"[services.{n}]\nenabled = false\n" for n in ("chromadb", "chroma-mcp",
+                                                                  "memory-bank"))  # fmt: skip
+    assert [r.dockerfile for r in recipes(parse_config(off))][-1] == "Dockerfile.parent"
 
 
 def _w(name: str, state: str) -> Worker:
@@ -222,6 +226,8 @@ def test_source_hash_follows_what_each_image_is_built_from(tmp_path: Path) -> No
     for d in ("images", "hal_common", "parent_agent", "host_shim"):
         (tmp_path / d).mkdir()
         (tmp_path / d / "a.py").write_text("x = 1\n")
+    for f in ("hal-worker", "worker-tmux.conf", "hal-service"):
+        (tmp_path / "images" / f).write_text(f)
     worker = Recipe("w", "Dockerfile.worker", "minimal")
     parent = Recipe("p", "Dockerfile.parent", None)
     w0, p0 = source_hash(tmp_path, worker), source_hash(tmp_path, parent)
@@ -232,6 +238,8 @@ def test_source_hash_follows_what_each_image_is_built_from(tmp_path: Path) -> No
     (tmp_path / "host_shim" / "__pycache__").mkdir()
     (tmp_path / "host_shim" / "__pycache__" / "a.pyc").write_bytes(b"\0")
     p1 = source_hash(tmp_path, parent)
+    (tmp_path / "images" / "hal-service").write_text("#!/bin/sh\n")  # the services image's
+    assert source_hash(tmp_path, worker) == w0
     (tmp_path / "images" / "hal-worker").write_text("#!/bin/sh\n")
     assert source_hash(tmp_path, parent) == p1 and source_hash(tmp_path, worker) != w0
 
