@@ -38,7 +38,8 @@ INNER = ["docker", "-H", paths.INNER_DOCKER_HOST]
 UID, GID = 1234, 1235
 CANARY = f"sk-ant-oat01-CANARY{uuid.uuid4().hex}"
 PROBE = Path(__file__).with_name("worker_probe.py")
-MCP = {"chroma-mcp": "http://127.0.0.1:8811/mcp", "memory-bank": "http://127.0.0.1:8812/mcp"}
+MCP = {"chroma-mcp": "http://127.0.0.1:8811/mcp", "memory-bank": "http://127.0.0.1:8812/mcp",
+       "scratch": "http://127.0.0.1:8820/mcp"}  # fmt: skip
 
 
 @dataclass
@@ -137,7 +138,9 @@ def shared(
     name = f"hal9000-sh-{uuid.uuid4().hex[:6]}"
     (cfg / "hal9000" / "config.toml").write_text(
         f'[parent]\nname = "{name}"\nroots = ["{root}"]\n\n'
-        '[worker]\nimage = "hal9000/worker:standard"\nmemory = "1g"\n'
+        '[worker]\nimage = "hal9000/worker:standard"\nmemory = "1g"\n\n'
+        # a server the user lists: a stdio one, behind the bridge, shared like the built-ins
+        '[services.scratch]\nstdio = ["chroma-mcp", "--client-type", "ephemeral"]\nport = 8820\n'
     )
     e = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
     e.update(DOCKER_HOST=docker_host, XDG_CONFIG_HOME=str(cfg), HAL9000_OFFLINE="1")
@@ -272,12 +275,15 @@ def test_one_process_per_shared_mcp_server_serves_every_worker(shared: Shared) -
     assert shared.claudy("-d", str(two)).returncode == 0
     for proj in (one, two):
         shared.in_worker(proj, "claude", "mcp", "list")
-        shared.probe(proj, "tools", MCP["memory-bank"])
-        shared.probe(proj, "tools", MCP["chroma-mcp"])
-    for svc, needle in (("memory-bank", "mcp-server-memory-bank"), ("chroma-mcp", "chroma-mcp")):
+        for url in MCP.values():
+            assert shared.probe(proj, "tools", url), url
+    servers_of = (("memory-bank", "mcp-server-memory-bank"), ("chroma-mcp", "chroma-mcp"),
+                  ("scratch", "chroma-mcp"))  # fmt: skip
+    for svc, needle in servers_of:
         top = shared.inner("top", f"hal9000-s-{svc}", "-eo", "pid,args")
-        servers = [ln for ln in top.splitlines() if needle in ln and "mcp-proxy" not in ln
-                   and "hal-chroma-mcp" not in ln]  # fmt: skip
+        wrappers = ("mcp-proxy", "hal-chroma-mcp", "docker-init")
+        servers = [ln for ln in top.splitlines()
+                   if needle in ln and not any(w in ln for w in wrappers)]  # fmt: skip
         assert len(servers) == 1, top
 
 
