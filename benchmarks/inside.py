@@ -42,41 +42,85 @@ def bare_run_times(image: str, reps: int) -> list[float]:
     return out
 
 
-def memory() -> dict[str, float]:
-    """RSS (MB) in the parent: its own processes, and per worker its overhead (the shim in
-    the parent, docker-init and the tmux server in the worker) and its agent."""
+Procs = dict[int, tuple[int, float, str]]
+
+
+def processes() -> Procs:
+    """pid → (ppid, RSS in MB, argv) of every process the parent sees."""
     ps = subprocess.run(
         ["ps", "-eo", "pid=,ppid=,rss=,args="], capture_output=True, text=True, check=True
     ).stdout
-    procs: dict[int, tuple[int, float, str]] = {}
+    procs: Procs = {}
     for line in ps.splitlines():
         pid, ppid, rss, args = line.split(None, 3)
         if not args.startswith("ps -eo"):
             procs[int(pid)] = (int(ppid), int(rss) / 1024, args)
+    return procs
 
-    def under_shim(pid: int) -> bool:
-        while pid in procs:
-            ppid, _, args = procs[pid]
-            if "containerd-shim" in args:
-                return True
-            pid = ppid
-        return False
 
-    worker = {pid for pid in procs if under_shim(pid)}
+def shim_of(procs: Procs, pid: int) -> int | None:
+    """The containerd shim a process runs under (its container), if any."""
+    while pid in procs:
+        ppid, _, args = procs[pid]
+        if "containerd-shim" in args:
+            return pid
+        pid = ppid
+    return None
+
+
+def service_shims(procs: Procs) -> dict[int, str]:
+    """shim pid → service name, for the shared services' containers."""
+    client = docker.DockerClient(base_url=INNER)
+    ids = {c.id: c.labels.get("dev.hal9000.session", "") for c in client.containers.list(
+        filters={"label": "dev.hal9000.role=service"})}  # fmt: skip
+    out = {}
+    for pid, (_, _, args) in procs.items():
+        if "containerd-shim" in args:
+            words = args.split()
+            cid = words[words.index("-id") + 1] if "-id" in words else ""
+            if cid in ids:
+                out[pid] = ids[cid]
+    return out
+
+
+def memory() -> dict[str, float]:
+    """RSS (MB) in the parent: its own processes, and per worker its overhead (the shim in
+    the parent, docker-init and the tmux server in the worker) and its agent. The shared
+    services' containers are neither (see `services`)."""
+    procs = processes()
+    services = service_shims(procs)
+    worker = {pid for pid in procs if (s := shim_of(procs, pid)) is not None and s not in services}
     agents = [
         rss
         for pid, (_, rss, args) in procs.items()
         if pid in worker and args.split()[0] == "claude"
     ]
-    shims = [pid for pid, (_, _, args) in procs.items() if "containerd-shim" in args]
+    shims = [pid for pid, (_, _, args) in procs.items()
+             if "containerd-shim" in args and pid not in services]  # fmt: skip
     n = max(1, len(shims))
     overhead = sum(procs[p][1] for p in worker if procs[p][2].split()[0] != "claude")
     return {
-        "parent_mb": sum(rss for pid, (_, rss, _) in procs.items() if pid not in worker),
+        "parent_mb": sum(rss for pid, (_, rss, _) in procs.items() if shim_of(procs, pid) is None),
         "workers": float(len(shims)),
         "per_worker_overhead_mb": overhead / n,
         "per_agent_mb": sum(agents) / max(1, len(agents)),
     }
+
+
+def services() -> dict[str, dict[str, float]]:
+    """Per shared service: RSS (MB) of its whole container (shim included), and of the one
+    server process a per-worker copy would be (for an MCP server: the stdio server behind
+    the bridge, without the bridge)."""
+    procs = processes()
+    shims = service_shims(procs)
+    out: dict[str, dict[str, float]] = {}
+    for shim, name in shims.items():
+        mine = [pid for pid in procs if shim_of(procs, pid) == shim]
+        total = sum(procs[p][1] for p in mine)
+        wrappers = ("containerd-shim", "docker-init", "mcp-proxy", "hal-service", "/bin/sh")
+        servers = [procs[p][1] for p in mine if not any(w in procs[p][2] for w in wrappers)]
+        out[name] = {"total_mb": total, "server_mb": max(servers, default=0.0)}
+    return out
 
 
 if __name__ == "__main__":
@@ -87,3 +131,5 @@ if __name__ == "__main__":
         print(json.dumps(bare_run_times(sys.argv[2], int(sys.argv[3]))))
     elif what == "memory":
         print(json.dumps(memory()))
+    elif what == "services":
+        print(json.dumps(services()))

@@ -34,7 +34,7 @@ from hal_common.engine import run_in
 from host_shim import images
 from host_shim.parent import CAPS, SECURITY_OPT
 
-EXPECTED = ("1", "2", "3", "4", "5a", "5b", "6a", "6b", "7")
+EXPECTED = ("1", "2", "3", "4", "5a", "5b", "6a", "6b", "7", "8")
 INSIDE = Path(__file__).with_name("inside.py")
 UID = GID = 4321
 
@@ -290,6 +290,39 @@ class Bench:
             )
         )
 
+    def shared_services(self) -> None:
+        """Row 8: the shared MCP servers, one process each for every worker, against what one
+        stdio copy per worker (the seed's fallback) would take for `scale` workers."""
+        mcp = ("chroma-mcp", "memory-bank")
+        samples = []
+        for _ in range(self.reps):
+            found = self.inside("services")
+            assert isinstance(found, dict)  # noqa: S101 - the shape inside.py prints
+            if not all(n in found for n in mcp):
+                raise MissingMeasurement(f"shared services not running: {sorted(found)}")
+            samples.append(found)
+        shared = [sum(s[n]["total_mb"] for n in mcp) for s in samples]
+        copies = [self.scale * sum(s[n]["server_mb"] for n in mcp) for s in samples]
+        last = samples[-1]
+        every = sum(v["total_mb"] for v in last.values())
+        self.report.add(
+            row(
+                "8",
+                f"shared MCP servers vs a copy per worker ({self.scale} workers)",
+                "MB",
+                shared,
+                floor_name=f"{self.scale} stdio copies",
+                floor=copies,
+                target=f"≤ 2 copies' worth ({2 / self.scale:.2f}×)",
+                limit=2 / self.scale,
+                note="; ".join(
+                    f"{n} {v['total_mb']:.0f} MB (server process {v['server_mb']:.0f})"
+                    for n, v in sorted(last.items())
+                )
+                + f"; all services {every:.0f} MB",
+            )
+        )
+
     def warm_attach(self) -> None:
         proj = self.project("warm")
         self.claudy("-d", proj)  # the session runs (the cold-start runs stopped its worker)
@@ -408,6 +441,7 @@ def main() -> int:
         bench.cold_start()
         bench.warm_attach()
         bench.spawn_and_scale()
+        bench.shared_services()
         rows = bench.report.complete(EXPECTED)
     finally:
         bench.cleanup()
