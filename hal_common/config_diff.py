@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hal_common.config_schema import RESTART, WORKER_LIMITS, WORKER_TEMPLATE, Config, schema_keys
+from hal_common.shared_services import effective, enabled
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,8 @@ _GROUPS = {
 
 
 def _running(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {n: body for n, body in services.items() if body.get("enabled", True) is not False}
+    """The services that run, the built-in ones included (a table may turn one off)."""
+    return enabled(effective(services))
 
 
 def diff_services(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> ServiceChanges:

@@ -320,3 +320,12 @@ def test_service_health_says_why() -> None:
     assert found["memory-bank"].state == "disabled"
     lonely = states({}, {"chromadb": running}, probe=lambda port: False)
     assert [s.state for s in lonely] == ["starting", "missing", "missing"]
+
+
+def test_turning_a_builtin_service_off_or_on_is_a_change() -> None:
+    from hal_common.config_diff import diff_services
+
+    off = {"memory-bank": {"enabled": False}}
+    assert diff_services({}, off).disabled == ("memory-bank",)
+    assert diff_services(off, {}).enabled == ("memory-bank",)
+    assert diff_services({}, {"chromadb": {"port": 9000}}).changed == ("chroma-mcp", "chromadb")
