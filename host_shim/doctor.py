@@ -71,6 +71,24 @@ def docker_cli() -> str:
     return found
 
 
+def host_credential(console: Console) -> None:
+    """What `claudy` would import (a note, not a failure: workers can run logged out)."""
+    from hal_common.credentials import describe_expiry
+    from host_shim import auth
+
+    found = auth.find()
+    for note in found.notes:
+        console.print(f"[yellow]![/] {note}", highlight=False, markup=False)
+    cred = found.credential
+    if cred is None:
+        console.print("[yellow]![/] host credential: none found; workers start logged out "
+                      "(log in with `claude`, or claudy auth import --token-file F)")  # fmt: skip
+        return
+    when = describe_expiry(cred.expires_at())
+    console.print(f"[green]✓[/] host credential: {cred.kind} in {cred.source}, {when}",
+                  highlight=False)  # fmt: skip
+
+
 def run_checks(console: Console) -> int:
     """Run every check; 0 when all pass, 1 otherwise."""
     from host_shim.cli import Ctx, load_ctx
@@ -109,6 +127,7 @@ def run_checks(console: Console) -> int:
             doc.failures += code != 0
     doc.check("docker client", docker_cli)
     doc.check("build context", lambda: str(context_dir()))
+    host_credential(console)
     if os.getuid() == 0 and not os.environ.get("SUDO_UID"):
         console.print("[yellow]![/] running as root: each worker runs as its project's owner")
     return 1 if doc.failures else 0

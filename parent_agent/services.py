@@ -26,6 +26,7 @@ import logging
 import os
 import secrets
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -300,3 +301,27 @@ def restart(
             errors.append(f"service {name}: {e}")
     publish(services)
     return errors
+
+
+def wait_for_mcp(
+    client: docker.DockerClient, services: dict[str, dict[str, Any]], timeout: float = 20.0
+) -> list[str]:
+    """Wait (up to `timeout`) for the running MCP services to answer, so that a Claude Code
+    starting now connects to them; returns the ones still silent. A service that is off,
+    missing or exited is not waited for: workers never wait on a broken service."""
+    ports = {n: t["port"] for n, t in enabled(effective(services)).items()
+             if t.get("mcp") and isinstance(t.get("port"), int)}  # fmt: skip
+    if not ports:
+        return []
+    try:
+        running = {c.labels.get(labels.SESSION, "") for c in client.containers.list(
+            filters=labels.managed_filter("service"))}  # fmt: skip
+    except ENGINE_ERRORS:
+        return sorted(ports)
+    waiting = {n: p for n, p in ports.items() if n in running}
+    deadline = time.monotonic() + timeout
+    while waiting and time.monotonic() < deadline:
+        waiting = {n: p for n, p in waiting.items() if not port_open(p, timeout=0.2)}
+        if waiting:
+            time.sleep(0.2)
+    return sorted(waiting)

@@ -113,6 +113,12 @@ def spawn(
             services.publish(cfg.services, claude_home)  # MCP servers, even if the loop lags
         except OSError as e:
             log.warning("services not registered for %s: %s", spec.session, e)
+        if existing is None or existing.status != "running":
+            # the first claudy starts the services a moment before the worker: let them
+            # answer, so the agent connects to them at its start (never for a broken one)
+            silent = services.wait_for_mcp(client, cfg.services)
+            if silent:
+                log.warning("starting %s before MCP servers %s answer", spec.session, silent)
         workers.ensure_worker(client, spec, str(claude_home))
         if ui is not None:
             ui.ensure_window(spec.session, worker_window_command(spec.container, docker_host))

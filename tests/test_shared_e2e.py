@@ -111,6 +111,16 @@ def host_claude(home: Path) -> None:
         os.chown(p, UID, GID, follow_symlinks=False)
 
 
+def in_stream(chunks: Iterator[bytes], needle: bytes) -> bool:
+    """Whether `needle` occurs in a byte stream (also across chunk boundaries)."""
+    tail = b""
+    for chunk in chunks:
+        if needle in tail + chunk:
+            return True
+        tail = chunk[-len(needle) :]
+    return False
+
+
 def tree_digest(home: Path) -> str:
     """Names, modes, owners, times and bytes of the host's ~/.claude and ~/.claude.json."""
     h = hashlib.sha256()
@@ -371,9 +381,11 @@ def test_the_canary_is_nowhere_but_the_credentials_file(shared: Shared) -> None:
     if CANARY in parent.logs().decode(errors="replace"):
         hits.append("the parent's container log")
     for img in ("hal9000/parent:0.1.0", "hal9000/worker:standard", "hal9000/services:latest"):
-        history = shared.dclient.images.get(img).history()
-        if CANARY in json.dumps(history):
+        image = shared.dclient.images.get(img)
+        if CANARY in json.dumps(image.history()):
             hits.append(f"history of {img} (host engine)")
+        if in_stream(image.save(chunk_size=1 << 20), CANARY.encode()):
+            hits.append(f"a layer of {img} (host engine)")
     # inside the parent: every container's inspect data and log, every image's history,
     # every process's environment and argv (the parent's pid namespace holds the workers'),
     # and every file: layers, volumes, logs; then the tmux screens with their scrollback
