@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 import docker
 from rich.console import Console
+from rich.markup import escape
 
 from hal_common.engine import run_in
 from hal_common.errors import HalError
@@ -78,14 +79,14 @@ def host_credential(console: Console) -> None:
 
     found = auth.find()
     for note in found.notes:
-        console.print(f"[yellow]![/] {note}", highlight=False, markup=False)
+        console.print(f"[yellow]![/] {escape(note)}", highlight=False)
     cred = found.credential
     if cred is None:
         console.print("[yellow]![/] host credential: none found; workers start logged out "
                       "(log in with `claude`, or claudy auth import --token-file F)")  # fmt: skip
         return
     when = describe_expiry(cred.expires_at())
-    console.print(f"[green]✓[/] host credential: {cred.kind} in {cred.source}, {when}",
+    console.print(f"[green]✓[/] host credential: {cred.kind} in {escape(cred.source)}, {when}",
                   highlight=False)  # fmt: skip
 
 
