@@ -293,7 +293,9 @@ def restart(
     for name in names:
         if name not in known:
             return [f"no enabled service {name} (hal-agent services lists them)"]
-    errors = reconcile_services(client, services)  # creates what is missing
+    for error in reconcile_services(client, services):  # creates what is missing
+        log.warning("%s", error)  # the loop reconciles too; only the named ones matter here
+    errors: list[str] = []
     for name in names:
         try:
             client.containers.get(PREFIX + name).restart(timeout=10)
