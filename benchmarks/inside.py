@@ -107,6 +107,14 @@ def memory() -> dict[str, float]:
     }
 
 
+WRAPPERS = {"containerd-shim-runc-v2", "docker-init", "mcp-proxy", "hal-service", "sh"}
+
+
+def server(args: str) -> bool:
+    """Not a wrapper: judged by the program, or an interpreter's script, by name."""
+    return not {w.rsplit("/", 1)[-1] for w in args.split()[:2]} & WRAPPERS
+
+
 def services() -> dict[str, dict[str, float]]:
     """Per shared service: RSS (MB) of its whole container (shim included), and of the one
     server process a per-worker copy would be (for an MCP server: the stdio server behind
@@ -117,8 +125,7 @@ def services() -> dict[str, dict[str, float]]:
     for shim, name in shims.items():
         mine = [pid for pid in procs if shim_of(procs, pid) == shim]
         total = sum(procs[p][1] for p in mine)
-        wrappers = ("containerd-shim", "docker-init", "mcp-proxy", "hal-service", "/bin/sh")
-        servers = [procs[p][1] for p in mine if not any(w in procs[p][2] for w in wrappers)]
+        servers = [procs[p][1] for p in mine if server(procs[p][2])]
         out[name] = {"total_mb": total, "server_mb": max(servers, default=0.0)}
     return out
 

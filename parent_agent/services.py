@@ -248,13 +248,39 @@ def _health(
         return False, "exited", why + (f": {st['Error']}" if st.get("Error") else "")
     if port is not None and not probe(port):
         return False, "starting", f"not answering on :{port} yet{again}"
+    top = attrs.get(TOP)
+    if table.get("mcp") and isinstance(top, list) and not [a for a in top if not _wrapper(a)]:
+        # the bridge outlives its stdio server: it answers, but every call fails
+        return False, "broken", "the MCP server behind the bridge exited (--restart it)"
     return True, "ok", (f":{port}" if port else "") + again
 
 
+WRAPPERS = {"docker-init", "mcp-proxy", "hal-service", "hal-chroma-mcp", "sh"}
+
+
+def _wrapper(args: str) -> bool:
+    """A process that runs or bridges the server rather than being it (by its program or,
+    for an interpreter, its script)."""
+    return bool({os.path.basename(w) for w in args.split()[:2]} & WRAPPERS)
+
+
+TOP = "_hal_top"  # the argv of each process, added to the inspect data of a running service
+
+
 def inspect_all(client: docker.DockerClient) -> dict[str, dict[str, Any]]:
-    """Inspect data of the service containers, by service name."""
+    """Inspect data of the service containers, by service name, with their processes."""
     found = client.containers.list(all=True, filters=labels.managed_filter("service"))
-    return {c.labels.get(labels.SESSION, ""): c.attrs for c in found}
+    out = {}
+    for c in found:
+        attrs = dict(c.attrs)
+        if c.status == "running":
+            try:
+                top = c.top(ps_args="-eo args")
+                attrs[TOP] = [str(p[0]) for p in top.get("Processes") or []]
+            except ENGINE_ERRORS:
+                pass
+        out[c.labels.get(labels.SESSION, "")] = attrs
+    return out
 
 
 def last_log_line(client: docker.DockerClient, name: str) -> str:

@@ -306,7 +306,7 @@ def test_builtin_services_and_the_users_tables_over_them() -> None:
 
 
 def test_service_health_says_why() -> None:
-    from parent_agent.services import states
+    from parent_agent.services import TOP, states
 
     running = {"State": {"Running": True}, "RestartCount": 0}
     crashed = {"State": {"Running": False, "ExitCode": 137}, "RestartCount": 5}
@@ -318,6 +318,15 @@ def test_service_health_says_why() -> None:
     assert not found["chroma-mcp"].ok
     assert found["chroma-mcp"].detail == "exited 137, restarted 5 times"
     assert found["memory-bank"].state == "disabled"
+    bridge = "/opt/hal-services/bin/python3 /opt/hal-services/bin/mcp-proxy --port 8811"
+    server = "/opt/hal-services/bin/python3 /opt/hal-services/bin/chroma-mcp --client-type http"
+    init = "/sbin/docker-init -- /usr/local/bin/hal-service chroma-mcp"
+    alive = {**running, TOP: [init, bridge, server]}
+    orphan = {**running, TOP: [init, bridge]}  # the bridge outlived its stdio server
+    found = {s.name: s for s in states({}, {"chroma-mcp": alive, "memory-bank": orphan},
+                                       probe=lambda port: True)}  # fmt: skip
+    assert found["chroma-mcp"].ok
+    assert found["memory-bank"].state == "broken" and "--restart" in found["memory-bank"].detail
     lonely = states({}, {"chromadb": running}, probe=lambda port: False)
     assert [s.state for s in lonely] == ["starting", "missing", "missing"]
 
