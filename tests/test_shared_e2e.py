@@ -343,6 +343,11 @@ def test_a_disabled_or_killed_service_never_stops_a_worker(shared: Shared) -> No
 
         assert retry_until(gone, 30, raises=False)
         shared.inner("kill", "hal9000-s-chroma-mcp")  # its process killed: exit 137, no retry
+        # the stdio server behind a bridge dies: the bridge still answers, calls fail
+        top = shared.inner("top", "hal9000-s-scratch", "-eo", "pid,args")
+        (pid,) = [ln.split()[0] for ln in top.splitlines()
+                  if "bin/chroma-mcp --client-type ephemeral" in ln]  # fmt: skip
+        shared.sh(f"kill -9 {pid}")  # docker top's pids are the parent's
         proj = shared.project("three")
         res = shared.claudy("-d", str(proj))
         assert res.returncode == 0, res.stderr
@@ -350,6 +355,7 @@ def test_a_disabled_or_killed_service_never_stops_a_worker(shared: Shared) -> No
         out = shared.sh("hal-agent services")
         assert "memory-bank" in out and "disabled" in out
         assert "chroma-mcp" in out and "exited 137" in out
+        assert "scratch" in out and "broken" in out and "behind the bridge exited" in out
         doctor = shared.sh("hal-agent doctor || true")
         assert "- service memory-bank (MCP): disabled" in doctor
         assert "✗ service chroma-mcp (MCP): exited 137" in doctor, doctor
@@ -367,7 +373,8 @@ def test_a_disabled_or_killed_service_never_stops_a_worker(shared: Shared) -> No
         # back on: the config brings memory-bank back; --restart the killed one
         res = shared.claudy("config", "set", "services.memory-bank.enabled", "true")
         assert res.returncode == 0, res.stderr
-        assert "restarted chroma-mcp" in shared.sh("hal-agent services --restart chroma-mcp")
+        out = shared.sh("hal-agent services --restart chroma-mcp --restart scratch")
+        assert "restarted chroma-mcp, scratch" in out
     assert wait_services(shared)
 
 
