@@ -275,8 +275,8 @@ def inspect_all(client: docker.DockerClient) -> dict[str, dict[str, Any]]:
         attrs = dict(c.attrs)
         if c.status == "running":
             try:
-                top = c.top(ps_args="-eo args")
-                attrs[TOP] = [str(p[0]) for p in top.get("Processes") or []]
+                top = c.top(ps_args="-eo pid,args")  # the engine insists on a PID column
+                attrs[TOP] = [str(p[-1]) for p in top.get("Processes") or []]
             except ENGINE_ERRORS:
                 pass
         out[c.labels.get(labels.SESSION, "")] = attrs
