@@ -101,6 +101,13 @@ def find_parent(client: docker.DockerClient, name: str) -> Container | None:
             return None
 
 
+def _outdated(client: docker.DockerClient, c: Container, cfg: Config) -> bool:
+    try:
+        return str(client.images.get(cfg.parent.image).id) != str(c.attrs.get("Image"))
+    except docker.errors.ImageNotFound:
+        return False
+
+
 def ensure_parent(
     client: docker.DockerClient,
     cfg: Config,
@@ -118,6 +125,12 @@ def ensure_parent(
                 f"a container named {cfg.parent.name} exists but is not hal-9000's parent",
                 hint="rename it, or set [parent].name in the config",
             )
+        if c is not None and c.status in ("exited", "created") and _outdated(client, c, cfg):
+            # nothing runs in it: a stopped parent from an older image is made anew (its
+            # volumes, so the Claude home, the inner images and the data, stay)
+            log.info("recreating the stopped parent from the current image")
+            c.remove()
+            c = None
         if c is None:
             runtimes = set((client.info().get("Runtimes") or {}).keys())
             security = resolve_security(cfg.parent.security, runtimes)
