@@ -240,7 +240,7 @@ def _health(
         return False, "missing", "not created (see the errors)"
     st = attrs.get("State", {})
     restarts = int(attrs.get("RestartCount", 0) or 0)
-    again = f", restarted {restarts} times" if restarts else ""
+    again = f", {restarts} restart{'s' if restarts != 1 else ''}" if restarts else ""
     if st.get("Restarting"):
         return False, "restarting", f"crashing (exit {st.get('ExitCode')}{again})"
     if not st.get("Running"):

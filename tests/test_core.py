@@ -316,7 +316,7 @@ def test_service_health_says_why() -> None:
         probe=lambda port: port == 8000)}  # fmt: skip
     assert found["chromadb"].ok and found["chromadb"].detail == ":8000"
     assert not found["chroma-mcp"].ok
-    assert found["chroma-mcp"].detail == "exited 137, restarted 5 times"
+    assert found["chroma-mcp"].detail == "exited 137, 5 restarts"
     assert found["memory-bank"].state == "disabled"
     bridge = "/opt/hal-services/bin/python3 /opt/hal-services/bin/mcp-proxy --port 8811"
     server = "/opt/hal-services/bin/python3 /opt/hal-services/bin/chroma-mcp --client-type http"
