@@ -50,6 +50,7 @@ class WorkerEvent:
     action: str
     session: str
     exit_code: int = 0
+    role: str = labels.ROLE_WORKER  # or "service": the shared services send events too
 
 
 @dataclass(frozen=True)
@@ -76,7 +77,9 @@ def _watch_events(client: docker.DockerClient, inbox: queue.Queue[Event]) -> Non
         for ev in client.events(decode=True, filters=filters):
             attrs = ev.get("Actor", {}).get("Attributes", {})
             code = int(attrs.get("exitCode", "0") or 0)
-            inbox.put(WorkerEvent(str(ev.get("Action", "")), attrs.get(labels.SESSION, ""), code))
+            role = attrs.get(labels.ROLE, labels.ROLE_WORKER)
+            session = attrs.get(labels.SESSION, "")
+            inbox.put(WorkerEvent(str(ev.get("Action", "")), session, code, role))
     except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
         log.debug("event stream ended: %s", e)
 
@@ -196,8 +199,14 @@ class Agent:
             self.record_error(f"the inner dockerd exited with code {ev.code}; restarting it")
             self.client = None
         if isinstance(ev, WorkerEvent) and ev.action == "die" and ev.exit_code not in (0, 143):
-            self.record_error(f"worker {ev.session} exited with code {ev.exit_code}")
-        if isinstance(ev, WorkerEvent) and ev.action == "start" and self.client is not None:
+            what = "service" if ev.role == "service" else "worker"
+            self.record_error(f"{what} {ev.session} exited with code {ev.exit_code}")
+        if (
+            isinstance(ev, WorkerEvent)
+            and ev.action == "start"
+            and ev.role != "service"
+            and self.client is not None
+        ):
             # a spawn that read the config just before a reload gets today's limits too
             for err in update_limits(self.client, self.cfg.worker, session=ev.session):
                 self.record_error(err)
