@@ -9,6 +9,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import docker
 import docker.errors
@@ -58,7 +59,30 @@ class Tick:
     pass
 
 
-Event = Shutdown | DockerdExited | WorkerEvent | Tick | ConfigChanged | ConfigRejected
+@dataclass(frozen=True)
+class ServicesApplied:
+    """The shared services were reconciled (in the background); these went wrong."""
+
+    errors: tuple[str, ...]
+
+
+Event = (
+    Shutdown | DockerdExited | WorkerEvent | Tick | ConfigChanged | ConfigRejected | ServicesApplied
+)
+
+
+def _services_in_background(
+    client: docker.DockerClient, services: dict[str, dict[str, Any]], inbox: queue.Queue[Event]
+) -> None:
+    """Start the shared services without holding up the loop: creating a few containers
+    takes about a second, and the dashboard and the first spawn should not wait for it
+    (a spawn waits for the MCP servers itself, see `services.wait_for_mcp`)."""
+    errors = reconcile_services(client, services)
+    try:
+        publish(services)
+    except OSError as e:
+        errors.append(f"services: cannot register them for workers: {e}")
+    inbox.put(ServicesApplied(tuple(errors)))
 
 
 def _watch_dockerd(dockerd: Dockerd, inbox: queue.Queue[Event]) -> None:
@@ -109,7 +133,9 @@ class Agent:
 
     def _start_engine(self) -> None:
         self.client = self.dockerd.start()
-        self.apply_services()
+        threading.Thread(target=_services_in_background,
+                         args=(self.client, self.cfg.services, self.inbox),
+                         name="services", daemon=True).start()  # fmt: skip
         threading.Thread(target=_watch_dockerd, args=(self.dockerd, self.inbox),
                          name="dockerd-watch", daemon=True).start()  # fmt: skip
         threading.Thread(target=_watch_events, args=(self.client, self.inbox),
@@ -193,6 +219,9 @@ class Agent:
             return False
         if isinstance(ev, ConfigChanged):
             self.apply_config(ev.config)
+        elif isinstance(ev, ServicesApplied):
+            for err in ev.errors:
+                self.record_error(err)
         elif isinstance(ev, ConfigRejected):
             self.record_error(f"{ev.error}; keeping the last good config")
         if isinstance(ev, DockerdExited):

@@ -334,22 +334,38 @@ def restart(
 def wait_for_mcp(
     client: docker.DockerClient, services: dict[str, dict[str, Any]], timeout: float = 20.0
 ) -> list[str]:
-    """Wait (up to `timeout`) for the running MCP services to answer, so that a Claude Code
-    starting now connects to them; returns the ones still silent. A service that is off,
-    missing or exited is not waited for: workers never wait on a broken service."""
-    ports = {n: t["port"] for n, t in enabled(effective(services)).items()
-             if t.get("mcp") and isinstance(t.get("port"), int)}  # fmt: skip
-    if not ports:
-        return []
-    try:
-        running = {c.labels.get(labels.SESSION, "") for c in client.containers.list(
-            filters=labels.managed_filter("service"))}  # fmt: skip
-    except ENGINE_ERRORS:
-        return sorted(ports)
-    waiting = {n: p for n, p in ports.items() if n in running}
+    """Wait (up to `timeout`) for the MCP services to answer, so that a Claude Code starting
+    now connects to them; returns the ones still silent. Waited for: a service that runs,
+    or is about to (the loop starts them in the background; its image is there). Not
+    waited for: one that is off, exited or crashing, or whose image is missing."""
+    tables = {n: t for n, t in enabled(effective(services)).items()
+              if t.get("mcp") and isinstance(t.get("port"), int)}  # fmt: skip
     deadline = time.monotonic() + timeout
-    while waiting and time.monotonic() < deadline:
-        waiting = {n: p for n, p in waiting.items() if not port_open(p, timeout=0.2)}
-        if waiting:
-            time.sleep(0.2)
+    waiting = dict(tables)
+    while waiting:
+        try:
+            found = {c.labels.get(labels.SESSION, ""): c for c in client.containers.list(
+                all=True, filters=labels.managed_filter("service"))}  # fmt: skip
+        except ENGINE_ERRORS:
+            return sorted(waiting)
+        for name, table in list(waiting.items()):
+            c = found.get(name)
+            if c is None:
+                if not _have_image(client, str(table.get("image", ""))):
+                    del waiting[name]
+            elif c.status != "running" and c.status != "created":
+                del waiting[name]  # exited or restarting: broken, never waited for
+            elif c.status == "running" and port_open(table["port"], timeout=0.2):
+                del waiting[name]
+        if not waiting or time.monotonic() >= deadline:
+            break
+        time.sleep(0.2)
     return sorted(waiting)
+
+
+def _have_image(client: docker.DockerClient, image: str) -> bool:
+    try:
+        client.images.get(image)
+        return True
+    except ENGINE_ERRORS:
+        return False
