@@ -323,7 +323,13 @@ class Bench:
             )
         )
 
+    def services_up(self) -> bool:
+        code, out = run_in(self.parent, ["hal-agent", "services", "--json"])
+        return code == 0 and all(s["ok"] for s in json.loads(out))
+
     def warm_attach(self) -> None:
+        # the steady state: the shared services (re)started with the parent are up
+        poll(self.services_up, 120)
         proj = self.project("warm")
         self.claudy("-d", proj)  # the session runs (the cold-start runs stopped its worker)
         sock = self.base / "t.sock"

@@ -56,6 +56,7 @@ def token_file() -> Path:
 
 
 TOKEN_IN_CONTAINER = "/run/hal/token"  # noqa: S105 - a path
+CPU_SHARES = 256
 ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 
 
@@ -101,6 +102,9 @@ def service_kwargs(name: str, table: dict[str, Any]) -> dict[str, Any]:
         "environment": {**env, **({"HAL_PORT": str(port)} if port else {})},
         "volumes": volumes,
         "network_mode": str(table.get("network", "host")),
+        # a quarter of a worker's CPU weight: under load, the agents and the parent's own
+        # processes (tmux, the dashboard) come first; an idle machine gives services all
+        "cpu_shares": CPU_SHARES,
         "init": True,
         "detach": True,
         # a crash is retried a few times, then left exited, so that health can say why
@@ -343,19 +347,21 @@ def wait_for_mcp(
     deadline = time.monotonic() + timeout
     waiting = dict(tables)
     while waiting:
-        try:
-            found = {c.labels.get(labels.SESSION, ""): c for c in client.containers.list(
-                all=True, filters=labels.managed_filter("service"))}  # fmt: skip
+        try:  # one sparse list call: no inspect per container
+            listed = client.api.containers(all=True, filters=labels.managed_filter("service"))
+            found = {
+                (c.get("Labels") or {}).get(labels.SESSION, ""): c.get("State") for c in listed
+            }
         except ENGINE_ERRORS:
             return sorted(waiting)
         for name, table in list(waiting.items()):
-            c = found.get(name)
-            if c is None:
+            state = found.get(name)
+            if state is None:
                 if not _have_image(client, str(table.get("image", ""))):
                     del waiting[name]
-            elif c.status != "running" and c.status != "created":
+            elif state not in ("running", "created"):
                 del waiting[name]  # exited or restarting: broken, never waited for
-            elif c.status == "running" and port_open(table["port"], timeout=0.2):
+            elif state == "running" and port_open(table["port"], timeout=0.2):
                 del waiting[name]
         if not waiting or time.monotonic() >= deadline:
             break
