@@ -145,8 +145,8 @@ def first_run(client: docker.DockerClient, parent: Container, console: Console) 
                           "(claudy auth import --help)[/]")  # fmt: skip
         code, out = run_in(parent, ["hal-agent", "sync", "--status"], "asking the parent")
         if code == 0 and json.loads(out).get("synced_at") is None:
-            summary = send_config(client, parent)
-            first = escape(summary.splitlines()[0])
-            console.print(f"[green]copied your Claude config[/] ({first})")
+            first = send_config(client, parent).splitlines()[0]
+            if first.startswith("copied"):  # else ~/.claude holds no config to copy
+                console.print(f"[green]your Claude config:[/] {escape(first)} from ~/.claude")
     except HalError as e:
         console.print(f"[yellow]warning:[/] {escape(e.message)}", soft_wrap=True)

@@ -181,7 +181,7 @@ def test_first_claudy_imports_the_credential_and_config(shared: Shared) -> None:
     res = shared.claudy("-d", str(proj))
     assert res.returncode == 0, res.stderr + res.stdout
     assert "imported the Claude credential from ~/.claude/.credentials.json" in res.stderr
-    assert "copied your Claude config" in res.stderr
+    assert "your Claude config: copied 6 new" in res.stderr
     home = paths.PARENT_CLAUDE_HOME
     # private: the directory 0700, the files 0600, all the worker user's
     listing = shared.sh(f"stat -c '%a %u:%g %n' {home} {home}/.credentials.json "
