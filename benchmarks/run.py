@@ -270,7 +270,7 @@ class Bench:
                 [statistics.median(scale[-k:]) / statistics.median(scale[:k])],
                 target="≤ 1.3",
                 limit=1.3,
-                note=f"1st {scale[0]:.3f}s, {self.scale}th {scale[-1]:.3f}s (50th/1st "
+                note=f"1st {scale[0]:.3f}s, {self.scale}th {scale[-1]:.3f}s ({self.scale}th/1st "
                 f"{scale[-1] / scale[0]:.2f}); the bare run floor itself slowed "
                 f"{floor_ratio:.2f}x with {self.scale} agents running",
             )
