@@ -9,6 +9,7 @@ ChromaDB's REST API, and MCP sessions (tests/worker_probe.py, run by the worker'
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import shutil
@@ -376,6 +377,30 @@ def test_a_disabled_or_killed_service_never_stops_a_worker(shared: Shared) -> No
         out = shared.sh("hal-agent services --restart chroma-mcp --restart scratch")
         assert "restarted chroma-mcp, scratch" in out
     assert wait_services(shared)
+
+
+def test_a_stopped_parent_from_an_older_image_is_made_anew(shared: Shared) -> None:
+    """After an upgrade, `claudy` recreates a stopped parent from the new image; its volumes
+    (the Claude home with the credential, the inner images) stay."""
+    proj = shared.project("one")
+    old_id = shared.parent.id
+    tag = shared.parent.attrs["Config"]["Image"]
+    original = shared.dclient.images.get(tag)
+    assert shared.claudy("stop", "--yes").returncode == 0
+    newer, _ = shared.dclient.images.build(
+        fileobj=io.BytesIO(f"FROM {tag}\nLABEL dev.hal9000.test-newer=1\n".encode()),
+        tag=tag, rm=True,
+    )  # fmt: skip
+    try:
+        res = shared.claudy("-d", str(proj))
+        assert res.returncode == 0, res.stderr
+        assert shared.parent.id != old_id and shared.parent.attrs["Image"] == newer.id
+        assert "older hal-9000" not in res.stderr and "loading" not in res.stderr
+        assert "imported" not in res.stderr  # the credential stayed in its volume
+        shared.sh(f"test -s {paths.PARENT_CLAUDE_HOME}/.credentials.json")
+    finally:
+        repo, _, version = tag.rpartition(":")
+        original.tag(repo, version)  # the image the other tests and the benchmark build
 
 
 def test_the_canary_is_nowhere_but_the_credentials_file(shared: Shared) -> None:
