@@ -8,6 +8,7 @@ never touched, and nothing is deleted.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import io
 import json
@@ -37,6 +38,7 @@ class Plan:
     unchanged: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)  # changed inside: not overwritten
     forced: list[str] = field(default_factory=list)  # changed inside, overwritten (--force)
+    diffs: dict[str, list[str]] = field(default_factory=dict)  # kept file → a short diff
 
     def writes(self) -> list[str]:
         return [*self.new, *self.updated, *self.forced]
@@ -118,6 +120,8 @@ def apply(
             inside[rel] = None
     incoming = {rel: digest(body) for rel, (body, _mode) in files.items()}
     p = plan(incoming, inside, hashes, force)
+    for rel in p.kept:
+        p.diffs[rel] = short_diff(rel, (home / rel).read_bytes(), files[rel][0])
     if dry_run:
         return p
     claude_home.ensure_home(home, uid, gid)
@@ -131,6 +135,16 @@ def apply(
     doc = {"files": hashes, "synced_at": time.time()}
     claude_home.write_private(home / MANIFEST, json.dumps(doc, indent=1).encode(), uid, gid)
     return p
+
+
+def short_diff(rel: str, inside: bytes, host: bytes, most: int = 12) -> list[str]:
+    """What differs, as a unified diff cut to `most` lines (none for binary files)."""
+    try:
+        a, b = inside.decode().splitlines(), host.decode().splitlines()
+    except UnicodeDecodeError:
+        return ["(binary: differs)"]
+    lines = list(difflib.unified_diff(a, b, f"inside/{rel}", f"host/{rel}", lineterm="", n=1))
+    return lines[:most] + ([f"… {len(lines) - most} more lines"] if len(lines) > most else [])
 
 
 def _write(home: Path, rel: str, body: bytes, mode: int, uid: int, gid: int) -> None:
@@ -164,7 +178,9 @@ def report(p: Plan, dry_run: bool = False) -> list[str]:
         lines.append(f"overwrote {len(p.forced)} changed inside (--force): {_few(p.forced)}")
     if p.kept:
         lines.append(f"kept {len(p.kept)} changed inside, which differ from the host's:")
-        lines.extend(f"  {rel}" for rel in p.kept)
+        for rel in p.kept:
+            lines.append(f"  {rel}")
+            lines.extend(f"    {d}" for d in p.diffs.get(rel, []))
         lines.append("  (claudy sync --force takes the host's copies)")
     lines.append(f"{len(p.unchanged)} unchanged")
     return lines

@@ -282,6 +282,7 @@ def test_sync_never_overwrites_a_file_changed_inside(tmp_path: Path) -> None:
     lines = apply_sync.report(plan)
     assert "kept 1 changed inside, which differ from the host's:" in lines
     assert "  CLAUDE.md" in lines
+    assert "    -# edited inside" in lines and "    +# edited on the host" in lines
     # the same sync again keeps saying so, and --force takes the host's copy
     assert apply_sync.apply(home, config_sync.pack(host, state)[0], UID, GID).kept == ["CLAUDE.md"]
     forced = apply_sync.apply(home, config_sync.pack(host, state)[0], UID, GID, force=True)
