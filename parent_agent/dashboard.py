@@ -84,18 +84,25 @@ def _health(h: Health) -> Text:
     return Text.assemble(*parts)
 
 
-def services_line(services: tuple[ServiceState, ...]) -> Text:
-    """One line: each shared service, and for one that is not up, why."""
+def services_lines(services: tuple[ServiceState, ...]) -> list[Text]:
+    """The shared services in one row, the ones down first (with a word on why), and, when
+    any is down, where to read more."""
+    down = [s for s in services if not s.ok and s.state != "disabled"]
+    off = [s for s in services if s.state == "disabled"]
     parts: list[tuple[str, str] | str] = [("services ", "bold")]
+    for s in down:
+        why = s.detail.split(",")[0] if s.state == "exited" else s.state
+        parts += [(f"✗ {s.name} {why}", "bold red"), "  "]
+    for s in off:
+        parts += [(f"- {s.name} off", "dim"), "  "]
     for s in services:
         if s.ok:
-            parts.append((f"✓ {s.name}", "green"))
-        elif s.state == "disabled":
-            parts.append((f"- {s.name} off", "dim"))
-        else:
-            parts.append((f"✗ {s.name} {s.state}: {s.detail}", "bold red"))
-        parts.append("  ")
-    return Text.assemble(*parts[:-1])
+            parts += [(f"✓ {s.name}", "green"), "  "]
+    lines = [Text.assemble(*parts[:-1], no_wrap=True, overflow="ellipsis")]
+    if down:
+        hint = "  why: hal-agent services · again: hal-agent services --restart NAME"
+        lines.append(Text(hint, style="dim", no_wrap=True, overflow="ellipsis"))
+    return lines
 
 
 def render(status: Status, height: int = 24, width: int = 80) -> RenderableType:
@@ -127,8 +134,7 @@ def render(status: Status, height: int = 24, width: int = 80) -> RenderableType:
         if status.restart_needed
         else []
     )
-    if status.services:
-        notes.insert(0, services_line(status.services))
+    notes[:0] = services_lines(status.services) if status.services else []
     room = max(1, height - CHROME_ROWS - len(status.errors) - len(notes))
     if status.max_rows:
         room = min(room, status.max_rows)

@@ -83,3 +83,23 @@ def test_cpu_and_memory_as_docker_stats_computes_them() -> None:
 def test_a_starting_parent_is_not_called_down() -> None:
     lines = text(Status(NOW, Health(False, starting=True), ()))
     assert "engine starting" in lines[0] and "DOWN" not in lines[0]
+
+
+def test_the_services_line_says_which_is_down_and_why_in_one_row() -> None:
+    from rich.console import Console
+
+    from parent_agent.services import ServiceState
+
+    services = (
+        ServiceState("chromadb", True, "ok", ":8000", 8000),
+        ServiceState("chroma-mcp", False, "exited", "exited 137, 5 restarts", 8811, True),
+        ServiceState("memory-bank", False, "disabled", "enabled = false", 8812, True),
+    )
+    st = Status(now=datetime.now(UTC), health=Health(engine_ok=True), services=services)
+    console = Console(width=60, height=12, record=True)
+    console.print(render(st, 12, 60))
+    lines = console.export_text().splitlines()
+    (line,) = [ln for ln in lines if ln.startswith("services")]
+    assert line.startswith("services ✗ chroma-mcp exited 137  - memory-bank off  ✓ chro")
+    assert len(line) <= 60 and not any(ln.startswith("- memory-bank") for ln in lines)
+    assert any("hal-agent services --restart" in ln for ln in lines)

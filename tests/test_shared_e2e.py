@@ -365,8 +365,8 @@ def test_a_disabled_or_killed_service_never_stops_a_worker(shared: Shared) -> No
         def dash() -> str:
             return shared.sh(f"tmux -S {paths.TMUX_SOCK} capture-pane -p -t =hal:=dashboard.0")
 
-        assert retry_until(lambda: "✗ chroma-mcp exited" in dash(), 20, raises=False), dash()
-        assert "- memory-bank off" in dash()
+        assert retry_until(lambda: "✗ chroma-mcp exited 137" in dash(), 20, raises=False), dash()
+        assert "✗ scratch broken" in dash() and "- memory-bank off" in dash()
         # Claude in the new worker still starts, the dead server listed as failed
         listed = shared.in_worker(proj, "claude", "mcp", "list")
         assert "memory-bank" not in listed and "chroma-mcp" in listed, listed
