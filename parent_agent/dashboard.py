@@ -100,7 +100,7 @@ def services_lines(services: tuple[ServiceState, ...]) -> list[Text]:
             parts += [(f"✓ {s.name}", "green"), "  "]
     lines = [Text.assemble(*parts[:-1], no_wrap=True, overflow="ellipsis")]
     if down:
-        hint = "  why: hal-agent services · again: hal-agent services --restart NAME"
+        hint = "  hal-agent services says why; its --restart NAME retries"
         lines.append(Text(hint, style="dim", no_wrap=True, overflow="ellipsis"))
     return lines
 

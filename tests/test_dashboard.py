@@ -102,4 +102,4 @@ def test_the_services_line_says_which_is_down_and_why_in_one_row() -> None:
     (line,) = [ln for ln in lines if ln.startswith("services")]
     assert line.startswith("services ✗ chroma-mcp exited 137  - memory-bank off  ✓ chro")
     assert len(line) <= 60 and not any(ln.startswith("- memory-bank") for ln in lines)
-    assert any("hal-agent services --restart" in ln for ln in lines)
+    assert any("hal-agent services says why; its --restart NAME" in ln for ln in lines)
