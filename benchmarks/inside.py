@@ -10,6 +10,9 @@ import time
 
 import docker
 
+from hal_common import labels
+from parent_agent.services import is_wrapper
+
 INNER = "unix:///run/hal9000/docker.sock"
 
 
@@ -71,8 +74,8 @@ def shim_of(procs: Procs, pid: int) -> int | None:
 def service_shims(procs: Procs) -> dict[int, str]:
     """shim pid → service name, for the shared services' containers."""
     client = docker.DockerClient(base_url=INNER)
-    ids = {c.id: c.labels.get("dev.hal9000.session", "") for c in client.containers.list(
-        filters={"label": "dev.hal9000.role=service"})}  # fmt: skip
+    ids = {c.id: c.labels.get(labels.SESSION, "") for c in client.containers.list(
+        filters=labels.managed_filter("service"))}  # fmt: skip
     out = {}
     for pid, (_, _, args) in procs.items():
         if "containerd-shim" in args:
@@ -107,12 +110,9 @@ def memory() -> dict[str, float]:
     }
 
 
-WRAPPERS = {"containerd-shim-runc-v2", "docker-init", "mcp-proxy", "hal-service", "sh"}
-
-
 def server(args: str) -> bool:
-    """Not a wrapper: judged by the program, or an interpreter's script, by name."""
-    return not {w.rsplit("/", 1)[-1] for w in args.split()[:2]} & WRAPPERS
+    """The server itself: neither the container's shim nor a wrapper (health's own rule)."""
+    return "containerd-shim" not in args and not is_wrapper(args)
 
 
 def services() -> dict[str, dict[str, float]]:

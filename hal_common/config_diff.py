@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hal_common.config_schema import RESTART, WORKER_LIMITS, WORKER_TEMPLATE, Config, schema_keys
-from hal_common.shared_services import effective, enabled
+from hal_common.shared_services import running
 
 
 @dataclass(frozen=True)
@@ -78,7 +78,7 @@ _GROUPS = {
 
 def _running(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     """The services that run, the built-in ones included (a table may turn one off)."""
-    return enabled(effective(services))
+    return running(services)
 
 
 def diff_services(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> ServiceChanges:

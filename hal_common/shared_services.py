@@ -43,10 +43,15 @@ def enabled(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return {n: t for n, t in services.items() if t.get("enabled", True) is not False}
 
 
+def running(user: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The services that should run: built-ins and the user's tables, without the ones off."""
+    return enabled(effective(user))
+
+
 def mcp_entries(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
     """The `mcpServers` entries of `.claude.json` for the enabled MCP services."""
     out = {}
-    for name, table in enabled(effective(services)).items():
+    for name, table in running(services).items():
         port = table.get("port")
         if table.get("mcp") and isinstance(port, int):
             path = str(table.get("mcp_path", MCP_PATH))
@@ -65,4 +70,4 @@ def with_mcp(
 
 def images(services: dict[str, dict[str, Any]]) -> set[str]:
     """The images the enabled services run."""
-    return {str(t["image"]) for t in enabled(effective(services)).values() if t.get("image")}
+    return {str(t["image"]) for t in running(services).values() if t.get("image")}

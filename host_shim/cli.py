@@ -19,14 +19,14 @@ from hal_common import __version__, paths
 from hal_common.config import Config, load_config
 from hal_common.config_cli import host_group
 from hal_common.engine import connect, run_in, translated
-from hal_common.errors import EngineUnavailable, HalError, UsageError
+from hal_common.errors import HalError, UsageError
 from hal_common.naming import container_name, session_name
 from hal_common.projects import check_roots, expand_roots, resolve_project
 from hal_common.shared_services import SERVICES_IMAGE
 from hal_common.shared_services import images as service_images
 from host_shim import cli_auth, fastpath, images
 from host_shim.build_context import SOURCE_LABEL, Recipe, context_dir, source_hash
-from host_shim.parent import HostUser, ensure_parent, find_parent, volume_names
+from host_shim.parent import HostUser, ensure_parent, find_parent, running_parent, volume_names
 
 log = logging.getLogger("host_shim")
 err = Console(stderr=True, highlight=False)
@@ -213,12 +213,7 @@ def _fast(c: Ctx, client: docker.DockerClient, project: str, detach: bool) -> bo
 def forward(args: tuple[str, ...]) -> None:
     """Run `hal-agent ARGS` in the parent (claudy ls, claudy stats, claudy stop NAME …)."""
     c = load_ctx()
-    parent = find_parent(c.client(), c.cfg.parent.name)
-    if parent is None or parent.status != "running":
-        raise EngineUnavailable(
-            f"the parent {c.cfg.parent.name} is not running",
-            hint="`claudy DIR` starts it (claudy status shows it)",
-        )
+    running_parent(c.client(), c.cfg.parent.name)
     # host paths are the parent's paths too (roots are mounted at the same place)
     passed = [os.path.realpath(a) if os.path.isdir(a) else a for a in args]
     tty = sys.stdin.isatty() and sys.stdout.isatty()

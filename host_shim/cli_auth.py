@@ -13,21 +13,12 @@ from rich.markup import escape
 
 from hal_common import credentials
 from hal_common.engine import run_in
-from hal_common.errors import EngineUnavailable, HalError
+from hal_common.errors import HalError
 from host_shim import auth, config_sync
 from host_shim.images import exec_with_stdin
-from host_shim.parent import find_parent
+from host_shim.parent import running_parent
 
 err = Console(stderr=True, highlight=False)
-
-
-def _running_parent(client: docker.DockerClient, name: str) -> Container:
-    parent = find_parent(client, name)
-    if parent is None or parent.status != "running":
-        raise EngineUnavailable(
-            f"the parent {name} is not running", hint="`claudy -d DIR` starts it"
-        )
-    return parent
 
 
 @click.group("auth")
@@ -59,7 +50,7 @@ def import_(token_file: str | None, from_env: bool) -> None:
             "with `claude setup-token` and run `claudy auth import --token-file FILE`",
         )
     client = c.client()
-    parent = _running_parent(client, c.cfg.parent.name)
+    parent = running_parent(client, c.cfg.parent.name)
     click.echo(auth.send(client, parent, found.credential))
 
 
@@ -70,7 +61,7 @@ def status(as_json: bool) -> None:
     from host_shim.cli import load_ctx
 
     c = load_ctx()
-    parent = _running_parent(c.client(), c.cfg.parent.name)
+    parent = running_parent(c.client(), c.cfg.parent.name)
     stored = auth.parent_status(parent)
     host = auth.find()
     host_info = None
@@ -109,7 +100,7 @@ def sync(force: bool, dry_run: bool) -> None:
 
     c = load_ctx()
     client = c.client()
-    parent = _running_parent(client, c.cfg.parent.name)
+    parent = running_parent(client, c.cfg.parent.name)
     click.echo(send_config(client, parent, force=force, dry_run=dry_run))
 
 

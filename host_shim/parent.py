@@ -13,7 +13,7 @@ from docker.models.containers import Container
 from hal_common import __version__, labels, paths
 from hal_common.config import Config, parse_memory
 from hal_common.engine import run_in, translated
-from hal_common.errors import HalError
+from hal_common.errors import EngineUnavailable, HalError
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,17 @@ def find_parent(client: docker.DockerClient, name: str) -> Container | None:
             return client.containers.get(name)
         except docker.errors.NotFound:
             return None
+
+
+def running_parent(client: docker.DockerClient, name: str) -> Container:
+    """The parent, which must be running (for commands that run something in it)."""
+    parent = find_parent(client, name)
+    if parent is None or parent.status != "running":
+        raise EngineUnavailable(
+            f"the parent {name} is not running",
+            hint="`claudy DIR` starts it (claudy status shows it)",
+        )
+    return parent
 
 
 def _outdated(client: docker.DockerClient, c: Container, cfg: Config) -> bool:

@@ -19,13 +19,13 @@ from hal_common import labels, paths
 from hal_common.config import Config
 from hal_common.config_diff import diff
 from hal_common.errors import HalError
+from parent_agent import services as services_mod
 from parent_agent import workers
 from parent_agent.config_watch import ConfigChanged, ConfigRejected, ConfigWatcher
 from parent_agent.dockerd import Dockerd
 from parent_agent.keys import bindings, duplicates, status_text
 from parent_agent.live_apply import update_limits
 from parent_agent.reconcile import EnsureWindow, KillWindow, plan
-from parent_agent.services import publish, reconcile_services
 from parent_agent.status_file import StatusFile
 from parent_agent.tmux_commands import worker_window_command
 from parent_agent.tmux_ui import TmuxUI, server_for
@@ -77,12 +77,7 @@ def _services_in_background(
     """Start the shared services without holding up the loop: creating a few containers
     takes about a second, and the dashboard and the first spawn should not wait for it
     (a spawn waits for the MCP servers itself, see `services.wait_for_mcp`)."""
-    errors = reconcile_services(client, services)
-    try:
-        publish(services)
-    except OSError as e:
-        errors.append(f"services: cannot register them for workers: {e}")
-    inbox.put(ServicesApplied(tuple(errors)))
+    inbox.put(ServicesApplied(tuple(services_mod.apply(client, services))))
 
 
 def _watch_dockerd(dockerd: Dockerd, inbox: queue.Queue[Event]) -> None:
@@ -173,12 +168,8 @@ class Agent:
     def apply_services(self) -> None:
         """Start, recreate or remove the `[services.*]` containers; errors are reported only."""
         assert self.client is not None  # noqa: S101 - callers check
-        for err in reconcile_services(self.client, self.cfg.services):
+        for err in services_mod.apply(self.client, self.cfg.services):
             self.record_error(err)
-        try:
-            publish(self.cfg.services)
-        except OSError as e:
-            self.record_error(f"services: cannot register them for workers: {e}")
 
     def apply_keys(self) -> None:
         binds = bindings({k: v for k, v in vars(self.cfg.keys).items() if isinstance(v, str)})

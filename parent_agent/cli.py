@@ -13,7 +13,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from typing import Any
 
 import click
 
@@ -124,12 +123,6 @@ def _chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:
         yield chunk
 
 
-def effective_enabled(services: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
-    from hal_common.shared_services import effective, enabled
-
-    return list(enabled(effective(services)).values())
-
-
 @main.command("load-image", hidden=True)
 def load_image() -> None:
     """Load an image tar (a `docker save` stream) from stdin into the inner engine."""
@@ -142,14 +135,13 @@ def load_image() -> None:
             if "stream" in line:
                 click.echo(str(line["stream"]).strip())
     # the services image arrives after the loop tried to start the services: start them now
-    from hal_common.shared_services import SERVICES_IMAGE
-    from parent_agent.services import publish, reconcile_services
+    from hal_common.shared_services import SERVICES_IMAGE, images
+    from parent_agent import services
 
     cfg = ctx.config()
-    if any(t.get("image") == SERVICES_IMAGE for t in effective_enabled(cfg.services)):
-        for error in reconcile_services(client, cfg.services):
+    if SERVICES_IMAGE in images(cfg.services):
+        for error in services.apply(client, cfg.services):
             click.echo(f"warning: {error}", err=True)
-        publish(cfg.services)
 
 
 @main.command()

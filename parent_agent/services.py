@@ -37,7 +37,7 @@ import docker.errors
 import requests.exceptions
 
 from hal_common import __version__, labels, paths
-from hal_common.shared_services import effective, enabled, mcp_entries
+from hal_common.shared_services import effective, mcp_entries, running
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +144,7 @@ def reconcile_services(
 ) -> list[str]:
     """Make the engine's service containers match the enabled tables; returns the errors."""
     errors: list[str] = []
-    wanted = enabled(effective(services))
+    wanted = running(services)
     try:
         have = {c.labels.get(labels.SESSION, ""): c for c in client.containers.list(
             all=True, filters=labels.managed_filter("service"))}  # fmt: skip
@@ -253,7 +253,7 @@ def _health(
     if port is not None and not probe(port):
         return False, "starting", f"not answering on :{port} yet{again}"
     top = attrs.get(TOP)
-    if table.get("mcp") and isinstance(top, list) and not [a for a in top if not _wrapper(a)]:
+    if table.get("mcp") and isinstance(top, list) and not [a for a in top if not is_wrapper(a)]:
         # the bridge outlives its stdio server: it answers, but every call fails
         return False, "broken", "the MCP server behind the bridge exited (--restart it)"
     return True, "ok", (f":{port}" if port else "") + again
@@ -262,7 +262,7 @@ def _health(
 WRAPPERS = {"docker-init", "mcp-proxy", "hal-service", "hal-chroma-mcp", "sh"}
 
 
-def _wrapper(args: str) -> bool:
+def is_wrapper(args: str) -> bool:
     """A process that runs or bridges the server rather than being it (by its program or,
     for an interpreter, its script)."""
     return bool({os.path.basename(w) for w in args.split()[:2]} & WRAPPERS)
@@ -305,7 +305,7 @@ def publish(services: dict[str, dict[str, Any]], home: Path | None = None) -> No
     home = paths.PARENT_CLAUDE_HOME if home is None else home
     uid, gid = claude_home.default_owner(home)
     claude_home.register_mcp(home, mcp_entries(services), uid, gid)
-    chroma = enabled(effective(services)).get("chromadb")
+    chroma = running(services).get("chromadb")
     token = None
     if chroma is not None and chroma.get("token"):
         try:
@@ -315,15 +315,25 @@ def publish(services: dict[str, dict[str, Any]], home: Path | None = None) -> No
     claude_home.share_token(home, token, uid, gid)
 
 
+def apply(client: docker.DockerClient, services: dict[str, dict[str, Any]]) -> list[str]:
+    """Reconcile the service containers, then publish them to workers; the errors."""
+    errors = reconcile_services(client, services)
+    try:
+        publish(services)
+    except OSError as e:
+        errors.append(f"services: cannot register them for workers: {e}")
+    return errors
+
+
 def restart(
     client: docker.DockerClient, services: dict[str, dict[str, Any]], names: tuple[str, ...]
 ) -> list[str]:
     """Restart the named services (made anew when missing); the errors, if any."""
-    known = enabled(effective(services))
+    known = running(services)
     for name in names:
         if name not in known:
             return [f"no enabled service {name} (hal-agent services lists them)"]
-    for error in reconcile_services(client, services):  # creates what is missing
+    for error in apply(client, services):  # creates what is missing
         log.warning("%s", error)  # the loop reconciles too; only the named ones matter here
     errors: list[str] = []
     for name in names:
@@ -331,7 +341,6 @@ def restart(
             client.containers.get(PREFIX + name).restart(timeout=10)
         except ENGINE_ERRORS as e:
             errors.append(f"service {name}: {e}")
-    publish(services)
     return errors
 
 
@@ -342,7 +351,7 @@ def wait_for_mcp(
     now connects to them; returns the ones still silent. Waited for: a service that runs,
     or is about to (the loop starts them in the background; its image is there). Not
     waited for: one that is off, exited or crashing, or whose image is missing."""
-    tables = {n: t for n, t in enabled(effective(services)).items()
+    tables = {n: t for n, t in running(services).items()
               if t.get("mcp") and isinstance(t.get("port"), int)}  # fmt: skip
     deadline = time.monotonic() + timeout
     waiting = dict(tables)
