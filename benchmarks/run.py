@@ -30,9 +30,9 @@ from rich.console import Console
 from benchmarks.core import MissingMeasurement, Report, row, table, to_json
 from hal_common import paths
 from hal_common.config import load_config
-from hal_common.engine import run_in
-from host_shim import images
-from host_shim.parent import CAPS, SECURITY_OPT
+from hal_io.engine import run_in
+from host_shim.adapters import images
+from host_shim.adapters.parent import CAPS, SECURITY_OPT
 
 EXPECTED = ("1", "2", "3", "4", "5a", "5b", "6a", "6b", "7", "8")
 INSIDE = Path(__file__).with_name("inside.py")
@@ -381,9 +381,9 @@ class Bench:
         )
 
     def dashboard_render(self) -> None:
-        from parent_agent.dashboard import Health, Status, render
-        from parent_agent.stats import Usage
-        from parent_agent.workers import Worker
+        from parent_agent.core.model import Worker
+        from parent_agent.core.usage import Usage
+        from parent_agent.views.dashboard import Health, Status, render
 
         now = datetime.now(UTC)
         ws = tuple(

@@ -3,7 +3,7 @@
 Pure except `load_config` and `read_config`, which read one file. Layers, lowest first:
 embedded defaults, the file, then `HAL9000_<SECTION>_<KEY>` environment variables. Errors carry
 file, line and column; unknown keys are warnings naming their line. Watching the file belongs
-to `parent_agent.config_watch`, editing it to `hal_common.config_edit`.
+to `parent_agent.adapters.config_watch`, editing it to `hal_common.config_edit`.
 """
 
 from __future__ import annotations

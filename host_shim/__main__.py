@@ -1,3 +1,3 @@
-from host_shim.cli import main
+from host_shim.commands.cli import main
 
 main()

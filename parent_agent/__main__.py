@@ -1,3 +1,3 @@
-from parent_agent.cli import main
+from parent_agent.commands.cli import main
 
 main()

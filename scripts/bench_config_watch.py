@@ -24,7 +24,7 @@ from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
 
 from hal_common.config import WatchConfig
-from parent_agent.config_watch import DEBOUNCE, ConfigChanged, ConfigEvent, ConfigWatcher
+from parent_agent.adapters.config_watch import DEBOUNCE, ConfigChanged, ConfigEvent, ConfigWatcher
 
 
 def save(path: Path, i: int) -> float:

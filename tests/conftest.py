@@ -56,7 +56,7 @@ def built_images(dclient: docker.DockerClient) -> dict[str, str]:
     from rich.console import Console
 
     from hal_common.config import Config
-    from host_shim import images
+    from host_shim.adapters import images
 
     os.environ.setdefault("HAL9000_OFFLINE", "1")
     cfg = Config()

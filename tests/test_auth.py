@@ -20,9 +20,9 @@ import pytest
 from hal_common import credentials
 from hal_common.credentials import Credential, CredentialError
 from hal_common.errors import UsageError
-from host_shim import auth, config_sync
-from parent_agent import claude_home
-from parent_agent import config_sync as apply_sync
+from host_shim.adapters import auth, config_sync
+from parent_agent.adapters import claude_home
+from parent_agent.adapters import config_sync as apply_sync
 
 UID, GID = os.getuid(), os.getgid()
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from parent_agent.cgroup_stats import cgroup_dirs, raw_stats
-from parent_agent.stats import usage
+from parent_agent.adapters.cgroup import cgroup_dirs, raw_stats
+from parent_agent.core.usage import usage
 
 
 def _write(root: Path, files: dict[str, str]) -> None:

@@ -24,9 +24,9 @@ from libtmux.test.retry import retry_until
 
 from hal_common import labels
 from hal_common.naming import container_name, session_name
-from parent_agent import workers
-from parent_agent.keys import bindings
-from parent_agent.tmux_ui import TmuxUI
+from parent_agent.adapters import workers
+from parent_agent.adapters.tmux import TmuxUI
+from parent_agent.core.keys import bindings
 
 pytestmark = [pytest.mark.docker, pytest.mark.tmux]
 UID, GID = 1234, 1235

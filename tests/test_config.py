@@ -239,8 +239,8 @@ def test_diff_of_equal_configs_is_empty_and_false() -> None:
 def test_docs_table_matches_the_schema(doc_path: str) -> None:
     """docs/config.md and the README list every key with its type, default, how it applies."""
     from hal_common import __version__
-    from hal_common.config_cli import toml_text
     from hal_common.config_schema import schema_keys
+    from hal_io.config_cli import toml_text
 
     types = {str: "string", int: "integer", float: "number", tuple: "array of strings"}
     applies = {

@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner, Result
 
-from hal_common.config_cli import parent_group
 from hal_common.config_edit import atomic_write, parse_key, set_in_file
 from hal_common.errors import ConfigError, UsageError
-from host_shim.cli import main as claudy
+from hal_io.config_cli import parent_group
+from host_shim.commands.cli import main as claudy
 
 SAMPLE = """\
 # hal-9000 config: my laptop
@@ -194,7 +194,7 @@ def _run(args: list[str], env: dict[str, str] | None = None) -> Result:
 
 
 def _hal_agent(args: list[str]) -> Result:
-    from parent_agent.cli import main
+    from parent_agent.commands.cli import main
 
     return CliRunner().invoke(main, ["config", *args], catch_exceptions=False)
 

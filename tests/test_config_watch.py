@@ -22,7 +22,7 @@ from watchdog.observers.polling import PollingObserver
 
 from hal_common.config import Config, WatchConfig, parse_config
 from hal_common.errors import ConfigError
-from parent_agent.config_watch import (
+from parent_agent.adapters.config_watch import (
     DEBOUNCE,
     ConfigChanged,
     ConfigEvent,

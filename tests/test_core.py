@@ -13,12 +13,12 @@ from hal_common.config import Config, WorkerConfig, parse_config, parse_memory
 from hal_common.errors import ConfigError, UsageError
 from hal_common.naming import container_name, session_name, slug
 from hal_common.projects import check_roots, expand_roots, resolve_project
-from host_shim.build_context import recipes
-from host_shim.parent import HostUser, parent_kwargs, resolve_security, volume_names
-from parent_agent.reconcile import EnsureWindow, KillWindow, plan
-from parent_agent.spec import create_kwargs, pick_owner, worker_spec
-from parent_agent.tmux_commands import attach_argv, worker_window_command
-from parent_agent.workers import Worker
+from host_shim.adapters.parent import HostUser, parent_kwargs, resolve_security, volume_names
+from host_shim.core.build_context import recipes
+from parent_agent.core.model import Worker
+from parent_agent.core.reconcile import EnsureWindow, KillWindow, plan
+from parent_agent.core.spec import create_kwargs, pick_owner, worker_spec
+from parent_agent.core.tmux import attach_argv, worker_window_command
 
 
 def test_session_name_is_deterministic_and_hashes_the_whole_path() -> None:
@@ -186,14 +186,14 @@ def test_window_command_execs_into_the_worker() -> None:
 
 def test_uid_of_this_process_is_not_assumed() -> None:
     # host_owner falls back to the directory's owner when the host user is root.
-    from parent_agent.sessions import host_owner
+    from parent_agent.app.sessions import host_owner
 
     st = os.stat(".")
     assert host_owner(".", {"HAL_HOST_UID": "0"}) == pick_owner(0, 0, st.st_uid, st.st_gid)
 
 
 def test_grant_marks_onboarding_and_trust_and_keeps_the_rest() -> None:
-    from parent_agent.sessions import grant
+    from parent_agent.app.sessions import grant
 
     state: dict[str, Any] = {"theme": "dark", "projects": {"/a": {"allowedTools": ["x"]}}}
     out = grant(state, "/a")
@@ -204,7 +204,7 @@ def test_grant_marks_onboarding_and_trust_and_keeps_the_rest() -> None:
 
 
 def test_probe_parsing_and_when_the_fast_path_may_attach() -> None:
-    from host_shim.fastpath import attachable, parse_probe
+    from host_shim.adapters.fastpath import attachable, parse_probe
 
     found = parse_probe(0, "sha256:abc\ntrue\nproj-1\nother-2\n")
     assert found.ready and found.inner_image == "sha256:abc" and found.worker_running
@@ -219,11 +219,11 @@ def test_probe_parsing_and_when_the_fast_path_may_attach() -> None:
 
 
 def test_source_hash_follows_what_each_image_is_built_from(tmp_path: Path) -> None:
-    from host_shim.build_context import Recipe, source_hash
+    from host_shim.core.build_context import Recipe, source_hash
 
     for name in ("Dockerfile.worker", "Dockerfile.parent", "pyproject.toml", "README.md"):
         (tmp_path / name).write_text(name)
-    for d in ("images", "hal_common", "parent_agent", "host_shim"):
+    for d in ("images", "hal_common", "hal_io", "parent_agent", "host_shim"):
         (tmp_path / d).mkdir()
         (tmp_path / d / "a.py").write_text("x = 1\n")
     for f in ("hal-worker", "worker-tmux.conf", "hal-service"):
@@ -261,7 +261,7 @@ def test_claudy_with_a_broken_config_says_where_and_changes_nothing(tmp_path: Pa
 
 def test_service_kwargs() -> None:
     from hal_common.shared_services import enabled
-    from parent_agent.services import service_kwargs
+    from parent_agent.adapters.services import service_kwargs
 
     kw = service_kwargs("chroma", {"image": "img:1", "command": ["run", "--x"], "env": {"A": "b"}})
     assert kw["name"] == "hal9000-s-chroma" and kw["entrypoint"] == ["run"]
@@ -306,7 +306,7 @@ def test_builtin_services_and_the_users_tables_over_them() -> None:
 
 
 def test_service_health_says_why() -> None:
-    from parent_agent.services import TOP, states
+    from parent_agent.adapters.services import TOP, states
 
     running = {"State": {"Running": True}, "RestartCount": 0}
     crashed = {"State": {"Running": False, "ExitCode": 137}, "RestartCount": 5}

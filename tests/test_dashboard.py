@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rich.console import Console
 
-from parent_agent.dashboard import Health, Status, render
-from parent_agent.stats import Usage, cpu_percent, mem_used
-from parent_agent.workers import Worker
+from parent_agent.core.model import Worker
+from parent_agent.core.usage import Usage, cpu_percent, mem_used
+from parent_agent.views.dashboard import Health, Status, render
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -88,7 +88,7 @@ def test_a_starting_parent_is_not_called_down() -> None:
 def test_the_services_line_says_which_is_down_and_why_in_one_row() -> None:
     from rich.console import Console
 
-    from parent_agent.services import ServiceState
+    from parent_agent.core.model import ServiceState
 
     services = (
         ServiceState("chromadb", True, "ok", ":8000", 8000),

@@ -24,9 +24,9 @@ from docker.models.containers import Container
 from libtmux.test.retry import retry_until
 
 from hal_common import labels, paths
-from hal_common.engine import run_in
 from hal_common.errors import HalError
 from hal_common.naming import container_name, session_name
+from hal_io.engine import run_in
 
 pytestmark = pytest.mark.e2e
 

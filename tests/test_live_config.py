@@ -15,10 +15,11 @@ from libtmux.test.retry import retry_until
 
 from hal_common import labels, paths
 from hal_common.config import load_config
-from parent_agent import sessions, status_file
-from parent_agent.agent import Agent, Shutdown
-from parent_agent.status_file import StatusFile
-from parent_agent.tmux_ui import TmuxUI
+from parent_agent.adapters import status_file
+from parent_agent.adapters.status_file import StatusFile
+from parent_agent.adapters.tmux import TmuxUI
+from parent_agent.app import sessions
+from parent_agent.app.agent import Agent, Shutdown
 
 pytestmark = [pytest.mark.docker, pytest.mark.tmux]
 

@@ -6,8 +6,8 @@ import libtmux
 import pytest
 from libtmux.test.retry import retry_until
 
-from parent_agent.tmux_commands import DASHBOARD
-from parent_agent.tmux_ui import TmuxUI
+from parent_agent.adapters.tmux import TmuxUI
+from parent_agent.core.tmux import DASHBOARD
 
 pytestmark = pytest.mark.tmux
 

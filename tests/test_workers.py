@@ -14,9 +14,9 @@ from libtmux.test.retry import retry_until
 from hal_common import labels
 from hal_common.config import WorkerConfig
 from hal_common.errors import ImageMissing, NoSuchSession
-from parent_agent import workers
-from parent_agent.sessions import prepare_claude_home
-from parent_agent.spec import WorkerSpec, worker_spec
+from parent_agent.adapters import workers
+from parent_agent.app.sessions import prepare_claude_home
+from parent_agent.core.spec import WorkerSpec, worker_spec
 
 pytestmark = pytest.mark.docker
 

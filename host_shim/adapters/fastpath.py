@@ -1,0 +1,75 @@
+"""The reattach fast path: one cheap probe of the running parent, then tmux directly.
+
+When the parent is ready, holds the host's worker image, and DIR's worker runs with a
+window, `claudy DIR` needs none of the slow path's steps (builds, parent checks, image
+transfer, hal-agent's Python start-up in the parent): it hands the terminal straight to
+`tmux attach`. Anything else falls back to the full path, which repairs what is missing.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from docker.models.containers import Container
+
+from hal_common import paths
+from hal_io.engine import run_in
+
+# One exec, no Python: readiness, the inner worker image id, the worker, its windows.
+PROBE = (
+    f"test -e {paths.READY_FILE} || exit 3\n"
+    "docker image inspect -f '{{.Id}}' \"$1\" 2>/dev/null || echo none\n"
+    "docker inspect -f '{{.State.Running}}' \"$2\" 2>/dev/null || echo absent\n"
+    f"tmux -S {paths.TMUX_SOCK} list-windows -t =hal -F '#{{@hal-session}}' 2>/dev/null\n"
+    "exit 0\n"
+)
+
+
+@dataclass(frozen=True)
+class Probe:
+    ready: bool
+    inner_image: str = ""
+    worker_running: bool = False
+    windows: frozenset[str] = frozenset()
+
+
+def parse_probe(code: int, out: str) -> Probe:
+    """Pure: the probe's exit code and output → what it found."""
+    if code != 0:
+        return Probe(ready=False)
+    lines = out.splitlines()
+    if len(lines) < 2:
+        return Probe(ready=False)
+    image = lines[0].strip()
+    return Probe(
+        ready=True,
+        inner_image="" if image == "none" else image,
+        worker_running=lines[1].strip() == "true",
+        windows=frozenset(line.strip() for line in lines[2:] if line.strip()),
+    )
+
+
+def probe(parent: Container, image: str, container: str) -> Probe:
+    code, out = run_in(parent, ["sh", "-c", PROBE, "probe", image, container], "probing")
+    return parse_probe(code, out)
+
+
+def attachable(p: Probe, host_image: str, session: str, need_window: bool) -> bool:
+    """True when nothing needs doing before showing `session`."""
+    return (
+        p.ready
+        and p.inner_image == host_image
+        and p.worker_running
+        and (session in p.windows or not need_window)
+    )
+
+
+def attach_argv(docker_cli: str, parent: str, session: str, term: str) -> list[str]:
+    """`docker exec -it PARENT tmux …`: a view of its own in the group of `hal` (as
+    hal-agent attach makes one), on `session`'s window."""
+    view = f"hal-h{os.getpid()}"
+    return [docker_cli, "exec", "-it", "--detach-keys", "ctrl-],ctrl-]", "-e", f"TERM={term}",
+            parent, "tmux", "-S", str(paths.TMUX_SOCK), "new-session", "-t", "=hal",
+            "-s", view, ";", "set-option", "destroy-unattached", "on",
+            ";", "select-window", "-t", f":={session}"]  # fmt: skip

@@ -1,0 +1,163 @@
+"""The parent's tmux server: session `hal`, the dashboard window, one window per worker."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import libtmux
+from libtmux.exc import LibTmuxException
+
+from hal_common import paths
+from hal_common.errors import HalError
+from parent_agent.core.keys import Binding
+from parent_agent.core.tmux import (
+    DASHBOARD,
+    SESSION,
+    config_path,
+    dashboard_command,
+    shell_command,
+)
+
+log = logging.getLogger(__name__)
+
+WINDOW_MARK = "@hal-session"  # window option: the worker session a window shows
+KEYS_MARK = "@hal-keys"  # global option: the keys hal-agent bound (to unbind on rebind)
+STATUS_MARK = "@hal-status"  # global option: worker counts for the status line
+
+
+def server_for(sock: Path = paths.TMUX_SOCK) -> libtmux.Server:
+    return libtmux.Server(socket_path=str(sock), config_file=config_path())
+
+
+class TmuxUI:
+    """Idempotent `ensure_*` actions on one tmux server (given, never the user's default)."""
+
+    def __init__(self, server: libtmux.Server) -> None:
+        self.server = server
+
+    def alive(self) -> bool:
+        return self.server.is_alive()
+
+    def session(self) -> libtmux.Session | None:
+        try:
+            return self.server.sessions.get(session_name=SESSION, default=None)
+        except LibTmuxException:
+            return None
+
+    def ensure_session(self) -> bool:
+        """Session `hal` with the dashboard window; True when it had to be created."""
+        if self.session() is not None:
+            return False
+        try:
+            session = self.server.new_session(
+                session_name=SESSION, window_name=DASHBOARD, window_command=dashboard_command(),
+                x=200, y=50, attach=False,
+            )  # fmt: skip
+        except LibTmuxException as e:
+            if self.session() is not None:  # another process created it first
+                return False
+            raise HalError(f"cannot start the tmux session: {e}") from None
+        try:
+            session.windows[0].split(shell=shell_command(), percentage=35, attach=True)
+        except LibTmuxException as e:
+            raise HalError(f"cannot split the dashboard window: {e}") from None
+        log.info("tmux session created", extra={"socket": self.server.socket_path})
+        return True
+
+    def window_names(self) -> set[str]:
+        """Names of the worker windows (marked with WINDOW_MARK; shells and others are not)."""
+        session = self.session()
+        if session is None:
+            return set()
+        try:
+            out = self.server.cmd(
+                "list-windows", "-t", f"={SESSION}", "-F", f"#{{{WINDOW_MARK}}}"
+            ).stdout
+        except LibTmuxException as e:  # the server died under us: no windows
+            log.debug("listing windows: %s", e)
+            return set()
+        return {line for line in out if line}
+
+    def ensure_window(self, name: str, command: str) -> bool:
+        """A window named `name` running `command`; True when it had to be created."""
+        self.ensure_session()
+        session = self.session()
+        if session is None:
+            raise HalError("the tmux session vanished while adding a window")
+        if name in self.window_names():
+            return False
+        try:
+            window = session.new_window(window_name=name, window_shell=command, attach=False)
+            window.cmd("set-option", "-w", WINDOW_MARK, name)
+        except LibTmuxException as e:
+            raise HalError(f"cannot open a window for {name}: {e}") from None
+        log.info("window created", extra={"window": name})
+        return True
+
+    def open_window(self, name: str, command: str, client: str | None) -> None:
+        """A plain (non-worker) window, shown to `client` when given."""
+        self.ensure_session()
+        self._cmd("new-window", "-d", "-t", f"={SESSION}:", "-n", name, command)
+        if client:
+            self.focus(client, name)
+
+    def _cmd(self, *args: str) -> list[str]:
+        try:
+            res = self.server.cmd(*args)
+        except LibTmuxException as e:
+            raise HalError(f"tmux {args[0]}: {e}") from None
+        if res.stderr:
+            raise HalError(f"tmux {args[0]}: {' '.join(res.stderr)}")
+        return list(res.stdout)
+
+    def focus(self, client: str, window: str) -> None:
+        """Show `window` on `client` (in that client's own grouped session)."""
+        (session,) = self._cmd("display-message", "-p", "-c", client, "#{client_session}")
+        self._cmd("select-window", "-t", f"={session}:={window}")
+
+    def message(self, client: str, text: str) -> None:
+        self._cmd("display-message", "-c", client, text)
+
+    def confirm(self, client: str, prompt: str, command: str) -> None:
+        self._cmd("confirm-before", "-t", client, "-p", prompt, command)
+
+    def menu(self, client: str, title: str, items: list[tuple[str, str, str]]) -> None:
+        """A menu on `client`: items are (label, key, tmux command)."""
+        args = [a for item in items for a in item]
+        self._cmd("display-menu", "-c", client, "-T", title, "-x", "C", "-y", "C", *args)
+
+    def popup(self, client: str, command: str, title: str) -> None:
+        self._cmd("display-popup", "-c", client, "-E", "-w", "90%", "-h", "70%",
+                  "-T", title, command)  # fmt: skip
+
+    def prompt(self, client: str, label: str, command: str) -> None:
+        self._cmd("command-prompt", "-t", client, "-p", label, command)
+
+    def apply_keys(self, prefix: str, binds: list[Binding]) -> None:
+        """Set the prefix and (re)bind our keys, unbinding the ones we bound before."""
+        previous = self._global(KEYS_MARK).split()
+        for key in previous:
+            self.server.cmd("unbind-key", "-T", "prefix", key)
+        self._cmd("set-option", "-g", "prefix", prefix)
+        for b in binds:
+            self._cmd("bind-key", "-T", "prefix", "-N", b.description, b.key, *b.command)
+        self._cmd("set-option", "-g", KEYS_MARK, " ".join(b.key for b in binds))
+
+    def set_status(self, text: str) -> None:
+        self._cmd("set-option", "-g", STATUS_MARK, text)
+
+    def _global(self, option: str) -> str:
+        try:
+            out = self.server.cmd("show-options", "-gqv", option).stdout
+        except LibTmuxException:
+            return ""
+        return out[0] if out else ""
+
+    def kill_window(self, name: str) -> None:
+        if name in self.window_names():
+            self.server.cmd("kill-window", "-t", f"={SESSION}:={name}")  # no error if gone
+
+    def kill_server(self) -> None:
+        if self.alive():
+            self.server.kill()

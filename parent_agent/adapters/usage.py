@@ -1,0 +1,90 @@
+"""Sampling worker stats from the engine (adapter), for `stats` and the dashboard."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import docker
+import docker.errors
+import requests.exceptions
+
+from parent_agent.adapters.cgroup import raw_stats
+from parent_agent.core.model import Worker
+from parent_agent.core.usage import Usage, usage
+
+log = logging.getLogger(__name__)
+
+
+class Sampler:
+    """Keeps the previous raw sample per worker, so each call can give CPU % at once."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self.prev: dict[str, dict[str, Any]] = {}
+        self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="stats")
+
+    def _raw(self, w: Worker) -> dict[str, Any] | None:
+        """The kernel's figures when its cgroup files can be read, else the engine's."""
+        if w.pid and (raw := raw_stats(w.pid)) is not None:
+            return raw
+        try:
+            raw = self.client.api.stats(w.container, stream=False, one_shot=True)
+        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            log.debug("stats of %s: %s", w.container, e)
+            return None
+        return dict(raw)
+
+    def sample(self, running: list[Worker]) -> dict[str, Usage]:
+        names = [w.container for w in running]
+        raws = dict(zip(names, self.pool.map(self._raw, running), strict=True))
+        out: dict[str, Usage] = {}
+        for w in running:
+            raw = raws.get(w.container)
+            if raw is None:
+                continue
+            out[w.name] = usage(self.prev.get(w.container), raw)
+            self.prev[w.container] = raw
+        for gone in set(self.prev) - set(names):
+            del self.prev[gone]
+        return out
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+class BackgroundSampler:
+    """Samples in its own thread, so a frame never waits on the engine's slow stats calls
+    (about a second each on dockerd 20.10, even one-shot); frames show the latest sample."""
+
+    def __init__(self, client: docker.DockerClient, interval: float) -> None:
+        self.sampler = Sampler(client)
+        self.interval = interval
+        self.running: list[Worker] = []
+        self.latest: dict[str, Usage] = {}
+        self.lock = threading.Lock()
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._loop, name="stats-sampler", daemon=True)
+        self.thread.start()
+
+    def want(self, running: list[Worker]) -> dict[str, Usage]:
+        """Tell it which workers run now; get the latest figures."""
+        with self.lock:
+            self.running = running
+            return dict(self.latest)
+
+    def _loop(self) -> None:
+        while not self.stop.is_set():
+            with self.lock:
+                running = list(self.running)
+            fresh = self.sampler.sample(running)
+            with self.lock:
+                self.latest = fresh
+            self.stop.wait(self.interval)
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.sampler.close()

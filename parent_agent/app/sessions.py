@@ -1,0 +1,151 @@
+"""Spawning and attaching: a worker container plus its tmux window, serialised per session."""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import docker
+
+from hal_common import labels, paths
+from hal_common.config import Config
+from hal_common.errors import NoSuchSession, UsageError
+from parent_agent.adapters import claude_home as claude_home_mod
+from parent_agent.adapters import services, workers
+from parent_agent.core.spec import WorkerSpec, pick_owner, worker_spec
+from parent_agent.core.tmux import worker_window_command
+
+if TYPE_CHECKING:
+    from parent_agent.adapters.tmux import TmuxUI
+
+log = logging.getLogger(__name__)
+
+
+@contextmanager
+def session_lock(session: str, lock_dir: Path = paths.LOCK_DIR) -> Iterator[None]:
+    """One spawn per session at a time, across processes (two `claudy DIR` at once)."""
+    lock_dir.mkdir(parents=True, exist_ok=True)
+    with (lock_dir / f"{session}.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def project_path(directory: str) -> str:
+    """The project's real path as the parent sees it (roots are mounted at the same path)."""
+    real = os.path.realpath(directory)
+    if not os.path.isdir(real):
+        raise UsageError(
+            f"{directory} is not a directory inside the parent",
+            hint="projects must lie under a configured root ([parent].roots); "
+            "after changing roots run `claudy down` so the parent remounts them",
+        )
+    return real
+
+
+def host_owner(project: str, environ: dict[str, str] | None = None) -> tuple[int, int]:
+    env = dict(os.environ) if environ is None else environ
+    st = Path(project).stat()
+    return pick_owner(
+        int(env.get("HAL_HOST_UID", "0")), int(env.get("HAL_HOST_GID", "0")), st.st_uid, st.st_gid
+    )
+
+
+def prepare_claude_home(claude_home: Path, uid: int, gid: int, project: str) -> None:
+    """The shared Claude home, owned by the worker user, 0700, past the first-run wizard.
+
+    Without `hasCompletedOnboarding` Claude Code starts its onboarding, which needs the
+    network, and exits at once when offline. The project's folder trust is granted: the
+    user asked for this directory by running claudy in it, and Claude's trust question
+    defaults to "No, exit", which would stop the worker on the first Enter.
+    """
+    claude_home_mod.ensure_home(claude_home, uid, gid)
+    claude_home_mod.update_state(claude_home, lambda s: grant(s, project), uid, gid)
+
+
+def grant(state: dict[str, Any], project: str) -> dict[str, Any]:
+    """Claude's state with onboarding done and `project` trusted (a new dict)."""
+    projects = dict(state.get("projects") or {})
+    entry = dict(projects.get(project) or {})
+    entry["hasTrustDialogAccepted"] = True
+    projects[project] = entry
+    return {**state, "hasCompletedOnboarding": True, "projects": projects}
+
+
+def spawn(
+    client: docker.DockerClient,
+    ui: TmuxUI | None,
+    cfg: Config,
+    directory: str,
+    image_id: str | None = None,
+    claude_home: Path = paths.PARENT_CLAUDE_HOME,
+    docker_host: str = paths.INNER_DOCKER_HOST,
+    name: str | None = None,
+    image: str | None = None,
+) -> WorkerSpec:
+    """Ensure the worker for `directory` runs and (given a tmux UI) has a window. Idempotent."""
+    project = project_path(directory)
+    uid, gid = host_owner(project)
+    existing = workers.find_by_project(client, project)
+    if name is not None:
+        check_custom_name(name)
+        other = workers.find_by_session(client, name)
+        if other is not None and other.labels.get(labels.PROJECT) != project:
+            raise UsageError(
+                f"session name {name} is taken by {other.labels.get(labels.PROJECT)}",
+                hint="pick another --name",
+            )
+    elif existing is not None:
+        name = existing.labels.get(labels.SESSION)  # the project's worker, whatever its name
+    spec = worker_spec(project, cfg.worker, uid, gid, session=name, image=image)
+    with session_lock(spec.session):
+        workers.check_image(client, spec.image, image_id)
+        prepare_claude_home(claude_home, uid, gid, project)
+        try:
+            services.publish(cfg.services, claude_home)  # MCP servers, even if the loop lags
+        except OSError as e:
+            log.warning("services not registered for %s: %s", spec.session, e)
+        if existing is None or existing.status != "running":
+            # the first claudy starts the services a moment before the worker: let them
+            # answer, so the agent connects to them at its start (never for a broken one)
+            silent = services.wait_for_mcp(client, cfg.services)
+            if silent:
+                log.warning("starting %s before MCP servers %s answer", spec.session, silent)
+        workers.ensure_worker(client, spec, str(claude_home))
+        if ui is not None:
+            ui.ensure_window(spec.session, worker_window_command(spec.container, docker_host))
+    return spec
+
+
+_CUSTOM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
+
+
+def check_custom_name(name: str) -> None:
+    if not _CUSTOM_NAME.match(name):
+        raise UsageError(
+            f"bad session name {name!r}",
+            hint="lowercase letters, digits, '-' and '_', at most 48, starting with a letter "
+            "or digit",
+        )
+
+
+def resolve_name(client: docker.DockerClient, name_or_dir: str) -> str:
+    """The session of an exact session name, or of the worker of a project path."""
+    found = workers.find_by_session(client, name_or_dir)
+    if found is not None:
+        return name_or_dir
+    if name_or_dir.startswith(("/", ".", "~")) and os.path.isdir(os.path.expanduser(name_or_dir)):
+        real = os.path.realpath(os.path.expanduser(name_or_dir))
+        by_project = workers.find_by_project(client, real)
+        if by_project is not None:
+            return str(by_project.labels.get(labels.SESSION))
+        raise NoSuchSession(f"no worker for {real}", hint=f"hal-agent spawn {real}")
+    raise NoSuchSession(f"no worker named {name_or_dir}", hint="hal-agent ls --all lists them")

@@ -1,0 +1,272 @@
+"""hal-agent's looking-glass commands: stats, keys, doctor, version; and the key handler."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import shlex
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+import click
+import docker
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from hal_common import __version__, paths
+from hal_common.errors import HalError
+from parent_agent.adapters import claude_home, workers
+from parent_agent.adapters.usage import Sampler
+from parent_agent.commands import context as ctx
+from parent_agent.commands.workers import open_shell, restart_worker
+from parent_agent.core.keys import bindings, display
+from parent_agent.core.usage import Usage, human_bytes
+
+
+def _stats_table(use: dict[str, Usage]) -> Table:
+    table = Table(box=None, header_style="bold", pad_edge=False)
+    for col in ("name", "cpu", "mem used/limit", "pids", "net rx/tx", "block r/w"):
+        table.add_column(col, justify="left" if col == "name" else "right", no_wrap=True)
+    for name, u in sorted(use.items()):
+        cpu = f"{u.cpu_pct:.1f}%" if u.cpu_pct is not None else "-"
+        limit = human_bytes(u.mem_limit) if u.mem_limit and u.mem_limit < 1 << 50 else "-"
+        table.add_row(name, cpu, f"{human_bytes(u.mem_used)}/{limit}", str(u.pids),
+                      f"{human_bytes(u.net_rx)}/{human_bytes(u.net_tx)}",
+                      f"{human_bytes(u.blk_read)}/{human_bytes(u.blk_write)}")  # fmt: skip
+    if not use:
+        table.add_row("no running workers", "", "", "", "", "")
+    return table
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="One sample as JSON (implies --no-stream).")
+@click.option("--no-stream", is_flag=True, help="Print one sample and exit.")
+@click.option("--interval", default=2.0, show_default=True, help="Seconds between samples.")
+def stats(as_json: bool, no_stream: bool, interval: float) -> None:
+    """CPU %, memory used/limit, pids, net and block I/O of each running worker."""
+    client = ctx.inner()
+    sampler = Sampler(client)
+    pause = threading.Event()
+
+    def sample() -> dict[str, Usage]:
+        running = [w for w in workers.list_workers(client) if w.state == "running"]
+        return sampler.sample(running)
+
+    try:
+        sample()  # the first sample only seeds CPU %
+        pause.wait(min(interval, 1.0))
+        use = sample()
+        if as_json:
+            click.echo(json.dumps({n: asdict(u) for n, u in sorted(use.items())}, indent=2))
+            return
+        if no_stream:
+            Console().print(_stats_table(use))
+            return
+        with contextlib.suppress(KeyboardInterrupt), Live(auto_refresh=False) as live:
+            while True:
+                live.update(_stats_table(use), refresh=True)
+                pause.wait(interval)
+                use = sample()
+    finally:
+        sampler.close()
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="As JSON.")
+def keys(as_json: bool) -> None:
+    """The tmux prefix keys in force (configured under [keys])."""
+    cfg = ctx.config()
+    binds = bindings(_keys_mapping(cfg.keys))
+    if as_json:
+        click.echo(json.dumps({"prefix": cfg.keys.prefix,
+                               "bindings": [{"action": b.action, "key": b.key,
+                                             "command": display(b.command),
+                                             "description": b.description} for b in binds]},
+                              indent=2))  # fmt: skip
+        return
+    click.echo(f"prefix: {cfg.keys.prefix}   (then the key)")
+    for b in binds:
+        click.echo(f"  {b.key:6} {b.description}")
+
+
+def _keys_mapping(keys_cfg: object) -> dict[str, str]:
+    return {k: v for k, v in vars(keys_cfg).items() if isinstance(v, str) and k != "prefix"}
+
+
+@click.command()
+def version() -> None:
+    """Versions of hal-9000, the inner engine, tmux and Claude Code."""
+    click.echo(f"hal-9000 {__version__}")
+    tmux = subprocess.run(["tmux", "-V"], capture_output=True, text=True, check=False)
+    click.echo(tmux.stdout.strip() or "tmux: not found")
+    try:
+        client = ctx.inner()
+        click.echo(f"inner dockerd {client.version().get('Version', '?')}")
+        worker_image = ctx.config().worker.image
+        image = client.images.get(worker_image)
+        claude = (image.labels or {}).get("io.hal9000.claude-code-version", "?")
+        click.echo(f"claude code {claude} ({worker_image})")
+    except HalError as e:
+        click.echo(f"inner engine: {e.message}")
+    except Exception as e:  # noqa: BLE001 - version must print what it can, whatever fails
+        click.echo(f"worker image: {e}")
+
+
+@click.command()
+def doctor() -> None:
+    """Check the inner engine, storage, tmux, images, Claude home and disk; say how to fix."""
+    failures = 0
+
+    def report(ok: bool, title: str, detail: str, fix: str = "") -> None:
+        nonlocal failures
+        failures += not ok
+        click.echo(f"{'✓' if ok else '✗'} {title}: {detail}")
+        if not ok and fix:
+            click.echo(f"    fix: {fix}")
+
+    try:
+        cfg = ctx.config()
+        report(True, "config", str(paths.config_file(in_parent=True)))
+    except HalError as e:
+        report(False, "config", e.message, "fix the file; the defaults apply meanwhile")
+        from hal_common.config import Config
+
+        cfg = Config()
+    try:
+        client = ctx.inner()
+        info = client.info()
+        driver = info.get("Driver", "?")
+        report(True, "inner engine", f"dockerd {info.get('ServerVersion')}")
+        fix = "mount a volume on /var/lib/docker (claudy does) on an overlay2-capable fs"
+        report(driver == "overlay2", "storage driver", driver, fix)
+        try:
+            client.images.get(cfg.worker.image)
+            report(True, "worker image", cfg.worker.image)
+        except Exception:  # noqa: BLE001 - any failure means the image cannot be used
+            report(False, "worker image", f"{cfg.worker.image} missing",
+                   "run claudy on the host; it loads the image into the parent")  # fmt: skip
+        _doctor_services(client, cfg.services, report)
+    except HalError as e:
+        report(False, "inner engine", e.message, "see /var/log/hal9000/dockerd.log")
+    ui = ctx.ui()
+    report(ui.alive() and ui.session() is not None, "tmux", str(paths.TMUX_SOCK),
+           "hal-agent run restores it within a second; if not, restart the parent")  # fmt: skip
+    home = paths.PARENT_CLAUDE_HOME
+    mode = oct(home.stat().st_mode & 0o777) if home.exists() else "missing"
+    report(mode == "0o700", "claude home", f"{home} {mode}", f"chmod 700 {home}")
+    from parent_agent.commands.auth import describe
+
+    auth = claude_home.auth_status(home)
+    if auth.get("present") or auth.get("error"):
+        report(not auth.get("error"), "credentials", describe(auth).replace("\n  ", "; "),
+               "claudy auth import on the host")  # fmt: skip
+    else:
+        click.echo("! credentials: none imported; workers start logged out "
+                   "(log in on the host, then claudy auth import)")  # fmt: skip
+    if paths.INNER_DATA_ROOT.exists():
+        free = shutil.disk_usage(paths.INNER_DATA_ROOT).free
+        where = f"{human_bytes(free)} free under {paths.INNER_DATA_ROOT}"
+        report(free > 2 << 30, "disk", where, "hal-agent gc removes stopped workers")
+    raise SystemExit(1 if failures else 0)
+
+
+def _doctor_services(
+    client: docker.DockerClient,
+    services: dict[str, dict[str, Any]],
+    report: Callable[[bool, str, str, str], None],
+) -> None:
+    from parent_agent.adapters import services as svc
+
+    for s in svc.states(services, svc.inspect_all(client)):
+        title = f"service {s.name}" + (" (MCP)" if s.mcp else "")
+        if s.state == "disabled":
+            click.echo(f"- {title}: disabled ({s.detail}); workers start without it")
+            continue
+        detail = s.detail if s.detail.startswith(s.state) else f"{s.state} {s.detail}".strip()
+        if s.state in ("exited", "restarting"):
+            line = svc.last_log_line(client, s.name)
+            detail += f"; last log: {line}" if line else ""
+        fix = f"docker logs {svc.PREFIX}{s.name} says more; workers start without it"
+        report(s.ok, title, detail, fix)
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
+@click.option("--restart", "restart", metavar="NAME", multiple=True,
+              help="Restart this service (one that used up its retries, too).")  # fmt: skip
+def services(as_json: bool, restart: tuple[str, ...]) -> None:
+    """The shared services (ChromaDB, Memory Bank, MCP servers): running, and if not, why."""
+    from parent_agent.adapters import services as svc
+
+    client = ctx.inner()
+    cfg = ctx.config()
+    if restart:
+        for error in svc.restart(client, cfg.services, restart):
+            raise HalError(error)
+        click.echo(f"restarted {', '.join(restart)}")
+        return
+    found = svc.states(cfg.services, svc.inspect_all(client))
+    if as_json:
+        click.echo(json.dumps([asdict(s) for s in found], indent=2))
+        return
+    for s in found:
+        mark = "✓" if s.ok else ("-" if s.state == "disabled" else "✗")
+        kind = " MCP" if s.mcp else ""
+        click.echo(f"{mark} {s.name:14} {s.state:10} {s.detail}{kind}")
+        if s.state in ("exited", "restarting"):
+            line = svc.last_log_line(client, s.name)
+            if line:
+                click.echo(f"    last log: {line}")
+
+
+@click.command(hidden=True)
+@click.argument("action", type=click.Choice(
+    ["new-session", "stop", "restart", "shell", "choose", "stats"]))  # fmt: skip
+@click.option("--client", required=True, help="The tmux client that pressed the key.")
+@click.option("--window", default="", help="The window it was pressed in.")
+def key(action: str, client: str, window: str) -> None:
+    """What a prefix key does (bound by hal-agent run; see `hal-agent keys`)."""
+    ui = ctx.ui()
+    me = shlex.quote(_self())
+    c = shlex.quote(client)
+    if action == "new-session":
+        inner = ctx.inner()
+        recent = sorted(workers.list_workers(inner), key=lambda w: w.created or 0, reverse=True)
+        items = [(w.project, str(i + 1), f"run-shell -b \"{me} attach --client {c} {w.name}\"")
+                 for i, w in enumerate(recent[:9])]  # fmt: skip
+        spawn = f"run-shell -b '{me} spawn --client {c} %%'"
+        prompt = f"command-prompt -p 'project directory:' \"{spawn}\""
+        items.append(("another directory…", "o", prompt))
+        ui.menu(client, " new session ", items)
+    elif action == "choose":
+        found = workers.list_workers(ctx.inner())
+        if not found:
+            ui.message(client, "no workers yet: prefix + new session key, or hal-agent spawn DIR")
+            return
+        items = [(f"{w.name}  ({w.state})", str(i + 1) if i < 9 else "",
+                  f"run-shell -b \"{me} attach --client {c} {w.name}\"")
+                 for i, w in enumerate(found)]  # fmt: skip
+        ui.menu(client, " workers ", items)
+    elif action == "stats":
+        ui.popup(client, f"{me} stats", " worker stats (ctrl-c closes) ")
+    else:
+        if window not in ui.window_names():
+            ui.message(client, f"{window or 'this window'} is not a worker window")
+            return
+        if action == "stop":
+            ui.confirm(client, f"stop worker {window}? (y/n)",
+                       f"run-shell -b \"{me} stop {shlex.quote(window)}\"")  # fmt: skip
+        elif action == "restart":
+            ui.message(client, f"restarting {window} …")
+            restart_worker(window, client)
+        elif action == "shell":
+            open_shell(window, client)
+
+
+def _self() -> str:
+    return shutil.which("hal-agent") or "hal-agent"

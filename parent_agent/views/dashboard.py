@@ -1,0 +1,165 @@
+"""The dashboard: a pure render of a status value (the live loop is in `dashboard_live`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from rich.console import Group, RenderableType
+from rich.table import Table
+from rich.text import Text
+
+from parent_agent.core.model import ServiceState, Worker
+from parent_agent.core.usage import Usage, human_bytes
+
+STATE_STYLE = {"running": "green", "exited": "red", "created": "yellow", "paused": "yellow"}
+CHROME_ROWS = 4  # header, column titles, totals, a hidden-rows note
+
+
+@dataclass(frozen=True)
+class Health:
+    engine_ok: bool
+    images_ok: bool = True
+    disk_free: int | None = None  # bytes free under the inner engine's data root
+    starting: bool = False  # the parent is starting: the engine is not up yet
+
+
+@dataclass(frozen=True)
+class Status:
+    """Everything one frame shows; gathered by the adapter, rendered by `render`."""
+
+    now: datetime
+    health: Health
+    workers: tuple[Worker, ...] = ()
+    windows: frozenset[str] = frozenset()
+    usage: dict[str, Usage] = field(default_factory=dict)
+    errors: tuple[str, ...] = ()
+    template: str = ""  # the current worker template; running workers made otherwise are outdated
+    restart_needed: tuple[str, ...] = ()
+    max_rows: int = 0  # 0: as many as fit
+    services: tuple[ServiceState, ...] = ()
+
+
+def uptime(w: Worker, now: datetime) -> str:
+    if w.state != "running" or w.started_at is None:
+        return "-"
+    secs = max(0, int((now - w.started_at).total_seconds()))
+    if secs < 3600:
+        return f"{secs // 60}m{secs % 60:02d}s"
+    if secs < 86400:
+        return f"{secs // 3600}h{secs % 3600 // 60:02d}m"
+    return f"{secs // 86400}d{secs % 86400 // 3600:02d}h"
+
+
+def _state(w: Worker, template: str) -> Text:
+    if w.state == "running" and template and w.template and w.template != template:
+        return Text("outdated", style="yellow")  # restart it to get the new image/command
+    label = w.state if w.state != "exited" else f"exited {w.exit_code}"
+    style = STATE_STYLE.get(w.state, "")
+    if w.state == "exited" and w.exit_code == 0:
+        style = "dim"
+    return Text(label, style=style)
+
+
+def _mem(u: Usage | None) -> str:
+    if u is None:
+        return "-"
+    limit = f"/{human_bytes(u.mem_limit)}" if u.mem_limit and u.mem_limit < 1 << 50 else ""
+    return human_bytes(u.mem_used) + limit
+
+
+def _health(h: Health) -> Text:
+    if h.engine_ok:
+        parts = [("engine up", "green")]
+    elif h.starting:
+        parts = [("engine starting…", "yellow")]
+    else:
+        parts = [("ENGINE DOWN (retrying)", "bold red")]
+    if h.engine_ok and not h.images_ok:
+        parts.append(("  worker image missing: run claudy on the host", "bold yellow"))
+    if h.disk_free is not None:
+        low = h.disk_free < 2 << 30
+        parts.append((f"  {human_bytes(h.disk_free)} free", "bold red" if low else "dim"))
+    return Text.assemble(*parts)
+
+
+def services_lines(services: tuple[ServiceState, ...]) -> list[Text]:
+    """The shared services in one row, the ones down first (with a word on why), and, when
+    any is down, where to read more."""
+    down = [s for s in services if not s.ok and s.state != "disabled"]
+    off = [s for s in services if s.state == "disabled"]
+    parts: list[tuple[str, str] | str] = [("services ", "bold")]
+    for s in down:
+        why = s.detail.split(",")[0] if s.state == "exited" else s.state
+        parts += [(f"✗ {s.name} {why}", "bold red"), "  "]
+    for s in off:
+        parts += [(f"- {s.name} off", "dim"), "  "]
+    for s in services:
+        if s.ok:
+            parts += [(f"✓ {s.name}", "green"), "  "]
+    lines = [Text.assemble(*parts[:-1], no_wrap=True, overflow="ellipsis")]
+    if down:
+        hint = "  hal-agent services says why; its --restart NAME retries"
+        lines.append(Text(hint, style="dim", no_wrap=True, overflow="ellipsis"))
+    return lines
+
+
+def render(status: Status, height: int = 24, width: int = 80) -> RenderableType:
+    """One frame that fits `height` rows: rows beyond it are counted, not drawn."""
+    running = [w for w in status.workers if w.state == "running"]
+    head = Text.assemble(
+        ("hal-9000", "bold"),
+        f"  {len(running)} running, {len(status.workers) - len(running)} stopped   ",
+        _health(status.health),
+        f"   {status.now:%H:%M:%S}",
+    )
+    table = Table(box=None, expand=True, pad_edge=False, header_style="bold", width=width)
+    table.add_column("name", no_wrap=True, overflow="ellipsis", ratio=3)
+    table.add_column("project", no_wrap=True, overflow="ellipsis", ratio=4)
+    table.add_column("state", no_wrap=True)
+    table.add_column("cpu", no_wrap=True, justify="right")
+    table.add_column("mem", no_wrap=True, justify="right")
+    table.add_column("pids", no_wrap=True, justify="right")
+    table.add_column("up", no_wrap=True, justify="right")
+    table.add_column("win", no_wrap=True)
+    notes = (
+        [
+            Text(
+                f"restart needed: {', '.join(status.restart_needed)} changed "
+                "(claudy down && claudy)",
+                style="bold yellow",
+            )
+        ]
+        if status.restart_needed
+        else []
+    )
+    notes[:0] = services_lines(status.services) if status.services else []
+    room = max(1, height - CHROME_ROWS - len(status.errors) - len(notes))
+    if status.max_rows:
+        room = min(room, status.max_rows)
+    # running first, so the ones that matter stay visible when rows run out
+    ordered = sorted(status.workers, key=lambda w: (w.state != "running", w.name))
+    shown = ordered[:room]
+    for w in shown:
+        u = status.usage.get(w.name)
+        cpu = f"{u.cpu_pct:.0f}%" if u is not None and u.cpu_pct is not None else "-"
+        table.add_row(
+            w.name, w.project, _state(w, status.template), cpu, _mem(u), str(u.pids) if u else "-",
+            uptime(w, status.now), "yes" if w.name in status.windows else "-",
+        )  # fmt: skip
+    parts: list[RenderableType] = [head, table]
+    hidden = len(ordered) - len(shown)
+    if status.usage:
+        cpu_total = sum(u.cpu_pct or 0.0 for u in status.usage.values())
+        mem_total = sum(u.mem_used for u in status.usage.values())
+        parts.append(Text(f"total: cpu {cpu_total:.0f}%  mem {human_bytes(mem_total)}"
+                          + (f"   … {hidden} more not shown (hal-agent ls -a)" if hidden else ""),
+                          style="dim"))  # fmt: skip
+    elif hidden:
+        parts.append(Text(f"… {hidden} more not shown (hal-agent ls -a)", style="dim"))
+    if not status.workers:
+        hint = "no workers yet: `hal-agent spawn DIR` below, or `claudy DIR` on the host"
+        parts.append(Text(hint, style="dim"))
+    parts.extend(notes)
+    parts.extend(Text(e, style="bold red") for e in status.errors)
+    return Group(*parts)
