@@ -382,8 +382,9 @@ class Bench:
 
     def dashboard_render(self) -> None:
         from parent_agent.core.model import Worker
+        from parent_agent.core.snapshot import Health, Snapshot
         from parent_agent.core.usage import Usage
-        from parent_agent.views.dashboard import Health, Status, render
+        from parent_agent.views.dashboard import render
 
         now = datetime.now(UTC)
         ws = tuple(
@@ -399,7 +400,7 @@ class Bench:
             for i in range(50)
         )
         use = {w.name: Usage(2.0, 150 << 20, 4 << 30, 12, 0, 0, 0, 0) for w in ws}
-        status = Status(now, Health(True, True, 50 << 30), ws, frozenset(), use)
+        status = Snapshot(now, Health(True, True, 50 << 30), ws, frozenset(), use)
         out = []
         for _ in range(max(10, self.reps * 5)):
             console = Console(width=80, height=24, file=io.StringIO(), force_terminal=True)

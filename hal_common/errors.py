@@ -5,12 +5,11 @@ Each error carries the exit code the CLIs use and a hint saying what to do.
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_ENGINE = 3
 EXIT_NO_SESSION = 5
-EXIT_IMAGE_MISSING = 10  # the inner engine lacks the worker image: claudy loads it and retries
+EXIT_IMAGE_MISSING = 10  # the inner engine lacks the worker image (claudy loads it first)
 
 
 class HalError(Exception):

@@ -15,11 +15,12 @@ from libtmux.test.retry import retry_until
 
 from hal_common import labels, paths
 from hal_common.config import load_config
-from parent_agent.adapters import status_file
-from parent_agent.adapters.status_file import StatusFile
+from hal_common.layout import ParentLayout
+from parent_agent.adapters import snapshot_file
 from parent_agent.adapters.tmux import TmuxUI
 from parent_agent.app import sessions
 from parent_agent.app.agent import Agent, Shutdown
+from parent_agent.core.snapshot import Snapshot
 
 pytestmark = [pytest.mark.docker, pytest.mark.tmux]
 
@@ -41,6 +42,13 @@ class EngineSeam:
 
     def stop(self) -> None:
         self.stopped.set()
+
+
+def published(agent: Agent) -> Snapshot:
+    """What the loop last published (the dashboard and `health` read the same file)."""
+    snap = snapshot_file.read(agent.layout.status_file)
+    assert snap is not None
+    return snap
 
 
 def save(path: Path, text: str) -> float:
@@ -72,8 +80,10 @@ def running(
     cfg_path = tmp_path / "config.toml"
     cfg_path.write_text(BASE)
     ui = TmuxUI(libtmux.Server(socket_path=str(short / "t.sock")))
-    agent = Agent(load_config(cfg_path), dockerd=EngineSeam(docker_host), ui=ui,  # type: ignore[arg-type]
-                  config_path=cfg_path, status=StatusFile(short / "status.json"))  # fmt: skip
+    layout = ParentLayout(run_dir=short, log_dir=short / "log", claude_home=short / "claude",
+                          data_dir=short / "data", tmux_socket=short / "t.sock",
+                          config_override=cfg_path)  # fmt: skip
+    agent = Agent(load_config(cfg_path), layout, dockerd=EngineSeam(docker_host), ui=ui)  # type: ignore[arg-type]
     threads_before = set(threading.enumerate())
     loop = threading.Thread(target=agent.run, name="agent-loop")
     monkeypatch.setattr(agent, "install_signals", lambda: None)  # signals are the main thread's
@@ -149,10 +159,9 @@ def test_a_bad_save_keeps_the_last_good_config_and_says_why(
     cfg_path.write_text(text)
 
     def reported() -> bool:
-        errors = status_file.read(agent.status_file.path).get("errors", [])
-        return any(needle in e["text"] for e in errors)
+        return any(needle in e.text for e in published(agent).errors)
 
-    assert retry_until(reported, 3), status_file.read(agent.status_file.path)
+    assert retry_until(reported, 3), published(agent)
     assert agent.cfg == good
     save(cfg_path, BASE.replace('"512m"', '"640m"'))
     assert retry_until(lambda: agent.cfg.worker.memory == "640m", 3)
@@ -163,9 +172,7 @@ def test_parent_changes_are_flagged_restart_needed(
 ) -> None:
     agent, cfg_path, _ = running
     save(cfg_path, BASE + '\n[parent]\nmemory = "8g"\n')
-    assert retry_until(
-        lambda: "parent.memory" in status_file.read(agent.status_file.path)["restart_needed"], 3
-    )
+    assert retry_until(lambda: "parent.memory" in published(agent).restart_needed, 3)
 
 
 def test_a_reload_during_a_spawn_still_gives_the_new_limits(
@@ -209,8 +216,8 @@ def test_services_start_and_stop_with_the_config(
         # a broken service is reported and harms nothing
         save(cfg_path, BASE + f'\n[services.{name}]\nimage = "none/such:1"\n')
         assert retry_until(
-            lambda: any(f"service {name} did not start" in e["text"]
-                        for e in status_file.read(agent.status_file.path)["errors"]), 5
+            lambda: any(f"service {name} did not start" in e.text
+                        for e in published(agent).errors), 5
         )  # fmt: skip
         assert state() == "absent"
     finally:

@@ -131,9 +131,6 @@ class TmuxUI:
         self._cmd("display-popup", "-c", client, "-E", "-w", "90%", "-h", "70%",
                   "-T", title, command)  # fmt: skip
 
-    def prompt(self, client: str, label: str, command: str) -> None:
-        self._cmd("command-prompt", "-t", client, "-p", label, command)
-
     def apply_keys(self, prefix: str, binds: list[Binding]) -> None:
         """Set the prefix and (re)bind our keys, unbinding the ones we bound before."""
         previous = self._global(KEYS_MARK).split()

@@ -1,12 +1,20 @@
-"""`hal-agent run`: one loop owns the state; threads only put typed events on its inbox."""
+"""`hal-agent run`: one loop owns the state; threads only put typed events on its inbox.
+
+After every event and tick the loop publishes a snapshot of what it knows (workers, their
+usage, the services' health, recent errors, keys waiting for a restart) for the dashboard and
+`hal-agent health`: nobody else lists, samples or polls.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import signal
 import threading
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -15,25 +23,32 @@ import docker
 import docker.errors
 import requests.exceptions
 
-from hal_common import labels, paths
+from hal_common import labels
 from hal_common.config import Config
 from hal_common.config_diff import diff
-from hal_common.errors import HalError
+from hal_common.errors import HalError, ImageMissing
+from hal_common.layout import ParentLayout
 from parent_agent.adapters import services as services_mod
-from parent_agent.adapters import workers
+from parent_agent.adapters import snapshot_file, workers
 from parent_agent.adapters.config_watch import ConfigChanged, ConfigRejected, ConfigWatcher
 from parent_agent.adapters.dockerd import Dockerd
 from parent_agent.adapters.live_apply import update_limits
-from parent_agent.adapters.status_file import StatusFile
 from parent_agent.adapters.tmux import TmuxUI, server_for
+from parent_agent.adapters.usage import BackgroundSampler
 from parent_agent.core.keys import bindings, duplicates, status_text
+from parent_agent.core.model import ServiceState, Worker
 from parent_agent.core.reconcile import EnsureWindow, KillWindow, plan
+from parent_agent.core.snapshot import MAX_ERRORS, Health, LoopError, Snapshot
+from parent_agent.core.spec import template_hash
 from parent_agent.core.tmux import worker_window_command
 
 log = logging.getLogger(__name__)
 
 TICK = 1.0  # seconds between liveness checks of the tmux server
-MAX_DOCKERD_RESTARTS = 5
+SERVICES_EVERY_S = 3.0  # the services' health: an inspect and a connect each
+MAX_DOCKERD_RESTARTS = 5  # in a row; an engine up for HEALTHY_S gets its budget back
+HEALTHY_S = 300.0
+BACKOFF_S = (0.5, 30.0)  # the first wait before restarting dockerd, and the longest
 
 
 @dataclass(frozen=True)
@@ -107,27 +122,38 @@ class Agent:
     def __init__(
         self,
         cfg: Config,
+        layout: ParentLayout,
         dockerd: Dockerd | None = None,
         ui: TmuxUI | None = None,
-        config_path: Path | None = None,
-        status: StatusFile | None = None,
     ) -> None:
         self.cfg = cfg
+        self.layout = layout
         self.dockerd = dockerd or Dockerd()
-        self.ui = ui or TmuxUI(server_for())
+        self.ui = ui or TmuxUI(server_for(layout.tmux_sock))
         self.inbox: queue.Queue[Event] = queue.Queue()
         self.client: docker.DockerClient | None = None
-        self.restarts = 0
-        self.status_file = status or StatusFile()
         self.status = ""
         self.session_fresh = False  # the tmux session was (re)made; windows to restore
         self.list_workers = workers.WorkerLister()
-        self.watcher = ConfigWatcher(
-            config_path or paths.config_file(in_parent=True), self.inbox.put, watch=cfg.watch
-        )
+        self.watcher = ConfigWatcher(layout.config_file, self.inbox.put, watch=cfg.watch)
+        # what the snapshot shows
+        self.workers: tuple[Worker, ...] = ()
+        self.listed_at = 0.0
+        self.errors: list[LoopError] = []
+        self.restart_needed: set[str] = set()
+        self.services: tuple[ServiceState, ...] = ()
+        self.images_ok = True
+        self.probed_at = 0.0
+        self.sampler: BackgroundSampler | None = None
+        # the engine's restart budget
+        self.restarts = 0
+        self.engine_up_at = 0.0
+        self.retry_at = 0.0
 
     def _start_engine(self) -> None:
         self.client = self.dockerd.start()
+        self.engine_up_at = time.monotonic()
+        self.sampler = BackgroundSampler(self.client, interval=1.0)
         threading.Thread(target=_services_in_background,
                          args=(self.client, self.cfg.services, self.inbox),
                          name="services", daemon=True).start()  # fmt: skip
@@ -136,10 +162,40 @@ class Agent:
         threading.Thread(target=_watch_events, args=(self.client, self.inbox),
                          name="docker-events", daemon=True).start()  # fmt: skip
 
+    def _engine_lost(self) -> None:
+        """The engine is gone: forget it, and wait a little longer each time before the next
+        start. An engine that stayed up for HEALTHY_S had a healthy period: a fresh budget."""
+        self.client = None
+        if self.sampler is not None:
+            self.sampler.close()
+            self.sampler = None
+        now = time.monotonic()
+        if self.engine_up_at and now - self.engine_up_at >= HEALTHY_S:
+            self.restarts = 0
+        self.restarts += 1
+        first, longest = BACKOFF_S
+        self.retry_at = now + min(longest, first * 2 ** (self.restarts - 1))
+
+    def _ensure_engine(self) -> bool:
+        """Restart a lost engine when its backoff is over; False when it keeps dying."""
+        if self.client is not None:
+            return True
+        if self.restarts > MAX_DOCKERD_RESTARTS:
+            log.error("dockerd keeps dying; giving up (see %s)", self.layout.log_dir)
+            return False
+        if time.monotonic() >= self.retry_at:
+            try:
+                self._start_engine()
+            except HalError as e:
+                self.record_error(f"the inner dockerd did not start: {e.message}")
+                self._engine_lost()
+        return True
+
     def record_error(self, text: str) -> None:
-        """Log an error and keep it for the dashboard (the status file)."""
+        """Log an error and keep it for the dashboard and `health` (the snapshot)."""
         log.error("%s", text)
-        self.status_file.add_error(text)
+        entry = LoopError(datetime.now(UTC).isoformat(), text)
+        self.errors = [*self.errors, entry][-MAX_ERRORS:]
 
     def apply_config(self, new: Config) -> None:
         """A saved config: apply what can be applied live, flag what needs a restart."""
@@ -158,12 +214,11 @@ class Agent:
         if changes.watch:
             self.watcher.reconfigure(new.watch)
         if changes.restart_needed:
-            self.status_file.need_restart(changes.restart_needed)
-        svc = changes.services
-        if (svc.enabled or svc.disabled or svc.changed) and self.client is not None:
+            self.restart_needed |= set(changes.restart_needed)
+        if changes.services and self.client is not None:
             self.apply_services()
         # worker_template: new workers read the file; running ones show as outdated.
-        # dashboard: the dashboard reads the file itself.
+        # dashboard: the snapshot carries the new refresh and row count.
 
     def apply_services(self) -> None:
         """Start, recreate or remove the `[services.*]` containers; errors are reported only."""
@@ -178,8 +233,9 @@ class Agent:
         self.ui.apply_keys(self.cfg.keys.prefix, binds)
 
     def reconcile(self, full: bool = True) -> None:
-        """Windows and the status line from the workers the engine lists. Not `full` (a tick):
-        only check that tmux is there, and go on to the engine when it had to be remade."""
+        """Windows and the status line from the workers the engine lists. Not `full` (a tick
+        between listings): only check that tmux is there, and go on to the engine when it had
+        to be remade."""
         fresh = self.ui.ensure_session()
         if fresh:
             self.apply_keys()
@@ -192,6 +248,7 @@ class Agent:
         except HalError as e:
             log.warning("reconcile skipped: %s", e)
             return
+        self.workers, self.listed_at = tuple(found), time.monotonic()
         running = sum(1 for w in found if w.state == "running")
         status = status_text(running, len(found) - running)
         if status != self.status:
@@ -203,41 +260,95 @@ class Agent:
             elif isinstance(action, KillWindow):
                 self.ui.kill_window(action.session)
 
+    def _listing_due(self) -> bool:
+        """A tick lists the workers once per `[dashboard].refresh` (one list call, inspects
+        only of what changed): often enough for the snapshot, not a load on the engine."""
+        return time.monotonic() - self.listed_at >= self.cfg.dashboard.refresh
+
+    def _probe(self) -> None:
+        """The services' health and the worker image, every SERVICES_EVERY_S."""
+        if self.client is None or time.monotonic() - self.probed_at < SERVICES_EVERY_S:
+            return
+        self.probed_at = time.monotonic()
+        try:
+            self.services = tuple(
+                services_mod.states(self.cfg.services, services_mod.inspect_all(self.client))
+            )
+        except services_mod.ENGINE_ERRORS as e:
+            log.debug("services unknown: %s", e)
+        try:
+            workers.check_image(self.client, self.cfg.worker.image, None)
+            self.images_ok = True
+        except ImageMissing:
+            self.images_ok = False
+        except HalError as e:
+            log.debug("worker image unknown: %s", e)
+
+    def snapshot(self) -> Snapshot:
+        up = self.client is not None
+        running = [w for w in self.workers if w.state == "running"]
+        usage = self.sampler.want(running) if self.sampler is not None else {}
+        health = Health(
+            engine_ok=up,
+            images_ok=self.images_ok,
+            disk_free=disk_free(self.layout.inner_data_root),
+            starting=not up and self.restarts == 0,
+        )
+        return Snapshot(
+            now=datetime.now(UTC),
+            health=health,
+            workers=self.workers if up else (),
+            windows=frozenset(self.ui.window_names()),
+            usage=usage,
+            errors=tuple(self.errors),
+            template=template_hash(self.cfg.worker),
+            restart_needed=tuple(sorted(self.restart_needed)),
+            max_rows=self.cfg.dashboard.max_rows,
+            services=self.services if up else (),
+            refresh=self.cfg.dashboard.refresh,
+        )
+
+    def publish(self) -> None:
+        try:
+            snapshot_file.publish(self.layout.status_file, self.snapshot())
+        except OSError as e:  # a full disk must not stop the loop; the dashboard says stale
+            log.warning("cannot publish the snapshot: %s", e)
+
     def handle(self, ev: Event) -> bool:
         """Apply one event; False when the loop should end."""
-        if isinstance(ev, Shutdown):
-            log.info("shutting down", extra={"signal": ev.signum})
-            return False
-        if isinstance(ev, ConfigChanged):
-            self.apply_config(ev.config)
-        elif isinstance(ev, ServicesApplied):
-            for err in ev.errors:
-                self.record_error(err)
-        elif isinstance(ev, ConfigRejected):
-            self.record_error(f"{ev.error}; keeping the last good config")
-        if isinstance(ev, DockerdExited):
-            self.record_error(f"the inner dockerd exited with code {ev.code}; restarting it")
-            self.client = None
-        if isinstance(ev, WorkerEvent) and ev.action == "die" and ev.exit_code not in (0, 143):
-            what = "service" if ev.role == "service" else "worker"
-            self.record_error(f"{what} {ev.session} exited with code {ev.exit_code}")
-        if (
-            isinstance(ev, WorkerEvent)
-            and ev.action == "start"
-            and ev.role != "service"
-            and self.client is not None
-        ):
-            # a spawn that read the config just before a reload gets today's limits too
-            for err in update_limits(self.client, self.cfg.worker, session=ev.session):
-                self.record_error(err)
-        if self.client is None:
-            self.restarts += 1
-            if self.restarts > MAX_DOCKERD_RESTARTS:
-                log.error("dockerd keeps dying; giving up (see %s)", paths.LOG_DIR)
+        match ev:
+            case Shutdown(signum=signum):
+                log.info("shutting down", extra={"signal": signum})
                 return False
-            self._start_engine()
-        # a tick only watches tmux; listing every worker each second would load the engine
-        self.reconcile(full=not isinstance(ev, Tick))
+            case ConfigChanged(config=config):
+                self.apply_config(config)
+            case ConfigRejected(error=error):
+                self.record_error(f"{error}; keeping the last good config")
+            case ServicesApplied(errors=errors):
+                for err in errors:
+                    self.record_error(err)
+            case DockerdExited(code=code):
+                self.record_error(f"the inner dockerd exited with code {code}; restarting it")
+                self._engine_lost()
+            case WorkerEvent(action="die", exit_code=code, role=role, session=session) if (
+                code not in (0, 143)
+            ):
+                what = "service" if role == "service" else "worker"
+                self.record_error(f"{what} {session} exited with code {code}")
+            case WorkerEvent(action="start", role=role, session=session) if (
+                role != "service" and self.client is not None
+            ):
+                # a spawn that read the config just before a reload gets today's limits too
+                for err in update_limits(self.client, self.cfg.worker, session=session):
+                    self.record_error(err)
+            case _:
+                pass
+        if not self._ensure_engine():
+            return False
+        # a tick lists the workers only every [dashboard].refresh; events always do
+        self.reconcile(full=not isinstance(ev, Tick) or self._listing_due())
+        self._probe()
+        self.publish()
         return True
 
     def install_signals(self) -> None:
@@ -249,16 +360,17 @@ class Agent:
 
     def run(self) -> int:
         self.install_signals()
-        paths.RUN_DIR.mkdir(parents=True, exist_ok=True)
-        paths.PARENT_DATA.mkdir(parents=True, exist_ok=True)
-        self.status_file.write()
+        self.layout.run_dir.mkdir(parents=True, exist_ok=True)
+        self.layout.data_dir.mkdir(parents=True, exist_ok=True)
+        self.publish()  # the dashboard says "starting" until the engine is up
         first = self.watcher.start()
         if isinstance(first, ConfigRejected):
             self.record_error(f"{first.error}; running on the defaults until a good save")
         self.reconcile()  # tmux and the dashboard first: they draw while dockerd starts
         self._start_engine()
         self.reconcile()
-        paths.READY_FILE.write_text("ready\n")
+        self.publish()
+        self.layout.ready_file.write_text("ready\n")
         log.info("parent ready")
         try:
             while True:
@@ -276,9 +388,11 @@ class Agent:
         return 0
 
     def shutdown(self) -> None:
-        """In order: the config watcher, workers, then dockerd, then tmux."""
-        paths.READY_FILE.unlink(missing_ok=True)
+        """In order: the config watcher, the sampler, workers, then dockerd, then tmux."""
+        self.layout.ready_file.unlink(missing_ok=True)
         self.watcher.stop()
+        if self.sampler is not None:
+            self.sampler.close()
         if self.client is not None:
             try:
                 workers.stop_all(self.client)
@@ -287,3 +401,12 @@ class Agent:
         self.dockerd.stop()
         self.ui.kill_server()
         log.info("parent stopped")
+
+
+def disk_free(path: Path) -> int | None:
+    """Bytes free for the inner engine's images and containers."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize

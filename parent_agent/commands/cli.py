@@ -9,18 +9,22 @@ import contextlib
 import importlib
 import json
 import logging
+import os
 import sys
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
+from typing import Any
 
 import click
 
-from hal_common import __version__, paths
+from hal_common import __version__
 from hal_common.config import Config
 from hal_common.errors import ConfigError, HalError
+from hal_common.layout import ParentLayout
 from hal_io.engine import translated
-from parent_agent.adapters import status_file, workers
+from parent_agent.adapters import snapshot_file
 from parent_agent.commands import context as ctx
 
 log = logging.getLogger("parent_agent")
@@ -65,16 +69,20 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hal-agent")
-def main() -> None:
+@click.pass_context
+def main(context: click.Context) -> None:
     """Run and control hal-9000's workers from inside the parent container.
 
     NAME is a worker's session name or its project's path, matched exactly.
     Exit codes: 0 ok, 1 error, 2 usage, 3 engine unavailable, 5 no such session.
     """
+    if context.obj is None:  # the parent's layout, read from the environment once, here
+        context.obj = ParentLayout.from_env(os.environ)
 
 
 @main.command()
-def run() -> None:
+@click.pass_obj
+def run(layout: ParentLayout) -> None:
     """The parent's main process: dockerd, tmux, dashboard, reconcile loop (PID 1 under tini)."""
     from parent_agent.app.agent import Agent
 
@@ -84,7 +92,7 @@ def run() -> None:
         cfg = Config()  # the watcher reports the error; a good save applies
     ctx.setup_logging(cfg.log.level, to_file=True)
     try:
-        code = Agent(cfg).run()
+        code = Agent(cfg, layout).run()
     except HalError as e:
         log.critical("%s", e)
         code = e.exit_code
@@ -93,11 +101,12 @@ def run() -> None:
 
 @main.command(hidden=True)
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait.")
-def ready(timeout: float) -> None:
+@click.pass_obj
+def ready(layout: ParentLayout, timeout: float) -> None:
     """Wait until `hal-agent run` has its engine and tmux up (exit 1 on timeout)."""
     deadline = time.monotonic() + timeout
     pause = threading.Event()
-    while not paths.READY_FILE.exists():
+    while not layout.ready_file.exists():
         if time.monotonic() > deadline:
             raise HalError(
                 f"the parent is not ready after {timeout:.0f}s",
@@ -107,15 +116,15 @@ def ready(timeout: float) -> None:
 
 
 @main.command(hidden=True)
-def dashboard() -> None:
-    """The live worker list (runs in the dashboard window's top pane)."""
-    from parent_agent.commands.dashboard import ConfigFollower, Gather, run_live
+@click.pass_obj
+def dashboard(layout: ParentLayout) -> None:
+    """The live worker list (runs in the dashboard window's top pane): the loop's snapshot."""
+    from parent_agent.commands.dashboard import run_live
 
     # to a file only: a line on stderr would land inside the frame and scroll it
     ctx.setup_logging("warning", to_file=True, stderr=False, name="dashboard.log")
-    gather = Gather(ctx.inner, ctx.ui(), ConfigFollower(paths.config_file(in_parent=True)))
     with contextlib.suppress(KeyboardInterrupt):  # ctrl-c in the pane ends it quietly
-        run_live(gather, threading.Event())
+        run_live(layout.status_file, threading.Event())
 
 
 def _chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:
@@ -147,9 +156,14 @@ def load_image() -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
-def health(as_json: bool) -> None:
+@click.pass_obj
+def health(layout: ParentLayout, as_json: bool) -> None:
     """Recent errors of the parent's loop, and [parent] changes waiting for a restart."""
-    data = status_file.read()
+    snap = snapshot_file.read(layout.status_file)
+    data: dict[str, list[Any]] = {
+        "errors": [asdict(e) for e in snap.errors] if snap else [],
+        "restart_needed": list(snap.restart_needed) if snap else [],
+    }
     if as_json:
         click.echo(json.dumps(data, indent=2))
         return
@@ -159,12 +173,3 @@ def health(as_json: bool) -> None:
         click.echo(f"{e['time']} {e['text']}")
     if not data.get("restart_needed") and not data.get("errors"):
         click.echo("no errors")
-
-
-@main.command("image-id", hidden=True)
-@click.argument("image")
-def image_id(image: str) -> None:
-    """Print IMAGE's id in the inner engine (exit 10 when it is missing)."""
-    client = ctx.inner()
-    workers.check_image(client, image, None)
-    click.echo(client.images.get(image).id)
