@@ -9,6 +9,7 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_ENGINE = 3
+EXIT_LOOP = 4  # the parent's loop (`hal-agent run`) is not running, or did not answer
 EXIT_NO_SESSION = 5
 EXIT_IMAGE_MISSING = 10  # the inner engine lacks the worker image: claudy loads it and retries
 
@@ -61,6 +62,13 @@ class EngineUnavailable(HalError):
     """A Docker engine (host or inner) does not answer."""
 
     exit_code = EXIT_ENGINE
+
+
+class LoopUnavailable(HalError):
+    """The parent's loop does not answer on its control socket (not running, or busy past
+    the deadline)."""
+
+    exit_code = EXIT_LOOP
 
 
 class NoSuchSession(HalError):

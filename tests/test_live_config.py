@@ -68,6 +68,7 @@ def running(
     monkeypatch.setattr(paths, "PARENT_DATA", short / "data")
     monkeypatch.setattr(paths, "RUN_DIR", short)
     monkeypatch.setattr(paths, "LOCK_DIR", short / "locks")
+    monkeypatch.setattr(paths, "CONTROL_SOCK", short / "control.sock")
     monkeypatch.setattr(paths, "PARENT_CLAUDE_HOME", short / "claude")
     cfg_path = tmp_path / "config.toml"
     cfg_path.write_text(BASE)

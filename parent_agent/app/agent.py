@@ -9,7 +9,6 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 import docker
 import docker.errors
@@ -19,13 +18,23 @@ from hal_common import labels, paths
 from hal_common.config import Config
 from hal_common.config_diff import diff
 from hal_common.errors import HalError
+from hal_common.shared_services import running as running_services
 from parent_agent.adapters import services as services_mod
 from parent_agent.adapters import workers
 from parent_agent.adapters.config_watch import ConfigChanged, ConfigRejected, ConfigWatcher
+from parent_agent.adapters.control import ControlServer, Reply
 from parent_agent.adapters.dockerd import Dockerd
 from parent_agent.adapters.live_apply import update_limits
 from parent_agent.adapters.status_file import StatusFile
 from parent_agent.adapters.tmux import TmuxUI, server_for
+from parent_agent.app.service_runner import (
+    ApplyServices,
+    RestartServices,
+    ServiceRunner,
+    ServicesDone,
+)
+from parent_agent.core import control
+from parent_agent.core import services as services_core
 from parent_agent.core.keys import bindings, duplicates, status_text
 from parent_agent.core.reconcile import EnsureWindow, KillWindow, plan
 from parent_agent.core.tmux import worker_window_command
@@ -60,24 +69,23 @@ class Tick:
 
 
 @dataclass(frozen=True)
-class ServicesApplied:
-    """The shared services were reconciled (in the background); these went wrong."""
+class ControlRequest:
+    """A command asks the loop (over the control socket) and waits on `reply`."""
 
-    errors: tuple[str, ...]
+    request: control.Request
+    reply: Reply
 
 
 Event = (
-    Shutdown | DockerdExited | WorkerEvent | Tick | ConfigChanged | ConfigRejected | ServicesApplied
+    Shutdown
+    | DockerdExited
+    | WorkerEvent
+    | Tick
+    | ConfigChanged
+    | ConfigRejected
+    | ServicesDone
+    | ControlRequest
 )
-
-
-def _services_in_background(
-    client: docker.DockerClient, services: dict[str, dict[str, Any]], inbox: queue.Queue[Event]
-) -> None:
-    """Start the shared services without holding up the loop: creating a few containers
-    takes about a second, and the dashboard and the first spawn should not wait for it
-    (a spawn waits for the MCP servers itself, see `services.wait_for_mcp`)."""
-    inbox.put(ServicesApplied(tuple(services_mod.apply(client, services))))
 
 
 def _watch_dockerd(dockerd: Dockerd, inbox: queue.Queue[Event]) -> None:
@@ -111,6 +119,7 @@ class Agent:
         ui: TmuxUI | None = None,
         config_path: Path | None = None,
         status: StatusFile | None = None,
+        control_socket: Path | None = None,
     ) -> None:
         self.cfg = cfg
         self.dockerd = dockerd or Dockerd()
@@ -125,12 +134,16 @@ class Agent:
         self.watcher = ConfigWatcher(
             config_path or paths.config_file(in_parent=True), self.inbox.put, watch=cfg.watch
         )
+        # the only actor on service containers; it runs what this loop submits, in order
+        self.services = ServiceRunner(self.inbox.put, paths.PARENT_CLAUDE_HOME)
+        self.control = ControlServer(
+            control_socket or paths.CONTROL_SOCK,
+            lambda request, reply: self.inbox.put(ControlRequest(request, reply)),
+        )
 
     def _start_engine(self) -> None:
         self.client = self.dockerd.start()
-        threading.Thread(target=_services_in_background,
-                         args=(self.client, self.cfg.services, self.inbox),
-                         name="services", daemon=True).start()  # fmt: skip
+        self.apply_services()  # in the runner: the loop is ready without waiting for it
         threading.Thread(target=_watch_dockerd, args=(self.dockerd, self.inbox),
                          name="dockerd-watch", daemon=True).start()  # fmt: skip
         threading.Thread(target=_watch_events, args=(self.client, self.inbox),
@@ -165,11 +178,42 @@ class Agent:
         # worker_template: new workers read the file; running ones show as outdated.
         # dashboard: the dashboard reads the file itself.
 
-    def apply_services(self) -> None:
-        """Start, recreate or remove the `[services.*]` containers; errors are reported only."""
+    def service_plan(self) -> services_core.ServicePlan:
+        return services_core.plan(self.cfg.services, services_mod.service_data())
+
+    def apply_services(self, reply: Reply | None = None) -> None:
+        """Have the runner start, recreate or remove the `[services.*]` containers; its
+        errors come back as a ServicesDone and are reported only."""
         assert self.client is not None  # noqa: S101 - callers check
-        for err in services_mod.apply(self.client, self.cfg.services):
+        self.services.submit(ApplyServices(self.client, self.service_plan(), reply))
+
+    def on_request(self, ev: ControlRequest) -> None:
+        """A command's request: refused here, or handed to the service runner (which answers
+        through the ServicesDone it sends back)."""
+        if self.client is None:
+            ev.reply.answer(control.Answer(False, "the inner engine is not running"))
+        elif isinstance(ev.request, control.RestartServices):
+            known = {s.name for s in running_services(self.cfg.services)}
+            unknown = [n for n in ev.request.names if n not in known]
+            if unknown:
+                why = f"no enabled service {unknown[0]} (hal-agent services lists them)"
+                ev.reply.answer(control.Answer(False, why))
+                return
+            job = RestartServices(self.client, self.service_plan(), ev.request.names, ev.reply)
+            self.services.submit(job)
+        else:
+            self.apply_services(ev.reply)
+
+    def on_services_done(self, ev: ServicesDone) -> None:
+        for err in ev.errors:
             self.record_error(err)
+        reply = ev.job.reply
+        if reply is None:
+            return
+        if ev.failed:
+            reply.answer(control.Answer(False, ev.failed[0], ev.errors + ev.failed))
+        else:
+            reply.answer(control.Answer(True, errors=ev.errors))
 
     def apply_keys(self) -> None:
         binds = bindings({k: v for k, v in vars(self.cfg.keys).items() if isinstance(v, str)})
@@ -210,9 +254,10 @@ class Agent:
             return False
         if isinstance(ev, ConfigChanged):
             self.apply_config(ev.config)
-        elif isinstance(ev, ServicesApplied):
-            for err in ev.errors:
-                self.record_error(err)
+        elif isinstance(ev, ServicesDone):
+            self.on_services_done(ev)
+        elif isinstance(ev, ControlRequest):
+            self.on_request(ev)
         elif isinstance(ev, ConfigRejected):
             self.record_error(f"{ev.error}; keeping the last good config")
         if isinstance(ev, DockerdExited):
@@ -256,8 +301,10 @@ class Agent:
         if isinstance(first, ConfigRejected):
             self.record_error(f"{first.error}; running on the defaults until a good save")
         self.reconcile()  # tmux and the dashboard first: they draw while dockerd starts
+        self.services.start()
         self._start_engine()
         self.reconcile()
+        self.control.start()  # before "ready": claudy's load-image asks the loop
         paths.READY_FILE.write_text("ready\n")
         log.info("parent ready")
         try:
@@ -276,9 +323,12 @@ class Agent:
         return 0
 
     def shutdown(self) -> None:
-        """In order: the config watcher, workers, then dockerd, then tmux."""
+        """In order: requests, the config watcher, the service runner, workers, then dockerd,
+        then tmux."""
         paths.READY_FILE.unlink(missing_ok=True)
+        self.control.stop()
         self.watcher.stop()
+        self.services.stop()
         if self.client is not None:
             try:
                 workers.stop_all(self.client)

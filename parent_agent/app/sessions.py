@@ -18,6 +18,7 @@ from hal_common.config import Config
 from hal_common.errors import NoSuchSession, UsageError
 from parent_agent.adapters import claude_home as claude_home_mod
 from parent_agent.adapters import services, workers
+from parent_agent.core import services as services_core
 from parent_agent.core.spec import WorkerSpec, pick_owner, worker_spec
 from parent_agent.core.tmux import worker_window_command
 
@@ -109,14 +110,15 @@ def spawn(
     with session_lock(spec.session):
         workers.check_image(client, spec.image, image_id)
         prepare_claude_home(claude_home, uid, gid, project)
-        try:
-            services.publish(cfg.services, claude_home)  # MCP servers, even if the loop lags
+        plan = services_core.plan(cfg.services, services.service_data())
+        try:  # MCP servers, even if the loop lags
+            claude_home_mod.publish_services(claude_home, plan.mcp, services.shared_token(plan))
         except OSError as e:
             log.warning("services not registered for %s: %s", spec.session, e)
         if existing is None or existing.status != "running":
             # the first claudy starts the services a moment before the worker: let them
             # answer, so the agent connects to them at its start (never for a broken one)
-            silent = services.wait_for_mcp(client, cfg.services)
+            silent = services.wait_for_mcp(client, plan.waits)
             if silent:
                 log.warning("starting %s before MCP servers %s answer", spec.session, silent)
         workers.ensure_worker(client, spec, str(claude_home))

@@ -28,6 +28,7 @@ from parent_agent.adapters.tmux import TmuxUI
 from parent_agent.adapters.usage import BackgroundSampler
 from parent_agent.adapters.workers import WorkerLister
 from parent_agent.core.model import ServiceState
+from parent_agent.core.services import states
 from parent_agent.core.spec import template_hash
 from parent_agent.views.dashboard import Health, Status, render
 
@@ -99,7 +100,8 @@ class Gather:
         if time.monotonic() - self.services_at >= SERVICES_EVERY_S:
             self.services_at = time.monotonic()
             try:
-                self.services = tuple(svc.states(self.cfg.services, svc.inspect_all(self.client)))
+                found = svc.inspect_all(self.client)
+                self.services = tuple(states(self.cfg.services, found, svc.port_open))
             except svc.ENGINE_ERRORS as e:
                 log.debug("dashboard: services unknown: %s", e)
         return self.services

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shlex
 import shutil
 import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
 
 import click
 import docker
@@ -20,12 +20,16 @@ from rich.table import Table
 
 from hal_common import __version__, paths
 from hal_common.errors import HalError
+from hal_common.shared_services import ServiceSpec
 from parent_agent.adapters import claude_home, workers
 from parent_agent.adapters.usage import Sampler
 from parent_agent.commands import context as ctx
 from parent_agent.commands.workers import open_shell, restart_worker
 from parent_agent.core.keys import bindings, display
+from parent_agent.core.services import container_name
 from parent_agent.core.usage import Usage, human_bytes
+
+log = logging.getLogger(__name__)
 
 
 def _stats_table(use: dict[str, Usage]) -> Table:
@@ -177,12 +181,13 @@ def doctor() -> None:
 
 def _doctor_services(
     client: docker.DockerClient,
-    services: dict[str, dict[str, Any]],
+    services: tuple[ServiceSpec, ...],
     report: Callable[[bool, str, str, str], None],
 ) -> None:
     from parent_agent.adapters import services as svc
+    from parent_agent.core.services import states
 
-    for s in svc.states(services, svc.inspect_all(client)):
+    for s in states(services, svc.inspect_all(client), svc.port_open):
         title = f"service {s.name}" + (" (MCP)" if s.mcp else "")
         if s.state == "disabled":
             click.echo(f"- {title}: disabled ({s.detail}); workers start without it")
@@ -191,7 +196,7 @@ def _doctor_services(
         if s.state in ("exited", "restarting"):
             line = svc.last_log_line(client, s.name)
             detail += f"; last log: {line}" if line else ""
-        fix = f"docker logs {svc.PREFIX}{s.name} says more; workers start without it"
+        fix = f"docker logs {container_name(s.name)} says more; workers start without it"
         report(s.ok, title, detail, fix)
 
 
@@ -202,15 +207,23 @@ def _doctor_services(
 def services(as_json: bool, restart: tuple[str, ...]) -> None:
     """The shared services (ChromaDB, Memory Bank, MCP servers): running, and if not, why."""
     from parent_agent.adapters import services as svc
+    from parent_agent.core.services import states
 
-    client = ctx.inner()
-    cfg = ctx.config()
     if restart:
-        for error in svc.restart(client, cfg.services, restart):
-            raise HalError(error)
+        # the loop alone restarts service containers: ask it and wait for its answer
+        from parent_agent.adapters import control
+        from parent_agent.core.control import RestartServices
+
+        answer = control.ask(paths.CONTROL_SOCK, RestartServices(restart))
+        if not answer.ok:
+            raise HalError(answer.error)
+        for error in answer.errors:  # the loop reports them too; only the named ones matter
+            log.warning("%s", error)
         click.echo(f"restarted {', '.join(restart)}")
         return
-    found = svc.states(cfg.services, svc.inspect_all(client))
+    client = ctx.inner()
+    cfg = ctx.config()
+    found = states(cfg.services, svc.inspect_all(client), svc.port_open)
     if as_json:
         click.echo(json.dumps([asdict(s) for s in found], indent=2))
         return
