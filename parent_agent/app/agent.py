@@ -11,10 +11,6 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
-import docker
-import docker.errors
-import requests.exceptions
-
 from hal_common import labels, paths
 from hal_common.config import Config
 from hal_common.config_diff import diff
@@ -23,10 +19,11 @@ from parent_agent.adapters import services as services_mod
 from parent_agent.adapters import workers
 from parent_agent.adapters.config_watch import ConfigChanged, ConfigRejected, ConfigWatcher
 from parent_agent.adapters.dockerd import Dockerd
-from parent_agent.adapters.live_apply import update_limits
+from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.status_file import StatusFile
 from parent_agent.adapters.tmux import TmuxUI, server_for
 from parent_agent.core.keys import bindings, duplicates, status_text
+from parent_agent.core.model import Outcome
 from parent_agent.core.reconcile import EnsureWindow, KillWindow, plan
 from parent_agent.core.tmux import worker_window_command
 
@@ -72,35 +69,23 @@ Event = (
 
 
 def _services_in_background(
-    client: docker.DockerClient, services: dict[str, dict[str, Any]], inbox: queue.Queue[Event]
+    engine: InnerEngine, services: dict[str, dict[str, Any]], inbox: queue.Queue[Event]
 ) -> None:
     """Start the shared services without holding up the loop: creating a few containers
     takes about a second, and the dashboard and the first spawn should not wait for it
     (a spawn waits for the MCP servers itself, see `services.wait_for_mcp`)."""
-    inbox.put(ServicesApplied(tuple(services_mod.apply(client, services))))
+    inbox.put(ServicesApplied(tuple(services_mod.apply(engine.client, services))))
 
 
 def _watch_dockerd(dockerd: Dockerd, inbox: queue.Queue[Event]) -> None:
     inbox.put(DockerdExited(dockerd.wait()))
 
 
-def _watch_events(client: docker.DockerClient, inbox: queue.Queue[Event]) -> None:
+def _watch_events(engine: InnerEngine, inbox: queue.Queue[Event]) -> None:
     # only what changes the picture: every `docker exec` into a worker is an event too, and a
     # reconcile per exec would list (and inspect) every worker each time
-    filters = {
-        "type": "container",
-        "label": f"{labels.MANAGED}=true",
-        "event": ["start", "die", "destroy", "rename"],
-    }
-    try:
-        for ev in client.events(decode=True, filters=filters):
-            attrs = ev.get("Actor", {}).get("Attributes", {})
-            code = int(attrs.get("exitCode", "0") or 0)
-            role = attrs.get(labels.ROLE, labels.ROLE_WORKER)
-            session = attrs.get(labels.SESSION, "")
-            inbox.put(WorkerEvent(str(ev.get("Action", "")), session, code, role))
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-        log.debug("event stream ended: %s", e)
+    for ev in engine.events(["start", "die", "destroy", "rename"]):  # ends with the engine
+        inbox.put(WorkerEvent(ev.action, ev.session, ev.exit_code, ev.role))
 
 
 class Agent:
@@ -116,7 +101,7 @@ class Agent:
         self.dockerd = dockerd or Dockerd()
         self.ui = ui or TmuxUI(server_for())
         self.inbox: queue.Queue[Event] = queue.Queue()
-        self.client: docker.DockerClient | None = None
+        self.engine: InnerEngine | None = None
         self.restarts = 0
         self.status_file = status or StatusFile()
         self.status = ""
@@ -127,19 +112,23 @@ class Agent:
         )
 
     def _start_engine(self) -> None:
-        self.client = self.dockerd.start()
+        self.engine = self.dockerd.start()
         threading.Thread(target=_services_in_background,
-                         args=(self.client, self.cfg.services, self.inbox),
+                         args=(self.engine, self.cfg.services, self.inbox),
                          name="services", daemon=True).start()  # fmt: skip
         threading.Thread(target=_watch_dockerd, args=(self.dockerd, self.inbox),
                          name="dockerd-watch", daemon=True).start()  # fmt: skip
-        threading.Thread(target=_watch_events, args=(self.client, self.inbox),
+        threading.Thread(target=_watch_events, args=(self.engine, self.inbox),
                          name="docker-events", daemon=True).start()  # fmt: skip
 
     def record_error(self, text: str) -> None:
         """Log an error and keep it for the dashboard (the status file)."""
         log.error("%s", text)
         self.status_file.add_error(text)
+
+    def record_failures(self, outcome: Outcome) -> None:
+        for message in outcome.messages():
+            self.record_error(message)
 
     def apply_config(self, new: Config) -> None:
         """A saved config: apply what can be applied live, flag what needs a restart."""
@@ -148,9 +137,8 @@ class Agent:
         if not changes:
             return
         log.info("config reloaded", extra={"changes": str(changes)})
-        if changes.worker_limits and self.client is not None:
-            for err in update_limits(self.client, new.worker):
-                self.record_error(err)
+        if changes.worker_limits and self.engine is not None:
+            self.record_failures(workers.update_limits(self.engine, new.worker))
         if changes.keys:
             self.apply_keys()
         if changes.log:
@@ -160,15 +148,15 @@ class Agent:
         if changes.restart_needed:
             self.status_file.need_restart(changes.restart_needed)
         svc = changes.services
-        if (svc.enabled or svc.disabled or svc.changed) and self.client is not None:
+        if (svc.enabled or svc.disabled or svc.changed) and self.engine is not None:
             self.apply_services()
         # worker_template: new workers read the file; running ones show as outdated.
         # dashboard: the dashboard reads the file itself.
 
     def apply_services(self) -> None:
         """Start, recreate or remove the `[services.*]` containers; errors are reported only."""
-        assert self.client is not None  # noqa: S101 - callers check
-        for err in services_mod.apply(self.client, self.cfg.services):
+        assert self.engine is not None  # noqa: S101 - callers check
+        for err in services_mod.apply(self.engine.client, self.cfg.services):
             self.record_error(err)
 
     def apply_keys(self) -> None:
@@ -184,11 +172,11 @@ class Agent:
         if fresh:
             self.apply_keys()
         self.session_fresh = self.session_fresh or fresh
-        if self.client is None or not (full or self.session_fresh):
+        if self.engine is None or not (full or self.session_fresh):
             return
         fresh, self.session_fresh = self.session_fresh, False
         try:
-            found = self.list_workers(self.client)
+            found = self.list_workers(self.engine)
         except HalError as e:
             log.warning("reconcile skipped: %s", e)
             return
@@ -217,7 +205,7 @@ class Agent:
             self.record_error(f"{ev.error}; keeping the last good config")
         if isinstance(ev, DockerdExited):
             self.record_error(f"the inner dockerd exited with code {ev.code}; restarting it")
-            self.client = None
+            self.engine = None
         if isinstance(ev, WorkerEvent) and ev.action == "die" and ev.exit_code not in (0, 143):
             what = "service" if ev.role == "service" else "worker"
             self.record_error(f"{what} {ev.session} exited with code {ev.exit_code}")
@@ -225,12 +213,11 @@ class Agent:
             isinstance(ev, WorkerEvent)
             and ev.action == "start"
             and ev.role != "service"
-            and self.client is not None
+            and self.engine is not None
         ):
             # a spawn that read the config just before a reload gets today's limits too
-            for err in update_limits(self.client, self.cfg.worker, session=ev.session):
-                self.record_error(err)
-        if self.client is None:
+            self.record_failures(workers.update_limits(self.engine, self.cfg.worker, ev.session))
+        if self.engine is None:
             self.restarts += 1
             if self.restarts > MAX_DOCKERD_RESTARTS:
                 log.error("dockerd keeps dying; giving up (see %s)", paths.LOG_DIR)
@@ -279,9 +266,9 @@ class Agent:
         """In order: the config watcher, workers, then dockerd, then tmux."""
         paths.READY_FILE.unlink(missing_ok=True)
         self.watcher.stop()
-        if self.client is not None:
+        if self.engine is not None:
             try:
-                workers.stop_all(self.client)
+                workers.stop_all(self.engine)
             except HalError as e:
                 log.error("stopping workers: %s", e)
         self.dockerd.stop()

@@ -19,7 +19,6 @@ import click
 from hal_common import __version__, paths
 from hal_common.config import Config
 from hal_common.errors import ConfigError, HalError
-from hal_io.engine import translated
 from parent_agent.adapters import status_file, workers
 from parent_agent.commands import context as ctx
 
@@ -127,21 +126,16 @@ def _chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:
 @main.command("load-image", hidden=True)
 def load_image() -> None:
     """Load an image tar (a `docker save` stream) from stdin into the inner engine."""
-    client = ctx.inner()
-    with translated("loading the image into the inner engine"):
-        lines = client.api.load_image(_chunks(sys.stdin.buffer), quiet=True)  # type: ignore[no-untyped-call]
-        for line in lines:
-            if "error" in line:
-                raise HalError(f"inner engine refused the image: {line['error']}")
-            if "stream" in line:
-                click.echo(str(line["stream"]).strip())
+    engine = ctx.inner()
+    for line in engine.load_image(_chunks(sys.stdin.buffer)):
+        click.echo(line)
     # the services image arrives after the loop tried to start the services: start them now
     from hal_common.shared_services import SERVICES_IMAGE, images
     from parent_agent.adapters import services
 
     cfg = ctx.config()
     if SERVICES_IMAGE in images(cfg.services):
-        for error in services.apply(client, cfg.services):
+        for error in services.apply(engine.client, cfg.services):
             click.echo(f"warning: {error}", err=True)
 
 
@@ -165,6 +159,4 @@ def health(as_json: bool) -> None:
 @click.argument("image")
 def image_id(image: str) -> None:
     """Print IMAGE's id in the inner engine (exit 10 when it is missing)."""
-    client = ctx.inner()
-    workers.check_image(client, image, None)
-    click.echo(client.images.get(image).id)
+    click.echo(workers.check_image(ctx.inner(), image, None))
