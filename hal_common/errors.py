@@ -81,3 +81,7 @@ class ImageMissing(HalError):
     """The inner engine lacks the worker image the host expects."""
 
     exit_code = EXIT_IMAGE_MISSING
+
+
+class NameConflict(HalError):
+    """A container of that name exists already (the engine's 409): another process was first."""

@@ -166,7 +166,7 @@ def test_the_loop_decides_what_a_request_does_and_answers_with_the_runners_resul
     reply = Reply()
     agent.on_request(ControlRequest(ReconcileServices(), reply))
     assert reply.wait(0.5, threading.Event()) == Answer(False, "the inner engine is not running")
-    agent.client = object()  # type: ignore[assignment]
+    agent.engine = object()  # type: ignore[assignment]
     reply = Reply()
     agent.on_request(ControlRequest(RestartServices(("chromadb", "memory-bank")), reply))
     no = "no enabled service memory-bank (hal-agent services lists them)"

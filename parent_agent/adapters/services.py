@@ -1,6 +1,6 @@
 """`[services.NAME]`: the shared service containers in the inner engine. This module only
 acts; what to do is decided in `parent_agent.core.services` (the plan, the actions, health),
-and only the agent loop (through `parent_agent.app.service_owner`) asks it to create,
+and only the agent loop (through `parent_agent.app.service_runner`) asks it to create,
 recreate or remove containers. Commands read through it (health, logs).
 
 Three services are built in and on by default, all from the services image
@@ -22,12 +22,11 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
-import requests.exceptions
-
 from hal_common import labels, paths
+from hal_common.errors import HalError, ImageMissing
+from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core.services import (
+    ROLE,
     SPEC,
     TOP,
     Found,
@@ -36,12 +35,9 @@ from parent_agent.core.services import (
     ServicePlan,
     StartService,
     actions,
-    container_name,
 )
 
 log = logging.getLogger(__name__)
-
-ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
 
 
 def service_data() -> Path:
@@ -80,59 +76,56 @@ def prepare_data(plan: ServicePlan) -> None:
         ensure_token(plan.token)
 
 
-def found(client: docker.DockerClient) -> list[Found]:
-    """The service containers the engine has, by label."""
-    listed = client.containers.list(all=True, filters=labels.managed_filter("service"))
-    return [
-        Found(c.labels.get(labels.SESSION, ""), str(c.status), c.labels.get(SPEC, ""), str(c.id))
-        for c in listed
-    ]
+def found(engine: InnerEngine) -> list[Found]:
+    """The service containers the engine has, by label (HalError when it cannot say)."""
+    listed = engine.containers(role=ROLE, what="services")
+    return [Found(c.session, c.state, c.labels.get(SPEC, ""), c.id) for c in listed]
 
 
-def reconcile(client: docker.DockerClient, plan: ServicePlan) -> list[str]:
+def reconcile(engine: InnerEngine, plan: ServicePlan) -> list[str]:
     """Make the engine's service containers match the plan; returns the errors."""
     errors: list[str] = list(plan.errors)
     try:
-        have = found(client)
-    except ENGINE_ERRORS as e:
-        return [f"services: engine unavailable ({e})"]
+        have = found(engine)
+    except HalError as e:
+        return [*errors, e.message]
     try:
         prepare_data(plan)
     except OSError as e:
         errors.append(f"services: cannot prepare {service_data()}: {e}")
     for action in actions(plan, have):
-        if isinstance(action, RemoveService):
-            try:
-                client.containers.get(action.id).remove(force=True)
+        try:
+            if isinstance(action, RemoveService):
+                engine.remove(action.id, force=True, what=action.note)
                 log.info("%s", action.note)
-            except ENGINE_ERRORS as e:
-                errors.append(f"{action.note}: {e}")
-        elif isinstance(action, StartService):
-            try:
-                client.containers.get(action.id).start()
-            except ENGINE_ERRORS as e:
-                errors.append(f"service {action.name}: {e}")
-        else:
-            w = action.wanted
-            try:
-                client.containers.run(**w.kwargs, detach=True)
-                log.info("service %s started", w.name)
-            except docker.errors.ImageNotFound:
-                errors.append(f"service {w.name} did not start: image {w.image} is missing "
-                              "(claudy on the host loads it)")  # fmt: skip
-            except ENGINE_ERRORS as e:
-                errors.append(f"service {w.name} did not start: {e}")
+            elif isinstance(action, StartService):
+                engine.start(action.id, what=f"service {action.name}")
+            else:
+                w = action.wanted
+                try:
+                    engine.run(what=f"service {w.name} did not start", **w.kwargs)
+                    log.info("service %s started", w.name)
+                except ImageMissing:
+                    errors.append(f"service {w.name} did not start: image {w.image} is missing "
+                                  "(claudy on the host loads it)")  # fmt: skip
+        except HalError as e:
+            errors.append(e.message)
     return errors
 
 
-def restart(client: docker.DockerClient, names: Iterable[str]) -> list[str]:
-    """Restart the named service containers; the errors, if any."""
+def restart(engine: InnerEngine, names: Iterable[str]) -> list[str]:
+    """Restart the named services' containers; the errors, if any."""
     errors: list[str] = []
     for name in names:
+        what = f"service {name}"
         try:
-            client.containers.get(container_name(name)).restart(timeout=10)
-        except ENGINE_ERRORS as e:
-            errors.append(f"service {name}: {e}")
+            listed = engine.containers(role=ROLE, session=name, what=what)
+            if not listed:
+                errors.append(f"{what}: not created (hal-agent health says why)")
+            for c in listed:
+                engine.restart(c.id, timeout=10, what=what)
+        except HalError as e:
+            errors.append(e.message)
     return errors
 
 
@@ -147,34 +140,33 @@ def port_open(port: int, timeout: float = 0.3) -> bool:
         return False
 
 
-def inspect_all(client: docker.DockerClient) -> dict[str, dict[str, Any]]:
-    """Inspect data of the service containers, by service name, with their processes."""
-    listed = client.containers.list(all=True, filters=labels.managed_filter("service"))
+def inspect_all(engine: InnerEngine) -> dict[str, dict[str, Any]]:
+    """Inspect data of the service containers, by service name, with their processes
+    (HalError when the engine cannot say)."""
     out = {}
-    for c in listed:
-        attrs = dict(c.attrs)
-        if c.status == "running":
+    for attrs in engine.inspect_all(role=ROLE, what="services"):
+        if (attrs.get("State") or {}).get("Status") == "running":
             try:
-                top = c.top(ps_args="-eo pid,args")  # the engine insists on a PID column
+                top = engine.top(attrs["Id"], ps_args="-eo pid,args")  # the engine wants a PID
                 attrs[TOP] = [str(p[-1]) for p in top.get("Processes") or []]
-            except ENGINE_ERRORS:
-                pass
-        out[c.labels.get(labels.SESSION, "")] = attrs
+            except HalError as e:  # it stopped in between: health goes by its state
+                log.debug("services: no processes of %s: %s", attrs.get("Name"), e)
+        session = ((attrs.get("Config") or {}).get("Labels") or {}).get(labels.SESSION, "")
+        out[session] = attrs
     return out
 
 
-def last_log_line(client: docker.DockerClient, name: str) -> str:
+def last_log_line(engine: InnerEngine, name: str) -> str:
     try:
-        raw = client.containers.get(container_name(name)).logs(tail=5).decode(errors="replace")
-    except ENGINE_ERRORS:
+        listed = engine.containers(role=ROLE, session=name)
+        raw = engine.logs(listed[0].id, tail=5).decode(errors="replace") if listed else ""
+    except HalError:
         return ""
     lines = [ln.strip() for ln in raw.splitlines() if ln.strip()]
     return lines[-1][:160] if lines else ""
 
 
-def wait_for_mcp(
-    client: docker.DockerClient, waits: Iterable[McpWait], timeout: float = 20.0
-) -> list[str]:
+def wait_for_mcp(engine: InnerEngine, waits: Iterable[McpWait], timeout: float = 20.0) -> list[str]:
     """Wait (up to `timeout`) for the MCP services to answer, so that a Claude Code starting
     now connects to them; returns the ones still silent. Waited for: a service that runs,
     or is about to (the loop starts them in the background; its image is there). Not
@@ -183,16 +175,13 @@ def wait_for_mcp(
     waiting = {w.name: w for w in waits}
     while waiting:
         try:  # one sparse list call: no inspect per container
-            listed = client.api.containers(all=True, filters=labels.managed_filter("service"))
-            state = {
-                (c.get("Labels") or {}).get(labels.SESSION, ""): c.get("State") for c in listed
-            }
-        except ENGINE_ERRORS:
+            state = {c.session: c.state for c in engine.containers(role=ROLE)}
+        except HalError:
             return sorted(waiting)
         for name, w in list(waiting.items()):
             now = state.get(name)
             if now is None:
-                if not _have_image(client, w.image):
+                if not _have_image(engine, w.image):
                     del waiting[name]
             elif now not in ("running", "created"):
                 del waiting[name]  # exited or restarting: broken, never waited for
@@ -204,9 +193,8 @@ def wait_for_mcp(
     return sorted(waiting)
 
 
-def _have_image(client: docker.DockerClient, image: str) -> bool:
+def _have_image(engine: InnerEngine, image: str) -> bool:
     try:
-        client.images.get(image)
-        return True
-    except ENGINE_ERRORS:
+        return engine.has_image(image)
+    except HalError:
         return False

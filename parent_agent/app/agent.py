@@ -10,10 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 
-import docker
-import docker.errors
-import requests.exceptions
-
 from hal_common import labels, paths
 from hal_common.config import Config
 from hal_common.config_diff import diff
@@ -24,7 +20,7 @@ from parent_agent.adapters import workers
 from parent_agent.adapters.config_watch import ConfigChanged, ConfigRejected, ConfigWatcher
 from parent_agent.adapters.control import ControlServer, Reply
 from parent_agent.adapters.dockerd import Dockerd
-from parent_agent.adapters.live_apply import update_limits
+from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.status_file import StatusFile
 from parent_agent.adapters.tmux import TmuxUI, server_for
 from parent_agent.app.service_runner import (
@@ -36,6 +32,7 @@ from parent_agent.app.service_runner import (
 from parent_agent.core import control
 from parent_agent.core import services as services_core
 from parent_agent.core.keys import bindings, duplicates, status_text
+from parent_agent.core.model import Outcome
 from parent_agent.core.reconcile import EnsureWindow, KillWindow, plan
 from parent_agent.core.tmux import worker_window_command
 
@@ -92,23 +89,11 @@ def _watch_dockerd(dockerd: Dockerd, inbox: queue.Queue[Event]) -> None:
     inbox.put(DockerdExited(dockerd.wait()))
 
 
-def _watch_events(client: docker.DockerClient, inbox: queue.Queue[Event]) -> None:
+def _watch_events(engine: InnerEngine, inbox: queue.Queue[Event]) -> None:
     # only what changes the picture: every `docker exec` into a worker is an event too, and a
     # reconcile per exec would list (and inspect) every worker each time
-    filters = {
-        "type": "container",
-        "label": f"{labels.MANAGED}=true",
-        "event": ["start", "die", "destroy", "rename"],
-    }
-    try:
-        for ev in client.events(decode=True, filters=filters):
-            attrs = ev.get("Actor", {}).get("Attributes", {})
-            code = int(attrs.get("exitCode", "0") or 0)
-            role = attrs.get(labels.ROLE, labels.ROLE_WORKER)
-            session = attrs.get(labels.SESSION, "")
-            inbox.put(WorkerEvent(str(ev.get("Action", "")), session, code, role))
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-        log.debug("event stream ended: %s", e)
+    for ev in engine.events(["start", "die", "destroy", "rename"]):  # ends with the engine
+        inbox.put(WorkerEvent(ev.action, ev.session, ev.exit_code, ev.role))
 
 
 class Agent:
@@ -125,7 +110,7 @@ class Agent:
         self.dockerd = dockerd or Dockerd()
         self.ui = ui or TmuxUI(server_for())
         self.inbox: queue.Queue[Event] = queue.Queue()
-        self.client: docker.DockerClient | None = None
+        self.engine: InnerEngine | None = None
         self.restarts = 0
         self.status_file = status or StatusFile()
         self.status = ""
@@ -142,17 +127,21 @@ class Agent:
         )
 
     def _start_engine(self) -> None:
-        self.client = self.dockerd.start()
+        self.engine = self.dockerd.start()
         self.apply_services()  # in the runner: the loop is ready without waiting for it
         threading.Thread(target=_watch_dockerd, args=(self.dockerd, self.inbox),
                          name="dockerd-watch", daemon=True).start()  # fmt: skip
-        threading.Thread(target=_watch_events, args=(self.client, self.inbox),
+        threading.Thread(target=_watch_events, args=(self.engine, self.inbox),
                          name="docker-events", daemon=True).start()  # fmt: skip
 
     def record_error(self, text: str) -> None:
         """Log an error and keep it for the dashboard (the status file)."""
         log.error("%s", text)
         self.status_file.add_error(text)
+
+    def record_failures(self, outcome: Outcome) -> None:
+        for message in outcome.messages():
+            self.record_error(message)
 
     def apply_config(self, new: Config) -> None:
         """A saved config: apply what can be applied live, flag what needs a restart."""
@@ -161,9 +150,8 @@ class Agent:
         if not changes:
             return
         log.info("config reloaded", extra={"changes": str(changes)})
-        if changes.worker_limits and self.client is not None:
-            for err in update_limits(self.client, new.worker):
-                self.record_error(err)
+        if changes.worker_limits and self.engine is not None:
+            self.record_failures(workers.update_limits(self.engine, new.worker))
         if changes.keys:
             self.apply_keys()
         if changes.log:
@@ -173,7 +161,7 @@ class Agent:
         if changes.restart_needed:
             self.status_file.need_restart(changes.restart_needed)
         svc = changes.services
-        if (svc.enabled or svc.disabled or svc.changed) and self.client is not None:
+        if (svc.enabled or svc.disabled or svc.changed) and self.engine is not None:
             self.apply_services()
         # worker_template: new workers read the file; running ones show as outdated.
         # dashboard: the dashboard reads the file itself.
@@ -184,13 +172,13 @@ class Agent:
     def apply_services(self, reply: Reply | None = None) -> None:
         """Have the runner start, recreate or remove the `[services.*]` containers; its
         errors come back as a ServicesDone and are reported only."""
-        assert self.client is not None  # noqa: S101 - callers check
-        self.services.submit(ApplyServices(self.client, self.service_plan(), reply))
+        assert self.engine is not None  # noqa: S101 - callers check
+        self.services.submit(ApplyServices(self.engine, self.service_plan(), reply))
 
     def on_request(self, ev: ControlRequest) -> None:
         """A command's request: refused here, or handed to the service runner (which answers
         through the ServicesDone it sends back)."""
-        if self.client is None:
+        if self.engine is None:
             ev.reply.answer(control.Answer(False, "the inner engine is not running"))
         elif isinstance(ev.request, control.RestartServices):
             known = {s.name for s in running_services(self.cfg.services)}
@@ -199,7 +187,7 @@ class Agent:
                 why = f"no enabled service {unknown[0]} (hal-agent services lists them)"
                 ev.reply.answer(control.Answer(False, why))
                 return
-            job = RestartServices(self.client, self.service_plan(), ev.request.names, ev.reply)
+            job = RestartServices(self.engine, self.service_plan(), ev.request.names, ev.reply)
             self.services.submit(job)
         else:
             self.apply_services(ev.reply)
@@ -228,11 +216,11 @@ class Agent:
         if fresh:
             self.apply_keys()
         self.session_fresh = self.session_fresh or fresh
-        if self.client is None or not (full or self.session_fresh):
+        if self.engine is None or not (full or self.session_fresh):
             return
         fresh, self.session_fresh = self.session_fresh, False
         try:
-            found = self.list_workers(self.client)
+            found = self.list_workers(self.engine)
         except HalError as e:
             log.warning("reconcile skipped: %s", e)
             return
@@ -262,7 +250,7 @@ class Agent:
             self.record_error(f"{ev.error}; keeping the last good config")
         if isinstance(ev, DockerdExited):
             self.record_error(f"the inner dockerd exited with code {ev.code}; restarting it")
-            self.client = None
+            self.engine = None
         if isinstance(ev, WorkerEvent) and ev.action == "die" and ev.exit_code not in (0, 143):
             what = "service" if ev.role == "service" else "worker"
             self.record_error(f"{what} {ev.session} exited with code {ev.exit_code}")
@@ -270,12 +258,11 @@ class Agent:
             isinstance(ev, WorkerEvent)
             and ev.action == "start"
             and ev.role != "service"
-            and self.client is not None
+            and self.engine is not None
         ):
             # a spawn that read the config just before a reload gets today's limits too
-            for err in update_limits(self.client, self.cfg.worker, session=ev.session):
-                self.record_error(err)
-        if self.client is None:
+            self.record_failures(workers.update_limits(self.engine, self.cfg.worker, ev.session))
+        if self.engine is None:
             self.restarts += 1
             if self.restarts > MAX_DOCKERD_RESTARTS:
                 log.error("dockerd keeps dying; giving up (see %s)", paths.LOG_DIR)
@@ -329,9 +316,9 @@ class Agent:
         self.control.stop()
         self.watcher.stop()
         self.services.stop()
-        if self.client is not None:
+        if self.engine is not None:
             try:
-                workers.stop_all(self.client)
+                workers.stop_all(self.engine)
             except HalError as e:
                 log.error("stopping workers: %s", e)
         self.dockerd.stop()

@@ -17,10 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import docker
-
 from parent_agent.adapters import claude_home, services
 from parent_agent.adapters.control import Reply
+from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core.control import Answer
 from parent_agent.core.services import ServicePlan
 
@@ -31,7 +30,7 @@ log = logging.getLogger(__name__)
 class ApplyServices:
     """Make the containers match `plan`, then tell workers about them (MCP, token)."""
 
-    client: docker.DockerClient
+    engine: InnerEngine
     plan: ServicePlan
     reply: Reply | None = None
 
@@ -40,7 +39,7 @@ class ApplyServices:
 class RestartServices:
     """As ApplyServices (so a missing one is made), then restart the named ones."""
 
-    client: docker.DockerClient
+    engine: InnerEngine
     plan: ServicePlan
     names: tuple[str, ...]
     reply: Reply | None = None
@@ -97,12 +96,12 @@ class ServiceRunner:
 
     def run(self, job: Job) -> ServicesDone:
         """One job, here and now (the thread's body; tests call it directly)."""
-        errors = services.reconcile(job.client, job.plan)
+        errors = services.reconcile(job.engine, job.plan)
         try:
             claude_home.publish_services(self.home, job.plan.mcp, services.shared_token(job.plan))
         except OSError as e:
             errors.append(f"services: cannot register them for workers: {e}")
         if isinstance(job, RestartServices):
-            failed = services.restart(job.client, job.names)
+            failed = services.restart(job.engine, job.names)
             return ServicesDone(job, tuple(errors), tuple(failed))
         return ServicesDone(job, tuple(errors))

@@ -20,7 +20,6 @@ import click
 from hal_common import __version__, paths
 from hal_common.config import Config
 from hal_common.errors import ConfigError, HalError, LoopUnavailable
-from hal_io.engine import translated
 from parent_agent.adapters import status_file, workers
 from parent_agent.commands import context as ctx
 
@@ -129,17 +128,11 @@ def _chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:
 @main.command("load-image", hidden=True)
 def load_image() -> None:
     """Load an image tar (a `docker save` stream) from stdin into the inner engine."""
-    client = ctx.inner()
+    engine = ctx.inner()
     loaded: set[str] = set()
-    with translated("loading the image into the inner engine"):
-        lines = client.api.load_image(_chunks(sys.stdin.buffer), quiet=True)  # type: ignore[no-untyped-call]
-        for line in lines:
-            if "error" in line:
-                raise HalError(f"inner engine refused the image: {line['error']}")
-            if "stream" in line:
-                text = str(line["stream"]).strip()
-                click.echo(text)
-                loaded.add(text.removeprefix("Loaded image: "))
+    for line in engine.load_image(_chunks(sys.stdin.buffer)):
+        click.echo(line)
+        loaded.add(line.removeprefix("Loaded image: "))
     # a service's image arrives after the loop tried to start the services: the loop
     # starts them now (it alone creates service containers); wait for its answer
     from hal_common.shared_services import images
@@ -178,6 +171,4 @@ def health(as_json: bool) -> None:
 @click.argument("image")
 def image_id(image: str) -> None:
     """Print IMAGE's id in the inner engine (exit 10 when it is missing)."""
-    client = ctx.inner()
-    workers.check_image(client, image, None)
-    click.echo(client.images.get(image).id)
+    click.echo(workers.check_image(ctx.inner(), image, None))

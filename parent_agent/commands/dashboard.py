@@ -14,16 +14,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
 from rich.console import Console
 from rich.live import Live
 
 from hal_common import paths
 from hal_common.config import Config, load_config
-from hal_common.errors import ConfigError, HalError
+from hal_common.errors import ConfigError, EngineUnavailable, HalError
 from parent_agent.adapters import services as svc
 from parent_agent.adapters import status_file
+from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.tmux import TmuxUI
 from parent_agent.adapters.usage import BackgroundSampler
 from parent_agent.adapters.workers import WorkerLister
@@ -82,13 +81,13 @@ class Gather:
     """Collects one Status; a dead engine gives `engine_ok=False`, not an exception."""
 
     def __init__(
-        self, connect: Callable[[], docker.DockerClient], ui: TmuxUI, config: ConfigFollower
+        self, connect: Callable[[], InnerEngine], ui: TmuxUI, config: ConfigFollower
     ) -> None:
         self.connect = connect
         self.ui = ui
         self.config = config
         self.cfg = config()
-        self.client: docker.DockerClient | None = None
+        self.engine: InnerEngine | None = None
         self.sampler: BackgroundSampler | None = None
         self.list_workers = WorkerLister()
         self.services: tuple[ServiceState, ...] = ()
@@ -96,13 +95,13 @@ class Gather:
 
     def _services(self) -> tuple[ServiceState, ...]:
         """The shared services' health, every few seconds (an inspect and a connect each)."""
-        assert self.client is not None  # noqa: S101 - called after connecting
+        assert self.engine is not None  # noqa: S101 - called after connecting
         if time.monotonic() - self.services_at >= SERVICES_EVERY_S:
             self.services_at = time.monotonic()
             try:
-                found = svc.inspect_all(self.client)
+                found = svc.inspect_all(self.engine)
                 self.services = tuple(states(self.cfg.services, found, svc.port_open))
-            except svc.ENGINE_ERRORS as e:
+            except HalError as e:
                 log.debug("dashboard: services unknown: %s", e)
         return self.services
 
@@ -110,12 +109,12 @@ class Gather:
         now = datetime.now(UTC)
         self.cfg = self.config()
         try:
-            if self.client is None:
-                self.client = self.connect()
+            if self.engine is None:
+                self.engine = self.connect()
                 if self.sampler is not None:
                     self.sampler.close()
-                self.sampler = BackgroundSampler(self.client, interval=1.0)
-            found = tuple(self.list_workers(self.client))
+                self.sampler = BackgroundSampler(self.engine, interval=1.0)
+            found = tuple(self.list_workers(self.engine))
             images_ok = self._has_image()
             assert self.sampler is not None  # noqa: S101 - set together with the client
             use = self.sampler.want([w for w in found if w.state == "running"])
@@ -123,7 +122,7 @@ class Gather:
             services = self._services()
         except HalError as e:
             log.debug("dashboard: engine unavailable: %s", e)
-            self.client, found, use, services = None, (), {}, ()
+            self.engine, found, use, services = None, (), {}, ()
             starting = not paths.READY_FILE.exists()
             health = Health(engine_ok=False, starting=starting, disk_free=disk_free())
         windows = frozenset(self.ui.window_names())
@@ -134,14 +133,13 @@ class Gather:
                       max_rows=self.cfg.dashboard.max_rows, services=services)  # fmt: skip
 
     def _has_image(self) -> bool:
-        assert self.client is not None  # noqa: S101 - called after connecting
+        assert self.engine is not None  # noqa: S101 - called after connecting
         try:
-            self.client.images.get(self.cfg.worker.image)
-        except docker.errors.ImageNotFound:
-            return False
-        except docker.errors.APIError:
+            return self.engine.has_image(self.cfg.worker.image)
+        except EngineUnavailable:
+            raise
+        except HalError:
             return True  # unknown: don't cry wolf
-        return True
 
 
 @contextlib.contextmanager
