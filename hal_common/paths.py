@@ -15,6 +15,7 @@ TMUX_SOCK = Path(os.environ.get("HAL_TMUX_SOCKET", str(RUN_DIR / "tmux.sock")))
 READY_FILE = RUN_DIR / "ready"
 LOCK_DIR = RUN_DIR / "locks"
 STATUS_FILE = RUN_DIR / "status.json"  # the loop's recent errors, read by the dashboard
+CONTROL_SOCK = RUN_DIR / "control.sock"  # the loop's requests (0600; workers never see it)
 LOG_DIR = Path(os.environ.get("HAL_LOG_DIR", "/var/log/hal9000"))
 PARENT_CONFIG_DIR = Path("/config/hal9000")
 PARENT_CLAUDE_HOME = Path(os.environ.get("HAL_CLAUDE_HOME", "/config/claude"))

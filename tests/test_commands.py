@@ -25,6 +25,7 @@ from libtmux.test.retry import retry_until
 from hal_common import labels
 from hal_common.naming import container_name, session_name
 from parent_agent.adapters import workers
+from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.tmux import TmuxUI
 from parent_agent.core.keys import bindings
 
@@ -73,7 +74,7 @@ class Agent:
         """The agent's identity: its pid inside the worker plus the worker's start time
         (pids repeat in a restarted container's fresh pid namespace)."""
         c = self.dclient.containers.get(container_name(name))
-        pid = workers.agent_pid(c)  # None while it is stopped or restarting
+        pid = workers.agent_pid(InnerEngine(self.dclient), c.name or "")  # None unless running
         return f"{pid}@{c.attrs['State']['StartedAt']}" if pid is not None else ""
 
 

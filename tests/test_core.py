@@ -13,6 +13,7 @@ from hal_common.config import Config, WorkerConfig, parse_config, parse_memory
 from hal_common.errors import ConfigError, UsageError
 from hal_common.naming import container_name, session_name, slug
 from hal_common.projects import check_roots, expand_roots, resolve_project
+from hal_common.shared_services import SERVICES_IMAGE, ServiceSpec, images
 from host_shim.adapters.parent import HostUser, parent_kwargs, resolve_security, volume_names
 from host_shim.core.build_context import recipes
 from parent_agent.core.model import Worker
@@ -259,60 +260,100 @@ def test_claudy_with_a_broken_config_says_where_and_changes_nothing(tmp_path: Pa
     assert (cfg / "config.toml").read_text().endswith('cpus = "many"\n')
 
 
-def test_service_kwargs() -> None:
-    from hal_common.shared_services import enabled
-    from parent_agent.adapters.services import service_kwargs
+def _services(text: str) -> tuple[ServiceSpec, ...]:
+    return parse_config(text).services
 
-    kw = service_kwargs("chroma", {"image": "img:1", "command": ["run", "--x"], "env": {"A": "b"}})
+
+def test_service_create_kwargs() -> None:
+    from parent_agent.core.services import SPEC, create_kwargs
+
+    spec = ServiceSpec("chroma", image="img:1", command=("run", "--x"), env=(("A", "b"),))
+    kw = create_kwargs(spec, Path("/data/services"))
     assert kw["name"] == "hal9000-s-chroma" and kw["entrypoint"] == ["run"]
     assert kw["command"] == ["--x"] and kw["environment"] == {"A": "b"}
     assert kw["network_mode"] == "host" and kw["labels"][labels.ROLE] == "service"
-    other = service_kwargs("chroma", {"image": "img:2"})
-    assert other["labels"]["dev.hal9000.spec"] != kw["labels"]["dev.hal9000.spec"]
-    with pytest.raises(ValueError, match="needs an image"):
-        service_kwargs("x", {})
-    assert set(enabled({"a": {}, "b": {"enabled": False}, "c": {"enabled": True}})) == {"a", "c"}
-    with pytest.raises(ValueError, match="needs a port"):
-        service_kwargs("m", {"image": "i", "mcp": True})
-    with pytest.raises(ValueError, match="port number"):
-        service_kwargs("m", {"image": "i", "port": 70000})
+    assert kw["volumes"] == {} and kw["cpu_shares"] == 256
+    other = create_kwargs(ServiceSpec("chroma", image="img:2"), Path("/data/services"))
+    assert other["labels"][SPEC] != kw["labels"][SPEC]
+    (mb,) = [s for s in _services("") if s.name == "memory-bank"]
+    kw = create_kwargs(mb, Path("/d"))
+    assert kw["volumes"] == {"/d/memory-bank": {"bind": "/data", "mode": "rw"}}
+    assert kw["environment"] == {"HAL_PORT": "8812"}
+    assert kw["entrypoint"] == ["hal-service"] and kw["command"] == ["memory-bank"]
+    (chroma,) = [s for s in _services("") if s.name == "chromadb"]
+    assert "/d/chromadb.token" in create_kwargs(chroma, Path("/d"))["volumes"]
+
+
+def test_service_plan_and_actions() -> None:
+    from parent_agent.core.services import (
+        CreateService,
+        Found,
+        RemoveService,
+        StartService,
+        actions,
+        plan,
+    )
+
+    specs = _services('[services.memory-bank]\nenabled = false\n[services.web]\nimage = "w:1"\n')
+    p = plan(specs, Path("/d"))
+    assert p.names == ("chromadb", "chroma-mcp", "web")
+    assert p.images == {SERVICES_IMAGE, "w:1"} and p.data_dirs == (Path("/d/chromadb"),)
+    assert p.token == Path("/d/chromadb.token") and p.share_token
+    assert [(w.name, w.port) for w in p.waits] == [("chroma-mcp", 8811)]
+    digest = {w.name: w.digest for w in p.wanted}
+    found = [
+        Found("memory-bank", "running", "x", "id-mb"),  # disabled now
+        Found("chromadb", "running", digest["chromadb"], "id-c"),  # as wanted
+        Found("chroma-mcp", "exited", digest["chroma-mcp"], "id-cm"),  # stopped
+        Found("web", "running", "old", "id-w"),  # changed
+    ]
+    todo = actions(p, found)
+    assert todo[0] == RemoveService(
+        "memory-bank", "id-mb", "service memory-bank stopped (disabled)"
+    )
+    assert todo[1] == StartService("chroma-mcp", "id-cm")
+    assert todo[2] == RemoveService("web", "id-w", "service web changed; recreating")
+    assert isinstance(todo[3], CreateService) and todo[3].wanted.name == "web"
+    assert len(todo) == 4
+    assert actions(p, []) == [CreateService(w) for w in p.wanted]
 
 
 def test_builtin_services_and_the_users_tables_over_them() -> None:
-    from hal_common.shared_services import SERVICES_IMAGE, effective, images, mcp_entries, with_mcp
+    from parent_agent.core.services import mcp_entries, with_mcp
 
-    eff = effective({})
-    assert set(eff) == {"chromadb", "chroma-mcp", "memory-bank"}
-    assert images({}) == {SERVICES_IMAGE}
-    assert mcp_entries({}) == {
+    eff = _services("")
+    assert [s.name for s in eff] == ["chromadb", "chroma-mcp", "memory-bank"]
+    assert eff == Config().services
+    assert images(eff) == {SERVICES_IMAGE}
+    assert mcp_entries(eff) == {
         "chroma-mcp": {"type": "http", "url": "http://127.0.0.1:8811/mcp"},
         "memory-bank": {"type": "http", "url": "http://127.0.0.1:8812/mcp"},
     }
     # the user moves chromadb's port, disables memory-bank, adds a stdio MCP server
-    user: dict[str, dict[str, Any]] = {
-        "chromadb": {"port": 9000},
-        "memory-bank": {"enabled": False},
-        "fetch": {"stdio": ["uvx", "mcp-server-fetch"], "port": 8820},
-    }
-    eff = effective(user)
-    assert eff["chroma-mcp"]["env"]["HAL_CHROMA_PORT"] == "9000"
-    assert eff["fetch"]["command"] == ["hal-service", "bridge", "--", "uvx", "mcp-server-fetch"]
-    assert set(mcp_entries(user)) == {"chroma-mcp", "fetch"}
-    assert user["fetch"] == {"stdio": ["uvx", "mcp-server-fetch"], "port": 8820}  # not mutated
+    eff = _services(
+        "[services.chromadb]\nport = 9000\n[services.memory-bank]\nenabled = false\n"
+        '[services.fetch]\nstdio = ["uvx", "mcp-server-fetch"]\nport = 8820\n'
+    )
+    by = {s.name: s for s in eff}
+    assert by["chroma-mcp"].environment["HAL_CHROMA_PORT"] == "9000"
+    assert by["chromadb"].image == SERVICES_IMAGE  # the built-in's keys stay
+    assert by["fetch"].command == ("hal-service", "bridge", "--", "uvx", "mcp-server-fetch")
+    assert by["fetch"].image == SERVICES_IMAGE and by["fetch"].mcp
+    assert set(mcp_entries(eff)) == {"chroma-mcp", "fetch"}
     # registration keeps the user's own servers and drops ours that went away
     state = {"mcpServers": {"mine": {"command": "x"}, "memory-bank": {"url": "old"}}}
-    new = with_mcp(state, mcp_entries(user), managed=["memory-bank", "chroma-mcp"])
+    new = with_mcp(state, mcp_entries(eff), managed=["memory-bank", "chroma-mcp"])
     assert set(new["mcpServers"]) == {"mine", "chroma-mcp", "fetch"}
 
 
 def test_service_health_says_why() -> None:
-    from parent_agent.adapters.services import TOP, states
+    from parent_agent.core.services import TOP, states
 
+    specs = _services("[services.memory-bank]\nenabled = false\n")
     running = {"State": {"Running": True}, "RestartCount": 0}
     crashed = {"State": {"Running": False, "ExitCode": 137}, "RestartCount": 5}
     found = {s.name: s for s in states(
-        {"memory-bank": {"enabled": False}},
-        {"chromadb": running, "chroma-mcp": crashed},
+        specs, {"chromadb": running, "chroma-mcp": crashed},
         probe=lambda port: port == 8000)}  # fmt: skip
     assert found["chromadb"].ok and found["chromadb"].detail == ":8000"
     assert not found["chroma-mcp"].ok
@@ -323,18 +364,21 @@ def test_service_health_says_why() -> None:
     init = "/sbin/docker-init -- /usr/local/bin/hal-service chroma-mcp"
     alive = {**running, TOP: [init, bridge, server]}
     orphan = {**running, TOP: [init, bridge]}  # the bridge outlived its stdio server
-    found = {s.name: s for s in states({}, {"chroma-mcp": alive, "memory-bank": orphan},
+    found = {s.name: s for s in states(Config().services,
+                                       {"chroma-mcp": alive, "memory-bank": orphan},
                                        probe=lambda port: True)}  # fmt: skip
     assert found["chroma-mcp"].ok
     assert found["memory-bank"].state == "broken" and "--restart" in found["memory-bank"].detail
-    lonely = states({}, {"chromadb": running}, probe=lambda port: False)
+    lonely = states(Config().services, {"chromadb": running}, probe=lambda port: False)
     assert [s.state for s in lonely] == ["starting", "missing", "missing"]
 
 
 def test_turning_a_builtin_service_off_or_on_is_a_change() -> None:
     from hal_common.config_diff import diff_services
 
-    off = {"memory-bank": {"enabled": False}}
-    assert diff_services({}, off).disabled == ("memory-bank",)
-    assert diff_services(off, {}).enabled == ("memory-bank",)
-    assert diff_services({}, {"chromadb": {"port": 9000}}).changed == ("chroma-mcp", "chromadb")
+    off = _services("[services.memory-bank]\nenabled = false\n")
+    default = Config().services
+    assert diff_services(default, off).disabled == ("memory-bank",)
+    assert diff_services(off, default).enabled == ("memory-bank",)
+    moved = _services("[services.chromadb]\nport = 9000\n")
+    assert diff_services(default, moved).changed == ("chroma-mcp", "chromadb")

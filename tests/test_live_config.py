@@ -17,6 +17,7 @@ from hal_common import labels, paths
 from hal_common.config import load_config
 from hal_common.layout import ParentLayout
 from parent_agent.adapters import snapshot_file
+from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.tmux import TmuxUI
 from parent_agent.app import sessions
 from parent_agent.app.agent import Agent, Shutdown
@@ -33,8 +34,8 @@ class EngineSeam:
         self.host = docker_host
         self.stopped = threading.Event()
 
-    def start(self) -> docker.DockerClient:
-        return docker.DockerClient(base_url=self.host)
+    def start(self) -> InnerEngine:
+        return InnerEngine(docker.DockerClient(base_url=self.host))
 
     def wait(self) -> int:
         self.stopped.wait()
@@ -76,6 +77,7 @@ def running(
     monkeypatch.setattr(paths, "PARENT_DATA", short / "data")
     monkeypatch.setattr(paths, "RUN_DIR", short)
     monkeypatch.setattr(paths, "LOCK_DIR", short / "locks")
+    monkeypatch.setattr(paths, "CONTROL_SOCK", short / "control.sock")
     monkeypatch.setattr(paths, "PARENT_CLAUDE_HOME", short / "claude")
     cfg_path = tmp_path / "config.toml"
     cfg_path.write_text(BASE)
@@ -106,8 +108,8 @@ def _spawn(agent: Agent, tmp_path: Path, name: str) -> str:
     proj = tmp_path / name
     proj.mkdir()
     os.chown(proj, 1234, 1235)
-    assert agent.client is not None
-    spec = sessions.spawn(agent.client, None, agent.cfg, str(proj), claude_home=tmp_path / "ch")
+    assert agent.engine is not None
+    spec = sessions.spawn(agent.engine, None, agent.cfg, str(proj), claude_home=tmp_path / "ch")
     return spec.container
 
 
@@ -184,8 +186,8 @@ def test_a_reload_during_a_spawn_still_gives_the_new_limits(
     proj = tmp_path / "racing"
     proj.mkdir()
     os.chown(proj, 1234, 1235)
-    assert agent.client is not None
-    spec = sessions.spawn(agent.client, None, old_cfg, str(proj), claude_home=tmp_path / "ch")
+    assert agent.engine is not None
+    spec = sessions.spawn(agent.engine, None, old_cfg, str(proj), claude_home=tmp_path / "ch")
     c = dclient.containers.get(spec.container)
 
     def limit() -> int:

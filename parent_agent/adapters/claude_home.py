@@ -14,14 +14,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from hal_common import credentials, paths
 from hal_common.credentials import Credential
-from hal_common.shared_services import with_mcp
+from parent_agent.core.services import with_mcp
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ def update_state(
 
 def register_mcp(
     home: Path,
-    entries: dict[str, dict[str, str]],
+    entries: Mapping[str, Mapping[str, str]],
     uid: int,
     gid: int,
     lock_dir: Path | None = None,
@@ -137,6 +137,16 @@ def register_mcp(
     if sorted(entries) != sorted(managed):
         write_private(home / MCP_MANAGED, json.dumps(sorted(entries)).encode(), uid, gid)
     return changed
+
+
+def publish_services(home: Path, mcp: Mapping[str, Mapping[str, str]], token: str | None) -> None:
+    """What workers need to use the shared services: the MCP servers registered in
+    `.claude.json`, and ChromaDB's token beside it (None: removed). Workers started before
+    see it too (Claude Code reads `.claude.json` when it starts, and `claude mcp list` on
+    every call)."""
+    uid, gid = default_owner(home)
+    register_mcp(home, mcp, uid, gid)
+    share_token(home, token, uid, gid)
 
 
 def share_token(home: Path, token: str | None, uid: int, gid: int) -> None:

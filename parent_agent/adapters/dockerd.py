@@ -9,12 +9,9 @@ import threading
 import time
 from pathlib import Path
 
-import docker
-import docker.errors
-import requests.exceptions
-
 from hal_common import paths
 from hal_common.errors import EngineUnavailable, HalError
+from parent_agent.adapters.engine import InnerEngine
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +53,7 @@ def log_tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def wait_ping(client: docker.DockerClient, deadline: float, proc: subprocess.Popen[bytes]) -> None:
+def wait_ping(engine: InnerEngine, deadline: float, proc: subprocess.Popen[bytes]) -> None:
     """Wait until the engine answers, the process dies, or the deadline passes."""
     stop = threading.Event()
     while True:
@@ -65,11 +62,8 @@ def wait_ping(client: docker.DockerClient, deadline: float, proc: subprocess.Pop
                 f"dockerd exited with code {proc.returncode}:\n{log_tail(LOGFILE)}",
                 hint="claudy doctor checks the privileges the inner engine needs",
             )
-        try:
-            if client.ping():
-                return
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
-            log.debug("dockerd not answering yet")
+        if engine.ping():
+            return
         if time.monotonic() > deadline:
             raise EngineUnavailable(
                 f"dockerd did not answer in time:\n{log_tail(LOGFILE)}",
@@ -85,7 +79,7 @@ class Dockerd:
         self.sock = sock
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> docker.DockerClient:
+    def start(self, timeout: float = 30.0) -> InnerEngine:
         paths.RUN_DIR.mkdir(parents=True, exist_ok=True)
         paths.LOG_DIR.mkdir(parents=True, exist_ok=True)
         remove_stale_pidfile(PIDFILE)
@@ -96,11 +90,9 @@ class Dockerd:
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         # A fixed API version: docker-py would otherwise ask the not-yet-listening daemon.
-        client = docker.DockerClient(
-            base_url=f"unix://{self.sock}", version=paths.INNER_API_VERSION, timeout=60
-        )
-        wait_ping(client, time.monotonic() + timeout, self.proc)
-        driver = client.info().get("Driver", "?")
+        engine = InnerEngine.at(f"unix://{self.sock}", version=paths.INNER_API_VERSION)
+        wait_ping(engine, time.monotonic() + timeout, self.proc)
+        driver = engine.info().get("Driver", "?")
         if driver == "vfs":
             log.warning(
                 "INNER ENGINE USES vfs: every worker copies its whole image; mount a volume on "
@@ -109,7 +101,7 @@ class Dockerd:
         elif driver != "overlay2":
             log.warning("inner engine storage driver is %s, overlay2 expected", driver)
         log.info("dockerd up", extra={"driver": driver, "pid": self.proc.pid})
-        return client
+        return engine
 
     def wait(self) -> int:
         if self.proc is None:

@@ -1,6 +1,7 @@
 """`hal-agent`: the parent container's entrypoint and the commands typed in its dashboard.
 
-Exit codes: 0 ok, 1 error, 2 usage, 3 engine unavailable, 5 no such session.
+Exit codes: 0 ok, 1 error, 2 usage, 3 engine unavailable, 4 the loop is not running,
+5 no such session.
 """
 
 from __future__ import annotations
@@ -21,9 +22,8 @@ import click
 
 from hal_common import __version__
 from hal_common.config import Config
-from hal_common.errors import ConfigError, HalError
+from hal_common.errors import ConfigError, HalError, LoopUnavailable
 from hal_common.layout import ParentLayout
-from hal_io.engine import translated
 from parent_agent.adapters import snapshot_file
 from parent_agent.commands import context as ctx
 
@@ -74,7 +74,8 @@ def main(context: click.Context) -> None:
     """Run and control hal-9000's workers from inside the parent container.
 
     NAME is a worker's session name or its project's path, matched exactly.
-    Exit codes: 0 ok, 1 error, 2 usage, 3 engine unavailable, 5 no such session.
+    Exit codes: 0 ok, 1 error, 2 usage, 3 engine unavailable, 4 the parent's loop is not
+    running, 5 no such session.
     """
     if context.obj is None:  # the parent's layout, read from the environment once, here
         context.obj = ParentLayout.from_env(os.environ)
@@ -136,21 +137,26 @@ def _chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:
 @main.command("load-image", hidden=True)
 def load_image() -> None:
     """Load an image tar (a `docker save` stream) from stdin into the inner engine."""
-    client = ctx.inner()
-    with translated("loading the image into the inner engine"):
-        lines = client.api.load_image(_chunks(sys.stdin.buffer), quiet=True)  # type: ignore[no-untyped-call]
-        for line in lines:
-            if "error" in line:
-                raise HalError(f"inner engine refused the image: {line['error']}")
-            if "stream" in line:
-                click.echo(str(line["stream"]).strip())
-    # the services image arrives after the loop tried to start the services: start them now
-    from hal_common.shared_services import SERVICES_IMAGE, images
-    from parent_agent.adapters import services
+    engine = ctx.inner()
+    loaded: set[str] = set()
+    for line in engine.load_image(_chunks(sys.stdin.buffer)):
+        click.echo(line)
+        loaded.add(line.removeprefix("Loaded image: "))
+    # a service's image arrives after the loop tried to start the services: the loop
+    # starts them now (it alone creates service containers); wait for its answer
+    from hal_common.shared_services import images
+    from parent_agent.adapters import control as control_socket
+    from parent_agent.core.control import ReconcileServices
 
-    cfg = ctx.config()
-    if SERVICES_IMAGE in images(cfg.services):
-        for error in services.apply(client, cfg.services):
+    if loaded & images(ctx.config().services):
+        try:
+            answer = control_socket.ask(paths.CONTROL_SOCK, ReconcileServices())
+        except LoopUnavailable as e:
+            raise LoopUnavailable(
+                f"the image is loaded, but its services cannot be started: {e.message}",
+                hint="they start when hal-agent run does",
+            ) from None
+        for error in answer.errors if answer.ok else (answer.error,):
             click.echo(f"warning: {error}", err=True)
 
 

@@ -7,14 +7,12 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-import docker
+from hal_common import paths
+from hal_common.config import Config, load_config
+from parent_agent.adapters.engine import InnerEngine
 
 if TYPE_CHECKING:
     from parent_agent.adapters.tmux import TmuxUI
-
-from hal_common import paths
-from hal_common.config import Config, load_config
-from hal_io.engine import connect
 
 log = logging.getLogger("parent_agent")
 
@@ -26,8 +24,8 @@ def config() -> Config:
     return cfg
 
 
-def inner() -> docker.DockerClient:
-    return connect(
+def inner() -> InnerEngine:
+    return InnerEngine.connect(
         paths.INNER_DOCKER_HOST,
         "the parent's inner engine",
         hint="hal-agent run starts it; see /var/log/hal9000/dockerd.log",

@@ -4,28 +4,32 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shlex
 import shutil
 import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
 
 import click
-import docker
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
 from hal_common import __version__, paths
 from hal_common.errors import HalError
+from hal_common.shared_services import ServiceSpec
 from parent_agent.adapters import claude_home, workers
+from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.usage import Sampler
 from parent_agent.commands import context as ctx
 from parent_agent.commands.workers import open_shell, restart_worker
 from parent_agent.core.keys import bindings, display
+from parent_agent.core.services import container_name
 from parent_agent.core.usage import Usage, human_bytes
+
+log = logging.getLogger(__name__)
 
 
 def _stats_table(use: dict[str, Usage]) -> Table:
@@ -49,12 +53,12 @@ def _stats_table(use: dict[str, Usage]) -> Table:
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between samples.")
 def stats(as_json: bool, no_stream: bool, interval: float) -> None:
     """CPU %, memory used/limit, pids, net and block I/O of each running worker."""
-    client = ctx.inner()
-    sampler = Sampler(client)
+    engine = ctx.inner()
+    sampler = Sampler(engine)
     pause = threading.Event()
 
     def sample() -> dict[str, Usage]:
-        running = [w for w in workers.list_workers(client) if w.state == "running"]
+        running = [w for w in workers.list_workers(engine) if w.state == "running"]
         return sampler.sample(running)
 
     try:
@@ -105,12 +109,15 @@ def version() -> None:
     tmux = subprocess.run(["tmux", "-V"], capture_output=True, text=True, check=False)
     click.echo(tmux.stdout.strip() or "tmux: not found")
     try:
-        client = ctx.inner()
-        click.echo(f"inner dockerd {client.version().get('Version', '?')}")
+        engine = ctx.inner()
+        click.echo(f"inner dockerd {engine.version().get('Version', '?')}")
         worker_image = ctx.config().worker.image
-        image = client.images.get(worker_image)
-        claude = (image.labels or {}).get("io.hal9000.claude-code-version", "?")
-        click.echo(f"claude code {claude} ({worker_image})")
+        found = engine.image_labels(worker_image)
+        if found is None:
+            click.echo(f"worker image: no such image: {worker_image}")
+        else:
+            claude = found.get("io.hal9000.claude-code-version", "?")
+            click.echo(f"claude code {claude} ({worker_image})")
     except HalError as e:
         click.echo(f"inner engine: {e.message}")
     except Exception as e:  # noqa: BLE001 - version must print what it can, whatever fails
@@ -138,19 +145,18 @@ def doctor() -> None:
 
         cfg = Config()
     try:
-        client = ctx.inner()
-        info = client.info()
+        engine = ctx.inner()
+        info = engine.info()
         driver = info.get("Driver", "?")
         report(True, "inner engine", f"dockerd {info.get('ServerVersion')}")
         fix = "mount a volume on /var/lib/docker (claudy does) on an overlay2-capable fs"
         report(driver == "overlay2", "storage driver", driver, fix)
-        try:
-            client.images.get(cfg.worker.image)
+        if engine.has_image(cfg.worker.image):
             report(True, "worker image", cfg.worker.image)
-        except Exception:  # noqa: BLE001 - any failure means the image cannot be used
+        else:
             report(False, "worker image", f"{cfg.worker.image} missing",
                    "run claudy on the host; it loads the image into the parent")  # fmt: skip
-        _doctor_services(client, cfg.services, report)
+        _doctor_services(engine, cfg.services, report)
     except HalError as e:
         report(False, "inner engine", e.message, "see /var/log/hal9000/dockerd.log")
     ui = ctx.ui()
@@ -176,22 +182,23 @@ def doctor() -> None:
 
 
 def _doctor_services(
-    client: docker.DockerClient,
-    services: dict[str, dict[str, Any]],
+    engine: InnerEngine,
+    services: tuple[ServiceSpec, ...],
     report: Callable[[bool, str, str, str], None],
 ) -> None:
     from parent_agent.adapters import services as svc
+    from parent_agent.core.services import states
 
-    for s in svc.states(services, svc.inspect_all(client)):
+    for s in states(services, svc.inspect_all(engine), svc.port_open):
         title = f"service {s.name}" + (" (MCP)" if s.mcp else "")
         if s.state == "disabled":
             click.echo(f"- {title}: disabled ({s.detail}); workers start without it")
             continue
         detail = s.detail if s.detail.startswith(s.state) else f"{s.state} {s.detail}".strip()
         if s.state in ("exited", "restarting"):
-            line = svc.last_log_line(client, s.name)
+            line = svc.last_log_line(engine, s.name)
             detail += f"; last log: {line}" if line else ""
-        fix = f"docker logs {svc.PREFIX}{s.name} says more; workers start without it"
+        fix = f"docker logs {container_name(s.name)} says more; workers start without it"
         report(s.ok, title, detail, fix)
 
 
@@ -202,15 +209,23 @@ def _doctor_services(
 def services(as_json: bool, restart: tuple[str, ...]) -> None:
     """The shared services (ChromaDB, Memory Bank, MCP servers): running, and if not, why."""
     from parent_agent.adapters import services as svc
+    from parent_agent.core.services import states
 
-    client = ctx.inner()
-    cfg = ctx.config()
     if restart:
-        for error in svc.restart(client, cfg.services, restart):
-            raise HalError(error)
+        # the loop alone restarts service containers: ask it and wait for its answer
+        from parent_agent.adapters import control
+        from parent_agent.core.control import RestartServices
+
+        answer = control.ask(paths.CONTROL_SOCK, RestartServices(restart))
+        if not answer.ok:
+            raise HalError(answer.error)
+        for error in answer.errors:  # the loop reports them too; only the named ones matter
+            log.warning("%s", error)
         click.echo(f"restarted {', '.join(restart)}")
         return
-    found = svc.states(cfg.services, svc.inspect_all(client))
+    engine = ctx.inner()
+    cfg = ctx.config()
+    found = states(cfg.services, svc.inspect_all(engine), svc.port_open)
     if as_json:
         click.echo(json.dumps([asdict(s) for s in found], indent=2))
         return
@@ -219,7 +234,7 @@ def services(as_json: bool, restart: tuple[str, ...]) -> None:
         kind = " MCP" if s.mcp else ""
         click.echo(f"{mark} {s.name:14} {s.state:10} {s.detail}{kind}")
         if s.state in ("exited", "restarting"):
-            line = svc.last_log_line(client, s.name)
+            line = svc.last_log_line(engine, s.name)
             if line:
                 click.echo(f"    last log: {line}")
 
@@ -235,8 +250,8 @@ def key(action: str, client: str, window: str) -> None:
     me = shlex.quote(_self())
     c = shlex.quote(client)
     if action == "new-session":
-        inner = ctx.inner()
-        recent = sorted(workers.list_workers(inner), key=lambda w: w.created or 0, reverse=True)
+        engine = ctx.inner()
+        recent = sorted(workers.list_workers(engine), key=lambda w: w.created or 0, reverse=True)
         items = [(w.project, str(i + 1), f"run-shell -b \"{me} attach --client {c} {w.name}\"")
                  for i, w in enumerate(recent[:9])]  # fmt: skip
         spawn = f"run-shell -b '{me} spawn --client {c} %%'"

@@ -10,16 +10,15 @@ from datetime import UTC, datetime
 from typing import Literal, NoReturn
 
 import click
-import docker
-from docker.models.containers import Container
 
 from hal_common import paths
 from hal_common.errors import UsageError
-from hal_io.engine import translated
 from parent_agent.adapters import workers
+from parent_agent.adapters.engine import InnerEngine
 from parent_agent.app import sessions
 from parent_agent.commands import context as ctx
 from parent_agent.core.listing import gc_plan, ls_row, parse_duration
+from parent_agent.core.model import Worker
 from parent_agent.core.tmux import DETACH_KEYS, attach_argv, worker_window_command
 
 CLIENT = click.option("--client", default=None, hidden=True, help="tmux client to show it on.")
@@ -46,10 +45,10 @@ def show(name: str, container: str, client: str | None) -> None:
         exec_attach(name)
 
 
-def _worker(name_or_dir: str, client: docker.DockerClient | None = None) -> tuple[str, Container]:
-    client = client or ctx.inner()
-    name = sessions.resolve_name(client, name_or_dir)
-    return name, workers.find_worker(client, name)
+def _worker(name_or_dir: str, engine: InnerEngine | None = None) -> tuple[InnerEngine, str, Worker]:
+    engine = engine or ctx.inner()
+    name = sessions.resolve_name(engine, name_or_dir)
+    return engine, name, workers.find_worker(engine, name)
 
 
 @click.command()
@@ -91,11 +90,10 @@ def attach(target: str, image_id: str | None, client: str | None) -> None:
         spec = sessions.spawn(inner, ctx.ui(), ctx.config(), target, image_id=image_id)
         name, container = spec.session, spec.container
     else:
-        name, c = _worker(target, inner)
-        if c.status != "running":
-            with translated(f"starting {name}"):
-                c.start()
-        container = c.name or ""
+        _, name, w = _worker(target, inner)
+        if w.state != "running":
+            inner.start(w.container, f"starting {name}")
+        container = w.container
     show(name, container, client)
 
 
@@ -125,10 +123,9 @@ def ls_(as_json: bool, show_all: bool) -> None:
 @CLIENT
 def start(name: str, client: str | None) -> None:
     """Start a stopped worker (its agent starts afresh) and open its window."""
-    name, c = _worker(name)
-    with translated(f"starting {name}"):
-        c.start()
-    window_for(name, c.name or "", client)
+    engine, name, w = _worker(name)
+    engine.start(w.container, f"starting {name}")
+    window_for(name, w.container, client)
     click.echo(f"started {name}")
 
 
@@ -137,9 +134,8 @@ def start(name: str, client: str | None) -> None:
 @click.option("--timeout", default=10, show_default=True, help="Seconds before SIGKILL.")
 def stop(name: str, timeout: int) -> None:
     """Stop a worker (its container and agent); its window closes."""
-    name, c = _worker(name)
-    with translated(f"stopping {name}"):
-        c.stop(timeout=timeout)
+    engine, name, w = _worker(name)
+    engine.stop(w.container, timeout=timeout, what=f"stopping {name}")
     ctx.ui().kill_window(name)
     click.echo(f"stopped {name}")
 
@@ -154,11 +150,10 @@ def restart(name: str, client: str | None) -> None:
 
 
 def restart_worker(name: str, client: str | None) -> None:
-    name, c = _worker(name)
+    engine, name, w = _worker(name)
     ctx.ui().kill_window(name)
-    with translated(f"restarting {name}"):
-        c.restart(timeout=10)
-    window_for(name, c.name or "", client)
+    engine.restart(w.container, timeout=10, what=f"restarting {name}")
+    window_for(name, w.container, client)
 
 
 @click.command()
@@ -166,11 +161,10 @@ def restart_worker(name: str, client: str | None) -> None:
 @click.option("--force", "-f", is_flag=True, help="Remove a running worker too.")
 def rm(name: str, force: bool) -> None:
     """Remove a worker's container (the project's files are untouched)."""
-    name, c = _worker(name)
-    if c.status == "running" and not force:
+    engine, name, w = _worker(name)
+    if w.state == "running" and not force:
         raise UsageError(f"{name} is running", hint=f"hal-agent stop {name}, or rm --force")
-    with translated(f"removing {name}"):
-        c.remove(force=True)
+    engine.remove(w.container, force=True, what=f"removing {name}")
     ctx.ui().kill_window(name)
     click.echo(f"removed {name}")
 
@@ -181,17 +175,17 @@ def rm(name: str, force: bool) -> None:
 @click.option("--tail", "tail_", default="all", show_default=True, help="Lines from the end.")
 def logs(name: str, follow: bool, tail_: str) -> None:
     """The worker's own log (its entrypoint and tmux server; the agent draws in its window)."""
-    name, c = _worker(name)
+    engine, name, w = _worker(name)
     if tail_ != "all" and not tail_.isdigit():
         raise UsageError(f"--tail takes a number or 'all', not {tail_!r}")
     tail: int | Literal["all"] = int(tail_) if tail_.isdigit() else "all"
-    with translated(f"reading the log of {name}"):
-        if follow:
-            for chunk in c.logs(stream=True, follow=True, tail=tail):
-                sys.stdout.buffer.write(chunk)
-                sys.stdout.flush()
-        else:
-            sys.stdout.buffer.write(c.logs(tail=tail))
+    what = f"reading the log of {name}"
+    if follow:
+        for chunk in engine.follow_logs(w.container, tail=tail, what=what):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+    else:
+        sys.stdout.buffer.write(engine.logs(w.container, tail=tail, what=what))
 
 
 def shell_argv(container: str) -> list[str]:
@@ -209,10 +203,10 @@ def shell(name: str, client: str | None) -> None:
 
 
 def open_shell(name: str, client: str | None) -> None:
-    name, c = _worker(name)
-    if c.status != "running":
-        raise UsageError(f"{name} is {c.status}", hint=f"hal-agent start {name}")
-    argv = shell_argv(c.name or "")
+    _, name, w = _worker(name)
+    if w.state != "running":
+        raise UsageError(f"{name} is {w.state}", hint=f"hal-agent start {name}")
+    argv = shell_argv(w.container)
     if client or ctx.inside_our_tmux():
         ui = ctx.ui()
         window = f"{name}/sh"
@@ -235,14 +229,13 @@ def _current_client() -> str | None:
 @click.option("--dry-run", is_flag=True, help="Say what would go; remove nothing.")
 def gc(older_than: str, dry_run: bool) -> None:
     """Remove stopped workers and orphans (project gone), found by label only."""
-    client = ctx.inner()
-    plan = gc_plan(workers.list_workers(client), datetime.now(UTC),
+    engine = ctx.inner()
+    plan = gc_plan(workers.list_workers(engine), datetime.now(UTC),
                    parse_duration(older_than), os.path.isdir)  # fmt: skip
     if not plan:
         click.echo("nothing to collect")
         return
     for item in plan:
         if not dry_run:
-            with translated(f"removing {item.worker.container}"):
-                client.containers.get(item.worker.container).remove()
+            engine.remove(item.worker.container, what=f"removing {item.worker.container}")
         click.echo(f"{'would remove' if dry_run else 'removed'} {item.worker.name} ({item.reason})")

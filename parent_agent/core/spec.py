@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -115,3 +116,23 @@ def create_kwargs(spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
     if spec.pids:
         kwargs["pids_limit"] = spec.pids
     return kwargs
+
+
+def same_spec(attrs: Mapping[str, Any], spec: WorkerSpec) -> bool:
+    """The container (its inspect data) was made from `spec`'s template, for `spec`'s user."""
+    config = attrs.get("Config") or {}
+    made = (config.get("Labels") or {}).get(labels.TEMPLATE)
+    return (
+        made == spec.labels.get(labels.TEMPLATE) and config.get("User") == f"{spec.uid}:{spec.gid}"
+    )
+
+
+def limits_body(cfg: WorkerConfig) -> dict[str, int]:
+    """The engine's update body for the worker limits of `cfg`."""
+    memory = parse_memory(cfg.memory)
+    return {
+        "Memory": memory,
+        "MemorySwap": memory if memory else -1,  # no swap beyond the limit (as created)
+        "NanoCpus": int(cfg.cpus * 1e9),
+        "PidsLimit": cfg.pids if cfg.pids else -1,
+    }
