@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hal_common import paths
 from hal_common.errors import EXIT_LOOP, LoopUnavailable
 from parent_agent.adapters.control import ControlServer, Reply, ask
 from parent_agent.core.control import (
@@ -142,8 +141,8 @@ def test_no_loop_is_a_clear_error_with_its_exit_code(
         ask(sock_path, ReconcileServices(), 2)
     from parent_agent.commands.cli import main
 
-    monkeypatch.setattr(paths, "CONTROL_SOCK", sock_path)
-    result = CliRunner().invoke(main, ["services", "--restart", "chroma-mcp"])
+    env = {"HAL_RUN_DIR": str(sock_path.parent)}  # the layout's control socket is sock_path
+    result = CliRunner().invoke(main, ["services", "--restart", "chroma-mcp"], env=env)
     assert result.exit_code == 4, result.output
     assert "hal-agent: the parent's loop is not running" in result.output
 
@@ -152,16 +151,14 @@ def test_the_loop_decides_what_a_request_does_and_answers_with_the_runners_resul
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The agent loop's side, without engines: the runner's jobs are recorded, not run."""
-    from parent_agent.adapters.status_file import StatusFile
-
     from hal_common.config import parse_config
+    from hal_common.layout import ParentLayout
     from parent_agent.app import service_runner
     from parent_agent.app.agent import Agent, ControlRequest
 
     cfg = parse_config("[services.memory-bank]\nenabled = false\n")
-    agent = Agent(cfg, ui=object(), config_path=tmp_path / "c.toml",  # type: ignore[arg-type]
-                  status=StatusFile(tmp_path / "status.json"),
-                  control_socket=tmp_path / "c.sock")  # fmt: skip
+    layout = ParentLayout(run_dir=tmp_path, config_override=tmp_path / "c.toml")
+    agent = Agent(cfg, layout, ui=object())  # type: ignore[arg-type]
     jobs: list[service_runner.Job] = []
     monkeypatch.setattr(agent.services, "submit", jobs.append)
     reply = Reply()
@@ -181,7 +178,7 @@ def test_the_loop_decides_what_a_request_does_and_answers_with_the_runners_resul
     agent.on_services_done(service_runner.ServicesDone(job, ("oops",), ("service chromadb: gone",)))
     answer = reply.wait(0.5, threading.Event())
     assert answer == Answer(False, "service chromadb: gone", ("oops", "service chromadb: gone"))
-    assert [e["text"] for e in agent.status_file.errors] == ["oops"]
+    assert [e.text for e in agent.errors] == ["oops"]
     reply = Reply()
     agent.on_request(ControlRequest(ReconcileServices(), reply))
     assert isinstance(jobs[-1], service_runner.ApplyServices) and jobs[-1].reply is reply

@@ -11,6 +11,7 @@ import pytest
 from hal_common import labels
 from hal_common.config import Config, WorkerConfig, parse_config, parse_memory
 from hal_common.errors import ConfigError, UsageError
+from hal_common.layout import ParentLayout
 from hal_common.naming import container_name, session_name, slug
 from hal_common.projects import check_roots, expand_roots, resolve_project
 from hal_common.shared_services import SERVICES_IMAGE, ServiceSpec, images
@@ -180,7 +181,7 @@ def test_attach_argv_groups_a_session_per_terminal_and_targets_exactly() -> None
 
 
 def test_window_command_execs_into_the_worker() -> None:
-    cmd = worker_window_command("hal9000-w-x")
+    cmd = worker_window_command("hal9000-w-x", ParentLayout().inner_docker_host)
     assert cmd.startswith("exec docker -H unix:///run/hal9000/docker.sock exec -it")
     assert cmd.endswith("hal9000-w-x /usr/local/bin/hal-worker attach")
 
@@ -190,7 +191,7 @@ def test_uid_of_this_process_is_not_assumed() -> None:
     from parent_agent.app.sessions import host_owner
 
     st = os.stat(".")
-    assert host_owner(".", {"HAL_HOST_UID": "0"}) == pick_owner(0, 0, st.st_uid, st.st_gid)
+    assert host_owner(".", ParentLayout(host_uid=0)) == pick_owner(0, 0, st.st_uid, st.st_gid)
 
 
 def test_grant_marks_onboarding_and_trust_and_keeps_the_rest() -> None:

@@ -23,14 +23,17 @@ import pytest
 from docker.models.containers import Container
 from libtmux.test.retry import retry_until
 
-from hal_common import labels, paths
+from hal_common import labels
 from hal_common.errors import HalError
+from hal_common.layout import ParentLayout
 from hal_common.naming import container_name, session_name
 from hal_io.engine import run_in
 
+PARENT = ParentLayout()  # the paths inside the parent container
+
 pytestmark = pytest.mark.e2e
 
-INNER = ["docker", "-H", paths.INNER_DOCKER_HOST]
+INNER = ["docker", "-H", PARENT.inner_docker_host]
 UID, GID = 1234, 1235
 CLAUDE_SCREEN = ("Claude Code", "Welcome to Claude", "Choose the text style", "Let's get started")
 
@@ -69,7 +72,7 @@ class Env:
         return json.loads(self.inner("inspect", *ids)) if ids else []
 
     def parent_windows(self) -> set[str]:
-        argv = ["tmux", "-S", str(paths.TMUX_SOCK), "list-windows", "-t", "=hal", "-F", "#W"]
+        argv = ["tmux", "-S", str(PARENT.tmux_sock), "list-windows", "-t", "=hal", "-F", "#W"]
         try:
             code, out = run_in(self.parent, argv)
         except HalError:  # the parent is not running: no windows
@@ -200,11 +203,11 @@ def test_the_agent_outlives_its_window_and_the_tmux_server(
     pid = _agent_pid(env, proj)
     name = session_name(str(proj))
     # close the worker's window: the agent keeps running in the worker
-    env.parent.exec_run(["tmux", "-S", str(paths.TMUX_SOCK), "kill-window", "-t", f"=hal:={name}"])
+    env.parent.exec_run(["tmux", "-S", str(PARENT.tmux_sock), "kill-window", "-t", f"=hal:={name}"])
     assert name not in env.parent_windows()
     assert _agent_pid(env, proj) == pid
     # kill the parent's whole tmux server: still running
-    env.parent.exec_run(["tmux", "-S", str(paths.TMUX_SOCK), "kill-server"])
+    env.parent.exec_run(["tmux", "-S", str(PARENT.tmux_sock), "kill-server"])
     assert _agent_pid(env, proj) == pid
     # the parent's loop brings tmux back, with a window for each running worker
     assert retry_until(lambda: name in env.parent_windows(), 15, raises=False), env.logs()

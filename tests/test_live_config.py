@@ -13,7 +13,7 @@ import libtmux
 import pytest
 from libtmux.test.retry import retry_until
 
-from hal_common import labels, paths
+from hal_common import labels
 from hal_common.config import load_config
 from hal_common.layout import ParentLayout
 from parent_agent.adapters import snapshot_file
@@ -73,12 +73,6 @@ def running(
 ) -> Iterator[tuple[Agent, Path, docker.DockerClient]]:  # fmt: skip
     short = Path(f"/tmp/hl-{os.getpid()}-{tmp_path.name[-6:]}")
     short.mkdir()
-    monkeypatch.setattr(paths, "READY_FILE", short / "ready")
-    monkeypatch.setattr(paths, "PARENT_DATA", short / "data")
-    monkeypatch.setattr(paths, "RUN_DIR", short)
-    monkeypatch.setattr(paths, "LOCK_DIR", short / "locks")
-    monkeypatch.setattr(paths, "CONTROL_SOCK", short / "control.sock")
-    monkeypatch.setattr(paths, "PARENT_CLAUDE_HOME", short / "claude")
     cfg_path = tmp_path / "config.toml"
     cfg_path.write_text(BASE)
     ui = TmuxUI(libtmux.Server(socket_path=str(short / "t.sock")))
@@ -109,7 +103,7 @@ def _spawn(agent: Agent, tmp_path: Path, name: str) -> str:
     proj.mkdir()
     os.chown(proj, 1234, 1235)
     assert agent.engine is not None
-    spec = sessions.spawn(agent.engine, None, agent.cfg, str(proj), claude_home=tmp_path / "ch")
+    spec = sessions.spawn(agent.engine, None, agent.cfg, str(proj), agent.layout, {})
     return spec.container
 
 
@@ -187,7 +181,7 @@ def test_a_reload_during_a_spawn_still_gives_the_new_limits(
     proj.mkdir()
     os.chown(proj, 1234, 1235)
     assert agent.engine is not None
-    spec = sessions.spawn(agent.engine, None, old_cfg, str(proj), claude_home=tmp_path / "ch")
+    spec = sessions.spawn(agent.engine, None, old_cfg, str(proj), agent.layout, {})
     c = dclient.containers.get(spec.container)
 
     def limit() -> int:

@@ -29,13 +29,15 @@ import pytest
 from docker.models.containers import Container
 from libtmux.test.retry import retry_until
 
-from hal_common import paths
+from hal_common.layout import ParentLayout
 from hal_common.naming import container_name, session_name
 from hal_io.engine import run_in
 
+PARENT = ParentLayout()  # the paths inside the parent container
+
 pytestmark = pytest.mark.e2e
 
-INNER = ["docker", "-H", paths.INNER_DOCKER_HOST]
+INNER = ["docker", "-H", PARENT.inner_docker_host]
 UID, GID = 1234, 1235
 CANARY = f"sk-ant-oat01-CANARY{uuid.uuid4().hex}"
 PROBE = Path(__file__).with_name("worker_probe.py")
@@ -183,7 +185,7 @@ def test_first_claudy_imports_the_credential_and_config(shared: Shared) -> None:
     assert res.returncode == 0, res.stderr + res.stdout
     assert "imported the Claude credential from ~/.claude/.credentials.json" in res.stderr
     assert "your Claude config: copied 6 new" in res.stderr
-    home = paths.PARENT_CLAUDE_HOME
+    home = PARENT.claude_home
     # private: the directory 0700, the files 0600, all the worker user's
     listing = shared.sh(f"stat -c '%a %u:%g %n' {home} {home}/.credentials.json "
                         f"{home}/.claude.json")  # fmt: skip
@@ -363,7 +365,7 @@ def test_a_disabled_or_killed_service_never_stops_a_worker(shared: Shared) -> No
 
         # the dashboard (the top pane of window 0 in the parent's tmux) says which and why
         def dash() -> str:
-            return shared.sh(f"tmux -S {paths.TMUX_SOCK} capture-pane -p -t =hal:=dashboard.0")
+            return shared.sh(f"tmux -S {PARENT.tmux_sock} capture-pane -p -t =hal:=dashboard.0")
 
         assert retry_until(lambda: "✗ chroma-mcp exited 137" in dash(), 20, raises=False), dash()
         assert "✗ scratch broken" in dash() and "- memory-bank off" in dash()
@@ -397,7 +399,7 @@ def test_a_stopped_parent_from_an_older_image_is_made_anew(shared: Shared) -> No
         assert shared.parent.id != old_id and shared.parent.attrs["Image"] == newer.id
         assert "older hal-9000" not in res.stderr and "loading" not in res.stderr
         assert "imported" not in res.stderr  # the credential stayed in its volume
-        shared.sh(f"test -s {paths.PARENT_CLAUDE_HOME}/.credentials.json")
+        shared.sh(f"test -s {PARENT.claude_home}/.credentials.json")
     finally:
         repo, _, version = tag.rpartition(":")
         original.tag(repo, version)  # the image the other tests and the benchmark build
@@ -428,13 +430,13 @@ def test_the_canary_is_nowhere_but_the_credentials_file(shared: Shared) -> None:
     script = f"""
 set -u
 m='{pattern}'
-ids=$(docker -H {paths.INNER_DOCKER_HOST} ps -aq)
+ids=$(docker -H {PARENT.inner_docker_host} ps -aq)
 for id in $ids; do
-  docker -H {paths.INNER_DOCKER_HOST} inspect $id | grep -q "$m" && echo "HIT inspect $id"
-  docker -H {paths.INNER_DOCKER_HOST} logs $id 2>&1 | grep -q "$m" && echo "HIT logs $id"
+  docker -H {PARENT.inner_docker_host} inspect $id | grep -q "$m" && echo "HIT inspect $id"
+  docker -H {PARENT.inner_docker_host} logs $id 2>&1 | grep -q "$m" && echo "HIT logs $id"
 done
-for img in $(docker -H {paths.INNER_DOCKER_HOST} images -q); do
-  docker -H {paths.INNER_DOCKER_HOST} history --no-trunc $img | grep -q "$m" \\
+for img in $(docker -H {PARENT.inner_docker_host} images -q); do
+  docker -H {PARENT.inner_docker_host} history --no-trunc $img | grep -q "$m" \\
     && echo "HIT history $img"
 done
 for p in /proc/[0-9]*; do
@@ -442,8 +444,8 @@ for p in /proc/[0-9]*; do
   grep -qa "$m" $p/cmdline 2>/dev/null && echo "HIT argv $p"
 done
 grep -rlsa --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev "$m" / | sed 's/^/HIT file /'
-for w in $(tmux -S {paths.TMUX_SOCK} list-windows -t =hal -F '#I'); do
-  tmux -S {paths.TMUX_SOCK} capture-pane -p -S - -t =hal:$w | grep -q "$m" && echo "HIT tmux $w"
+for w in $(tmux -S {PARENT.tmux_sock} list-windows -t =hal -F '#I'); do
+  tmux -S {PARENT.tmux_sock} capture-pane -p -S - -t =hal:$w | grep -q "$m" && echo "HIT tmux $w"
 done
 true
 """
@@ -457,9 +459,9 @@ true
                     hits.append(f"host {part} of pid {p.name}")
             except OSError:
                 pass
-    expected = f"HIT file {paths.PARENT_CLAUDE_HOME}/.credentials.json"
+    expected = f"HIT file {PARENT.claude_home}/.credentials.json"
     assert hits == [expected], "\n".join(hits)
-    mode = shared.sh(f"stat -c %a {paths.PARENT_CLAUDE_HOME}/.credentials.json")
+    mode = shared.sh(f"stat -c %a {PARENT.claude_home}/.credentials.json")
     assert mode == "600"
 
 

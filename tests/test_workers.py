@@ -36,7 +36,7 @@ def project(tmp_path: Path) -> Path:
 def spec(
     project: Path, dclient: docker.DockerClient, built_images: dict[str, str]
 ) -> Iterator[WorkerSpec]:
-    s = worker_spec(str(project), WorkerConfig(memory="512m", cpus=1.0, pids=256), 1234, 1235)
+    s = worker_spec(str(project), WorkerConfig(memory="512m", cpus=1.0, pids=256), 1234, 1235, {})
     yield s
     for c in dclient.containers.list(all=True, filters=labels.managed_filter(session=s.session)):
         c.remove(force=True)
@@ -60,7 +60,7 @@ def pid_of(engine: InnerEngine, c: Container) -> int | None:
 @pytest.fixture
 def claude_home(tmp_path: Path) -> str:
     home = tmp_path / "claude-home"
-    prepare_claude_home(home, 1234, 1235, str(tmp_path / "proj"))
+    prepare_claude_home(home, 1234, 1235, str(tmp_path / "proj"), tmp_path / "locks")
     return str(home)
 
 
@@ -160,7 +160,9 @@ def test_a_stopped_worker_from_another_spec_is_made_afresh_a_running_one_kept(
     engine: InnerEngine, spec: WorkerSpec, claude_home: str, project: Path
 ) -> None:
     c = ensure(engine, spec, claude_home)
-    other = worker_spec(spec.project, WorkerConfig(memory="512m", cpus=1.0, pids=256), 1236, 1235)
+    other = worker_spec(
+        spec.project, WorkerConfig(memory="512m", cpus=1.0, pids=256), 1236, 1235, {}
+    )
     assert ensure(engine, other, claude_home).id == c.id  # running: kept
     c.stop(timeout=5)
     fresh = ensure(engine, other, claude_home)

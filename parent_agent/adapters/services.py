@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from hal_common import labels, paths
+from hal_common import labels
 from hal_common.errors import HalError, ImageMissing
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core.services import (
@@ -38,11 +38,6 @@ from parent_agent.core.services import (
 )
 
 log = logging.getLogger(__name__)
-
-
-def service_data() -> Path:
-    """Where services keep their data: /data/services in the parent's data volume."""
-    return paths.PARENT_DATA / "services"
 
 
 def ensure_token(path: Path) -> str:
@@ -92,7 +87,7 @@ def reconcile(engine: InnerEngine, plan: ServicePlan) -> list[str]:
     try:
         prepare_data(plan)
     except OSError as e:
-        errors.append(f"services: cannot prepare {service_data()}: {e}")
+        errors.append(f"services: cannot prepare their data: {e}")
     for action in actions(plan, have):
         try:
             if isinstance(action, RemoveService):

@@ -8,7 +8,6 @@ from pathlib import Path
 import libtmux
 from libtmux.exc import LibTmuxException
 
-from hal_common import paths
 from hal_common.errors import HalError
 from parent_agent.core.keys import Binding
 from parent_agent.core.tmux import (
@@ -26,7 +25,7 @@ KEYS_MARK = "@hal-keys"  # global option: the keys hal-agent bound (to unbind on
 STATUS_MARK = "@hal-status"  # global option: worker counts for the status line
 
 
-def server_for(sock: Path = paths.TMUX_SOCK) -> libtmux.Server:
+def server_for(sock: Path) -> libtmux.Server:
     return libtmux.Server(socket_path=str(sock), config_file=config_path())
 
 

@@ -120,7 +120,7 @@ class Agent:
     ) -> None:
         self.cfg = cfg
         self.layout = layout
-        self.dockerd = dockerd or Dockerd()
+        self.dockerd = dockerd or Dockerd(layout)
         self.ui = ui or TmuxUI(server_for(layout.tmux_sock))
         self.inbox: queue.Queue[Event] = queue.Queue()
         self.engine: InnerEngine | None = None
@@ -129,7 +129,7 @@ class Agent:
         self.list_workers = workers.WorkerLister()
         self.watcher = ConfigWatcher(layout.config_file, self.inbox.put, watch=cfg.watch)
         # the only actor on service containers; it runs what this loop submits, in order
-        self.services = ServiceRunner(self.inbox.put, layout.claude_home)
+        self.services = ServiceRunner(self.inbox.put, layout)
         self.control = ControlServer(
             layout.control_socket,
             lambda request, reply: self.inbox.put(ControlRequest(request, reply)),
@@ -286,7 +286,8 @@ class Agent:
             self.status = status
         for action in plan(found, self.ui.window_names(), fresh):
             if isinstance(action, EnsureWindow):
-                self.ui.ensure_window(action.session, worker_window_command(action.container))
+                command = worker_window_command(action.container, self.layout.inner_docker_host)
+                self.ui.ensure_window(action.session, command)
             elif isinstance(action, KillWindow):
                 self.ui.kill_window(action.session)
 

@@ -15,8 +15,8 @@ import queue
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
+from hal_common.layout import ParentLayout
 from parent_agent.adapters import claude_home, services
 from parent_agent.adapters.control import Reply
 from parent_agent.adapters.engine import InnerEngine
@@ -60,9 +60,9 @@ class ServicesDone:
 class ServiceRunner:
     """Runs the loop's service jobs in one thread; `done` receives each result."""
 
-    def __init__(self, done: Callable[[ServicesDone], None], home: Path) -> None:
+    def __init__(self, done: Callable[[ServicesDone], None], layout: ParentLayout) -> None:
         self.done = done
-        self.home = home
+        self.layout = layout
         self._jobs: queue.Queue[Job | None] = queue.Queue()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
@@ -98,7 +98,13 @@ class ServiceRunner:
         """One job, here and now (the thread's body; tests call it directly)."""
         errors = services.reconcile(job.engine, job.plan)
         try:
-            claude_home.publish_services(self.home, job.plan.mcp, services.shared_token(job.plan))
+            claude_home.publish_services(
+                self.layout.claude_home,
+                job.plan.mcp,
+                services.shared_token(job.plan),
+                self.layout.lock_dir,
+                (self.layout.host_uid, self.layout.host_gid),
+            )
         except OSError as e:
             errors.append(f"services: cannot register them for workers: {e}")
         if isinstance(job, RestartServices):

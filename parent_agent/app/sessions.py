@@ -6,14 +6,14 @@ import fcntl
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hal_common import paths
 from hal_common.config import Config
 from hal_common.errors import NoSuchSession, UsageError
+from hal_common.layout import ParentLayout
 from parent_agent.adapters import claude_home as claude_home_mod
 from parent_agent.adapters import services, workers
 from parent_agent.adapters.engine import InnerEngine
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def session_lock(session: str, lock_dir: Path = paths.LOCK_DIR) -> Iterator[None]:
+def session_lock(session: str, lock_dir: Path) -> Iterator[None]:
     """One spawn per session at a time, across processes (two `claudy DIR` at once)."""
     lock_dir.mkdir(parents=True, exist_ok=True)
     with (lock_dir / f"{session}.lock").open("w") as fh:
@@ -51,15 +51,14 @@ def project_path(directory: str) -> str:
     return real
 
 
-def host_owner(project: str, environ: dict[str, str] | None = None) -> tuple[int, int]:
-    env = dict(os.environ) if environ is None else environ
+def host_owner(project: str, layout: ParentLayout) -> tuple[int, int]:
     st = Path(project).stat()
-    return pick_owner(
-        int(env.get("HAL_HOST_UID", "0")), int(env.get("HAL_HOST_GID", "0")), st.st_uid, st.st_gid
-    )
+    return pick_owner(layout.host_uid, layout.host_gid, st.st_uid, st.st_gid)
 
 
-def prepare_claude_home(claude_home: Path, uid: int, gid: int, project: str) -> None:
+def prepare_claude_home(
+    claude_home: Path, uid: int, gid: int, project: str, lock_dir: Path
+) -> None:
     """The shared Claude home, owned by the worker user, 0700, past the first-run wizard.
 
     Without `hasCompletedOnboarding` Claude Code starts its onboarding, which needs the
@@ -68,7 +67,7 @@ def prepare_claude_home(claude_home: Path, uid: int, gid: int, project: str) -> 
     defaults to "No, exit", which would stop the worker on the first Enter.
     """
     claude_home_mod.ensure_home(claude_home, uid, gid)
-    claude_home_mod.update_state(claude_home, lambda s: grant(s, project), uid, gid)
+    claude_home_mod.update_state(claude_home, lambda s: grant(s, project), uid, gid, lock_dir)
 
 
 def grant(state: dict[str, Any], project: str) -> dict[str, Any]:
@@ -85,15 +84,18 @@ def spawn(
     ui: TmuxUI | None,
     cfg: Config,
     directory: str,
+    layout: ParentLayout,
+    env: Mapping[str, str],
     image_id: str | None = None,
-    claude_home: Path = paths.PARENT_CLAUDE_HOME,
-    docker_host: str = paths.INNER_DOCKER_HOST,
     name: str | None = None,
     image: str | None = None,
 ) -> WorkerSpec:
-    """Ensure the worker for `directory` runs and (given a tmux UI) has a window. Idempotent."""
+    """Ensure the worker for `directory` runs and (given a tmux UI) has a window. Idempotent.
+
+    `env` is the environment `[worker].env` names are passed on from."""
     project = project_path(directory)
-    uid, gid = host_owner(project)
+    uid, gid = host_owner(project, layout)
+    claude_home = layout.claude_home
     existing = workers.find_by_project(engine, project)
     if name is not None:
         check_custom_name(name)
@@ -104,13 +106,15 @@ def spawn(
             )
     elif existing is not None:
         name = existing.name  # the project's worker, whatever its name
-    spec = worker_spec(project, cfg.worker, uid, gid, session=name, image=image)
-    with session_lock(spec.session):
+    spec = worker_spec(project, cfg.worker, uid, gid, env, session=name, image=image)
+    with session_lock(spec.session, layout.lock_dir):
         workers.check_image(engine, spec.image, image_id)
-        prepare_claude_home(claude_home, uid, gid, project)
-        plan = services_core.plan(cfg.services, services.service_data())
+        prepare_claude_home(claude_home, uid, gid, project, layout.lock_dir)
+        plan = services_core.plan(cfg.services, layout.service_data)
         try:  # MCP servers, even if the loop lags
-            claude_home_mod.publish_services(claude_home, plan.mcp, services.shared_token(plan))
+            token = services.shared_token(plan)
+            owner = (layout.host_uid, layout.host_gid)
+            claude_home_mod.publish_services(claude_home, plan.mcp, token, layout.lock_dir, owner)
         except OSError as e:
             log.warning("services not registered for %s: %s", spec.session, e)
         if existing is None or existing.state != "running":
@@ -121,7 +125,8 @@ def spawn(
                 log.warning("starting %s before MCP servers %s answer", spec.session, silent)
         workers.ensure_worker(engine, spec, str(claude_home))
         if ui is not None:
-            ui.ensure_window(spec.session, worker_window_command(spec.container, docker_host))
+            command = worker_window_command(spec.container, layout.inner_docker_host)
+            ui.ensure_window(spec.session, command)
     return spec
 
 

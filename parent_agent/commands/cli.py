@@ -23,9 +23,8 @@ import click
 from hal_common import __version__
 from hal_common.config import Config
 from hal_common.errors import ConfigError, HalError, LoopUnavailable
-from hal_common.layout import ParentLayout
 from parent_agent.adapters import snapshot_file
-from parent_agent.commands import context as ctx
+from parent_agent.commands.context import Parent, pass_parent
 
 log = logging.getLogger("parent_agent")
 
@@ -78,22 +77,22 @@ def main(context: click.Context) -> None:
     running, 5 no such session.
     """
     if context.obj is None:  # the parent's layout, read from the environment once, here
-        context.obj = ParentLayout.from_env(os.environ)
+        context.obj = Parent.from_env(os.environ)
 
 
 @main.command()
-@click.pass_obj
-def run(layout: ParentLayout) -> None:
+@pass_parent
+def run(p: Parent) -> None:
     """The parent's main process: dockerd, tmux, dashboard, reconcile loop (PID 1 under tini)."""
     from parent_agent.app.agent import Agent
 
     try:
-        cfg = ctx.config()
+        cfg = p.config()
     except ConfigError:
         cfg = Config()  # the watcher reports the error; a good save applies
-    ctx.setup_logging(cfg.log.level, to_file=True)
+    p.setup_logging(cfg.log.level, to_file=True)
     try:
-        code = Agent(cfg, layout).run()
+        code = Agent(cfg, p.layout).run()
     except HalError as e:
         log.critical("%s", e)
         code = e.exit_code
@@ -102,12 +101,12 @@ def run(layout: ParentLayout) -> None:
 
 @main.command(hidden=True)
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait.")
-@click.pass_obj
-def ready(layout: ParentLayout, timeout: float) -> None:
+@pass_parent
+def ready(p: Parent, timeout: float) -> None:
     """Wait until `hal-agent run` has its engine and tmux up (exit 1 on timeout)."""
     deadline = time.monotonic() + timeout
     pause = threading.Event()
-    while not layout.ready_file.exists():
+    while not p.layout.ready_file.exists():
         if time.monotonic() > deadline:
             raise HalError(
                 f"the parent is not ready after {timeout:.0f}s",
@@ -117,15 +116,15 @@ def ready(layout: ParentLayout, timeout: float) -> None:
 
 
 @main.command(hidden=True)
-@click.pass_obj
-def dashboard(layout: ParentLayout) -> None:
+@pass_parent
+def dashboard(p: Parent) -> None:
     """The live worker list (runs in the dashboard window's top pane): the loop's snapshot."""
     from parent_agent.commands.dashboard import run_live
 
     # to a file only: a line on stderr would land inside the frame and scroll it
-    ctx.setup_logging("warning", to_file=True, stderr=False, name="dashboard.log")
+    p.setup_logging("warning", to_file=True, stderr=False, name="dashboard.log")
     with contextlib.suppress(KeyboardInterrupt):  # ctrl-c in the pane ends it quietly
-        run_live(layout.status_file, threading.Event())
+        run_live(p.layout.status_file, threading.Event())
 
 
 def _chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:
@@ -135,9 +134,10 @@ def _chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:
 
 
 @main.command("load-image", hidden=True)
-def load_image() -> None:
+@pass_parent
+def load_image(p: Parent) -> None:
     """Load an image tar (a `docker save` stream) from stdin into the inner engine."""
-    engine = ctx.inner()
+    engine = p.inner()
     loaded: set[str] = set()
     for line in engine.load_image(_chunks(sys.stdin.buffer)):
         click.echo(line)
@@ -148,9 +148,9 @@ def load_image() -> None:
     from parent_agent.adapters import control as control_socket
     from parent_agent.core.control import ReconcileServices
 
-    if loaded & images(ctx.config().services):
+    if loaded & images(p.config().services):
         try:
-            answer = control_socket.ask(paths.CONTROL_SOCK, ReconcileServices())
+            answer = control_socket.ask(p.layout.control_socket, ReconcileServices())
         except LoopUnavailable as e:
             raise LoopUnavailable(
                 f"the image is loaded, but its services cannot be started: {e.message}",
@@ -162,10 +162,10 @@ def load_image() -> None:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
-@click.pass_obj
-def health(layout: ParentLayout, as_json: bool) -> None:
+@pass_parent
+def health(p: Parent, as_json: bool) -> None:
     """Recent errors of the parent's loop, and [parent] changes waiting for a restart."""
-    snap = snapshot_file.read(layout.status_file)
+    snap = snapshot_file.read(p.layout.status_file)
     data: dict[str, list[Any]] = {
         "errors": [asdict(e) for e in snap.errors] if snap else [],
         "restart_needed": list(snap.restart_needed) if snap else [],

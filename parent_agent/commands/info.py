@@ -17,13 +17,13 @@ from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from hal_common import __version__, paths
+from hal_common import __version__
 from hal_common.errors import HalError
 from hal_common.shared_services import ServiceSpec
 from parent_agent.adapters import claude_home, workers
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.usage import Sampler
-from parent_agent.commands import context as ctx
+from parent_agent.commands.context import Parent, pass_parent
 from parent_agent.commands.workers import open_shell, restart_worker
 from parent_agent.core.keys import bindings, display
 from parent_agent.core.services import container_name
@@ -51,9 +51,10 @@ def _stats_table(use: dict[str, Usage]) -> Table:
 @click.option("--json", "as_json", is_flag=True, help="One sample as JSON (implies --no-stream).")
 @click.option("--no-stream", is_flag=True, help="Print one sample and exit.")
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between samples.")
-def stats(as_json: bool, no_stream: bool, interval: float) -> None:
+@pass_parent
+def stats(p: Parent, as_json: bool, no_stream: bool, interval: float) -> None:
     """CPU %, memory used/limit, pids, net and block I/O of each running worker."""
-    engine = ctx.inner()
+    engine = p.inner()
     sampler = Sampler(engine)
     pause = threading.Event()
 
@@ -82,9 +83,10 @@ def stats(as_json: bool, no_stream: bool, interval: float) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
-def keys(as_json: bool) -> None:
+@pass_parent
+def keys(p: Parent, as_json: bool) -> None:
     """The tmux prefix keys in force (configured under [keys])."""
-    cfg = ctx.config()
+    cfg = p.config()
     binds = bindings(_keys_mapping(cfg.keys))
     if as_json:
         click.echo(json.dumps({"prefix": cfg.keys.prefix,
@@ -103,15 +105,16 @@ def _keys_mapping(keys_cfg: object) -> dict[str, str]:
 
 
 @click.command()
-def version() -> None:
+@pass_parent
+def version(p: Parent) -> None:
     """Versions of hal-9000, the inner engine, tmux and Claude Code."""
     click.echo(f"hal-9000 {__version__}")
     tmux = subprocess.run(["tmux", "-V"], capture_output=True, text=True, check=False)
     click.echo(tmux.stdout.strip() or "tmux: not found")
     try:
-        engine = ctx.inner()
+        engine = p.inner()
         click.echo(f"inner dockerd {engine.version().get('Version', '?')}")
-        worker_image = ctx.config().worker.image
+        worker_image = p.config().worker.image
         found = engine.image_labels(worker_image)
         if found is None:
             click.echo(f"worker image: no such image: {worker_image}")
@@ -125,7 +128,8 @@ def version() -> None:
 
 
 @click.command()
-def doctor() -> None:
+@pass_parent
+def doctor(p: Parent) -> None:
     """Check the inner engine, storage, tmux, images, Claude home and disk; say how to fix."""
     failures = 0
 
@@ -137,15 +141,15 @@ def doctor() -> None:
             click.echo(f"    fix: {fix}")
 
     try:
-        cfg = ctx.config()
-        report(True, "config", str(paths.config_file(in_parent=True)))
+        cfg = p.config()
+        report(True, "config", str(p.layout.config_file))
     except HalError as e:
         report(False, "config", e.message, "fix the file; the defaults apply meanwhile")
         from hal_common.config import Config
 
         cfg = Config()
     try:
-        engine = ctx.inner()
+        engine = p.inner()
         info = engine.info()
         driver = info.get("Driver", "?")
         report(True, "inner engine", f"dockerd {info.get('ServerVersion')}")
@@ -159,10 +163,10 @@ def doctor() -> None:
         _doctor_services(engine, cfg.services, report)
     except HalError as e:
         report(False, "inner engine", e.message, "see /var/log/hal9000/dockerd.log")
-    ui = ctx.ui()
-    report(ui.alive() and ui.session() is not None, "tmux", str(paths.TMUX_SOCK),
+    ui = p.ui()
+    report(ui.alive() and ui.session() is not None, "tmux", str(p.layout.tmux_sock),
            "hal-agent run restores it within a second; if not, restart the parent")  # fmt: skip
-    home = paths.PARENT_CLAUDE_HOME
+    home = p.layout.claude_home
     mode = oct(home.stat().st_mode & 0o777) if home.exists() else "missing"
     report(mode == "0o700", "claude home", f"{home} {mode}", f"chmod 700 {home}")
     from parent_agent.commands.auth import describe
@@ -174,9 +178,9 @@ def doctor() -> None:
     else:
         click.echo("! credentials: none imported; workers start logged out "
                    "(log in on the host, then claudy auth import)")  # fmt: skip
-    if paths.INNER_DATA_ROOT.exists():
-        free = shutil.disk_usage(paths.INNER_DATA_ROOT).free
-        where = f"{human_bytes(free)} free under {paths.INNER_DATA_ROOT}"
+    if p.layout.inner_data_root.exists():
+        free = shutil.disk_usage(p.layout.inner_data_root).free
+        where = f"{human_bytes(free)} free under {p.layout.inner_data_root}"
         report(free > 2 << 30, "disk", where, "hal-agent gc removes stopped workers")
     raise SystemExit(1 if failures else 0)
 
@@ -206,7 +210,8 @@ def _doctor_services(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
 @click.option("--restart", "restart", metavar="NAME", multiple=True,
               help="Restart this service (one that used up its retries, too).")  # fmt: skip
-def services(as_json: bool, restart: tuple[str, ...]) -> None:
+@pass_parent
+def services(p: Parent, as_json: bool, restart: tuple[str, ...]) -> None:
     """The shared services (ChromaDB, Memory Bank, MCP servers): running, and if not, why."""
     from parent_agent.adapters import services as svc
     from parent_agent.core.services import states
@@ -216,15 +221,15 @@ def services(as_json: bool, restart: tuple[str, ...]) -> None:
         from parent_agent.adapters import control
         from parent_agent.core.control import RestartServices
 
-        answer = control.ask(paths.CONTROL_SOCK, RestartServices(restart))
+        answer = control.ask(p.layout.control_socket, RestartServices(restart))
         if not answer.ok:
             raise HalError(answer.error)
         for error in answer.errors:  # the loop reports them too; only the named ones matter
             log.warning("%s", error)
         click.echo(f"restarted {', '.join(restart)}")
         return
-    engine = ctx.inner()
-    cfg = ctx.config()
+    engine = p.inner()
+    cfg = p.config()
     found = states(cfg.services, svc.inspect_all(engine), svc.port_open)
     if as_json:
         click.echo(json.dumps([asdict(s) for s in found], indent=2))
@@ -244,13 +249,14 @@ def services(as_json: bool, restart: tuple[str, ...]) -> None:
     ["new-session", "stop", "restart", "shell", "choose", "stats"]))  # fmt: skip
 @click.option("--client", required=True, help="The tmux client that pressed the key.")
 @click.option("--window", default="", help="The window it was pressed in.")
-def key(action: str, client: str, window: str) -> None:
+@pass_parent
+def key(p: Parent, action: str, client: str, window: str) -> None:
     """What a prefix key does (bound by hal-agent run; see `hal-agent keys`)."""
-    ui = ctx.ui()
+    ui = p.ui()
     me = shlex.quote(_self())
     c = shlex.quote(client)
     if action == "new-session":
-        engine = ctx.inner()
+        engine = p.inner()
         recent = sorted(workers.list_workers(engine), key=lambda w: w.created or 0, reverse=True)
         items = [(w.project, str(i + 1), f"run-shell -b \"{me} attach --client {c} {w.name}\"")
                  for i, w in enumerate(recent[:9])]  # fmt: skip
@@ -259,7 +265,7 @@ def key(action: str, client: str, window: str) -> None:
         items.append(("another directory…", "o", prompt))
         ui.menu(client, " new session ", items)
     elif action == "choose":
-        found = workers.list_workers(ctx.inner())
+        found = workers.list_workers(p.inner())
         if not found:
             ui.message(client, "no workers yet: prefix + new session key, or hal-agent spawn DIR")
             return
@@ -278,9 +284,9 @@ def key(action: str, client: str, window: str) -> None:
                        f"run-shell -b \"{me} stop {shlex.quote(window)}\"")  # fmt: skip
         elif action == "restart":
             ui.message(client, f"restarting {window} …")
-            restart_worker(window, client)
+            restart_worker(p, window, client)
         elif action == "shell":
-            open_shell(window, client)
+            open_shell(p, window, client)
 
 
 def _self() -> str:

@@ -1,6 +1,6 @@
 """The loop's control protocol, pure: typed requests and answers, and their wire form.
 
-One JSON object per direction per connection on the control socket (`paths.CONTROL_SOCK`),
+One JSON object per direction per connection on the control socket (`ParentLayout.control_socket`),
 each at most `MAX_BYTES`, ended by a newline (or the end of the stream):
 
     request  {"op": "services.reconcile"}

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hal_common import __version__, labels, paths
+from hal_common import __version__, labels
 from hal_common.config import WorkerConfig, parse_memory
+from hal_common.layout import WORKER_CLAUDE_HOME
 from hal_common.naming import container_name, session_name
 
 
@@ -56,13 +56,13 @@ def worker_spec(
     cfg: WorkerConfig,
     uid: int,
     gid: int,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str],
     session: str | None = None,
     image: str | None = None,
 ) -> WorkerSpec:
+    """The worker for `project`; `[worker].env` names take their values from `environ`."""
     session = session or session_name(project)
     image = image or cfg.image
-    environ = dict(os.environ) if environ is None else environ
     env = {k: environ[k] for k in cfg.env if k in environ}
     return WorkerSpec(
         session=session,
@@ -96,9 +96,9 @@ def create_kwargs(spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
         "working_dir": spec.project,
         "volumes": {
             spec.project: {"bind": spec.project, "mode": "rw"},
-            claude_home: {"bind": paths.WORKER_CLAUDE_HOME, "mode": "rw"},
+            claude_home: {"bind": WORKER_CLAUDE_HOME, "mode": "rw"},
             # plugins are shared read-only: `claudy sync` installs them, workers use them
-            f"{claude_home}/plugins": {"bind": f"{paths.WORKER_CLAUDE_HOME}/plugins", "mode": "ro"},
+            f"{claude_home}/plugins": {"bind": f"{WORKER_CLAUDE_HOME}/plugins", "mode": "ro"},
         },
         "environment": spec.env,
         "network_mode": spec.network,
