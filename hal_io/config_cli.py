@@ -15,11 +15,11 @@ from typing import Any
 import click
 import tomlkit
 
-from hal_common.layout import HostLayout, ParentLayout
 from hal_common.config import Resolved, Setting, env_name, read_config
 from hal_common.config_edit import parse_key, set_in_file
 from hal_common.config_schema import RESTART, find_key
 from hal_common.errors import UsageError
+from hal_common.layout import HostLayout, ParentLayout
 
 
 def toml_text(value: Any) -> str:
