@@ -62,7 +62,7 @@ class _Fields:
 
     def __init__(self, doc: object, what: str, where: str = "") -> None:
         if not isinstance(doc, dict):
-            raise _bad(what, f"{where or 'the reply'} is not an object")
+            raise _bad(what, f"{where.rstrip('.') or 'the reply'} is not an object")
         self.doc: dict[str, Any] = doc
         self.what, self.where = what, where
 
@@ -104,6 +104,9 @@ class _Fields:
     def opt_flag(self, key: str) -> bool | None:
         value: bool | None = self._get(key, (bool,), True, None)
         return value
+
+    def obj(self, key: str) -> _Fields:
+        return _Fields(self._get(key, (dict,), False, None), self.what, f"{self.where}{key}.")
 
     def array(self, key: str, optional: bool = False) -> list[Any]:
         value: list[Any] = self._get(key, (list,), optional, []) or []
@@ -147,6 +150,10 @@ class Limits:
     cpus: float | None
     pids: int | None
 
+    @classmethod
+    def from_json(cls, f: _Fields) -> Limits:
+        return cls(f.opt_integer("memory"), f.opt_number("cpus"), f.opt_integer("pids"))
+
 
 @dataclass(frozen=True)
 class WorkerRow:
@@ -171,13 +178,11 @@ class WorkerRow:
     @classmethod
     def from_json(cls, doc: object, where: str = "") -> Self:
         f = _Fields(doc, "ls --json", where)
-        lim = _Fields(f.doc.get("limits"), "ls --json", f"{where}limits.")
         return cls(
             name=f.text("name"), project=f.text("project"), state=f.text("state"),
             image=f.text("image"), created=f.opt_text("created"), uptime_s=f.integer("uptime_s"),
             window=f.flag("window"),
-            limits=Limits(lim.opt_integer("memory"), lim.opt_number("cpus"),
-                          lim.opt_integer("pids")),
+            limits=Limits.from_json(f.obj("limits")),
         )  # fmt: skip
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -10,6 +9,7 @@ import click
 
 from hal_common import credentials, paths
 from hal_common.errors import UsageError
+from hal_common.protocol import AuthStatus, SyncStatus
 from parent_agent.adapters import claude_home
 
 
@@ -46,7 +46,7 @@ def status(as_json: bool) -> None:
     """What is imported, from where, and when it expires (never the secret)."""
     st = claude_home.auth_status(paths.PARENT_CLAUDE_HOME)
     if as_json:
-        click.echo(json.dumps(st, indent=2))
+        click.echo(AuthStatus.from_json(st).dumps())
         return
     click.echo(describe(st))
 
@@ -83,8 +83,8 @@ def sync(force: bool, dry_run: bool, status_only: bool) -> None:
     home = paths.PARENT_CLAUDE_HOME
     if status_only:
         manifest = config_sync.load_manifest(home)
-        click.echo(json.dumps({"synced_at": manifest.get("synced_at"),
-                               "files": len(manifest.get("files") or {})}))  # fmt: skip
+        files = len(manifest.get("files") or {})
+        click.echo(SyncStatus(manifest.get("synced_at"), files).dumps())
         return
     if sys.stdin.isatty():
         raise UsageError("sync reads the host's config from stdin", hint="run `claudy sync`")

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import logging
 import sys
 import threading
@@ -19,6 +18,7 @@ import click
 from hal_common import __version__, paths
 from hal_common.config import Config
 from hal_common.errors import ConfigError, HalError
+from hal_common.protocol import Health
 from hal_io.engine import translated
 from parent_agent.adapters import status_file, workers
 from parent_agent.commands import context as ctx
@@ -151,7 +151,7 @@ def health(as_json: bool) -> None:
     """Recent errors of the parent's loop, and [parent] changes waiting for a restart."""
     data = status_file.read()
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        click.echo(Health.from_json(data).dumps())
         return
     for key in data.get("restart_needed", []):
         click.echo(f"restart needed: {key} changed (claudy down && claudy)")

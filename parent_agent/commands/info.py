@@ -20,6 +20,7 @@ from rich.table import Table
 
 from hal_common import __version__, paths
 from hal_common.errors import HalError
+from hal_common.protocol import ServiceRow, ServicesReply, StatsReply, WorkerUsage
 from parent_agent.adapters import claude_home, workers
 from parent_agent.adapters.usage import Sampler
 from parent_agent.commands import context as ctx
@@ -62,7 +63,8 @@ def stats(as_json: bool, no_stream: bool, interval: float) -> None:
         pause.wait(min(interval, 1.0))
         use = sample()
         if as_json:
-            click.echo(json.dumps({n: asdict(u) for n, u in sorted(use.items())}, indent=2))
+            reply = StatsReply({n: WorkerUsage(**asdict(u)) for n, u in sorted(use.items())})
+            click.echo(reply.dumps())
             return
         if no_stream:
             Console().print(_stats_table(use))
@@ -212,7 +214,7 @@ def services(as_json: bool, restart: tuple[str, ...]) -> None:
         return
     found = svc.states(cfg.services, svc.inspect_all(client))
     if as_json:
-        click.echo(json.dumps([asdict(s) for s in found], indent=2))
+        click.echo(ServicesReply(tuple(ServiceRow(**asdict(s)) for s in found)).dumps())
         return
     for s in found:
         mark = "✓" if s.ok else ("-" if s.state == "disabled" else "✗")

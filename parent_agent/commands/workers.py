@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
@@ -15,6 +14,7 @@ from docker.models.containers import Container
 
 from hal_common import paths
 from hal_common.errors import UsageError
+from hal_common.protocol import LsReply
 from hal_io.engine import translated
 from parent_agent.adapters import workers
 from parent_agent.app import sessions
@@ -111,7 +111,7 @@ def ls_(as_json: bool, show_all: bool) -> None:
     now = datetime.now(UTC)
     rows = [ls_row(w, now, windows) for w in found]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(LsReply.from_json(rows).dumps())
         return
     if not rows:
         click.echo("no workers" + ("" if show_all else " running (--all shows stopped ones)"))
