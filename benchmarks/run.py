@@ -32,7 +32,8 @@ from hal_common import paths
 from hal_common.config import load_config
 from hal_io.engine import run_in
 from host_shim.adapters import images
-from host_shim.adapters.parent import CAPS, SECURITY_OPT
+from host_shim.adapters.engine import HostEngine
+from host_shim.core.parent_spec import CAPS, SECURITY_OPT
 
 EXPECTED = ("1", "2", "3", "4", "5a", "5b", "6a", "6b", "7", "8")
 INSIDE = Path(__file__).with_name("inside.py")
@@ -125,9 +126,10 @@ class Bench:
     # -- the metrics --------------------------------------------------------------------------
     def images(self) -> None:
         con = Console(stderr=True)
-        images.ensure_images(self.client, self.cfg, con)
+        engine = HostEngine(self.client)
+        images.ensure_images(engine, self.cfg, con, os.environ)
         std = load_config_with(self.base, "hal9000/worker:standard")
-        images.ensure_images(self.client, std, con)
+        images.ensure_images(engine, std, con, os.environ)
         mb = {
             t: self.client.images.get(t).attrs["Size"] / 1e6
             for t in ("hal9000/worker:minimal", "hal9000/worker:standard", self.cfg.parent.image)

@@ -57,12 +57,13 @@ def built_images(dclient: docker.DockerClient) -> dict[str, str]:
 
     from hal_common.config import Config
     from host_shim.adapters import images
+    from host_shim.adapters.engine import HostEngine
 
     os.environ.setdefault("HAL9000_OFFLINE", "1")
     cfg = Config()
     # force: always (re)build, so the tests run this checkout's code (the layer cache keeps
     # it to seconds when only Python changed)
-    images.ensure_images(dclient, cfg, Console(stderr=True), force=True)
+    images.ensure_images(HostEngine(dclient), cfg, Console(stderr=True), os.environ, force=True)
     return {
         "worker": str(dclient.images.get(cfg.worker.image).id),
         "parent": str(dclient.images.get(cfg.parent.image).id),

@@ -15,8 +15,8 @@ from hal_common.layout import ParentLayout
 from hal_common.naming import container_name, session_name, slug
 from hal_common.projects import check_roots, expand_roots, resolve_project
 from hal_common.shared_services import SERVICES_IMAGE, ServiceSpec, images
-from host_shim.adapters.parent import HostUser, parent_kwargs, resolve_security, volume_names
 from host_shim.core.build_context import recipes
+from host_shim.core.parent_spec import HostUser, parent_kwargs, resolve_security, volume_names
 from parent_agent.core.model import Worker
 from parent_agent.core.reconcile import EnsureWindow, KillWindow, plan
 from parent_agent.core.spec import create_kwargs, pick_owner, worker_spec
@@ -206,7 +206,7 @@ def test_grant_marks_onboarding_and_trust_and_keeps_the_rest() -> None:
 
 
 def test_probe_parsing_and_when_the_fast_path_may_attach() -> None:
-    from host_shim.adapters.fastpath import attachable, parse_probe
+    from host_shim.core.fastpath import attachable, parse_probe
 
     found = parse_probe(0, "sha256:abc\ntrue\nproj-1\nother-2\n")
     assert found.ready and found.inner_image == "sha256:abc" and found.worker_running

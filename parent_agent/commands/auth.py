@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
@@ -10,6 +9,7 @@ import click
 
 from hal_common import credentials
 from hal_common.errors import UsageError
+from hal_common.protocol import AuthStatus, SyncStatus
 from parent_agent.adapters import claude_home
 from parent_agent.commands.context import Parent, pass_parent
 
@@ -49,7 +49,7 @@ def status(p: Parent, as_json: bool) -> None:
     """What is imported, from where, and when it expires (never the secret)."""
     st = claude_home.auth_status(p.layout.claude_home)
     if as_json:
-        click.echo(json.dumps(st, indent=2))
+        click.echo(AuthStatus.from_json(st).dumps())
         return
     click.echo(describe(st))
 
@@ -87,8 +87,8 @@ def sync(p: Parent, force: bool, dry_run: bool, status_only: bool) -> None:
     home = p.layout.claude_home
     if status_only:
         manifest = config_sync.load_manifest(home)
-        click.echo(json.dumps({"synced_at": manifest.get("synced_at"),
-                               "files": len(manifest.get("files") or {})}))  # fmt: skip
+        files = len(manifest.get("files") or {})
+        click.echo(SyncStatus(manifest.get("synced_at"), files).dumps())
         return
     if sys.stdin.isatty():
         raise UsageError("sync reads the host's config from stdin", hint="run `claudy sync`")

@@ -8,21 +8,19 @@ from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import logging
 import os
 import sys
 import threading
 import time
 from collections.abc import Iterator
-from dataclasses import asdict
-from typing import Any
 
 import click
 
 from hal_common import __version__
 from hal_common.config import Config
 from hal_common.errors import ConfigError, HalError, LoopUnavailable
+from hal_common.protocol import Health
 from parent_agent.adapters import snapshot_file
 from parent_agent.commands.context import Parent, pass_parent
 
@@ -166,12 +164,10 @@ def load_image(p: Parent) -> None:
 def health(p: Parent, as_json: bool) -> None:
     """Recent errors of the parent's loop, and [parent] changes waiting for a restart."""
     snap = snapshot_file.read(p.layout.status_file)
-    data: dict[str, list[Any]] = {
-        "errors": [asdict(e) for e in snap.errors] if snap else [],
-        "restart_needed": list(snap.restart_needed) if snap else [],
-    }
+    health = Health(snap.errors, snap.restart_needed) if snap else Health()
+    data = health.to_json()
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        click.echo(health.dumps())
         return
     for key in data.get("restart_needed", []):
         click.echo(f"restart needed: {key} changed (claudy down && claudy)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import shlex
 import sys
@@ -12,6 +11,7 @@ from typing import Literal, NoReturn
 import click
 
 from hal_common.errors import UsageError
+from hal_common.protocol import LsReply
 from parent_agent.adapters import workers
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.app import sessions
@@ -114,7 +114,7 @@ def ls_(p: Parent, as_json: bool, show_all: bool) -> None:
     now = datetime.now(UTC)
     rows = [ls_row(w, now, windows) for w in found]
     if as_json:
-        click.echo(json.dumps(rows, indent=2))
+        click.echo(LsReply.from_json(rows).dumps())
         return
     if not rows:
         click.echo("no workers" + ("" if show_all else " running (--all shows stopped ones)"))

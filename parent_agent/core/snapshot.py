@@ -13,6 +13,9 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from hal_common.protocol import (
+    LoopError as LoopError,  # the loop's errors, as `health` reports them
+)
 from parent_agent.core.model import ServiceState, Worker
 from parent_agent.core.usage import Usage
 
@@ -28,12 +31,6 @@ class Health:
     disk_free: int | None = None  # bytes free under the inner engine's data root
     starting: bool = False  # the parent is starting: the engine is not up yet
     stale_s: int = 0  # the loop has published nothing for this long (0: it is alive)
-
-
-@dataclass(frozen=True)
-class LoopError:
-    time: str  # ISO 8601, UTC
-    text: str
 
 
 @dataclass(frozen=True)

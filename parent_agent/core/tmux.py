@@ -8,10 +8,11 @@ from importlib import resources
 from pathlib import Path
 
 from hal_common.layout import WORKER_BIN
+from hal_common.protocol import DASHBOARD_WINDOW, TMUX_SESSION
+from hal_common.protocol import DETACH_KEYS as DETACH_KEYS  # re-exported: the commands use it
 
-SESSION = "hal"
-DASHBOARD = "dashboard"
-DETACH_KEYS = "ctrl-],ctrl-]"  # docker exec's own default (ctrl-p,ctrl-q) would eat ctrl-p
+SESSION = TMUX_SESSION
+DASHBOARD = DASHBOARD_WINDOW
 
 
 def config_path() -> str:
