@@ -221,6 +221,7 @@ def test_the_service_runner_runs_one_job_at_a_time_and_reports_each(
     assert started.empty()  # the second waits for the first
     release.set()
     assert done.get(timeout=5).job is first and done.get(timeout=5).job is second
+    started.get(timeout=5)  # the second's start
     release.clear()
     runner.submit(first)
     started.get(timeout=5)
