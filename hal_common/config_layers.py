@@ -16,16 +16,10 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import ParseError
 
-from hal_common.config_schema import (
-    SECTIONS,
-    check_service_value,
-    check_value,
-    coerce,
-    describe,
-    find_key,
-)
+from hal_common.config_schema import SECTIONS, check_value, coerce, describe, find_key
 from hal_common.errors import ConfigError
 from hal_common.shared_services import SERVICE_KEYS, ServiceSpec, effective
+from hal_common.shared_services import check_value as check_service_value
 from hal_common.toml_positions import KeyPos, key_positions, locate
 
 ENV_PREFIX = "HAL9000_"

@@ -153,7 +153,8 @@ class Key:
 
 
 def schema_keys() -> list[Key]:
-    """Every fixed key, in declaration order (services are free-form and not listed)."""
+    """Every fixed key, in declaration order (a service table's keys are
+    `shared_services.SERVICE_KEYS`)."""
     return [
         Key(section, f.name, type(getattr(cls(), f.name)), getattr(cls(), f.name))
         for section, cls in SECTIONS.items()
@@ -293,52 +294,6 @@ _CHECKS: dict[tuple[str, str], Any] = {
 def check_value(section: str, key: str, value: Any) -> str | None:
     """What is wrong with an already typed value, as words that follow the key's name."""
     check = _CHECKS.get((section, key))
-    result: str | None = check(value) if check else None
-    return result
-
-
-# -- services ------------------------------------------------------------------------------
-
-_DATA_DIR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
-
-
-def _port(v: int) -> str | None:
-    return None if 0 < v < 65536 else f"is {v}; expected a port number, 1 to 65535"
-
-
-def _url_path(v: str) -> str | None:
-    return (
-        None
-        if v.startswith("/") and not any(c.isspace() for c in v)
-        else (f"is {v!r}; expected a URL path such as '/mcp'")
-    )
-
-
-def _data_dir(v: str) -> str | None:
-    if _DATA_DIR_RE.match(v) and v not in (".", ".."):
-        return None
-    return f"is {v!r}; expected a directory name (letters, digits, '_', '.', '-'), no '/'"
-
-
-def _env_table(v: dict[str, str]) -> str | None:
-    bad = [n for n in v if not _ENV_NAME_RE.match(n)]
-    return f"has {bad[0]!r}, which is not an environment variable name" if bad else None
-
-
-_SERVICE_CHECKS: dict[str, Any] = {
-    "image": _non_empty,
-    "stdio": _non_empty,
-    "network": _non_empty,
-    "port": _port,
-    "mcp_path": _url_path,
-    "data": _data_dir,
-    "env": _env_table,
-}
-
-
-def check_service_value(key: str, value: Any) -> str | None:
-    """As `check_value`, for a key of a `[services.NAME]` table."""
-    check = _SERVICE_CHECKS.get(key)
     result: str | None = check(value) if check else None
     return result
 

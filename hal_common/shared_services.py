@@ -1,16 +1,18 @@
-"""The shared services as typed specs (pure): the keys a `[services.NAME]` table takes, the
-built-in services, and the user's tables merged over them into one `ServiceSpec` each.
+"""The shared services as typed specs (pure): the keys a `[services.NAME]` table takes and
+their checks, the built-in services, and the user's tables merged over them into one
+`ServiceSpec` each.
 
 Shared by claudy (which builds and loads the services image when a service uses it) and
-hal-agent (which runs them). Parsing a table's values, with file, line and column for each
-problem, is the config pipeline's (`config_layers.services_layer`); this module only merges
-already typed values. What the parent makes of a spec (container arguments, health, MCP
-registration) is `parent_agent.core.services`.
+hal-agent (which runs them). Reading a table, with file, line and column for each problem,
+is the config pipeline's (`config_layers.services_layer`, at load); this module checks and
+merges values it has typed. What the parent makes of a spec (container arguments, health,
+MCP registration) is `parent_agent.core.services`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -69,6 +71,53 @@ SERVICE_KEYS: dict[str, type[Any]] = {
     "data": str,
     "token": bool,
 }
+
+_DATA_DIR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _not_empty(v: str | tuple[str, ...]) -> str | None:
+    return "must not be empty" if not v or (isinstance(v, str) and not v.strip()) else None
+
+
+def _port(v: int) -> str | None:
+    return None if 0 < v < 65536 else f"is {v}; expected a port number, 1 to 65535"
+
+
+def _url_path(v: str) -> str | None:
+    if v.startswith("/") and not any(c.isspace() for c in v):
+        return None
+    return f"is {v!r}; expected a URL path such as '/mcp'"
+
+
+def _data_dir(v: str) -> str | None:
+    if _DATA_DIR_RE.match(v) and v not in (".", ".."):
+        return None
+    return f"is {v!r}; expected a directory name (letters, digits, '_', '.', '-'), no '/'"
+
+
+def _env_table(v: dict[str, str]) -> str | None:
+    bad = [n for n in v if not _ENV_NAME_RE.match(n)]
+    return f"has {bad[0]!r}, which is not an environment variable name" if bad else None
+
+
+_CHECKS: dict[str, Callable[[Any], str | None]] = {
+    "image": _not_empty,
+    "stdio": _not_empty,
+    "network": _not_empty,
+    "port": _port,
+    "mcp_path": _url_path,
+    "data": _data_dir,
+    "env": _env_table,
+}
+
+
+def check_value(key: str, value: Any) -> str | None:
+    """What is wrong with an already typed value of a table's `key`, as words that follow
+    the key's name (as `config_schema.check_value` for the fixed sections)."""
+    check = _CHECKS.get(key)
+    return check(value) if check else None
+
 
 # The built-in services' keys, as if written in tables; a user's table of the same name is
 # merged over them key by key.

@@ -184,3 +184,52 @@ def test_the_loop_decides_what_a_request_does_and_answers_with_the_runners_resul
     assert isinstance(jobs[-1], service_runner.ApplyServices) and jobs[-1].reply is reply
     agent.on_services_done(service_runner.ServicesDone(jobs[-1], ()))
     assert reply.wait(0.5, threading.Event()) == Answer(True)
+
+
+def test_the_service_runner_runs_one_job_at_a_time_and_reports_each(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Jobs never overlap; each result goes back to the loop; jobs left at shutdown are
+    answered, not run. (`run` is replaced: what a job does is the engine tests' part.)"""
+    from parent_agent.app import service_runner
+    from parent_agent.core.services import ServicePlan
+
+    done: queue.Queue[service_runner.ServicesDone] = queue.Queue()
+    runner = service_runner.ServiceRunner(done.put, tmp_path)
+    started: queue.Queue[str] = queue.Queue()
+    release = threading.Event()
+    active: list[int] = [0]
+
+    def run(job: service_runner.Job) -> service_runner.ServicesDone:
+        active[0] += 1
+        assert active[0] == 1, "two jobs at once"
+        started.put("x")
+        release.wait(5)
+        active[0] -= 1
+        return service_runner.ServicesDone(job, ("e",))
+
+    monkeypatch.setattr(runner, "run", run)
+    runner.start()
+    engine = object()
+    first = service_runner.ApplyServices(engine, ServicePlan())  # type: ignore[arg-type]
+    second = service_runner.ApplyServices(engine, ServicePlan())  # type: ignore[arg-type]
+    runner.submit(first)
+    runner.submit(second)
+    started.get(timeout=5)
+    assert started.empty()  # the second waits for the first
+    release.set()
+    assert done.get(timeout=5).job is first and done.get(timeout=5).job is second
+    started.get(timeout=5)  # the second's start
+    release.clear()
+    runner.submit(first)
+    started.get(timeout=5)
+    reply = Reply()
+    runner.submit(service_runner.ApplyServices(engine, ServicePlan(), reply))  # type: ignore[arg-type]
+    stopper = threading.Thread(target=runner.stop)
+    stopper.start()
+    assert runner._stopping.wait(5)  # stopping before the first job ends: the rest is dropped
+    release.set()
+    stopper.join(10)
+    assert reply.wait(1, threading.Event()) == Answer(False, "the parent is shutting down")
+    assert done.get(timeout=5).job is first and done.empty()
+    assert not [t for t in threading.enumerate() if t.name == "services"]

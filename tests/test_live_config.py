@@ -198,7 +198,10 @@ def test_services_start_and_stop_with_the_config(
     name = f"svc{os.getpid()}"
 
     def state() -> str:
-        found = dclient.containers.list(all=True, filters={"name": f"^/hal9000-s-{name}$"})
+        # sparse: the list's own data (an inspect after it 404s on one removed in between)
+        found = dclient.containers.list(
+            all=True, sparse=True, filters={"name": f"^/hal9000-s-{name}$"}
+        )
         return found[0].status if found else "absent"
 
     table = f'\n[services.{name}]\nimage = "hal9000/worker:minimal"\ncommand = ["sleep", "600"]\n'
