@@ -195,7 +195,7 @@ def test_the_service_runner_runs_one_job_at_a_time_and_reports_each(
     from parent_agent.core.services import ServicePlan
 
     done: queue.Queue[service_runner.ServicesDone] = queue.Queue()
-    runner = service_runner.ServiceRunner(done.put, tmp_path)
+    runner = service_runner.ServiceRunner(done.put, ParentLayout(run_dir=tmp_path))
     started: queue.Queue[str] = queue.Queue()
     release = threading.Event()
     active: list[int] = [0]
