@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from hal_common.errors import EXIT_LOOP, LoopUnavailable
+from hal_common.layout import ParentLayout
 from parent_agent.adapters.control import ControlServer, Reply, ask
 from parent_agent.core.control import (
     MAX_BYTES,
