@@ -19,7 +19,7 @@ from hal_common.config import Resolved, Setting, env_name, read_config
 from hal_common.config_edit import parse_key, set_in_file
 from hal_common.config_schema import RESTART, find_key
 from hal_common.errors import UsageError
-from hal_common.layout import HostLayout, ParentLayout
+from hal_common.layout import ParentLayout
 
 
 def toml_text(value: Any) -> str:
@@ -156,11 +156,6 @@ def config_group(path_of: Callable[[], Path]) -> click.Group:
         click.echo(f"{shown}: ok")
 
     return group
-
-
-def host_group() -> click.Group:
-    """`claudy config`: the host's file, `$XDG_CONFIG_HOME/hal9000/config.toml`."""
-    return config_group(lambda: HostLayout.from_env(os.environ).config_file)
 
 
 def parent_group() -> click.Group:

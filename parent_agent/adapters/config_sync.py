@@ -20,11 +20,12 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from hal_common.errors import UsageError
+from hal_common.protocol import SYNC_HOST_STATE, SYNC_TOPS
 from parent_agent.adapters import claude_home
 
 MANIFEST = ".hal-sync.json"
-HOST_STATE = ".hal-host-state.json"
-ALLOWED_TOPS = {"settings.json", "CLAUDE.md", "agents", "commands", "skills", "plugins"}
+HOST_STATE = SYNC_HOST_STATE  # the archive's layout is the protocol's (claudy packs it)
+ALLOWED_TOPS = SYNC_TOPS
 
 
 def digest(data: bytes) -> str:

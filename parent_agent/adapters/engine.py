@@ -60,7 +60,8 @@ def _creating(what: str, image: str) -> Iterator[None]:
 class InnerEngine:
     """The parent's Docker engine (its own dockerd), over an injected `docker.DockerClient`.
 
-    `client` is public only for the adapters not yet moved onto this class (services.py).
+    Every product module goes through its methods; `client` stays reachable for the tests,
+    which look at what the engine holds as docker-py shows it.
     """
 
     def __init__(self, client: docker.DockerClient) -> None:

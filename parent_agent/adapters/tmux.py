@@ -9,6 +9,7 @@ import libtmux
 from libtmux.exc import LibTmuxException
 
 from hal_common.errors import HalError
+from hal_common.protocol import WINDOW_OPTION
 from parent_agent.core.keys import Binding
 from parent_agent.core.tmux import (
     DASHBOARD,
@@ -20,7 +21,7 @@ from parent_agent.core.tmux import (
 
 log = logging.getLogger(__name__)
 
-WINDOW_MARK = "@hal-session"  # window option: the worker session a window shows
+WINDOW_MARK = WINDOW_OPTION  # window option: the worker session a window shows
 KEYS_MARK = "@hal-keys"  # global option: the keys hal-agent bound (to unbind on rebind)
 STATUS_MARK = "@hal-status"  # global option: worker counts for the status line
 
