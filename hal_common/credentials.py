@@ -149,8 +149,13 @@ def summary(credentials_doc: dict[str, Any] | None, api_key: bool) -> dict[str, 
             "scopes": list(oauth.get("scopes") or []),
             "subscription": oauth.get("subscriptionType"),
         }
-    return {"present": api_key, "expires_at": None, "refreshable": False, "scopes": [],
-            "subscription": None}  # fmt: skip
+    return {
+        "present": api_key,
+        "expires_at": None,
+        "refreshable": False,
+        "scopes": [],
+        "subscription": None,
+    }
 
 
 def describe_expiry(expires_at: float | None, now: float | None = None) -> str:

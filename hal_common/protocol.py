@@ -170,20 +170,30 @@ class WorkerRow:
 
     def to_json(self) -> dict[str, Any]:
         lim = self.limits
-        return {"name": self.name, "project": self.project, "state": self.state,
-                "image": self.image, "created": self.created, "uptime_s": self.uptime_s,
-                "window": self.window,
-                "limits": {"memory": lim.memory, "cpus": lim.cpus, "pids": lim.pids}}  # fmt: skip
+        return {
+            "name": self.name,
+            "project": self.project,
+            "state": self.state,
+            "image": self.image,
+            "created": self.created,
+            "uptime_s": self.uptime_s,
+            "window": self.window,
+            "limits": {"memory": lim.memory, "cpus": lim.cpus, "pids": lim.pids},
+        }
 
     @classmethod
     def from_json(cls, doc: object, where: str = "") -> Self:
         f = _Fields(doc, "ls --json", where)
         return cls(
-            name=f.text("name"), project=f.text("project"), state=f.text("state"),
-            image=f.text("image"), created=f.opt_text("created"), uptime_s=f.integer("uptime_s"),
+            name=f.text("name"),
+            project=f.text("project"),
+            state=f.text("state"),
+            image=f.text("image"),
+            created=f.opt_text("created"),
+            uptime_s=f.integer("uptime_s"),
             window=f.flag("window"),
             limits=Limits.from_json(f.obj("limits")),
-        )  # fmt: skip
+        )
 
 
 @dataclass(frozen=True)
@@ -218,16 +228,31 @@ class WorkerUsage:
     blk_write: int
 
     def to_json(self) -> dict[str, Any]:
-        return {"cpu_pct": self.cpu_pct, "mem_used": self.mem_used, "mem_limit": self.mem_limit,
-                "pids": self.pids, "net_rx": self.net_rx, "net_tx": self.net_tx,
-                "blk_read": self.blk_read, "blk_write": self.blk_write}  # fmt: skip
+        return {
+            "cpu_pct": self.cpu_pct,
+            "mem_used": self.mem_used,
+            "mem_limit": self.mem_limit,
+            "pids": self.pids,
+            "net_rx": self.net_rx,
+            "net_tx": self.net_tx,
+            "blk_read": self.blk_read,
+            "blk_write": self.blk_write,
+        }
 
     @classmethod
     def from_json(cls, doc: object, where: str = "") -> Self:
         f = _Fields(doc, "stats --json", where)
         n = f.integer
-        return cls(f.opt_number("cpu_pct"), n("mem_used"), n("mem_limit"), n("pids"),
-                   n("net_rx"), n("net_tx"), n("blk_read"), n("blk_write"))  # fmt: skip
+        return cls(
+            f.opt_number("cpu_pct"),
+            n("mem_used"),
+            n("mem_limit"),
+            n("pids"),
+            n("net_rx"),
+            n("net_tx"),
+            n("blk_read"),
+            n("blk_write"),
+        )
 
 
 @dataclass(frozen=True)
@@ -257,14 +282,26 @@ class ServiceRow:
     mcp: bool = False
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "ok": self.ok, "state": self.state, "detail": self.detail,
-                "port": self.port, "mcp": self.mcp}  # fmt: skip
+        return {
+            "name": self.name,
+            "ok": self.ok,
+            "state": self.state,
+            "detail": self.detail,
+            "port": self.port,
+            "mcp": self.mcp,
+        }
 
     @classmethod
     def from_json(cls, doc: object, where: str = "") -> Self:
         f = _Fields(doc, "services --json", where)
-        return cls(f.text("name"), f.flag("ok"), f.text("state"), f.opt_text("detail") or "",
-                   f.opt_integer("port"), f.flag("mcp", default=False))  # fmt: skip
+        return cls(
+            f.text("name"),
+            f.flag("ok"),
+            f.text("state"),
+            f.opt_text("detail") or "",
+            f.opt_integer("port"),
+            f.flag("mcp", default=False),
+        )
 
 
 @dataclass(frozen=True)
@@ -304,29 +341,47 @@ class AuthStatus(_Reply):
 
     def to_json(self) -> dict[str, Any]:
         if self.error is not None:
-            return {"present": self.present, "kind": self.kind, "source": self.source,
-                    "imported_at": self.imported_at, "expires_at": self.expires_at,
-                    "error": self.error}  # fmt: skip
-        doc: dict[str, Any] = {"present": self.present, "expires_at": self.expires_at,
-                               "refreshable": self.refreshable, "scopes": list(self.scopes),
-                               "subscription": self.subscription}  # fmt: skip
+            return {
+                "present": self.present,
+                "kind": self.kind,
+                "source": self.source,
+                "imported_at": self.imported_at,
+                "expires_at": self.expires_at,
+                "error": self.error,
+            }
+        doc: dict[str, Any] = {
+            "present": self.present,
+            "expires_at": self.expires_at,
+            "refreshable": self.refreshable,
+            "scopes": list(self.scopes),
+            "subscription": self.subscription,
+        }
         if self.refreshed_since_import is not None:
             doc["refreshed_since_import"] = self.refreshed_since_import
-        doc.update(kind=self.kind, source=self.source, imported_at=self.imported_at,
-                   fingerprint=self.fingerprint)  # fmt: skip
+        doc.update(
+            kind=self.kind,
+            source=self.source,
+            imported_at=self.imported_at,
+            fingerprint=self.fingerprint,
+        )
         return doc
 
     @classmethod
     def from_json(cls, doc: object) -> Self:
         f = _Fields(doc, "auth status --json")
         return cls(
-            present=f.flag("present"), expires_at=f.opt_number("expires_at"),
-            refreshable=f.flag("refreshable", default=False), scopes=f.texts("scopes", True),
+            present=f.flag("present"),
+            expires_at=f.opt_number("expires_at"),
+            refreshable=f.flag("refreshable", default=False),
+            scopes=f.texts("scopes", True),
             subscription=f.opt_text("subscription"),
-            refreshed_since_import=f.opt_flag("refreshed_since_import"), kind=f.opt_text("kind"),
-            source=f.opt_text("source"), imported_at=f.opt_number("imported_at"),
-            fingerprint=f.opt_text("fingerprint"), error=f.opt_text("error"),
-        )  # fmt: skip
+            refreshed_since_import=f.opt_flag("refreshed_since_import"),
+            kind=f.opt_text("kind"),
+            source=f.opt_text("source"),
+            imported_at=f.opt_number("imported_at"),
+            fingerprint=f.opt_text("fingerprint"),
+            error=f.opt_text("error"),
+        )
 
 
 # --- health --json, sync --status, ready ----------------------------------------------------
@@ -347,8 +402,10 @@ class Health(_Reply):
     restart_needed: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
-        return {"errors": [{"time": e.time, "text": e.text} for e in self.errors],
-                "restart_needed": list(self.restart_needed)}  # fmt: skip
+        return {
+            "errors": [{"time": e.time, "text": e.text} for e in self.errors],
+            "restart_needed": list(self.restart_needed),
+        }
 
     @classmethod
     def from_json(cls, doc: object) -> Self:

@@ -112,8 +112,10 @@ def _from_file(path: Path) -> Credential:
     try:
         text = path.read_text()
     except FileNotFoundError:
-        raise UsageError(f"{path}: no such file", hint="name the file `claude setup-token` "
-                         "printed into, or an API key file") from None  # fmt: skip
+        raise UsageError(
+            f"{path}: no such file",
+            hint="name the file `claude setup-token` printed into, or an API key file",
+        ) from None
     except OSError as e:
         raise UsageError(f"{path}: {e.strerror}") from None
     try:

@@ -191,16 +191,30 @@ class HostEngine:
                 raise HalError(str(e.explanation or e)) from None
 
     def build(
-        self, path: str, dockerfile: str, tag: str, target: str | None, buildargs: dict[str, str],
-        labels: dict[str, str], nocache: bool,
-    ) -> Iterator[BuildLine]:  # fmt: skip
+        self,
+        path: str,
+        dockerfile: str,
+        tag: str,
+        target: str | None,
+        buildargs: dict[str, str],
+        labels: dict[str, str],
+        nocache: bool,
+    ) -> Iterator[BuildLine]:
         """Build with the host's network; each line of progress as it comes."""
         with translated(f"building {tag}"):
             stream = self._client.api.build(
-                path=path, dockerfile=dockerfile, tag=tag, target=target, buildargs=buildargs,
-                network_mode="host", rm=True, forcerm=True, decode=True, nocache=nocache,
+                path=path,
+                dockerfile=dockerfile,
+                tag=tag,
+                target=target,
+                buildargs=buildargs,
+                network_mode="host",
+                rm=True,
+                forcerm=True,
+                decode=True,
+                nocache=nocache,
                 labels=labels,
-            )  # fmt: skip
+            )
             for chunk in stream:
                 if "error" in chunk:
                     yield BuildLine(error=str(chunk["error"]))

@@ -94,8 +94,14 @@ def slim_rootfs(rootfs: Path) -> None:
         shutil.copytree(HOST_CA_DIR, rootfs / HOST_CA_DIR.relative_to("/"), dirs_exist_ok=True)
     for rel in ("etc/resolv.conf", "etc/hostname"):
         (rootfs / rel).unlink(missing_ok=True)
-    for rel in ("var/lib/apt/lists", "var/cache/apt", "usr/share/man", "usr/share/info",
-                "usr/share/locale", "var/log"):  # fmt: skip
+    for rel in (
+        "var/lib/apt/lists",
+        "var/cache/apt",
+        "usr/share/man",
+        "usr/share/info",
+        "usr/share/locale",
+        "var/log",
+    ):
         target = rootfs / rel
         if target.is_dir():
             for child in target.iterdir():
@@ -142,19 +148,30 @@ def build_offline_base(engine: HostEngine, console: Console) -> None:
 
 
 def build(
-    engine: HostEngine, recipe: Recipe, base: str, console: Console, env: Mapping[str, str],
+    engine: HostEngine,
+    recipe: Recipe,
+    base: str,
+    console: Console,
+    env: Mapping[str, str],
     nocache: bool = False,
-) -> str:  # fmt: skip
+) -> str:
     """Build one image, showing each step; returns its id."""
     ctx = context_dir(env)
-    console.print(f"[bold]building[/] {recipe.tag} ({recipe.dockerfile}"
-                  f"{', ' + recipe.target if recipe.target else ''}) on {base}")  # fmt: skip
+    console.print(
+        f"[bold]building[/] {recipe.tag} ({recipe.dockerfile}"
+        f"{', ' + recipe.target if recipe.target else ''}) on {base}"
+    )
     last: list[str] = []
     with console.status(f"{recipe.tag}: starting") as status:
         for line in engine.build(
-            str(ctx), recipe.dockerfile, recipe.tag, recipe.target, {"BASE_IMAGE": base},
-            {SOURCE_LABEL: source_hash(ctx, recipe)}, nocache,
-        ):  # fmt: skip
+            str(ctx),
+            recipe.dockerfile,
+            recipe.tag,
+            recipe.target,
+            {"BASE_IMAGE": base},
+            {SOURCE_LABEL: source_hash(ctx, recipe)},
+            nocache,
+        ):
             if line.error:
                 tail = "\n".join(last[-15:])
                 raise HalError(f"building {recipe.tag} failed: {line.error}\n{tail}")
@@ -172,9 +189,13 @@ def build(
 
 
 def ensure_images(
-    engine: HostEngine, cfg: Config, console: Console, env: Mapping[str, str],
-    force: bool = False, nocache: bool = False,
-) -> None:  # fmt: skip
+    engine: HostEngine,
+    cfg: Config,
+    console: Console,
+    env: Mapping[str, str],
+    force: bool = False,
+    nocache: bool = False,
+) -> None:
     """Build whichever of our images is missing or was built from other sources (an older
     checkout); all of them with `force`. Unchanged layers come from the cache."""
     todo = [r for r in recipes(cfg) if force or not current(engine, r, env)]
@@ -205,9 +226,14 @@ def ensure_inner_image(
     if parent.inner_image_id(image) == img.id:
         return img.id
     with Progress(
-        TextColumn(f"loading {image} into the parent"), BarColumn(), DownloadColumn(),
-        TransferSpeedColumn(), TimeElapsedColumn(), console=console, transient=False,
-    ) as progress:  # fmt: skip
+        TextColumn(f"loading {image} into the parent"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as progress:
         task = progress.add_task("load", total=img.size or None)
         parent.load_image(image, _counted(engine.save(image), progress, task))
         progress.update(task, completed=img.size)

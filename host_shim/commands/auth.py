@@ -27,11 +27,14 @@ def auth_group() -> None:
 
 
 @auth_group.command("import")
-@click.option("--token-file", type=click.Path(dir_okay=False),
-              help="A file holding a `claude setup-token` token, an API key, "
-              "or a .credentials.json.")  # fmt: skip
-@click.option("--from-env", is_flag=True,
-              help=f"Import ${auth.ENV_KEY} (refused without this flag).")  # fmt: skip
+@click.option(
+    "--token-file",
+    type=click.Path(dir_okay=False),
+    help="A file holding a `claude setup-token` token, an API key, or a .credentials.json.",
+)
+@click.option(
+    "--from-env", is_flag=True, help=f"Import ${auth.ENV_KEY} (refused without this flag)."
+)
 @pass_host
 def import_(host: Host, token_file: str | None, from_env: bool) -> None:
     """Copy the host's Claude credential into the parent (over stdin, never env or argv).
@@ -119,8 +122,10 @@ def first_run(host: Host, parent: ParentClient, console: Console) -> None:
         elif found.credential is None and not stored.present:
             for note in found.notes:
                 console.print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
-            console.print("[yellow]no Claude credential on this host: workers start logged out "
-                          "(claudy auth import --help)[/]")  # fmt: skip
+            console.print(
+                "[yellow]no Claude credential on this host: workers start logged out "
+                "(claudy auth import --help)[/]"
+            )
         if _never_synced(parent):
             first = send_config(host, parent).splitlines()[0]
             if first.startswith("copied"):  # else ~/.claude holds no config to copy

@@ -98,8 +98,9 @@ def open_(host: Host, directory: str, detach: bool) -> None:
             click.echo(session)
             return
         cli = find_docker_cli(host.env)
-        argv = fastpath.attach_argv(cli, c.cfg.parent.name, session, host.term, os.getpid(),
-                                    PARENT_LAYOUT)  # fmt: skip
+        argv = fastpath.attach_argv(
+            cli, c.cfg.parent.name, session, host.term, os.getpid(), PARENT_LAYOUT
+        )
         hand_over(argv[0], argv)
     agent, image_id = prepare(c, engine)
     cli_auth.first_run(host, agent, host.err)
@@ -157,9 +158,19 @@ def status(host: Host, as_json: bool) -> None:
         with contextlib.suppress(ParentCommandFailed):  # no health: none to say
             health = ParentClient(parent).health()
     if as_json:
-        click.echo(json.dumps({"parent": {"name": c.cfg.parent.name, "state": state,
-                                          "restart_needed": list(health.restart_needed)},
-                               "workers": [r.to_json() for r in rows]}, indent=2))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {
+                    "parent": {
+                        "name": c.cfg.parent.name,
+                        "state": state,
+                        "restart_needed": list(health.restart_needed),
+                    },
+                    "workers": [r.to_json() for r in rows],
+                },
+                indent=2,
+            )
+        )
         return
     click.echo(f"parent {c.cfg.parent.name}: {state}")
     for key in health.restart_needed:

@@ -73,12 +73,16 @@ def host_credential(console: Console, host: Host) -> None:
         console.print(f"[yellow]![/] {escape(note)}", highlight=False)
     cred = found.credential
     if cred is None:
-        console.print("[yellow]![/] host credential: none found; workers start logged out "
-                      "(log in with `claude`, or claudy auth import --token-file F)")  # fmt: skip
+        console.print(
+            "[yellow]![/] host credential: none found; workers start logged out "
+            "(log in with `claude`, or claudy auth import --token-file F)"
+        )
         return
     when = describe_expiry(cred.expires_at())
-    console.print(f"[green]✓[/] host credential: {cred.kind} in {escape(cred.source)}, {when}",
-                  highlight=False)  # fmt: skip
+    console.print(
+        f"[green]✓[/] host credential: {cred.kind} in {escape(cred.source)}, {when}",
+        highlight=False,
+    )
 
 
 def run_checks(host: Host) -> int:
@@ -99,8 +103,10 @@ def run_checks(host: Host) -> int:
     def image_check() -> str:
         stale = [r.tag for r in recipes(ctxs[0].cfg) if not images.current(engines[0], r, host.env)]
         if stale:
-            raise HalError(f"missing or built from other sources: {', '.join(stale)}",
-                           hint="claudy (or claudy build) builds them, with progress")  # fmt: skip
+            raise HalError(
+                f"missing or built from other sources: {', '.join(stale)}",
+                hint="claudy (or claudy build) builds them, with progress",
+            )
         return "all present and built from this checkout"
 
     if doc.check("config", config) and doc.check("engine", engine):

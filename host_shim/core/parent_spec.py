@@ -56,9 +56,13 @@ def resolve_security(mode: str, runtimes: Collection[str]) -> str:
 
 
 def parent_kwargs(
-    cfg: Config, roots: tuple[str, ...], config_dir: str, user: HostUser, security: str,
+    cfg: Config,
+    roots: tuple[str, ...],
+    config_dir: str,
+    user: HostUser,
+    security: str,
     layout: ParentLayout = PARENT_LAYOUT,
-) -> dict[str, Any]:  # fmt: skip
+) -> dict[str, Any]:
     """Keyword arguments for `client.containers.run` of the parent (docker-py)."""
     volumes: dict[str, dict[str, str]] = {
         vol: {"bind": target, "mode": "rw"}

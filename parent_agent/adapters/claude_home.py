@@ -228,5 +228,10 @@ def auth_status(home: Path) -> dict[str, Any]:
 
 
 def _empty(meta: dict[str, Any]) -> dict[str, Any]:
-    return {"present": False, "kind": meta.get("kind"), "source": meta.get("source"),
-            "imported_at": meta.get("imported_at"), "expires_at": None}  # fmt: skip
+    return {
+        "present": False,
+        "kind": meta.get("kind"),
+        "source": meta.get("source"),
+        "imported_at": meta.get("imported_at"),
+        "expires_at": None,
+    }

@@ -86,9 +86,12 @@ class Dockerd:
         layout.inner_docker_sock.unlink(missing_ok=True)
         with layout.dockerd_log.open("ab") as out:
             self.proc = subprocess.Popen(
-                dockerd_argv(layout), stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )  # fmt: skip
+                dockerd_argv(layout),
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         # A fixed API version: docker-py would otherwise ask the not-yet-listening daemon.
         engine = InnerEngine.at(f"unix://{layout.inner_docker_sock}", version=INNER_API_VERSION)
         wait_ping(engine, time.monotonic() + timeout, self.proc, layout.dockerd_log)

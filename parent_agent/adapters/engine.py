@@ -178,8 +178,9 @@ class InnerEngine:
         """
         api = self.client.api
         with translated(what or f"updating {name}"):
-            res = api.post(f"{api.base_url}/v{api.api_version}/containers/{name}/update",
-                           json=dict(body))  # fmt: skip
+            res = api.post(
+                f"{api.base_url}/v{api.api_version}/containers/{name}/update", json=dict(body)
+            )
             try:
                 res.raise_for_status()
             except requests.exceptions.HTTPError as e:
@@ -260,8 +261,7 @@ class InnerEngine:
     def events(self, actions: Sequence[str]) -> Iterator[ContainerEvent]:
         """Our containers' events of these `actions`, as they happen. Ends (quietly) when
         the engine goes away or the stream is closed."""
-        filters = {"type": "container", "label": f"{labels.MANAGED}=true",
-                   "event": list(actions)}  # fmt: skip
+        filters = {"type": "container", "label": f"{labels.MANAGED}=true", "event": list(actions)}
         try:
             for raw in self.client.events(decode=True, filters=filters):
                 yield to_event(raw)

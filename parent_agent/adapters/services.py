@@ -101,8 +101,10 @@ def reconcile(engine: InnerEngine, plan: ServicePlan) -> list[str]:
                     engine.run(what=f"service {w.name} did not start", **w.kwargs)
                     log.info("service %s started", w.name)
                 except ImageMissing:
-                    errors.append(f"service {w.name} did not start: image {w.image} is missing "
-                                  "(claudy on the host loads it)")  # fmt: skip
+                    errors.append(
+                        f"service {w.name} did not start: image {w.image} is missing "
+                        "(claudy on the host loads it)"
+                    )
         except HalError as e:
             errors.append(e.message)
     return errors

@@ -51,9 +51,13 @@ class TmuxUI:
             return False
         try:
             session = self.server.new_session(
-                session_name=SESSION, window_name=DASHBOARD, window_command=dashboard_command(),
-                x=200, y=50, attach=False,
-            )  # fmt: skip
+                session_name=SESSION,
+                window_name=DASHBOARD,
+                window_command=dashboard_command(),
+                x=200,
+                y=50,
+                attach=False,
+            )
         except LibTmuxException as e:
             if self.session() is not None:  # another process created it first
                 return False
@@ -128,8 +132,9 @@ class TmuxUI:
         self._cmd("display-menu", "-c", client, "-T", title, "-x", "C", "-y", "C", *args)
 
     def popup(self, client: str, command: str, title: str) -> None:
-        self._cmd("display-popup", "-c", client, "-E", "-w", "90%", "-h", "70%",
-                  "-T", title, command)  # fmt: skip
+        self._cmd(
+            "display-popup", "-c", client, "-E", "-w", "90%", "-h", "70%", "-T", title, command
+        )
 
     def apply_keys(self, prefix: str, binds: list[Binding]) -> None:
         """Set the prefix and (re)bind our keys, unbinding the ones we bound before."""

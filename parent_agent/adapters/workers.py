@@ -146,8 +146,9 @@ def stop_all(engine: InnerEngine, timeout: int = 10) -> None:
 
 def update_limits(engine: InnerEngine, cfg: WorkerConfig, session: str | None = None) -> Outcome:
     """`docker update` every running worker (or `session`'s) to `cfg`'s limits."""
-    running = engine.containers(labels.ROLE_WORKER, session=session, stopped=False,
-                                what="listing workers")  # fmt: skip
+    running = engine.containers(
+        labels.ROLE_WORKER, session=session, stopped=False, what="listing workers"
+    )
     body = limits_body(cfg)
     done: list[str] = []
     failed: list[Failure] = []

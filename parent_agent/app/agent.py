@@ -153,10 +153,15 @@ class Agent:
         self.engine_up_at = time.monotonic()
         self.sampler = BackgroundSampler(self.engine, interval=1.0)
         self.apply_services()  # in the runner: the loop is ready without waiting for it
-        threading.Thread(target=_watch_dockerd, args=(self.dockerd, self.inbox),
-                         name="dockerd-watch", daemon=True).start()  # fmt: skip
-        threading.Thread(target=_watch_events, args=(self.engine, self.inbox),
-                         name="docker-events", daemon=True).start()  # fmt: skip
+        threading.Thread(
+            target=_watch_dockerd,
+            args=(self.dockerd, self.inbox),
+            name="dockerd-watch",
+            daemon=True,
+        ).start()
+        threading.Thread(
+            target=_watch_events, args=(self.engine, self.inbox), name="docker-events", daemon=True
+        ).start()
 
     def _engine_lost(self) -> None:
         """The engine is gone: forget it, and wait a little longer each time before the next

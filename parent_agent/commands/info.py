@@ -40,9 +40,14 @@ def _stats_table(use: dict[str, Usage]) -> Table:
     for name, u in sorted(use.items()):
         cpu = f"{u.cpu_pct:.1f}%" if u.cpu_pct is not None else "-"
         limit = human_bytes(u.mem_limit) if u.mem_limit and u.mem_limit < 1 << 50 else "-"
-        table.add_row(name, cpu, f"{human_bytes(u.mem_used)}/{limit}", str(u.pids),
-                      f"{human_bytes(u.net_rx)}/{human_bytes(u.net_tx)}",
-                      f"{human_bytes(u.blk_read)}/{human_bytes(u.blk_write)}")  # fmt: skip
+        table.add_row(
+            name,
+            cpu,
+            f"{human_bytes(u.mem_used)}/{limit}",
+            str(u.pids),
+            f"{human_bytes(u.net_rx)}/{human_bytes(u.net_tx)}",
+            f"{human_bytes(u.blk_read)}/{human_bytes(u.blk_write)}",
+        )
     if not use:
         table.add_row("no running workers", "", "", "", "", "")
     return table
@@ -91,11 +96,23 @@ def keys(p: Parent, as_json: bool) -> None:
     cfg = p.config()
     binds = bindings(_keys_mapping(cfg.keys))
     if as_json:
-        click.echo(json.dumps({"prefix": cfg.keys.prefix,
-                               "bindings": [{"action": b.action, "key": b.key,
-                                             "command": display(b.command),
-                                             "description": b.description} for b in binds]},
-                              indent=2))  # fmt: skip
+        click.echo(
+            json.dumps(
+                {
+                    "prefix": cfg.keys.prefix,
+                    "bindings": [
+                        {
+                            "action": b.action,
+                            "key": b.key,
+                            "command": display(b.command),
+                            "description": b.description,
+                        }
+                        for b in binds
+                    ],
+                },
+                indent=2,
+            )
+        )
         return
     click.echo(f"prefix: {cfg.keys.prefix}   (then the key)")
     for b in binds:
@@ -160,14 +177,22 @@ def doctor(p: Parent) -> None:
         if engine.has_image(cfg.worker.image):
             report(True, "worker image", cfg.worker.image)
         else:
-            report(False, "worker image", f"{cfg.worker.image} missing",
-                   "run claudy on the host; it loads the image into the parent")  # fmt: skip
+            report(
+                False,
+                "worker image",
+                f"{cfg.worker.image} missing",
+                "run claudy on the host; it loads the image into the parent",
+            )
         _doctor_services(engine, cfg.services, report)
     except HalError as e:
         report(False, "inner engine", e.message, "see /var/log/hal9000/dockerd.log")
     ui = p.ui()
-    report(ui.alive() and ui.session() is not None, "tmux", str(p.layout.tmux_sock),
-           "hal-agent run restores it within a second; if not, restart the parent")  # fmt: skip
+    report(
+        ui.alive() and ui.session() is not None,
+        "tmux",
+        str(p.layout.tmux_sock),
+        "hal-agent run restores it within a second; if not, restart the parent",
+    )
     home = p.layout.claude_home
     mode = oct(home.stat().st_mode & 0o777) if home.exists() else "missing"
     report(mode == "0o700", "claude home", f"{home} {mode}", f"chmod 700 {home}")
@@ -175,11 +200,17 @@ def doctor(p: Parent) -> None:
 
     auth = claude_home.auth_status(home)
     if auth.get("present") or auth.get("error"):
-        report(not auth.get("error"), "credentials", describe(auth).replace("\n  ", "; "),
-               "claudy auth import on the host")  # fmt: skip
+        report(
+            not auth.get("error"),
+            "credentials",
+            describe(auth).replace("\n  ", "; "),
+            "claudy auth import on the host",
+        )
     else:
-        click.echo("! credentials: none imported; workers start logged out "
-                   "(log in on the host, then claudy auth import)")  # fmt: skip
+        click.echo(
+            "! credentials: none imported; workers start logged out "
+            "(log in on the host, then claudy auth import)"
+        )
     if p.layout.inner_data_root.exists():
         free = shutil.disk_usage(p.layout.inner_data_root).free
         where = f"{human_bytes(free)} free under {p.layout.inner_data_root}"
@@ -210,8 +241,13 @@ def _doctor_services(
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
-@click.option("--restart", "restart", metavar="NAME", multiple=True,
-              help="Restart this service (one that used up its retries, too).")  # fmt: skip
+@click.option(
+    "--restart",
+    "restart",
+    metavar="NAME",
+    multiple=True,
+    help="Restart this service (one that used up its retries, too).",
+)
 @pass_parent
 def services(p: Parent, as_json: bool, restart: tuple[str, ...]) -> None:
     """The shared services (ChromaDB, Memory Bank, MCP servers): running, and if not, why."""
@@ -247,8 +283,9 @@ def services(p: Parent, as_json: bool, restart: tuple[str, ...]) -> None:
 
 
 @click.command(hidden=True)
-@click.argument("action", type=click.Choice(
-    ["new-session", "stop", "restart", "shell", "choose", "stats"]))  # fmt: skip
+@click.argument(
+    "action", type=click.Choice(["new-session", "stop", "restart", "shell", "choose", "stats"])
+)
 @click.option("--client", required=True, help="The tmux client that pressed the key.")
 @click.option("--window", default="", help="The window it was pressed in.")
 @pass_parent
@@ -260,8 +297,10 @@ def key(p: Parent, action: str, client: str, window: str) -> None:
     if action == "new-session":
         engine = p.inner()
         recent = sorted(workers.list_workers(engine), key=lambda w: w.created or 0, reverse=True)
-        items = [(w.project, str(i + 1), f"run-shell -b \"{me} attach --client {c} {w.name}\"")
-                 for i, w in enumerate(recent[:9])]  # fmt: skip
+        items = [
+            (w.project, str(i + 1), f'run-shell -b "{me} attach --client {c} {w.name}"')
+            for i, w in enumerate(recent[:9])
+        ]
         spawn = f"run-shell -b '{me} spawn --client {c} %%'"
         prompt = f"command-prompt -p 'project directory:' \"{spawn}\""
         items.append(("another directory…", "o", prompt))
@@ -271,9 +310,14 @@ def key(p: Parent, action: str, client: str, window: str) -> None:
         if not found:
             ui.message(client, "no workers yet: prefix + new session key, or hal-agent spawn DIR")
             return
-        items = [(f"{w.name}  ({w.state})", str(i + 1) if i < 9 else "",
-                  f"run-shell -b \"{me} attach --client {c} {w.name}\"")
-                 for i, w in enumerate(found)]  # fmt: skip
+        items = [
+            (
+                f"{w.name}  ({w.state})",
+                str(i + 1) if i < 9 else "",
+                f'run-shell -b "{me} attach --client {c} {w.name}"',
+            )
+            for i, w in enumerate(found)
+        ]
         ui.menu(client, " workers ", items)
     elif action == "stats":
         ui.popup(client, f"{me} stats", " worker stats (ctrl-c closes) ")
@@ -282,8 +326,11 @@ def key(p: Parent, action: str, client: str, window: str) -> None:
             ui.message(client, f"{window or 'this window'} is not a worker window")
             return
         if action == "stop":
-            ui.confirm(client, f"stop worker {window}? (y/n)",
-                       f"run-shell -b \"{me} stop {shlex.quote(window)}\"")  # fmt: skip
+            ui.confirm(
+                client,
+                f"stop worker {window}? (y/n)",
+                f'run-shell -b "{me} stop {shlex.quote(window)}"',
+            )
         elif action == "restart":
             ui.message(client, f"restarting {window} …")
             restart_worker(p, window, client)

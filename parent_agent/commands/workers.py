@@ -63,14 +63,20 @@ def _worker(
 @pass_parent
 def spawn(
     p: Parent,
-    directory: str, name: str | None, image: str | None, no_attach: bool, no_window: bool,
-    image_id: str | None, client: str | None,
-) -> None:  # fmt: skip
+    directory: str,
+    name: str | None,
+    image: str | None,
+    no_attach: bool,
+    no_window: bool,
+    image_id: str | None,
+    client: str | None,
+) -> None:
     """Start (or reuse) the worker for DIRECTORY and show its window."""
     cfg = p.config()
     ui = None if no_window else p.ui()
-    spec = sessions.spawn(p.inner(), ui, cfg, directory, p.layout, p.env, image_id=image_id,
-                          name=name, image=image)  # fmt: skip
+    spec = sessions.spawn(
+        p.inner(), ui, cfg, directory, p.layout, p.env, image_id=image_id, name=name, image=image
+    )
     if no_attach or no_window:
         click.echo(spec.session)
     elif client:
@@ -242,8 +248,9 @@ def _current_client(p: Parent) -> str | None:
 def gc(p: Parent, older_than: str, dry_run: bool) -> None:
     """Remove stopped workers and orphans (project gone), found by label only."""
     engine = p.inner()
-    plan = gc_plan(workers.list_workers(engine), datetime.now(UTC),
-                   parse_duration(older_than), os.path.isdir)  # fmt: skip
+    plan = gc_plan(
+        workers.list_workers(engine), datetime.now(UTC), parse_duration(older_than), os.path.isdir
+    )
     if not plan:
         click.echo("nothing to collect")
         return

@@ -46,8 +46,9 @@ LAYOUT = 2  # the mounts create_kwargs makes; 2: read-only plugins
 
 def template_hash(cfg: WorkerConfig, image: str | None = None) -> str:
     """What a worker was created from, beyond its limits: a changed one marks it outdated."""
-    text = json.dumps([image or cfg.image, list(cfg.command), cfg.network, cfg.restart,
-                       sorted(cfg.env), LAYOUT])  # fmt: skip
+    text = json.dumps(
+        [image or cfg.image, list(cfg.command), cfg.network, cfg.restart, sorted(cfg.env), LAYOUT]
+    )
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 

@@ -124,17 +124,27 @@ def render(status: Snapshot, height: int = 24, width: int = 80) -> RenderableTyp
         u = status.usage.get(w.name)
         cpu = f"{u.cpu_pct:.0f}%" if u is not None and u.cpu_pct is not None else "-"
         table.add_row(
-            w.name, w.project, _state(w, status.template), cpu, _mem(u), str(u.pids) if u else "-",
-            uptime(w, status.now), "yes" if w.name in status.windows else "-",
-        )  # fmt: skip
+            w.name,
+            w.project,
+            _state(w, status.template),
+            cpu,
+            _mem(u),
+            str(u.pids) if u else "-",
+            uptime(w, status.now),
+            "yes" if w.name in status.windows else "-",
+        )
     parts: list[RenderableType] = [head, table]
     hidden = len(ordered) - len(shown)
     if status.usage:
         cpu_total = sum(u.cpu_pct or 0.0 for u in status.usage.values())
         mem_total = sum(u.mem_used for u in status.usage.values())
-        parts.append(Text(f"total: cpu {cpu_total:.0f}%  mem {human_bytes(mem_total)}"
-                          + (f"   … {hidden} more not shown (hal-agent ls -a)" if hidden else ""),
-                          style="dim"))  # fmt: skip
+        parts.append(
+            Text(
+                f"total: cpu {cpu_total:.0f}%  mem {human_bytes(mem_total)}"
+                + (f"   … {hidden} more not shown (hal-agent ls -a)" if hidden else ""),
+                style="dim",
+            )
+        )
     elif hidden:
         parts.append(Text(f"… {hidden} more not shown (hal-agent ls -a)", style="dim"))
     if not status.workers:
