@@ -155,7 +155,8 @@ def test_the_loop_decides_what_a_request_does_and_answers_with_the_runners_resul
     from hal_common.config import parse_config
     from hal_common.layout import ParentLayout
     from parent_agent.app import service_runner
-    from parent_agent.app.agent import Agent, ControlRequest
+    from parent_agent.app.agent import Agent
+    from parent_agent.app.events import ControlRequest
 
     cfg = parse_config("[services.memory-bank]\nenabled = false\n")
     layout = ParentLayout(run_dir=tmp_path, config_override=tmp_path / "c.toml")

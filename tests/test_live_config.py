@@ -20,7 +20,8 @@ from parent_agent.adapters import snapshot_file
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.tmux import TmuxUI
 from parent_agent.app import sessions
-from parent_agent.app.agent import Agent, Shutdown
+from parent_agent.app.agent import Agent
+from parent_agent.app.events import Shutdown
 from parent_agent.core.snapshot import Snapshot
 
 pytestmark = [pytest.mark.docker, pytest.mark.tmux]

@@ -13,12 +13,10 @@ import queue
 import signal
 import threading
 import time
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
-from hal_common import labels
 from hal_common.config import Config
 from hal_common.config_diff import diff
 from hal_common.errors import HalError, ImageMissing
@@ -32,6 +30,16 @@ from parent_agent.adapters.dockerd import Dockerd
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.tmux import TmuxUI, server_for
 from parent_agent.adapters.usage import BackgroundSampler
+from parent_agent.app.events import (
+    ControlRequest,
+    DockerdExited,
+    Event,
+    Shutdown,
+    Tick,
+    WorkerEvent,
+    watch_dockerd,
+    watch_events,
+)
 from parent_agent.app.service_runner import (
     ApplyServices,
     RestartServices,
@@ -54,60 +62,6 @@ SERVICES_EVERY_S = 3.0  # the services' health: an inspect and a connect each
 MAX_DOCKERD_RESTARTS = 5  # in a row; an engine up for HEALTHY_S gets its budget back
 HEALTHY_S = 300.0
 BACKOFF_S = (0.5, 30.0)  # the first wait before restarting dockerd, and the longest
-
-
-@dataclass(frozen=True)
-class Shutdown:
-    signum: int
-
-
-@dataclass(frozen=True)
-class DockerdExited:
-    code: int
-
-
-@dataclass(frozen=True)
-class WorkerEvent:
-    action: str
-    session: str
-    exit_code: int = 0
-    role: str = labels.ROLE_WORKER  # or "service": the shared services send events too
-
-
-@dataclass(frozen=True)
-class Tick:
-    pass
-
-
-@dataclass(frozen=True)
-class ControlRequest:
-    """A command asks the loop (over the control socket) and waits on `reply`."""
-
-    request: control.Request
-    reply: Reply
-
-
-Event = (
-    Shutdown
-    | DockerdExited
-    | WorkerEvent
-    | Tick
-    | ConfigChanged
-    | ConfigRejected
-    | ServicesDone
-    | ControlRequest
-)
-
-
-def _watch_dockerd(dockerd: Dockerd, inbox: queue.Queue[Event]) -> None:
-    inbox.put(DockerdExited(dockerd.wait()))
-
-
-def _watch_events(engine: InnerEngine, inbox: queue.Queue[Event]) -> None:
-    # only what changes the picture: every `docker exec` into a worker is an event too, and a
-    # reconcile per exec would list (and inspect) every worker each time
-    for ev in engine.events(["start", "die", "destroy", "rename"]):  # ends with the engine
-        inbox.put(WorkerEvent(ev.action, ev.session, ev.exit_code, ev.role))
 
 
 class Agent:
@@ -154,13 +108,13 @@ class Agent:
         self.sampler = BackgroundSampler(self.engine, interval=1.0)
         self.apply_services()  # in the runner: the loop is ready without waiting for it
         threading.Thread(
-            target=_watch_dockerd,
+            target=watch_dockerd,
             args=(self.dockerd, self.inbox),
             name="dockerd-watch",
             daemon=True,
         ).start()
         threading.Thread(
-            target=_watch_events, args=(self.engine, self.inbox), name="docker-events", daemon=True
+            target=watch_events, args=(self.engine, self.inbox), name="docker-events", daemon=True
         ).start()
 
     def _engine_lost(self) -> None:
