@@ -92,6 +92,7 @@ class Watched:
         one that is `final`, past rejections of its half-written states."""
         ev = self.events.get(timeout=TIMEOUT)
         while self.stalled and isinstance(ev, ConfigRejected) and not final(ev):
+            warnings.warn(f"a half-written state was rejected: {ev.error}", stacklevel=3)
             ev = self.events.get(timeout=TIMEOUT)
         return ev
 
@@ -118,6 +119,7 @@ class Watched:
                 return
             if not (self.stalled and isinstance(ev, ConfigRejected)):
                 pytest.fail(f"a second event arrived: {ev}")
+            warnings.warn(f"after a stalled save, rejected again: {ev.error}", stacklevel=2)
 
 
 @pytest.fixture
