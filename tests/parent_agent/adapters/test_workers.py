@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import docker
@@ -14,6 +12,8 @@ from libtmux.test.retry import retry_until
 from hal_common import labels
 from hal_common.config import WorkerConfig
 from hal_common.errors import ImageMissing, NoSuchSession
+from hal_common.layout import ParentLayout
+from hal_testing.engine import Projects
 from parent_agent.adapters import workers
 from parent_agent.app.sessions import prepare_claude_home
 from parent_agent.core.spec import WorkerSpec, worker_spec
@@ -22,28 +22,19 @@ pytestmark = pytest.mark.docker
 
 
 @pytest.fixture
-def project(tmp_path: Path) -> Path:
-    proj = tmp_path / "proj"
-    proj.mkdir()
-    os.chown(proj, 1234, 1235) if os.geteuid() == 0 else None
-    return proj
+def project(projects: Projects) -> Path:
+    return projects.make("proj")  # its workers are removed with `projects`
 
 
 @pytest.fixture
-def spec(
-    project: Path, dclient: docker.DockerClient, built_images: dict[str, str]
-) -> Iterator[WorkerSpec]:
-    s = worker_spec(str(project), WorkerConfig(memory="512m", cpus=1.0, pids=256), 1234, 1235)
-    yield s
-    for c in dclient.containers.list(all=True, filters=labels.managed_filter(session=s.session)):
-        c.remove(force=True)
+def spec(project: Path, dclient: docker.DockerClient, built_images: dict[str, str]) -> WorkerSpec:
+    return worker_spec(str(project), WorkerConfig(memory="512m", cpus=1.0, pids=256), 1234, 1235)
 
 
 @pytest.fixture
-def claude_home(tmp_path: Path) -> str:
-    home = tmp_path / "claude-home"
-    prepare_claude_home(home, 1234, 1235, str(tmp_path / "proj"))
-    return str(home)
+def claude_home(parent_paths: ParentLayout, project: Path) -> str:
+    prepare_claude_home(parent_paths.claude_home, 1234, 1235, str(project))
+    return str(parent_paths.claude_home)
 
 
 def test_ensure_worker_creates_labels_mounts_limits_and_is_idempotent(

@@ -1,4 +1,4 @@
-"""Pure config tests: positions, errors with line and column, warnings, env overrides, origins."""
+"""Pure config tests: values, errors with line and column, warnings, env overrides, origins."""
 
 from __future__ import annotations
 
@@ -11,44 +11,56 @@ from hal_common.config import (
     KeysConfig,
     WatchConfig,
     parse_config,
+    parse_memory,
     read_config,
     resolve,
     text_value,
 )
 from hal_common.errors import ConfigError
-from hal_common.toml_positions import KeyPos, key_positions
+
+
+def test_config_defaults_without_a_file(tmp_path: Path) -> None:
+    from hal_common.config import load_config
+
+    assert load_config(tmp_path / "absent.toml") == Config()
+
+
+def test_config_parses_values_and_warns_on_unknown_keys() -> None:
+    cfg = parse_config('[worker]\nmemory = "2g"\ncpus = 1\nbogus = 3\n[nope]\nx = 1\n')
+    assert cfg.worker.memory == "2g" and cfg.worker.cpus == 1.0
+    assert any("[worker].bogus" in w for w in cfg.warnings)
+    assert any("[nope]" in w for w in cfg.warnings)
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ("[worker\n", ":1:"),
+        ('[worker]\ncpus = "two"\n', "[worker].cpus must be a number"),
+        ("[worker]\ncommand = []\n", "must not be empty"),
+        ('[parent]\nsecurity = "yolo"\n', "expected one of auto, caps"),
+        ('[worker]\nmemory = "lots"\n', "not a memory size"),
+        ("[worker]\npids = true\n", "must be an integer"),
+    ],
+)
+def test_config_errors_say_what_is_wrong(text: str, needle: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        parse_config(text)
+    assert needle in str(e.value)
+
+
+def test_parse_memory() -> None:
+    assert parse_memory("512m") == 512 << 20
+    assert parse_memory("4g") == 4 << 30
+    assert parse_memory("") == 0
+    with pytest.raises(ValueError, match="not a memory size"):
+        parse_memory("4 gigs")
 
 
 def _error(text: str, env: dict[str, str] | None = None) -> ConfigError:
     with pytest.raises(ConfigError) as e:
         resolve(text, "c.toml", env or {})
     return e.value
-
-
-def test_positions_are_not_fooled_by_strings_arrays_and_comments() -> None:
-    text = (
-        "# [fake] header in a comment\n"  # 1
-        'title = """\n'  # 2
-        "[worker]\n"  # 3: inside a multi-line string
-        'cpus = 3 """  # x\n'  # 4
-        "arr = [ \"a]\", 'b', # ]\n"  # 5
-        "  { x = 1 } ]\n"  # 6
-        "[worker]  # the real one\n"  # 7
-        '  cpus = "two"\n'  # 8
-        '"quoted.key" = 1\n'  # 9
-        "a.b = { d = 1 }\n"  # 10
-        "[services.web]\n"  # 11
-        'v = "esc \\" cpus = 1"\n'  # 12
-        "w = 2\n"  # 13
-    )
-    pos = key_positions(text)
-    assert pos["worker",] == KeyPos(7, 1, 7, 1)
-    assert pos["worker", "cpus"] == KeyPos(8, 3, 8, 10)
-    assert pos["worker", "quoted.key"].line == 9
-    assert pos["worker", "a", "b", "d"] == KeyPos(10, 9, 10, 13)
-    assert pos["services",].line == 11 and pos["services", "web"].line == 11
-    assert pos["services", "web", "w"].line == 13
-    assert ("services", "web", "cpus") not in pos
 
 
 def test_parse_errors_carry_line_and_1_based_column() -> None:
@@ -189,74 +201,3 @@ def test_read_config_refuses_empty_and_missing_when_asked(tmp_path: Path) -> Non
     assert (e.value.line, e.value.column) == (1, 1)
     path.write_text("# all defaults\n")
     assert read_config(path, {}, missing_ok=False).config == Config()
-
-
-def test_diff_groups_changes_by_how_they_apply() -> None:
-    from hal_common.config_diff import Changes, ServiceChanges, diff
-
-    old = parse_config(
-        '[worker]\nmemory = "4g"\nimage = "a"\n[services.web]\nport = 1\n'
-        "[services.db]\n[services.cron]\nenabled = false\n[services.gone]\n"
-    )
-    new = parse_config(
-        '[worker]\nmemory = "2g"\ncpus = 1\npids = 10\nimage = "b"\ncommand = ["sh"]\n'
-        'network = "none"\nrestart = "always"\nenv = ["X"]\n'
-        '[parent]\nname = "p2"\nroots = ["/src"]\n[keys]\nprefix = "C-a"\n'
-        "[dashboard]\nrefresh = 5\n[log]\nlevel = 'debug'\n[watch]\nmode = 'poll'\n"
-        "[services.web]\nport = 2\n[services.db]\nenabled = false\n[services.cron]\n"
-        "[services.new]\n[services.off]\nenabled = false\n"
-    )
-    assert diff(old, new) == Changes(
-        worker_limits=("worker.memory", "worker.cpus", "worker.pids"),
-        worker_template=(
-            "worker.image",
-            "worker.command",
-            "worker.network",
-            "worker.restart",
-            "worker.env",
-        ),
-        keys=("keys.prefix",),
-        dashboard=("dashboard.refresh",),
-        services=ServiceChanges(enabled=("cron", "new"), disabled=("db", "gone"), changed=("web",)),
-        log=("log.level",),
-        watch=("watch.mode",),
-        restart_needed=("parent.name", "parent.roots"),
-    )
-
-
-def test_diff_of_equal_configs_is_empty_and_false() -> None:
-    from hal_common.config_diff import diff
-
-    a = parse_config("[services.x]\nenabled = false\n")
-    b = parse_config("[services.x]\nenabled = false\nport = 3\n# only a disabled service moved\n")
-    assert not diff(a, a) and not diff(Config(), parse_config("[nope]\n"))
-    assert not diff(a, b)
-    only_parent = diff(Config(), parse_config("[parent]\nmemory = '8g'\n"))
-    assert only_parent and not only_parent.live and only_parent.restart_needed == ("parent.memory",)
-
-
-@pytest.mark.parametrize("doc_path", ["docs/config.md", "README.md"])
-def test_docs_table_matches_the_schema(doc_path: str) -> None:
-    """docs/config.md and the README list every key with its type, default, how it applies."""
-    from hal_common import __version__
-    from hal_common.config_schema import schema_keys
-    from hal_io.config_cli import toml_text
-
-    types = {str: "string", int: "integer", float: "number", tuple: "array of strings"}
-    applies = {
-        "restart": "restart",
-        "worker_limits": "live: running workers",
-        "worker_template": "live: new workers",
-    }
-    doc = (Path(__file__).parent.parent / doc_path).read_text()
-    rows = {
-        cells[0].strip("`"): cells[1:4]
-        for line in doc.splitlines()
-        if line.startswith("| `") and "." in line.split("|")[1]
-        for cells in [[c.strip() for c in line.strip("|").split("|")]]
-    }
-    for key in schema_keys():
-        default = toml_text(key.default).replace(__version__, "<version>")
-        want = [types[key.kind], f"`{default}`", applies.get(key.apply, "live")]
-        assert rows.get(key.dotted) == want, key.dotted
-    assert set(rows) == {k.dotted for k in schema_keys()}

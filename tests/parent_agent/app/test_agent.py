@@ -3,44 +3,24 @@
 from __future__ import annotations
 
 import os
-import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import docker
-import libtmux
 import pytest
 from libtmux.test.retry import retry_until
 
-from hal_common import labels, paths
-from hal_common.config import load_config
+from hal_common import labels
+from hal_common.layout import ParentLayout
+from hal_testing.agent import AgentLoop
+from hal_testing.config_text import NO_BUILTIN_SERVICES as NO_BUILTIN
+from hal_testing.engine import Projects
 from parent_agent.adapters import status_file
-from parent_agent.adapters.status_file import StatusFile
-from parent_agent.adapters.tmux import TmuxUI
 from parent_agent.app import sessions
-from parent_agent.app.agent import Agent, Shutdown
+from parent_agent.app.agent import Agent
 
 pytestmark = [pytest.mark.docker, pytest.mark.tmux]
-
-
-class EngineSeam:
-    """Stands in for our own Dockerd supervisor (a seam of ours, not docker-py): the test
-    engine plays the inner engine, so the loop runs without Docker-in-Docker."""
-
-    def __init__(self, docker_host: str) -> None:
-        self.host = docker_host
-        self.stopped = threading.Event()
-
-    def start(self) -> docker.DockerClient:
-        return docker.DockerClient(base_url=self.host)
-
-    def wait(self) -> int:
-        self.stopped.wait()
-        return 0
-
-    def stop(self) -> None:
-        self.stopped.set()
 
 
 def save(path: Path, text: str) -> float:
@@ -51,61 +31,29 @@ def save(path: Path, text: str) -> float:
     return time.monotonic()
 
 
-# the built-in services are the end-to-end tests' (they listen on the parent's localhost)
-NO_BUILTIN = "".join(f"\n[services.{n}]\nenabled = false\n" for n in ("chromadb", "chroma-mcp",
-                                                                     "memory-bank"))  # fmt: skip
 BASE = '[worker]\nmemory = "512m"\ncpus = 1.0\n\n[keys]\nstats = "T"\n' + NO_BUILTIN
 
 
 @pytest.fixture
 def running(
-    tmp_path: Path, docker_host: str, dclient: docker.DockerClient, built_images: dict[str, str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> Iterator[tuple[Agent, Path, docker.DockerClient]]:  # fmt: skip
-    short = Path(f"/tmp/hl-{os.getpid()}-{tmp_path.name[-6:]}")
-    short.mkdir()
-    monkeypatch.setattr(paths, "READY_FILE", short / "ready")
-    monkeypatch.setattr(paths, "PARENT_DATA", short / "data")
-    monkeypatch.setattr(paths, "RUN_DIR", short)
-    monkeypatch.setattr(paths, "LOCK_DIR", short / "locks")
-    monkeypatch.setattr(paths, "PARENT_CLAUDE_HOME", short / "claude")
-    cfg_path = tmp_path / "config.toml"
-    cfg_path.write_text(BASE)
-    ui = TmuxUI(libtmux.Server(socket_path=str(short / "t.sock")))
-    agent = Agent(load_config(cfg_path), dockerd=EngineSeam(docker_host), ui=ui,  # type: ignore[arg-type]
-                  config_path=cfg_path, status=StatusFile(short / "status.json"))  # fmt: skip
-    threads_before = set(threading.enumerate())
-    loop = threading.Thread(target=agent.run, name="agent-loop")
-    monkeypatch.setattr(agent, "install_signals", lambda: None)  # signals are the main thread's
-    loop.start()
-    assert retry_until(lambda: (short / "ready").exists(), 20)
-    yield agent, cfg_path, dclient
-    agent.inbox.put(Shutdown(15))
-    loop.join(60)
-    assert not loop.is_alive()
-    leaked = [t for t in set(threading.enumerate()) - threads_before
-              if t.name not in ("docker-events", "dockerd-watch") and t.is_alive()]  # fmt: skip
-    assert not leaked, leaked
-    for c in dclient.containers.list(all=True, filters=labels.managed_filter(labels.ROLE_WORKER)):
-        if str(c.labels.get(labels.PROJECT, "")).startswith(str(tmp_path)):
-            c.remove(force=True)
-    ui.kill_server()
+    agent_loop: Callable[[str], AgentLoop], dclient: docker.DockerClient
+) -> tuple[Agent, Path, docker.DockerClient]:
+    """The loop on BASE, its paths in the test's temporary directory (`parent_paths`)."""
+    loop = agent_loop(BASE)
+    return loop.agent, loop.layout.config_file, dclient
 
 
-def _spawn(agent: Agent, tmp_path: Path, name: str) -> str:
-    proj = tmp_path / name
-    proj.mkdir()
-    os.chown(proj, 1234, 1235)
+def _spawn(agent: Agent, proj: Path, claude_home: Path) -> str:
     assert agent.client is not None
-    spec = sessions.spawn(agent.client, None, agent.cfg, str(proj), claude_home=tmp_path / "ch")
+    spec = sessions.spawn(agent.client, None, agent.cfg, str(proj), claude_home=claude_home)
     return spec.container
 
 
 def test_memory_cpus_pids_apply_to_running_workers(
-    running: tuple[Agent, Path, docker.DockerClient], tmp_path: Path
+    running: tuple[Agent, Path, docker.DockerClient], projects: Projects, parent_paths: ParentLayout
 ) -> None:
     agent, cfg_path, dclient = running
-    name = _spawn(agent, tmp_path, "mem")
+    name = _spawn(agent, projects.make("mem"), parent_paths.claude_home)
     c = dclient.containers.get(name)
     assert c.attrs["HostConfig"]["Memory"] == 512 << 20
     saved = save(cfg_path, '[worker]\nmemory = "768m"\ncpus = 1.5\npids = 300\n' + NO_BUILTIN)
@@ -169,16 +117,15 @@ def test_parent_changes_are_flagged_restart_needed(
 
 
 def test_a_reload_during_a_spawn_still_gives_the_new_limits(
-    running: tuple[Agent, Path, docker.DockerClient], tmp_path: Path
+    running: tuple[Agent, Path, docker.DockerClient], projects: Projects, parent_paths: ParentLayout
 ) -> None:
     agent, cfg_path, dclient = running
     old_cfg = agent.cfg  # what a spawn that started just before the save has read
     save(cfg_path, BASE.replace('"512m"', '"700m"'))
-    proj = tmp_path / "racing"
-    proj.mkdir()
-    os.chown(proj, 1234, 1235)
+    proj = projects.make("racing")
     assert agent.client is not None
-    spec = sessions.spawn(agent.client, None, old_cfg, str(proj), claude_home=tmp_path / "ch")
+    home = parent_paths.claude_home
+    spec = sessions.spawn(agent.client, None, old_cfg, str(proj), claude_home=home)
     c = dclient.containers.get(spec.container)
 
     def limit() -> int:

@@ -9,7 +9,7 @@ import pytest
 from rich.console import Console
 
 from parent_agent.core.model import Worker
-from parent_agent.core.usage import Usage, cpu_percent, mem_used
+from parent_agent.core.usage import Usage
 from parent_agent.views.dashboard import Health, Status, render
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
@@ -67,17 +67,6 @@ def test_max_rows_caps_the_list(rows: int) -> None:
     ws = tuple(worker(i) for i in range(10))
     lines = text(Status(NOW, Health(True), ws, max_rows=rows))
     assert sum(1 for line in lines if "/home/u/src" in line) == rows
-
-
-def test_cpu_and_memory_as_docker_stats_computes_them() -> None:
-    prev = {"cpu_stats": {"cpu_usage": {"total_usage": 1_000}, "system_cpu_usage": 10_000,
-                          "online_cpus": 2}}  # fmt: skip
-    cur = {"cpu_stats": {"cpu_usage": {"total_usage": 1_500}, "system_cpu_usage": 12_000,
-                         "online_cpus": 2},
-           "memory_stats": {"usage": 100, "stats": {"total_inactive_file": 30}}}  # fmt: skip
-    assert cpu_percent(None, cur) is None
-    assert cpu_percent(prev, cur) == pytest.approx(50.0)
-    assert mem_used(cur) == 70
 
 
 def test_a_starting_parent_is_not_called_down() -> None:

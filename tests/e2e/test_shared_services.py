@@ -12,82 +12,27 @@ import hashlib
 import io
 import json
 import os
-import shutil
 import stat
-import subprocess
-import sys
 import time
 import uuid
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import docker
 import libtmux
 import pytest
-from docker.models.containers import Container
 from libtmux.test.retry import retry_until
 
-from hal_common import paths
 from hal_common.naming import container_name, session_name
-from hal_io.engine import run_in
+from hal_testing.engine import GID, UID
+from hal_testing.host import IMAGE, HostParent
 
 pytestmark = pytest.mark.e2e
 
-INNER = ["docker", "-H", paths.INNER_DOCKER_HOST]
-UID, GID = 1234, 1235
 CANARY = f"sk-ant-oat01-CANARY{uuid.uuid4().hex}"
 PROBE = Path(__file__).with_name("worker_probe.py")
 MCP = {"chroma-mcp": "http://127.0.0.1:8811/mcp", "memory-bank": "http://127.0.0.1:8812/mcp",
        "scratch": "http://127.0.0.1:8820/mcp"}  # fmt: skip
-
-
-@dataclass
-class Shared:
-    dclient: docker.DockerClient
-    env: dict[str, str]
-    root: Path
-    home: Path
-    name: str
-
-    def claudy(self, *args: str, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-        argv = [sys.executable, "-m", "host_shim", *args]
-        return subprocess.run(
-            argv, env=self.env, capture_output=True, text=True, timeout=timeout, check=False
-        )
-
-    def claudy_argv(self, *args: str) -> str:
-        keep = ("HAL", "XDG", "DOCKER", "HOME", "PATH")
-        exports = " ".join(f"{k}={v}" for k, v in self.env.items() if k.startswith(keep))
-        return f"env {exports} {sys.executable} -m host_shim {' '.join(args)}"
-
-    @property
-    def parent(self) -> Container:
-        return self.dclient.containers.get(self.name)
-
-    def sh(self, script: str) -> str:
-        code, out = run_in(self.parent, ["sh", "-c", script])
-        assert code == 0, out
-        return out.strip()
-
-    def inner(self, *argv: str, check: bool = True) -> str:
-        code, out = run_in(self.parent, [*INNER, *argv])
-        assert code == 0 or not check, out
-        return out.strip()
-
-    def project(self, name: str) -> Path:
-        p = self.root / name
-        p.mkdir(exist_ok=True)
-        os.chown(p, UID, GID)
-        shutil.copy(PROBE, p / "worker_probe.py")
-        return p
-
-    def in_worker(self, proj: Path, *argv: str) -> str:
-        return self.inner("exec", container_name(session_name(str(proj))), *argv)
-
-    def probe(self, proj: Path, *args: str) -> Any:
-        return json.loads(self.in_worker(proj, "python3", f"{proj}/worker_probe.py", *args))
 
 
 def host_claude(home: Path) -> None:
@@ -135,40 +80,33 @@ def tree_digest(home: Path) -> str:
 
 
 @pytest.fixture(scope="module")
-def shared(
-    docker_host: str, dclient: docker.DockerClient, built_images: dict[str, str]
-) -> Iterator[Shared]:
-    if os.geteuid() != 0:
-        pytest.skip("the end-to-end tests chown project dirs and need root")
-    base = Path(f"/tmp/hal-sh-{uuid.uuid4().hex[:6]}")
-    root, cfg, home = base / "projects", base / "config", base / "home"
-    (cfg / "hal9000").mkdir(parents=True)
-    root.mkdir()
-    home.mkdir()
-    host_claude(home)
-    name = f"hal9000-sh-{uuid.uuid4().hex[:6]}"
-    (cfg / "hal9000" / "config.toml").write_text(
-        f'[parent]\nname = "{name}"\nroots = ["{root}"]\n\n'
-        '[worker]\nimage = "hal9000/worker:standard"\nmemory = "1g"\n\n'
-        # a server the user lists: a stdio one, behind the bridge, shared like the built-ins
-        '[services.scratch]\nstdio = ["chroma-mcp", "--client-type", "ephemeral"]\nport = 8820\n'
+def shared(host_parents: Callable[..., HostParent]) -> HostParent:
+    """A parent for a host user logged in to Claude, workers of the standard image, and a stdio
+    MCP server the user lists, behind the bridge and shared like the built-ins."""
+    s = host_parents(
+        "sh",
+        worker='image = "hal9000/worker:standard"\nmemory = "1g"\n',
+        extra='\n[services.scratch]\nstdio = ["chroma-mcp", "--client-type", "ephemeral"]\n'
+        "port = 8820\n",
+        home="home",
+        env={"SUDO_UID": str(UID), "SUDO_GID": str(GID)},
+        project_files=(PROBE,),
     )
-    e = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
-    e.update(DOCKER_HOST=docker_host, XDG_CONFIG_HOME=str(cfg), HAL9000_OFFLINE="1")
-    e.update(HOME=str(home), TERM="xterm-256color", SUDO_UID=str(UID), SUDO_GID=str(GID))
-    s = Shared(dclient, e, root, home, name)
-    s.digest_before = tree_digest(home)  # type: ignore[attr-defined]
-    yield s
-    s.claudy("down", "--volumes", "--yes", timeout=180)
-    subprocess.run(["rm", "-rf", str(base)], check=False)
+    host_claude(s.home)
+    s.digest_before = tree_digest(s.home)  # type: ignore[attr-defined]
+    return s
 
 
-def wait_services(s: Shared, timeout: float = 120) -> list[dict[str, Any]]:
+def probe(s: HostParent, proj: Path, *args: str) -> Any:
+    """tests/e2e/worker_probe.py, run by the worker's python3: its JSON answer."""
+    return json.loads(s.in_worker(proj, "python3", f"{proj}/worker_probe.py", *args))
+
+
+def wait_services(s: HostParent, timeout: float = 120) -> list[dict[str, Any]]:
     def ready() -> list[dict[str, Any]] | None:
-        code, out = run_in(s.parent, ["hal-agent", "services", "--json"])
-        if code != 0:
+        found = s.services()
+        if found is None:
             return None
-        found: list[dict[str, Any]] = json.loads(out)
         return found if all(x["ok"] or x["state"] == "disabled" for x in found) else None
 
     assert retry_until(lambda: ready() is not None, timeout, raises=False), s.sh(
@@ -177,13 +115,13 @@ def wait_services(s: Shared, timeout: float = 120) -> list[dict[str, Any]]:
     return ready() or []
 
 
-def test_first_claudy_imports_the_credential_and_config(shared: Shared) -> None:
+def test_first_claudy_imports_the_credential_and_config(shared: HostParent) -> None:
     proj = shared.project("one")
     res = shared.claudy("-d", str(proj))
     assert res.returncode == 0, res.stderr + res.stdout
     assert "imported the Claude credential from ~/.claude/.credentials.json" in res.stderr
     assert "your Claude config: copied 6 new" in res.stderr
-    home = paths.PARENT_CLAUDE_HOME
+    home = IMAGE.claude_home
     # private: the directory 0700, the files 0600, all the worker user's
     listing = shared.sh(f"stat -c '%a %u:%g %n' {home} {home}/.credentials.json "
                         f"{home}/.claude.json")  # fmt: skip
@@ -208,7 +146,7 @@ def test_first_claudy_imports_the_credential_and_config(shared: Shared) -> None:
     assert CANARY not in res.stdout + res.stderr
 
 
-def test_the_worker_sees_it_all_read_only_plugins_included(shared: Shared) -> None:
+def test_the_worker_sees_it_all_read_only_plugins_included(shared: HostParent) -> None:
     proj = shared.project("one")
     w = "/home/hal/.claude"
     assert shared.in_worker(proj, "sh", "-c", f"cat {w}/CLAUDE.md") == "# Always answer in haiku"
@@ -218,7 +156,7 @@ def test_the_worker_sees_it_all_read_only_plugins_included(shared: Shared) -> No
     assert "Read-only file system" in out and "rc=1" in out
 
 
-def test_claude_starts_logged_in_in_a_terminal(shared: Shared, server: libtmux.Server) -> None:
+def test_claude_starts_logged_in_in_a_terminal(shared: HostParent, server: libtmux.Server) -> None:
     proj = shared.project("one")
     session = server.new_session("u", x=130, y=40, window_command=shared.claudy_argv(str(proj)))
     pane = session.windows[0].panes[0]
@@ -232,7 +170,7 @@ def test_claude_starts_logged_in_in_a_terminal(shared: Shared, server: libtmux.S
     assert "Not logged in" not in screen()
 
 
-def test_claude_mcp_list_shows_each_shared_server_connected(shared: Shared) -> None:
+def test_claude_mcp_list_shows_each_shared_server_connected(shared: HostParent) -> None:
     wait_services(shared)
     proj = shared.project("one")
     out = shared.in_worker(proj, "claude", "mcp", "list")
@@ -241,53 +179,55 @@ def test_claude_mcp_list_shows_each_shared_server_connected(shared: Shared) -> N
         assert url in line and "Connected" in line, out
 
 
-def test_chromadb_written_in_one_worker_is_read_in_another(shared: Shared) -> None:
+def test_chromadb_written_in_one_worker_is_read_in_another(shared: HostParent) -> None:
     wait_services(shared)
     one, two = shared.project("one"), shared.project("two")
     assert shared.claudy("-d", str(two)).returncode == 0
     base = "/api/v2/tenants/default_tenant/databases/default_database/collections"
     # no token, no data
-    refused = shared.probe(one, "chroma-noauth", "GET", base)
+    refused = probe(shared, one, "chroma-noauth", "GET", base)
     assert refused["status"] in (401, 403), refused
-    made = shared.probe(one, "chroma", "POST", base, json.dumps({"name": "shared_notes"}))
+    made = probe(shared, one, "chroma", "POST", base, json.dumps({"name": "shared_notes"}))
     assert made["status"] == 200, made
     cid = made["body"]["id"]
     add = {"ids": ["n1"], "documents": ["written by worker one"], "embeddings": [[0.1, 0.2, 0.3]]}
-    added = shared.probe(one, "chroma", "POST", f"{base}/{cid}/add", json.dumps(add))
+    added = probe(shared, one, "chroma", "POST", f"{base}/{cid}/add", json.dumps(add))
     assert added["status"] in (200, 201), added
-    listed = shared.probe(two, "chroma", "GET", base)
+    listed = probe(shared, two, "chroma", "GET", base)
     ids = {c["name"]: c["id"] for c in listed["body"]}
     assert ids.get("shared_notes") == cid, listed
-    got = shared.probe(two, "chroma", "POST", f"{base}/{cid}/get", json.dumps({"ids": ["n1"]}))
+    got = probe(shared, two, "chroma", "POST", f"{base}/{cid}/get", json.dumps({"ids": ["n1"]}))
     assert got["body"]["documents"] == ["written by worker one"], got
     # and through Chroma's MCP server (its built-in embedding model, offline)
-    r = shared.probe(two, "mcp", MCP["chroma-mcp"], "list_collections", "{}")
+    r = probe(shared, two, "mcp", MCP["chroma-mcp"], "list_collections", "{}")
     assert "shared_notes" in r["text"], r
 
 
-def test_a_memory_bank_entry_written_over_mcp_is_read_from_another_worker(shared: Shared) -> None:
+def test_a_memory_bank_entry_written_over_mcp_is_read_from_another_worker(
+    shared: HostParent,
+) -> None:
     wait_services(shared)
     one, two = shared.project("one"), shared.project("two")
     assert shared.claudy("-d", str(two)).returncode == 0
     note = f"decided: sqlite {uuid.uuid4().hex[:8]}"
     args = {"projectName": "hal-test", "fileName": "decisions.md", "content": note}
-    w = shared.probe(one, "mcp", MCP["memory-bank"], "memory_bank_write", json.dumps(args))
+    w = probe(shared, one, "mcp", MCP["memory-bank"], "memory_bank_write", json.dumps(args))
     assert not w["isError"], w
     where = json.dumps({"projectName": "hal-test", "fileName": "decisions.md"})
-    r = shared.probe(two, "mcp", MCP["memory-bank"], "memory_bank_read", where)
+    r = probe(shared, two, "mcp", MCP["memory-bank"], "memory_bank_read", where)
     assert note in r["text"], r
     # one root, kept in the parent's data volume
     assert note in shared.sh("cat /data/services/memory-bank/hal-test/decisions.md")
 
 
-def test_one_process_per_shared_mcp_server_serves_every_worker(shared: Shared) -> None:
+def test_one_process_per_shared_mcp_server_serves_every_worker(shared: HostParent) -> None:
     wait_services(shared)
     one, two = shared.project("one"), shared.project("two")
     assert shared.claudy("-d", str(two)).returncode == 0
     for proj in (one, two):
         shared.in_worker(proj, "claude", "mcp", "list")
         for url in MCP.values():
-            assert shared.probe(proj, "tools", url), url
+            assert probe(shared, proj, "tools", url), url
     servers_of = (("memory-bank", "mcp-server-memory-bank"), ("chroma-mcp", "chroma-mcp"),
                   ("scratch", "chroma-mcp"))  # fmt: skip
     for svc, needle in servers_of:
@@ -298,7 +238,7 @@ def test_one_process_per_shared_mcp_server_serves_every_worker(shared: Shared) -
         assert len(servers) == 1, top
 
 
-def test_sync_keeps_a_file_changed_inside_and_says_so(shared: Shared) -> None:
+def test_sync_keeps_a_file_changed_inside_and_says_so(shared: HostParent) -> None:
     proj = shared.project("one")
     w = "/home/hal/.claude"
     shared.in_worker(proj, "sh", "-c", f"echo '# edited in the worker' > {w}/CLAUDE.md")
@@ -314,7 +254,7 @@ def test_sync_keeps_a_file_changed_inside_and_says_so(shared: Shared) -> None:
     assert {p: p.read_bytes() for p in host.rglob("*") if p.is_file()} == before
 
 
-def test_a_token_file_import_and_back(shared: Shared) -> None:
+def test_a_token_file_import_and_back(shared: HostParent) -> None:
     tok = shared.root.parent / "long-lived-token"
     tok.write_text("sk-ant-oat01-LONGLIVED" + uuid.uuid4().hex + "\n")
     tok.chmod(0o600)
@@ -332,7 +272,7 @@ def test_a_token_file_import_and_back(shared: Shared) -> None:
         assert res.returncode == 0 and "imported oauth" in res.stdout, res.stderr
 
 
-def test_a_disabled_or_killed_service_never_stops_a_worker(shared: Shared) -> None:
+def test_a_disabled_or_killed_service_never_stops_a_worker(shared: HostParent) -> None:
     wait_services(shared)
     res = shared.claudy("config", "set", "services.memory-bank.enabled", "false")
     assert res.returncode == 0, res.stderr
@@ -363,7 +303,7 @@ def test_a_disabled_or_killed_service_never_stops_a_worker(shared: Shared) -> No
 
         # the dashboard (the top pane of window 0 in the parent's tmux) says which and why
         def dash() -> str:
-            return shared.sh(f"tmux -S {paths.TMUX_SOCK} capture-pane -p -t =hal:=dashboard.0")
+            return shared.sh(f"tmux -S {IMAGE.tmux_sock} capture-pane -p -t =hal:=dashboard.0")
 
         assert retry_until(lambda: "✗ chroma-mcp exited 137" in dash(), 20, raises=False), dash()
         assert "✗ scratch broken" in dash() and "- memory-bank off" in dash()
@@ -379,7 +319,7 @@ def test_a_disabled_or_killed_service_never_stops_a_worker(shared: Shared) -> No
     assert wait_services(shared)
 
 
-def test_a_stopped_parent_from_an_older_image_is_made_anew(shared: Shared) -> None:
+def test_a_stopped_parent_from_an_older_image_is_made_anew(shared: HostParent) -> None:
     """After an upgrade, `claudy` recreates a stopped parent from the new image; its volumes
     (the Claude home with the credential, the inner images) stay."""
     proj = shared.project("one")
@@ -397,13 +337,13 @@ def test_a_stopped_parent_from_an_older_image_is_made_anew(shared: Shared) -> No
         assert shared.parent.id != old_id and shared.parent.attrs["Image"] == newer.id
         assert "older hal-9000" not in res.stderr and "loading" not in res.stderr
         assert "imported" not in res.stderr  # the credential stayed in its volume
-        shared.sh(f"test -s {paths.PARENT_CLAUDE_HOME}/.credentials.json")
+        shared.sh(f"test -s {IMAGE.claude_home}/.credentials.json")
     finally:
         repo, _, version = tag.rpartition(":")
         original.tag(repo, version)  # the image the other tests and the benchmark build
 
 
-def test_the_canary_is_nowhere_but_the_credentials_file(shared: Shared) -> None:
+def test_the_canary_is_nowhere_but_the_credentials_file(shared: HostParent) -> None:
     """Marker sweep: inspect data, every process's env and argv, image histories and layers,
     the logs, tmux screens and scrollback. Only the 0600 file may hold it."""
     wait_services(shared)
@@ -428,13 +368,13 @@ def test_the_canary_is_nowhere_but_the_credentials_file(shared: Shared) -> None:
     script = f"""
 set -u
 m='{pattern}'
-ids=$(docker -H {paths.INNER_DOCKER_HOST} ps -aq)
+ids=$(docker -H {IMAGE.inner_docker_host} ps -aq)
 for id in $ids; do
-  docker -H {paths.INNER_DOCKER_HOST} inspect $id | grep -q "$m" && echo "HIT inspect $id"
-  docker -H {paths.INNER_DOCKER_HOST} logs $id 2>&1 | grep -q "$m" && echo "HIT logs $id"
+  docker -H {IMAGE.inner_docker_host} inspect $id | grep -q "$m" && echo "HIT inspect $id"
+  docker -H {IMAGE.inner_docker_host} logs $id 2>&1 | grep -q "$m" && echo "HIT logs $id"
 done
-for img in $(docker -H {paths.INNER_DOCKER_HOST} images -q); do
-  docker -H {paths.INNER_DOCKER_HOST} history --no-trunc $img | grep -q "$m" \\
+for img in $(docker -H {IMAGE.inner_docker_host} images -q); do
+  docker -H {IMAGE.inner_docker_host} history --no-trunc $img | grep -q "$m" \\
     && echo "HIT history $img"
 done
 for p in /proc/[0-9]*; do
@@ -442,8 +382,8 @@ for p in /proc/[0-9]*; do
   grep -qa "$m" $p/cmdline 2>/dev/null && echo "HIT argv $p"
 done
 grep -rlsa --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev "$m" / | sed 's/^/HIT file /'
-for w in $(tmux -S {paths.TMUX_SOCK} list-windows -t =hal -F '#I'); do
-  tmux -S {paths.TMUX_SOCK} capture-pane -p -S - -t =hal:$w | grep -q "$m" && echo "HIT tmux $w"
+for w in $(tmux -S {IMAGE.tmux_sock} list-windows -t =hal -F '#I'); do
+  tmux -S {IMAGE.tmux_sock} capture-pane -p -S - -t =hal:$w | grep -q "$m" && echo "HIT tmux $w"
 done
 true
 """
@@ -457,11 +397,11 @@ true
                     hits.append(f"host {part} of pid {p.name}")
             except OSError:
                 pass
-    expected = f"HIT file {paths.PARENT_CLAUDE_HOME}/.credentials.json"
+    expected = f"HIT file {IMAGE.claude_home}/.credentials.json"
     assert hits == [expected], "\n".join(hits)
-    mode = shared.sh(f"stat -c %a {paths.PARENT_CLAUDE_HOME}/.credentials.json")
+    mode = shared.sh(f"stat -c %a {IMAGE.claude_home}/.credentials.json")
     assert mode == "600"
 
 
-def test_the_hosts_claude_dir_is_unchanged_byte_for_byte(shared: Shared) -> None:
+def test_the_hosts_claude_dir_is_unchanged_byte_for_byte(shared: HostParent) -> None:
     assert tree_digest(shared.home) == shared.digest_before  # type: ignore[attr-defined]
