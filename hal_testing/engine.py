@@ -38,13 +38,16 @@ def connect(host: str, deadline: float = 10.0) -> docker.DockerClient:
 def sweep(client: docker.DockerClient, value: str | None = None) -> None:
     """Remove the containers tests labelled (all of them, or one run's: `value`)."""
     label = TEST_LABEL if value is None else f"{TEST_LABEL}={value}"
-    for c in client.containers.list(all=True, filters={"label": label}):
+    for c in client.containers.list(all=True, filters={"label": label}, ignore_removed=True):
         c.remove(force=True)
 
 
 def remove_workers_under(client: docker.DockerClient, root: Path) -> None:
     """Remove the workers (running or not) of every project under `root`."""
-    for c in client.containers.list(all=True, filters=labels.managed_filter(labels.ROLE_WORKER)):
+    found = client.containers.list(
+        all=True, filters=labels.managed_filter(labels.ROLE_WORKER), ignore_removed=True
+    )
+    for c in found:
         if str(c.labels.get(labels.PROJECT, "")).startswith(str(root)):
             c.remove(force=True)
 

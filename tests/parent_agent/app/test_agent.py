@@ -142,7 +142,10 @@ def test_services_start_and_stop_with_the_config(
     name = f"svc{os.getpid()}"
 
     def state() -> str:
-        found = dclient.containers.list(all=True, filters={"name": f"^/hal9000-s-{name}$"})
+        # ignore_removed: the loop may remove it while docker-py inspects what it listed
+        found = dclient.containers.list(
+            all=True, filters={"name": f"^/hal9000-s-{name}$"}, ignore_removed=True
+        )
         return found[0].status if found else "absent"
 
     table = f'\n[services.{name}]\nimage = "hal9000/worker:minimal"\ncommand = ["sleep", "600"]\n'
@@ -161,5 +164,8 @@ def test_services_start_and_stop_with_the_config(
         )  # fmt: skip
         assert state() == "absent"
     finally:
-        for c in dclient.containers.list(all=True, filters={"name": f"hal9000-s-{name}"}):
+        gone = dclient.containers.list(
+            all=True, filters={"name": f"hal9000-s-{name}"}, ignore_removed=True
+        )
+        for c in gone:
             c.remove(force=True)
