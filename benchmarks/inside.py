@@ -11,7 +11,7 @@ import time
 import docker
 
 from hal_common import labels
-from parent_agent.adapters.services import is_wrapper
+from parent_agent.core.services import is_wrapper
 
 INNER = "unix:///run/hal9000/docker.sock"
 

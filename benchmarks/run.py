@@ -31,7 +31,8 @@ from hal_io.engine import run_in
 from hal_testing import engine
 from hal_testing.host import HostParent
 from host_shim.adapters import images
-from host_shim.adapters.parent import CAPS, SECURITY_OPT
+from host_shim.adapters.engine import HostEngine
+from host_shim.core.parent_spec import CAPS, SECURITY_OPT
 
 EXPECTED = ("1", "2", "3", "4", "5a", "5b", "6a", "6b", "7", "8")
 INSIDE = Path(__file__).with_name("inside.py")
@@ -95,9 +96,10 @@ class Bench:
     # -- the metrics --------------------------------------------------------------------------
     def images(self) -> None:
         con = Console(stderr=True)
-        images.ensure_images(self.client, self.cfg, con)
+        engine = HostEngine(self.client)
+        images.ensure_images(engine, self.cfg, con, os.environ)
         std = load_config_with(self.base, "hal9000/worker:standard")
-        images.ensure_images(self.client, std, con)
+        images.ensure_images(engine, std, con, os.environ)
         mb = {
             t: self.client.images.get(t).attrs["Size"] / 1e6
             for t in ("hal9000/worker:minimal", "hal9000/worker:standard", self.cfg.parent.image)
@@ -344,8 +346,9 @@ class Bench:
 
     def dashboard_render(self) -> None:
         from parent_agent.core.model import Worker
+        from parent_agent.core.snapshot import Health, Snapshot
         from parent_agent.core.usage import Usage
-        from parent_agent.views.dashboard import Health, Status, render
+        from parent_agent.views.dashboard import render
 
         now = datetime.now(UTC)
         ws = tuple(
@@ -361,7 +364,7 @@ class Bench:
             for i in range(50)
         )
         use = {w.name: Usage(2.0, 150 << 20, 4 << 30, 12, 0, 0, 0, 0) for w in ws}
-        status = Status(now, Health(True, True, 50 << 30), ws, frozenset(), use)
+        status = Snapshot(now, Health(True, True, 50 << 30), ws, frozenset(), use)
         out = []
         for _ in range(max(10, self.reps * 5)):
             console = Console(width=80, height=24, file=io.StringIO(), force_terminal=True)

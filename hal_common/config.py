@@ -95,7 +95,7 @@ def resolve(
     """
     c = Collector(source, text)
     doc = parse_toml(text, source) if text is not None else {}
-    values, services = file_layer(doc, c)
+    values, (services, given) = file_layer(doc, c)
     overrides = env_layer(env or {}, c)
 
     settings: list[Setting] = []
@@ -115,7 +115,7 @@ def resolve(
             value = spec.default
             settings.append(Setting(spec.dotted, value, "default"))
         kwargs[spec.section][spec.name] = value
-    for name, body in services.items():
+    for name, body in given.items():
         for key, value in body.items():
             pos = locate(c.positions, ("services", name, key))
             detail = f"{source}:{pos.line}" if pos else source

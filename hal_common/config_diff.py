@@ -6,11 +6,11 @@ come from `config_schema.apply_class`, which `docs/config.md` documents key by k
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from hal_common.config_schema import RESTART, WORKER_LIMITS, WORKER_TEMPLATE, Config, schema_keys
-from hal_common.shared_services import running
+from hal_common.shared_services import ServiceSpec, running
 
 
 @dataclass(frozen=True)
@@ -76,12 +76,12 @@ _GROUPS = {
 }
 
 
-def _running(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The services that run, the built-in ones included (a table may turn one off)."""
-    return running(services)
+def _running(services: Iterable[ServiceSpec]) -> dict[str, ServiceSpec]:
+    """The services that run, by name, the built-in ones included (a table may turn one off)."""
+    return {s.name: s for s in running(services)}
 
 
-def diff_services(old: dict[str, dict[str, Any]], new: dict[str, dict[str, Any]]) -> ServiceChanges:
+def diff_services(old: Iterable[ServiceSpec], new: Iterable[ServiceSpec]) -> ServiceChanges:
     before, after = _running(old), _running(new)
     return ServiceChanges(
         enabled=tuple(sorted(after.keys() - before.keys())),

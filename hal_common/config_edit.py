@@ -22,6 +22,7 @@ from tomlkit.items import AoT, Table
 from hal_common.config import resolve, text_value
 from hal_common.config_schema import find_key, schema_keys
 from hal_common.errors import ConfigError, UsageError
+from hal_common.shared_services import SERVICE_KEYS
 
 KeyPath = tuple[str, ...]
 
@@ -44,12 +45,19 @@ def parse_key(key: str) -> KeyPath:
         raise UsageError(f"not a config key: {key!r}", hint="keys look like worker.memory")
     if len(path) == 2 and find_key(path[0], path[1]):
         return tuple(path)
-    if len(path) == 3 and path[0] == "services":
+    if len(path) == 3 and path[0] == "services" and path[2] in SERVICE_KEYS:
         return tuple(path)
     known = [k.dotted for k in schema_keys()]
     close = difflib.get_close_matches(key, known, n=3)
     hint = f"did you mean {' or '.join(close)}?" if close else "`config show` lists every key"
-    if path[0] == "services":
+    if path[0] == "services" and len(path) == 3:
+        near = difflib.get_close_matches(path[2], list(SERVICE_KEYS), n=1)
+        hint = (
+            f"did you mean services.{path[1]}.{near[0]}?"
+            if near
+            else f"a service takes {', '.join(SERVICE_KEYS)}"
+        )
+    elif path[0] == "services":
         hint = "services take services.NAME.KEY, e.g. services.web.enabled"
     raise UsageError(f"no such config key: {key}", hint=hint)
 
@@ -57,6 +65,8 @@ def parse_key(key: str) -> KeyPath:
 def typed_value(path: KeyPath, raw: str) -> Any:
     """VALUE from the command line: a TOML value when it parses (`2`, `1.5`, `true`, `["a"]`),
     else the text; a string key keeps the text as typed."""
+    if len(path) == 3 and path[0] == "services":
+        return text_value(raw, SERVICE_KEYS.get(path[2]))
     spec = find_key(path[0], path[1]) if len(path) == 2 else None
     return text_value(raw, spec.kind if spec else None)
 

@@ -16,8 +16,16 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import ParseError
 
-from hal_common.config_schema import SECTIONS, check_value, coerce, describe, find_key
+from hal_common.config_schema import (
+    SECTIONS,
+    check_service_value,
+    check_value,
+    coerce,
+    describe,
+    find_key,
+)
 from hal_common.errors import ConfigError
+from hal_common.shared_services import SERVICE_KEYS, ServiceSpec, effective
 from hal_common.toml_positions import KeyPos, key_positions, locate
 
 ENV_PREFIX = "HAL9000_"
@@ -102,9 +110,10 @@ def _close(word: str, options: list[str]) -> str:
 
 def file_layer(
     doc: dict[str, Any], c: Collector
-) -> tuple[dict[tuple[str, str], Any], dict[str, dict[str, Any]]]:
+) -> tuple[dict[tuple[str, str], Any], tuple[tuple[ServiceSpec, ...], dict[str, dict[str, Any]]]]:
+    """The fixed sections' values by (section, key); the services' specs and keys as given."""
     values: dict[tuple[str, str], Any] = {}
-    services: dict[str, dict[str, Any]] = {}
+    services: tuple[tuple[ServiceSpec, ...], dict[str, dict[str, Any]]] = (effective({}), {})
     for section, table in doc.items():
         if section == "services":
             services = services_layer(table, c)
@@ -137,24 +146,45 @@ def file_layer(
     return values, services
 
 
-def services_layer(table: Any, c: Collector) -> dict[str, dict[str, Any]]:
+def services_layer(
+    table: Any, c: Collector
+) -> tuple[tuple[ServiceSpec, ...], dict[str, dict[str, Any]]]:
+    """`[services.*]`: each table's keys typed and checked like any other key, merged over the
+    built-ins into specs; also the keys as given (for `config show`). A bad value is an
+    error; whether an enabled service can start at all (an image; a port for MCP) is the
+    loop's to report when it tries, as `shared_services.problems` says."""
+    given: dict[str, dict[str, Any]] = {}
     if not isinstance(table, dict):
         c.error(("services",), f"[services] must be a table, got {describe(table)}")
-        return {}
-    out: dict[str, dict[str, Any]] = {}
+        return effective({}), given
     for name, body in table.items():
+        at = ("services", name)
         if not isinstance(body, dict):
-            c.error(("services", name), f"[services.{name}] must be a table, got {describe(body)}")
+            c.error(at, f"[services.{name}] must be a table, got {describe(body)}")
             continue
-        enabled = body.get("enabled", True)
-        if not isinstance(enabled, bool):
-            c.error(
-                ("services", name, "enabled"),
-                f"[services.{name}].enabled must be true or false, got {describe(enabled)}",
-            )
-            continue
-        out[name] = dict(body)
-    return out
+        keys: dict[str, Any] = {}
+        for key, raw in body.items():
+            kind = SERVICE_KEYS.get(key)
+            if kind is None:
+                c.warn(
+                    (*at, key),
+                    f"unknown key [services.{name}].{key} ignored{_close(key, list(SERVICE_KEYS))}",
+                )
+                continue
+            try:
+                value = coerce(raw, kind)
+            except TypeError as e:
+                expected = "a port number" if key == "port" else str(e)
+                c.error(
+                    (*at, key), f"[services.{name}].{key} must be {expected}, got {describe(raw)}"
+                )
+                continue
+            if problem := check_service_value(key, value):
+                c.error((*at, key), f"[services.{name}].{key} {problem}")
+                continue
+            keys[key] = value
+        given[name] = keys
+    return effective(given), given
 
 
 def env_layer(env: Mapping[str, str], c: Collector) -> dict[tuple[str, str], tuple[Any, str]]:

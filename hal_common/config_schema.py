@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hal_common import __version__
+from hal_common.shared_services import ServiceSpec, effective
 
 SECURITY_MODES = ("auto", "caps", "privileged", "sysbox")
 NETWORK_MODES = ("host", "bridge", "none")
@@ -97,7 +98,8 @@ class Config:
     keys: KeysConfig = field(default_factory=KeysConfig)
     log: LogConfig = field(default_factory=LogConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
-    services: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # every service, the built-ins included (merged with the user's tables), disabled ones too
+    services: tuple[ServiceSpec, ...] = field(default_factory=lambda: effective({}))
     warnings: tuple[str, ...] = field(default=(), compare=False)
 
 
@@ -175,6 +177,7 @@ TYPE_NAMES: dict[type[Any], str] = {
     float: "a number",
     bool: "true or false",
     tuple: "an array of strings",
+    dict: "a table of strings",
 }
 
 
@@ -201,6 +204,9 @@ def coerce(value: Any, kind: type[Any]) -> Any:
     if kind is tuple:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
+    elif kind is dict:
+        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+            return dict(value)
     elif kind is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value)
@@ -287,6 +293,52 @@ _CHECKS: dict[tuple[str, str], Any] = {
 def check_value(section: str, key: str, value: Any) -> str | None:
     """What is wrong with an already typed value, as words that follow the key's name."""
     check = _CHECKS.get((section, key))
+    result: str | None = check(value) if check else None
+    return result
+
+
+# -- services ------------------------------------------------------------------------------
+
+_DATA_DIR_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _port(v: int) -> str | None:
+    return None if 0 < v < 65536 else f"is {v}; expected a port number, 1 to 65535"
+
+
+def _url_path(v: str) -> str | None:
+    return (
+        None
+        if v.startswith("/") and not any(c.isspace() for c in v)
+        else (f"is {v!r}; expected a URL path such as '/mcp'")
+    )
+
+
+def _data_dir(v: str) -> str | None:
+    if _DATA_DIR_RE.match(v) and v not in (".", ".."):
+        return None
+    return f"is {v!r}; expected a directory name (letters, digits, '_', '.', '-'), no '/'"
+
+
+def _env_table(v: dict[str, str]) -> str | None:
+    bad = [n for n in v if not _ENV_NAME_RE.match(n)]
+    return f"has {bad[0]!r}, which is not an environment variable name" if bad else None
+
+
+_SERVICE_CHECKS: dict[str, Any] = {
+    "image": _non_empty,
+    "stdio": _non_empty,
+    "network": _non_empty,
+    "port": _port,
+    "mcp_path": _url_path,
+    "data": _data_dir,
+    "env": _env_table,
+}
+
+
+def check_service_value(key: str, value: Any) -> str | None:
+    """As `check_value`, for a key of a `[services.NAME]` table."""
+    check = _SERVICE_CHECKS.get(key)
     result: str | None = check(value) if check else None
     return result
 

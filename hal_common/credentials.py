@@ -21,6 +21,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from hal_common.errors import UsageError
+
 Kind = Literal["oauth", "token", "api-key"]
 KINDS: tuple[Kind, ...] = ("oauth", "token", "api-key")
 
@@ -29,7 +31,7 @@ MAX_BYTES = 64 * 1024
 TOKEN_LIFETIME_S = 365 * 24 * 3600  # `claude setup-token` tokens last a year
 
 
-class CredentialError(ValueError):
+class CredentialError(UsageError):
     """A credential that cannot be used; the message never holds the secret."""
 
 

@@ -5,12 +5,12 @@ Each error carries the exit code the CLIs use and a hint saying what to do.
 
 from __future__ import annotations
 
-EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_ENGINE = 3
+EXIT_LOOP = 4  # the parent's loop (`hal-agent run`) is not running, or did not answer
 EXIT_NO_SESSION = 5
-EXIT_IMAGE_MISSING = 10  # the inner engine lacks the worker image: claudy loads it and retries
+EXIT_IMAGE_MISSING = 10  # the inner engine lacks the worker image (claudy loads it first)
 
 
 class HalError(Exception):
@@ -63,6 +63,13 @@ class EngineUnavailable(HalError):
     exit_code = EXIT_ENGINE
 
 
+class LoopUnavailable(HalError):
+    """The parent's loop does not answer on its control socket (not running, or busy past
+    the deadline)."""
+
+    exit_code = EXIT_LOOP
+
+
 class NoSuchSession(HalError):
     """No worker matches the name or path given."""
 
@@ -73,3 +80,7 @@ class ImageMissing(HalError):
     """The inner engine lacks the worker image the host expects."""
 
     exit_code = EXIT_IMAGE_MISSING
+
+
+class NameConflict(HalError):
+    """A container of that name exists already (the engine's 409): another process was first."""

@@ -100,6 +100,11 @@ class ParentLayout:
         return self.run_dir / "status.json"
 
     @property
+    def control_socket(self) -> Path:
+        """Where the loop takes requests (`load-image`, `services --restart`): 0600, root's."""
+        return self.run_dir / "control.sock"
+
+    @property
     def dockerd_pidfile(self) -> Path:
         return self.run_dir / "dockerd.pid"
 

@@ -1,73 +1,135 @@
-"""The shared services' specs (pure): the built-in ones, the user's tables over them, and
-the MCP servers they give every worker. Shared by claudy (which builds and loads the
-services image when a service uses it) and hal-agent (which runs them); see
-parent_agent/services.py for the tables' keys."""
+"""The shared services as typed specs (pure): the keys a `[services.NAME]` table takes, the
+built-in services, and the user's tables merged over them into one `ServiceSpec` each.
+
+Shared by claudy (which builds and loads the services image when a service uses it) and
+hal-agent (which runs them). Parsing a table's values, with file, line and column for each
+problem, is the config pipeline's (`config_layers.services_layer`); this module only merges
+already typed values. What the parent makes of a spec (container arguments, health, MCP
+registration) is `parent_agent.core.services`.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 
 SERVICES_IMAGE = "hal9000/services:latest"
 MCP_PATH = "/mcp"
+BRIDGE = ("hal-service", "bridge", "--")  # the services image's stdio-to-HTTP MCP bridge
+CHROMA = "chromadb"
+CHROMA_MCP = "chroma-mcp"
 
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """One service as it should run: a built-in's keys with the user's table over them.
+
+    `stdio` is already resolved: a stdio server without a `command` runs behind the bridge
+    (`command` is the bridge's argv, `image` defaults to the services image, `mcp` is on).
+    """
+
+    name: str
+    enabled: bool = True
+    image: str = ""
+    command: tuple[str, ...] = ()  # argv; its first word replaces the image's entrypoint
+    env: tuple[tuple[str, str], ...] = ()
+    network: str = "host"
+    port: int | None = None  # where it listens on 127.0.0.1: health, and MCP
+    mcp: bool = False  # serves MCP over streamable HTTP at mcp_path
+    mcp_path: str = MCP_PATH
+    stdio: tuple[str, ...] = ()  # a stdio MCP server's argv, run behind the bridge
+    data: str = ""  # a directory under the services' data, mounted at /data
+    token: bool = False  # ChromaDB's token, mounted read-only
+
+    @property
+    def environment(self) -> dict[str, str]:
+        return dict(self.env)
+
+    @property
+    def mcp_url(self) -> str | None:
+        """Where workers reach its MCP server, when it serves one."""
+        if not self.mcp or self.port is None:
+            return None
+        return f"http://127.0.0.1:{self.port}{self.mcp_path}"
+
+
+# The keys a table takes and their types (as in config_schema: tuple is an array of strings,
+# dict a table of strings). `port` is an integer that may be absent.
+SERVICE_KEYS: dict[str, type[Any]] = {
+    "enabled": bool,
+    "image": str,
+    "command": tuple,
+    "env": dict,
+    "network": str,
+    "port": int,
+    "mcp": bool,
+    "mcp_path": str,
+    "stdio": tuple,
+    "data": str,
+    "token": bool,
+}
+
+# The built-in services' keys, as if written in tables; a user's table of the same name is
+# merged over them key by key.
 BUILTIN: dict[str, dict[str, Any]] = {
-    "chromadb": {"image": SERVICES_IMAGE, "command": ["hal-service", "chroma"], "port": 8000,
-                 "data": "chromadb", "token": True},
-    "chroma-mcp": {"image": SERVICES_IMAGE, "command": ["hal-service", "chroma-mcp"],
-                   "port": 8811, "mcp": True, "token": True},
-    "memory-bank": {"image": SERVICES_IMAGE, "command": ["hal-service", "memory-bank"],
+    CHROMA: {"image": SERVICES_IMAGE, "command": ("hal-service", "chroma"), "port": 8000,
+             "data": "chromadb", "token": True},
+    CHROMA_MCP: {"image": SERVICES_IMAGE, "command": ("hal-service", "chroma-mcp"),
+                 "port": 8811, "mcp": True, "token": True},
+    "memory-bank": {"image": SERVICES_IMAGE, "command": ("hal-service", "memory-bank"),
                     "port": 8812, "mcp": True, "data": "memory-bank"},
 }  # fmt: skip
 
 
-def effective(user: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The built-in services with the user's tables over them, then the user's own."""
-    out = {name: {**table, **user.get(name, {})} for name, table in BUILTIN.items()}
-    for name, table in user.items():
-        if name not in BUILTIN:
-            out[name] = dict(table)
-    for table in out.values():
-        if "stdio" in table and "command" not in table:
-            table.setdefault("image", SERVICES_IMAGE)
-            table["command"] = ["hal-service", "bridge", "--", *table["stdio"]]
-            table["mcp"] = True
-    chroma = out.get("chromadb", {})
-    if "chroma-mcp" in out:  # Chroma's MCP server follows the server's port
-        env = dict(out["chroma-mcp"].get("env") or {})
-        env.setdefault("HAL_CHROMA_PORT", str(chroma.get("port", 8000)))
-        out["chroma-mcp"]["env"] = env
-    return out
+def _spec(name: str, keys: Mapping[str, Any]) -> ServiceSpec:
+    """A spec from typed keys (`env` a mapping or pairs); `stdio` resolved."""
+    fields = dict(keys)
+    if "env" in fields:
+        env = fields["env"]
+        fields["env"] = tuple(env.items() if isinstance(env, Mapping) else env)
+    if fields.get("stdio") and not fields.get("command"):
+        fields.setdefault("image", SERVICES_IMAGE)
+        fields["command"] = (*BRIDGE, *fields["stdio"])
+        fields["mcp"] = True
+    return ServiceSpec(name=name, **fields)
 
 
-def enabled(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {n: t for n, t in services.items() if t.get("enabled", True) is not False}
+def effective(user: Mapping[str, Mapping[str, Any]]) -> tuple[ServiceSpec, ...]:
+    """The built-in services with the user's (typed) tables over them, then the user's own,
+    each as a spec; the disabled ones included (`enabled` False)."""
+    out = [_spec(name, {**keys, **user.get(name, {})}) for name, keys in BUILTIN.items()]
+    out += [_spec(name, keys) for name, keys in user.items() if name not in BUILTIN]
+    chroma = next(s for s in out if s.name == CHROMA)
+    for i, s in enumerate(out):
+        if s.name == CHROMA_MCP and "HAL_CHROMA_PORT" not in s.environment:
+            # Chroma's MCP server follows the server's port
+            port = str(chroma.port if chroma.port is not None else 8000)
+            out[i] = replace(s, env=(*s.env, ("HAL_CHROMA_PORT", port)))
+    return tuple(out)
 
 
-def running(user: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The services that should run: built-ins and the user's tables, without the ones off."""
-    return enabled(effective(user))
+def running(specs: Iterable[ServiceSpec]) -> tuple[ServiceSpec, ...]:
+    """The services that should run: the enabled ones."""
+    return tuple(s for s in specs if s.enabled)
 
 
-def mcp_entries(services: dict[str, dict[str, Any]]) -> dict[str, dict[str, str]]:
-    """The `mcpServers` entries of `.claude.json` for the enabled MCP services."""
-    out = {}
-    for name, table in running(services).items():
-        port = table.get("port")
-        if table.get("mcp") and isinstance(port, int):
-            path = str(table.get("mcp_path", MCP_PATH))
-            out[name] = {"type": "http", "url": f"http://127.0.0.1:{port}{path}"}
-    return out
+def find(specs: Iterable[ServiceSpec], name: str) -> ServiceSpec | None:
+    return next((s for s in specs if s.name == name), None)
 
 
-def with_mcp(
-    state: dict[str, Any], entries: dict[str, dict[str, str]], managed: list[str]
-) -> dict[str, Any]:
-    """Claude's state with our MCP servers set and our stale ones gone; the user's stay."""
-    servers = {k: v for k, v in (state.get("mcpServers") or {}).items() if k not in managed}
-    servers.update(entries)
-    return {**state, "mcpServers": servers}
-
-
-def images(services: dict[str, dict[str, Any]]) -> set[str]:
+def images(specs: Iterable[ServiceSpec]) -> set[str]:
     """The images the enabled services run."""
-    return {str(t["image"]) for t in running(services).values() if t.get("image")}
+    return {s.image for s in running(specs) if s.image}
+
+
+def problems(spec: ServiceSpec) -> list[str]:
+    """What keeps an enabled spec from running, as words after `[services.NAME]`."""
+    if not spec.enabled:
+        return []
+    out = []
+    if not spec.image:
+        out.append("needs an image (or stdio = [a stdio MCP server])")
+    if spec.mcp and spec.port is None:
+        out.append("serves MCP, so it needs a port")
+    return out

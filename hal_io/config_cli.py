@@ -15,11 +15,11 @@ from typing import Any
 import click
 import tomlkit
 
-from hal_common import paths
 from hal_common.config import Resolved, Setting, env_name, read_config
 from hal_common.config_edit import parse_key, set_in_file
 from hal_common.config_schema import RESTART, find_key
 from hal_common.errors import UsageError
+from hal_common.layout import HostLayout, ParentLayout
 
 
 def toml_text(value: Any) -> str:
@@ -160,9 +160,9 @@ def config_group(path_of: Callable[[], Path]) -> click.Group:
 
 def host_group() -> click.Group:
     """`claudy config`: the host's file, `$XDG_CONFIG_HOME/hal9000/config.toml`."""
-    return config_group(lambda: paths.config_file(in_parent=False))
+    return config_group(lambda: HostLayout.from_env(os.environ).config_file)
 
 
 def parent_group() -> click.Group:
     """`hal-agent config`: the file as mounted in the parent, `/config/hal9000/config.toml`."""
-    return config_group(lambda: paths.config_file(in_parent=True))
+    return config_group(lambda: ParentLayout.from_env(os.environ).config_file)

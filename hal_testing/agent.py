@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import docker
 import libtmux
@@ -23,6 +24,10 @@ from hal_common.layout import ParentLayout
 from hal_common.naming import container_name
 from hal_testing.engine import chown_project
 from hal_testing.layout import layout_env
+
+if TYPE_CHECKING:
+    from parent_agent.adapters.engine import InnerEngine
+    from parent_agent.core.snapshot import Snapshot
 
 
 @contextmanager
@@ -36,6 +41,16 @@ def environment(env: dict[str, str]) -> Iterator[None]:
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+def agent_env(layout: ParentLayout) -> dict[str, str]:
+    """The environment `hal-agent` runs in on `layout`, and a tmux server whose panes run
+    it: this process's, with the layout's `HAL_*` variables, this Python's `hal-agent` first
+    on PATH, a plain shell and no outer tmux."""
+    env = {**os.environ, **layout_env(layout), "SHELL": "/bin/sh",
+           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # fmt: skip
+    env.pop("TMUX", None)
+    return env
 
 
 @dataclass
@@ -52,15 +67,15 @@ class AgentCommands:
 
     @classmethod
     def create(
-        cls, layout: ParentLayout, root: Path, dclient: docker.DockerClient, config: str
+        cls, layout: ParentLayout, root: Path, dclient: docker.DockerClient, config: str | None
     ) -> AgentCommands:
-        layout.config_file.parent.mkdir(parents=True, exist_ok=True)
-        layout.config_file.write_text(config)
+        """On `layout`, its config file written with `config` (None: left as it is, e.g. to
+        an agent loop already running on the layout)."""
+        if config is not None:
+            layout.config_file.parent.mkdir(parents=True, exist_ok=True)
+            layout.config_file.write_text(config)
         root.mkdir(parents=True, exist_ok=True)
-        env = {**os.environ, **layout_env(layout), "SHELL": "/bin/sh",
-               "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # fmt: skip
-        env.pop("TMUX", None)
-        return cls(layout, root, dclient, env)
+        return cls(layout, root, dclient, agent_env(layout))
 
     @property
     def sock(self) -> Path:
@@ -113,9 +128,10 @@ class AgentCommands:
         """The agent's identity: its pid inside the worker plus the worker's start time
         (pids repeat in a restarted container's fresh pid namespace)."""
         from parent_agent.adapters import workers
+        from parent_agent.adapters.engine import InnerEngine
 
         c = self.dclient.containers.get(container_name(name))
-        pid = workers.agent_pid(c)  # None while it is stopped or restarting
+        pid = workers.agent_pid(InnerEngine(self.dclient), c.name or "")  # None unless running
         return f"{pid}@{c.attrs['State']['StartedAt']}" if pid is not None else ""
 
 
@@ -127,8 +143,10 @@ class EngineSeam:
         self.host = docker_host
         self.stopped = threading.Event()
 
-    def start(self) -> docker.DockerClient:
-        return docker.DockerClient(base_url=self.host)
+    def start(self) -> InnerEngine:
+        from parent_agent.adapters.engine import InnerEngine
+
+        return InnerEngine(docker.DockerClient(base_url=self.host))
 
     def wait(self) -> int:
         self.stopped.wait()
@@ -143,24 +161,32 @@ LOOP_DAEMONS = ("docker-events", "dockerd-watch")
 
 
 class AgentLoop:
-    """The parent's loop (`Agent.run`) in a thread, on `layout` (the process's paths must
-    already point at it: `hal_testing.layout.point_paths_at`), with the config file
-    `layout.config_file`."""
+    """The parent's loop (`Agent.run`) in a thread, on `layout`, with the config file
+    `layout.config_file`. The tmux server it starts inherits this process's environment:
+    give it `agent_env(layout)` first, for `hal-agent` in its panes (the dashboard, the
+    keys) to run on the layout too (the `agent_loop` fixture does)."""
 
     def __init__(self, layout: ParentLayout, docker_host: str) -> None:
-        from parent_agent.adapters.status_file import StatusFile
         from parent_agent.adapters.tmux import TmuxUI
         from parent_agent.app.agent import Agent
 
         self.layout = layout
         self.ui = TmuxUI(libtmux.Server(socket_path=str(layout.tmux_sock)))
-        self.agent = Agent(load_config(layout.config_file), dockerd=EngineSeam(docker_host),  # type: ignore[arg-type]
-                           ui=self.ui, config_path=layout.config_file,
-                           status=StatusFile(layout.status_file))  # fmt: skip
+        seam = EngineSeam(docker_host)
+        self.agent = Agent(load_config(layout.config_file), layout, dockerd=seam, ui=self.ui)  # type: ignore[arg-type]
         # signals are the main thread's; the loop runs in another
         self.agent.install_signals = lambda: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.agent.run, name="agent-loop")
         self.threads_before = set(threading.enumerate())
+
+    def published(self) -> Snapshot:
+        """What the loop last published (the dashboard and `health` read the same file)."""
+        from parent_agent.adapters import snapshot_file
+
+        snap = snapshot_file.read(self.layout.status_file)
+        if snap is None:
+            raise AssertionError(f"the loop has published no snapshot at {self.layout.status_file}")
+        return snap
 
     def start(self, timeout: float = 20) -> None:
         self.thread.start()

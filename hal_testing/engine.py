@@ -62,10 +62,11 @@ def build_images(client: docker.DockerClient) -> dict[str, str]:
 
     from hal_common.config import Config
     from host_shim.adapters import images
+    from host_shim.adapters.engine import HostEngine
 
     os.environ.setdefault("HAL9000_OFFLINE", "1")
     cfg = Config()
-    images.ensure_images(client, cfg, Console(stderr=True), force=True)
+    images.ensure_images(HostEngine(client), cfg, Console(stderr=True), os.environ, force=True)
     return {
         "worker": str(client.images.get(cfg.worker.image).id),
         "parent": str(client.images.get(cfg.parent.image).id),

@@ -1,53 +1,46 @@
 """The parent's paths for a test: a `ParentLayout` under a temporary directory.
 
-A `hal-agent` run as a subprocess gets it as the `HAL_*` variables `ParentLayout.from_env`
-reads (`layout_env`). Code run in-process still reads `hal_common.paths`' globals;
-`point_paths_at` moves them (and the environment the tmux server and its panes inherit) to the
-layout for one test. When the product takes a `ParentLayout`, that function goes and the tests
-pass the layout instead.
+Code run in-process is handed the layout (`Agent(cfg, layout)`, `sessions.spawn(..., layout,
+env)`, the lock directory of the Claude home's writers); a `hal-agent` run as a subprocess, and
+a tmux server with `hal-agent` in its panes, get it as the `HAL_*` variables
+`ParentLayout.from_env` reads (`layout_env`). Nothing of the product is patched.
 """
 
 from __future__ import annotations
 
-import functools
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from hal_common.layout import ParentLayout
 
-if TYPE_CHECKING:
-    import pytest
-
 SOCKET_MAX = 100  # Linux caps unix socket paths at 108 bytes; keep a margin
+LONGEST_SOCKET = "control.sock"  # of the run directory's sockets (tmux.sock, docker.sock)
 
 
-def short_socket(base: Path, name: str = "tmux.sock") -> Path:
-    """`base/name` when that is short enough for a unix socket, else one in a new short
-    directory under /tmp (the caller's clean-up removes `socket.parent` then)."""
-    path = base / name
-    if len(str(path)) <= SOCKET_MAX:
+def short_dir(path: Path, name: str = LONGEST_SOCKET) -> Path:
+    """`path`, made, when a socket `name` in it fits Linux's limit; else a new short directory
+    under /tmp (the caller removes it then)."""
+    if len(str(path / name)) <= SOCKET_MAX:
+        path.mkdir(parents=True, exist_ok=True)
         return path
-    return Path(tempfile.mkdtemp(prefix="hal-", dir="/tmp")) / name
+    return Path(tempfile.mkdtemp(prefix="hal-", dir="/tmp"))
 
 
-def parent_layout(
-    base: Path, docker_host: str, config: Path | None = None, tmux_socket: Path | None = None
-) -> ParentLayout:
-    """The parent's file system under `base` (its run and log directories created), its inner
+def parent_layout(base: Path, docker_host: str, config: Path | None = None) -> ParentLayout:
+    """The parent's file system under `base` (its run and log directories created; the run
+    directory, which holds the sockets, in /tmp when `base` is too deep for them), its inner
     engine `docker_host`. What `from_env` cannot be told (the config directory, the inner
     engine's data root: only read) stays the image's, so a `hal-agent` subprocess given
     `layout_env` of it builds this very layout."""
-    run = base / "run"
-    for d in (run, base / "log"):
-        d.mkdir(parents=True, exist_ok=True)
+    run = short_dir(base / "run")
+    (base / "log").mkdir(parents=True, exist_ok=True)
     return ParentLayout(
         run_dir=run,
         log_dir=base / "log",
         claude_home=base / "claude",
         data_dir=base / "data",
         docker_host=docker_host,
-        tmux_socket=tmux_socket or short_socket(run),
+        tmux_socket=run / "tmux.sock",
         config_override=config or base / "config" / "config.toml",
     )
 
@@ -69,29 +62,3 @@ def layout_env(layout: ParentLayout) -> dict[str, str]:
     if layout.roots:
         env["HAL_ROOTS"] = ":".join(layout.roots)
     return env
-
-
-def point_paths_at(monkeypatch: pytest.MonkeyPatch, layout: ParentLayout) -> None:
-    """For one test, `hal_common.paths`' globals (what in-process code reads) and the process
-    environment (what a tmux server it starts, and `hal-agent` in its panes, inherit) say
-    `layout`. Until the product takes a `ParentLayout`: then this goes."""
-    from hal_common import paths
-    from parent_agent.app import sessions
-
-    for name, value in [
-        ("RUN_DIR", layout.run_dir),
-        ("READY_FILE", layout.ready_file),
-        ("LOCK_DIR", layout.lock_dir),
-        ("STATUS_FILE", layout.status_file),
-        ("LOG_DIR", layout.log_dir),
-        ("TMUX_SOCK", layout.tmux_sock),
-        ("PARENT_CLAUDE_HOME", layout.claude_home),
-        ("PARENT_DATA", layout.data_dir),
-    ]:
-        monkeypatch.setattr(paths, name, value)
-    # its lock directory is a default argument, bound at import
-    lock = functools.partial(sessions.session_lock, lock_dir=layout.lock_dir)
-    monkeypatch.setattr(sessions, "session_lock", lock)
-    for key, text in layout_env(layout).items():
-        monkeypatch.setenv(key, text)
-    monkeypatch.delenv("TMUX", raising=False)

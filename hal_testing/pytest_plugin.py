@@ -11,11 +11,10 @@ those skips become failures, so CI cannot go green without the real thing. A ter
     dclient          session   a docker-py client of it; leftovers of crashed runs swept
     built_images     session   the real images, built by claudy's build path: ids by role
     labelled         function  labels for containers a test makes; they go by label after
-    parent_layout    function  a ParentLayout under tmp_path (nothing patched)
-    parent_paths     function  the same, and the process's paths pointed at it (in-process)
+    parent_layout    function  a ParentLayout under tmp_path: the product takes it as is
     cfg_file         function  a config file under tmp_path named by HAL9000_CONFIG
     projects         function  project dirs under tmp_path; their workers removed after
-    agent_loop       function  start(config) -> the parent's loop running in a thread
+    agent_loop       function  start(config) -> the parent's loop in a thread, on parent_layout
     hal_agent        module    hal-agent's commands on a layout, with its tmux server
     host_parents     module    make(...) -> a parent container driven through claudy
 """
@@ -35,11 +34,10 @@ import pytest
 from hal_common import labels
 from hal_common.layout import ParentLayout
 from hal_testing import engine
-from hal_testing.agent import AgentCommands, AgentLoop
+from hal_testing.agent import AgentCommands, AgentLoop, agent_env
 from hal_testing.config_text import NO_BUILTIN_SERVICES
 from hal_testing.host import HostParent
 from hal_testing.layout import parent_layout as make_layout
-from hal_testing.layout import point_paths_at
 
 REQUIRE = os.environ.get("HAL_REQUIRE_ENGINES") == "1"
 
@@ -100,22 +98,21 @@ def _short_home(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("SHELL", "/bin/sh")
 
 
+def remove_layout(layout: ParentLayout, base: Path) -> None:
+    """What a test's layout left: `base`, and its run directory when that had to be short."""
+    if not layout.run_dir.is_relative_to(base):
+        shutil.rmtree(layout.run_dir, ignore_errors=True)
+    shutil.rmtree(base, ignore_errors=True)
+
+
 @pytest.fixture
 def parent_layout(tmp_path: Path) -> Iterator[ParentLayout]:
-    """The parent's paths under tmp_path; its inner engine the test engine, if there is one."""
+    """The parent's paths under tmp_path; its inner engine the test engine, if there is one.
+    In-process code is handed it; nothing is patched."""
     layout = make_layout(tmp_path / "parent", os.environ.get("HAL_TEST_DOCKER_HOST", ""))
     yield layout
-    if not layout.tmux_sock.is_relative_to(tmp_path):  # a short socket directory of its own
-        shutil.rmtree(layout.tmux_sock.parent, ignore_errors=True)
-
-
-@pytest.fixture
-def parent_paths(parent_layout: ParentLayout, monkeypatch: pytest.MonkeyPatch) -> ParentLayout:
-    """`parent_layout`, and what code run in-process reads pointed at it: locks, the ready and
-    status files, the Claude home, the data and log directories, the tmux socket, the HAL_*
-    environment (see `hal_testing.layout.point_paths_at`)."""
-    point_paths_at(monkeypatch, parent_layout)
-    return parent_layout
+    if not layout.run_dir.is_relative_to(tmp_path):  # a short run directory of its own
+        shutil.rmtree(layout.run_dir, ignore_errors=True)
 
 
 @pytest.fixture
@@ -141,17 +138,25 @@ def projects(tmp_path: Path, dclient: docker.DockerClient) -> Iterator[engine.Pr
 
 @pytest.fixture
 def agent_loop(
-    parent_paths: ParentLayout, docker_host: str, built_images: dict[str, str]
+    parent_layout: ParentLayout,
+    docker_host: str,
+    built_images: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Callable[[str], AgentLoop]]:
-    """`start(config_text)`: the parent's loop in a thread, the test engine its inner engine,
-    its tmux server on the layout's socket; shut down afterwards, and no thread left behind
-    but the engine's streams."""
+    """`start(config_text)`: the parent's loop in a thread on `parent_layout`, the test engine
+    its inner engine, its tmux server on the layout's socket; shut down afterwards, and no
+    thread left behind but the engine's streams. The process's environment is
+    `agent_env(parent_layout)` meanwhile: the tmux server the loop starts inherits it, so
+    `hal-agent` in its panes (the dashboard, the keys) runs on the layout too."""
+    for key, value in agent_env(parent_layout).items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("TMUX", raising=False)
     started: list[AgentLoop] = []
 
     def start(config: str) -> AgentLoop:
-        parent_paths.config_file.parent.mkdir(parents=True, exist_ok=True)
-        parent_paths.config_file.write_text(config)
-        loop = AgentLoop(parent_paths, docker_host)
+        parent_layout.config_file.parent.mkdir(parents=True, exist_ok=True)
+        parent_layout.config_file.write_text(config)
+        loop = AgentLoop(parent_layout, docker_host)
         started.append(loop)
         loop.start()
         return loop
@@ -179,7 +184,7 @@ def hal_agent(
     agent.start_tmux()
     yield agent
     agent.close()
-    shutil.rmtree(base, ignore_errors=True)
+    remove_layout(layout, base)
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""Finding the host's Claude credential and sending it to the parent (over an exec's stdin).
+"""Finding the host's Claude credential (sent to the parent by `ParentClient.import_credential`).
 
 Sources, in order: a file the user names (`--token-file`); the Linux credentials file
 (`$CLAUDE_CONFIG_DIR` or `~/.claude`, `.credentials.json`); the macOS Keychain item
@@ -8,24 +8,18 @@ opts in (`--from-env`). The host's files are only read.
 
 from __future__ import annotations
 
-import json
 import os
 import pwd
 import shutil
 import subprocess
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import docker
-from docker.models.containers import Container
 
 from hal_common import credentials
 from hal_common.credentials import Credential, CredentialError
-from hal_common.errors import HalError, UsageError
-from hal_io.engine import run_in
-from host_shim.adapters.images import exec_with_stdin
+from hal_common.errors import UsageError
+from hal_common.protocol import AuthStatus
 
 ENV_KEY = "ANTHROPIC_API_KEY"
 ENV_REFUSED = (
@@ -41,7 +35,7 @@ def _run(argv: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(argv, capture_output=True, text=True, timeout=30, check=False)
 
 
-def user_home(env: dict[str, str]) -> Path:
+def user_home(env: Mapping[str, str]) -> Path:
     """The invoking user's home: under sudo, the home of the user who ran sudo."""
     sudo_user = env.get("SUDO_USER")
     if os.getuid() == 0 and sudo_user and sudo_user != "root":
@@ -52,13 +46,13 @@ def user_home(env: dict[str, str]) -> Path:
     return Path(env.get("HOME") or os.path.expanduser("~"))
 
 
-def claude_dir(env: dict[str, str]) -> Path:
+def claude_dir(env: Mapping[str, str]) -> Path:
     """The host's Claude config directory (`$CLAUDE_CONFIG_DIR`, default `~/.claude`)."""
     override = env.get("CLAUDE_CONFIG_DIR")
     return Path(override) if override else user_home(env) / ".claude"
 
 
-def state_file(env: dict[str, str]) -> Path:
+def state_file(env: Mapping[str, str]) -> Path:
     """The host's `.claude.json` (inside `$CLAUDE_CONFIG_DIR` when that is set)."""
     override = env.get("CLAUDE_CONFIG_DIR")
     return Path(override) / ".claude.json" if override else user_home(env) / ".claude.json"
@@ -71,12 +65,11 @@ class Found:
 
 
 def find(
-    env: dict[str, str] | None = None,
+    env: Mapping[str, str],
     token_file: str | None = None,
     from_env: bool = False,
     run: Runner = _run,
 ) -> Found:
-    env = dict(os.environ) if env is None else env
     if token_file is not None:
         return Found(_from_file(Path(token_file)))
     notes: list[str] = []
@@ -109,7 +102,7 @@ def find(
     return Found(None, notes)
 
 
-def _tilde(path: Path, env: dict[str, str]) -> str:
+def _tilde(path: Path, env: Mapping[str, str]) -> str:
     home = str(user_home(env))
     text = str(path)
     return "~" + text[len(home) :] if text.startswith(home + "/") else text
@@ -149,33 +142,17 @@ def _keychain(security: str, run: Runner, notes: list[str]) -> Credential | None
     return Credential("oauth", source, done.stdout.strip())
 
 
-def parent_status(parent: Container) -> dict[str, Any]:
-    code, out = run_in(parent, ["hal-agent", "auth", "status", "--json"], "asking the parent")
-    if code != 0:
-        raise HalError(f"the parent could not say what is imported: {out.strip()}")
-    result: dict[str, Any] = json.loads(out)
-    return result
-
-
-def send(client: docker.DockerClient, parent: Container, cred: Credential) -> str:
-    """Store `cred` in the parent: its bytes go to `hal-agent auth import` on stdin."""
-    code, out = exec_with_stdin(client, parent, ["hal-agent", "auth", "import"], [cred.wire()])
-    if code != 0:
-        raise HalError(out.strip() or f"auth import failed with code {code}")
-    return out.strip()
-
-
-def should_import(cred: Credential, stored: dict[str, Any]) -> bool:
+def should_import(cred: Credential, stored: AuthStatus) -> bool:
     """On `claudy`: import when the parent has nothing, or the host has a newer credential.
 
     An OAuth refresh inside rotates the refresh token, which leaves the host's copy older
     than the parent's: importing it then would replace a good credential with a dead one.
     """
-    if not stored.get("present"):
+    if not stored.present:
         return True
-    if stored.get("fingerprint") == cred.fingerprint():
+    if stored.fingerprint == cred.fingerprint():
         return False
-    mine, theirs = cred.expires_at(), stored.get("expires_at")
-    if mine is None or not isinstance(theirs, int | float):
-        return stored.get("kind") != cred.kind
+    mine, theirs = cred.expires_at(), stored.expires_at
+    if mine is None or theirs is None:
+        return stored.kind != cred.kind
     return mine > theirs

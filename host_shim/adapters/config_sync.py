@@ -17,24 +17,21 @@ import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from hal_common import paths
 from hal_common.errors import UsageError
+from hal_common.layout import WORKER_CLAUDE_HOME
+from hal_common.protocol import SYNC_DIRS, SYNC_FILES, SYNC_HOST_STATE, SYNC_STATE_KEYS
 
-FILES = ("settings.json", "CLAUDE.md")
-DIRS = ("agents", "commands", "skills", "plugins")
-STATE_KEYS = ("oauthAccount", "userID", "theme", "editorMode", "lastOnboardingVersion")
-HOST_STATE = ".hal-host-state.json"  # the member carrying STATE_KEYS
 SKIP_DIRS = {".git", "node_modules", "__pycache__"}
 MAX_TOTAL = 512 * 1024 * 1024
 
 
 def members(claude_dir: Path) -> Iterator[tuple[str, Path]]:
     """(relative name, host path) of every file to copy, in a stable order."""
-    for name in FILES:
+    for name in SYNC_FILES:
         p = claude_dir / name
         if p.is_file():
             yield name, p
-    for name in DIRS:
+    for name in SYNC_DIRS:
         top = claude_dir / name
         if not top.is_dir():
             continue
@@ -49,7 +46,7 @@ def members(claude_dir: Path) -> Iterator[tuple[str, Path]]:
 def rewrite(rel: str, data: bytes, host_dir: Path) -> bytes:
     """Plugin registries hold the host's absolute paths: point them at the worker's home."""
     if rel.startswith("plugins/") and rel.endswith(".json"):
-        return data.replace(str(host_dir).encode(), paths.WORKER_CLAUDE_HOME.encode())
+        return data.replace(str(host_dir).encode(), WORKER_CLAUDE_HOME.encode())
     return data
 
 
@@ -60,7 +57,7 @@ def host_state(state_path: Path) -> dict[str, object]:
         return {}
     if not isinstance(state, dict):
         return {}
-    return {k: state[k] for k in STATE_KEYS if k in state}
+    return {k: state[k] for k in SYNC_STATE_KEYS if k in state}
 
 
 def pack(claude_dir: Path, state_path: Path) -> tuple[bytes, int]:
@@ -82,7 +79,7 @@ def pack(claude_dir: Path, state_path: Path) -> tuple[bytes, int]:
                 )
             _add(tar, rel, data, mode)
             count += 1
-        _add(tar, HOST_STATE, json.dumps(host_state(state_path)).encode(), 0o600)
+        _add(tar, SYNC_HOST_STATE, json.dumps(host_state(state_path)).encode(), 0o600)
     return buf.getvalue(), count
 
 

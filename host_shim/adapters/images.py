@@ -5,16 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
-import docker
-import docker.errors
-from docker.models.containers import Container
-from docker.utils.socket import frames_iter
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -26,8 +21,9 @@ from rich.progress import (
 )
 
 from hal_common.config import Config
-from hal_common.errors import HalError
-from hal_io.engine import run_in, translated
+from hal_common.errors import EngineUnavailable, HalError
+from host_shim.adapters.engine import HostEngine
+from host_shim.adapters.parent_client import ParentClient
 from host_shim.core.build_context import (
     OFFLINE_BASE,
     SOURCE_LABEL,
@@ -42,40 +38,30 @@ log = logging.getLogger(__name__)
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 
-def current(client: docker.DockerClient, recipe: Recipe) -> bool:
+def current(engine: HostEngine, recipe: Recipe, env: Mapping[str, str]) -> bool:
     """The image exists and was built from this checkout's sources."""
-    with translated(f"looking up image {recipe.tag}"):
-        try:
-            image = client.images.get(recipe.tag)
-        except docker.errors.ImageNotFound:
-            return False
-    built_from = (image.labels or {}).get(SOURCE_LABEL)
-    return built_from == source_hash(context_dir(), recipe)
+    image = engine.image(recipe.tag)
+    if image is None:
+        return False
+    return image.labels.get(SOURCE_LABEL) == source_hash(context_dir(env), recipe)
 
 
-def have_image(client: docker.DockerClient, tag: str) -> bool:
-    with translated(f"looking up image {tag}"):
-        try:
-            client.images.get(tag)
-            return True
-        except docker.errors.ImageNotFound:
-            return False
-
-
-def ensure_base(client: docker.DockerClient, base: str, console: Console) -> str:
+def ensure_base(engine: HostEngine, base: str, console: Console, env: Mapping[str, str]) -> str:
     """A base image that exists locally: `base`, pulled if possible, else built offline."""
-    if have_image(client, base):
+    if engine.has_image(base):
         return base
-    if have_image(client, OFFLINE_BASE):
+    if engine.has_image(OFFLINE_BASE):
         return OFFLINE_BASE
-    if not os.environ.get("HAL9000_OFFLINE"):
+    if not env.get("HAL9000_OFFLINE"):
         console.print(f"[bold]pulling[/] {base} …")
         try:
-            client.images.pull(base)
+            engine.pull(base)
             return base
-        except docker.errors.APIError as e:
-            console.print(f"[yellow]no registry answered for {base}[/] ({e.explanation})")
-    build_offline_base(client, console)
+        except EngineUnavailable:
+            raise
+        except HalError as e:
+            console.print(f"[yellow]no registry answered for {base}[/] ({e.message})")
+    build_offline_base(engine, console)
     return OFFLINE_BASE
 
 
@@ -122,7 +108,7 @@ def slim_rootfs(rootfs: Path) -> None:
             shutil.rmtree(doc) if doc.is_dir() and not doc.is_symlink() else doc.unlink()
 
 
-def build_offline_base(client: docker.DockerClient, console: Console) -> None:
+def build_offline_base(engine: HostEngine, console: Console) -> None:
     """debootstrap a minimal Debian and import it: a base without any image registry."""
     if shutil.which("debootstrap") is None or os.geteuid() != 0:
         raise HalError(
@@ -148,32 +134,31 @@ def build_offline_base(client: docker.DockerClient, console: Console) -> None:
                 ["tar", "-C", tmp, "--numeric-owner", "-c", "."], stdout=subprocess.PIPE
             )
             repo, tag = OFFLINE_BASE.split(":")
-            with translated("importing the base image"):
-                client.api.import_image(src=tar.stdout, repository=repo, tag=tag, stream_src=True)
+            if tar.stdout is not None:
+                engine.import_image(tar.stdout, repo, tag, "importing the base image")
             if tar.wait() != 0:
                 raise HalError("tar of the debootstrap tree failed")
     console.print(f"[green]built[/] {OFFLINE_BASE} from Debian packages")
 
 
 def build(
-    client: docker.DockerClient, recipe: Recipe, base: str, console: Console, nocache: bool = False
-) -> str:
+    engine: HostEngine, recipe: Recipe, base: str, console: Console, env: Mapping[str, str],
+    nocache: bool = False,
+) -> str:  # fmt: skip
     """Build one image, showing each step; returns its id."""
-    ctx = context_dir()
+    ctx = context_dir(env)
     console.print(f"[bold]building[/] {recipe.tag} ({recipe.dockerfile}"
                   f"{', ' + recipe.target if recipe.target else ''}) on {base}")  # fmt: skip
     last: list[str] = []
-    with console.status(f"{recipe.tag}: starting") as status, translated(f"building {recipe.tag}"):
-        stream = client.api.build(
-            path=str(ctx), dockerfile=recipe.dockerfile, tag=recipe.tag, target=recipe.target,
-            buildargs={"BASE_IMAGE": base}, network_mode="host", rm=True, forcerm=True,
-            decode=True, nocache=nocache, labels={SOURCE_LABEL: source_hash(ctx, recipe)},
-        )  # fmt: skip
-        for chunk in stream:
-            if "error" in chunk:
+    with console.status(f"{recipe.tag}: starting") as status:
+        for line in engine.build(
+            str(ctx), recipe.dockerfile, recipe.tag, recipe.target, {"BASE_IMAGE": base},
+            {SOURCE_LABEL: source_hash(ctx, recipe)}, nocache,
+        ):  # fmt: skip
+            if line.error:
                 tail = "\n".join(last[-15:])
-                raise HalError(f"building {recipe.tag} failed: {chunk['error']}\n{tail}")
-            text = str(chunk.get("stream", "")).rstrip()
+                raise HalError(f"building {recipe.tag} failed: {line.error}\n{tail}")
+            text = line.text.rstrip()
             if not text:
                 continue
             last.extend(text.splitlines())
@@ -181,54 +166,29 @@ def build(
                 step = " ".join(text.split())
                 console.print(f"  [dim]{step}[/]", no_wrap=True, overflow="ellipsis", markup=True)
                 status.update(f"{recipe.tag}: {step[:60]}")
-    with translated(f"inspecting {recipe.tag}"):
-        image = client.images.get(recipe.tag)
-    console.print(f"[green]built[/] {recipe.tag} ({image.attrs['Size'] / 1e6:.0f} MB)")
-    return str(image.id)
+    image = engine.require_image(recipe.tag, f"inspecting {recipe.tag}")
+    console.print(f"[green]built[/] {recipe.tag} ({image.size / 1e6:.0f} MB)")
+    return image.id
 
 
 def ensure_images(
-    client: docker.DockerClient, cfg: Config, console: Console, force: bool = False,
-    nocache: bool = False,
+    engine: HostEngine, cfg: Config, console: Console, env: Mapping[str, str],
+    force: bool = False, nocache: bool = False,
 ) -> None:  # fmt: skip
     """Build whichever of our images is missing or was built from other sources (an older
     checkout); all of them with `force`. Unchanged layers come from the cache."""
-    todo = [r for r in recipes(cfg) if force or not current(client, r)]
+    todo = [r for r in recipes(cfg) if force or not current(engine, r, env)]
     if not todo:
         return
-    base = ensure_base(client, cfg.parent.base_image, console)
+    base = ensure_base(engine, cfg.parent.base_image, console, env)
     for recipe in todo:
-        build(client, recipe, base, console, nocache=nocache)
-    missing = [cfg.worker.image] if not have_image(client, cfg.worker.image) else []
+        build(engine, recipe, base, console, env, nocache=nocache)
+    missing = [cfg.worker.image] if not engine.has_image(cfg.worker.image) else []
     if missing:
         raise HalError(
             f"worker image {missing[0]} is missing and is not one claudy builds",
             hint="build it yourself, or set [worker].image to hal9000/worker:minimal",
         )
-
-
-def exec_with_stdin(
-    client: docker.DockerClient, container: Container, argv: list[str], data: Iterable[bytes]
-) -> tuple[int, str]:
-    """Run argv in the container with `data` streamed to its stdin; (exit code, output).
-
-    This is how bytes reach the parent: never env, argv or `docker cp`.
-    """
-    api = client.api
-    with translated(f"running {argv[0]} in {container.name}"):
-        ex = api.exec_create(container.id, argv, stdin=True, stdout=True, stderr=True)
-        sock = api.exec_start(ex["Id"], socket=True)
-        raw: socket.socket = sock._sock  # type: ignore[union-attr]  # the hijacked stream's socket
-        try:
-            for chunk in data:
-                raw.sendall(chunk)
-            raw.shutdown(socket.SHUT_WR)
-            frames = frames_iter(sock, tty=False)  # type: ignore[no-untyped-call]
-            out = b"".join(data for _stream, data in frames)
-        finally:
-            sock.close()
-        code = api.exec_inspect(ex["Id"])["ExitCode"]
-    return int(code if code is not None else 1), out.decode(errors="replace")
 
 
 def _counted(chunks: Iterator[bytes], progress: Progress, task: int) -> Iterator[bytes]:
@@ -237,31 +197,18 @@ def _counted(chunks: Iterator[bytes], progress: Progress, task: int) -> Iterator
         yield chunk
 
 
-def inner_image_id(container: Container, image: str) -> str | None:
-    # the docker CLI in the parent (DOCKER_HOST points at the inner engine): no Python start-up
-    argv = ["docker", "image", "inspect", "-f", "{{.Id}}", image]
-    code, out = run_in(container, argv, "asking for the worker image")
-    return out.strip() if code == 0 else None
-
-
 def ensure_inner_image(
-    client: docker.DockerClient, parent: Container, image: str, console: Console
+    engine: HostEngine, parent: ParentClient, image: str, console: Console
 ) -> str:
     """The worker image in the parent's engine, with the host's id; returns that id."""
-    with translated(f"inspecting {image}"):
-        img = client.images.get(image)
-    if inner_image_id(parent, image) == img.id:
-        return str(img.id)
-    size = int(img.attrs.get("Size", 0))
+    img = engine.require_image(image, f"inspecting {image}")
+    if parent.inner_image_id(image) == img.id:
+        return img.id
     with Progress(
         TextColumn(f"loading {image} into the parent"), BarColumn(), DownloadColumn(),
         TransferSpeedColumn(), TimeElapsedColumn(), console=console, transient=False,
     ) as progress:  # fmt: skip
-        task = progress.add_task("load", total=size or None)
-        with translated(f"saving {image}"):
-            chunks = _counted(iter(img.save(chunk_size=1 << 20, named=True)), progress, task)
-            code, out = exec_with_stdin(client, parent, ["hal-agent", "load-image"], chunks)
-        progress.update(task, completed=size)
-    if code != 0:
-        raise HalError(f"loading {image} into the parent failed: {out.strip()}")
-    return str(img.id)
+        task = progress.add_task("load", total=img.size or None)
+        parent.load_image(image, _counted(engine.save(image), progress, task))
+        progress.update(task, completed=img.size)
+    return img.id

@@ -1,110 +1,33 @@
-"""The parent container: its run spec (pure) and `ensure_parent` (the adapter)."""
+"""The parent container on the host engine: found, checked, created or started, and ready.
+
+Its run spec is pure (`host_shim.core.parent_spec`); this module acts on it.
+"""
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping
 
-import docker
-import docker.errors
-from docker.models.containers import Container
-
-from hal_common import __version__, labels, paths
-from hal_common.config import Config, parse_memory
+from hal_common import labels
+from hal_common.config import Config
 from hal_common.errors import EngineUnavailable, HalError
-from hal_io.engine import run_in, translated
+from hal_common.protocol import PARENT_RESTARTING, PARENT_RUNNING, PARENT_STOPPED
+from host_shim.adapters.engine import ContainerHandle, HostEngine
+from host_shim.adapters.parent_client import ParentClient
+from host_shim.core.build_context import SOURCE_LABEL, Recipe, context_dir, source_hash
+from host_shim.core.parent_spec import HostUser, parent_kwargs, resolve_security
 
 log = logging.getLogger(__name__)
 
 
-def volume_names(parent: str) -> dict[str, str]:
-    """Named volumes, per parent name: inner engine data, the shared Claude home, shared data."""
-    return {
-        str(paths.INNER_DATA_ROOT): f"{parent}-docker",
-        str(paths.PARENT_CLAUDE_HOME): f"{parent}-claude",
-        str(paths.PARENT_DATA): f"{parent}-data",
-    }
+def find_parent(engine: HostEngine, name: str) -> ContainerHandle | None:
+    return engine.container(name, "looking up the parent")
 
 
-# The least privilege that runs Docker-in-Docker without --privileged (see README).
-CAPS = ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE"]
-SECURITY_OPT = ["seccomp=unconfined", "apparmor=unconfined"]
-
-
-@dataclass(frozen=True)
-class HostUser:
-    uid: int
-    gid: int
-
-
-def security_kwargs(mode: str) -> dict[str, Any]:
-    """Options for one security mode (`auto` is resolved by the caller)."""
-    if mode == "privileged":
-        return {"privileged": True}
-    if mode == "sysbox":
-        return {"runtime": "sysbox-runc"}
-    if mode == "caps":
-        return {
-            "cap_add": CAPS,
-            "security_opt": SECURITY_OPT,
-            "device_cgroup_rules": ["a *:* rwm"],
-        }
-    raise HalError(f"unknown security mode {mode!r}")
-
-
-def resolve_security(mode: str, runtimes: set[str]) -> str:
-    if mode != "auto":
-        return mode
-    return "sysbox" if "sysbox-runc" in runtimes else "caps"
-
-
-def parent_kwargs(
-    cfg: Config, roots: tuple[str, ...], config_dir: str, user: HostUser, security: str
-) -> dict[str, Any]:
-    """Keyword arguments for `client.containers.run` of the parent (docker-py)."""
-    volumes: dict[str, dict[str, str]] = {
-        vol: {"bind": target, "mode": "rw"} for target, vol in volume_names(cfg.parent.name).items()
-    }
-    volumes[config_dir] = {"bind": str(paths.PARENT_CONFIG_DIR), "mode": "rw"}
-    for root in roots:
-        volumes[root] = {"bind": root, "mode": "rw"}  # the same absolute path inside
-    if security == "caps":
-        volumes["/sys/fs/cgroup"] = {"bind": "/sys/fs/cgroup", "mode": "rw"}
-    kwargs: dict[str, Any] = {
-        "image": cfg.parent.image,
-        "name": cfg.parent.name,
-        "hostname": "hal9000",
-        "labels": labels.parent_labels(__version__),
-        "volumes": volumes,
-        "environment": {
-            "HAL_HOST_UID": str(user.uid),
-            "HAL_HOST_GID": str(user.gid),
-            "HAL_ROOTS": ":".join(roots),
-        },
-        "detach": True,
-        "restart_policy": {"Name": "unless-stopped"},
-        **security_kwargs(security),
-    }
-    if memory := parse_memory(cfg.parent.memory):
-        kwargs["mem_limit"] = memory
-    if cfg.parent.cpus:
-        kwargs["nano_cpus"] = int(cfg.parent.cpus * 1e9)
-    return kwargs
-
-
-def find_parent(client: docker.DockerClient, name: str) -> Container | None:
-    with translated("looking up the parent"):
-        try:
-            return client.containers.get(name)
-        except docker.errors.NotFound:
-            return None
-
-
-def running_parent(client: docker.DockerClient, name: str) -> Container:
+def running_parent(engine: HostEngine, name: str) -> ContainerHandle:
     """The parent, which must be running (for commands that run something in it)."""
-    parent = find_parent(client, name)
-    if parent is None or parent.status != "running":
+    parent = find_parent(engine, name)
+    if parent is None or parent.status != PARENT_RUNNING:
         raise EngineUnavailable(
             f"the parent {name} is not running",
             hint="`claudy DIR` starts it (claudy status shows it)",
@@ -112,62 +35,76 @@ def running_parent(client: docker.DockerClient, name: str) -> Container:
     return parent
 
 
-def _outdated(client: docker.DockerClient, c: Container, cfg: Config) -> bool:
-    try:
-        return str(client.images.get(cfg.parent.image).id) != str(c.attrs.get("Image"))
-    except docker.errors.ImageNotFound:
-        return False
+def _outdated(engine: HostEngine, c: ContainerHandle, cfg: Config) -> bool:
+    current = engine.image(cfg.parent.image, "starting the parent")
+    return current is not None and current.id != c.image_id
 
 
 def ensure_parent(
-    client: docker.DockerClient,
+    engine: HostEngine,
     cfg: Config,
     roots: tuple[str, ...],
     config_dir: str,
     user: HostUser,
     ready_timeout: float = 90.0,
-) -> tuple[Container, bool]:
+) -> tuple[ContainerHandle, bool]:
     """The running, ready parent; (container, created_or_started)."""
+    what = "starting the parent"
     changed = False
-    c = find_parent(client, cfg.parent.name)
-    with translated("starting the parent"):
-        if c is not None and c.labels.get(labels.ROLE) != labels.ROLE_PARENT:
-            raise HalError(
-                f"a container named {cfg.parent.name} exists but is not hal-9000's parent",
-                hint="rename it, or set [parent].name in the config",
-            )
-        if c is not None and c.status in ("exited", "created") and _outdated(client, c, cfg):
-            # nothing runs in it: a stopped parent from an older image is made anew (its
-            # volumes, so the Claude home, the inner images and the data, stay)
-            log.info("recreating the stopped parent from the current image")
-            c.remove()
-            c = None
-        if c is None:
-            runtimes = set((client.info().get("Runtimes") or {}).keys())
-            security = resolve_security(cfg.parent.security, runtimes)
-            log.info("creating parent", extra={"security": security})
-            c = client.containers.run(**parent_kwargs(cfg, roots, config_dir, user, security))
-            changed = True
-        elif c.status == "restarting":
-            tail = c.logs(tail=15).decode(errors="replace").strip()
-            raise HalError(
-                f"the parent {cfg.parent.name} keeps crashing; last lines of its log:\n{tail}",
-                hint="claudy doctor; `claudy down && claudy` recreates it (volumes stay)",
-            )
-        elif c.status != "running":
-            c.start()
-            changed = True
-    quick = not changed and run_in(c, ["test", "-e", str(paths.READY_FILE)])[0] == 0
-    code, out = (
-        (0, "") if quick else run_in(c, ["hal-agent", "ready", "--timeout", str(ready_timeout)])
-    )
-    if code != 0:
-        with translated("reading the parent's log"):
-            tail = c.logs(tail=15).decode(errors="replace").strip()
+    c = find_parent(engine, cfg.parent.name)
+    if c is not None and c.labels.get(labels.ROLE) != labels.ROLE_PARENT:
         raise HalError(
-            f"the parent did not become ready: {out.strip() or 'it is not running'}\n"
-            f"last lines of its log:\n{tail}",
-            hint="claudy doctor checks privileges; `docker logs "
-            f"{cfg.parent.name}` shows the agent's log",
+            f"a container named {cfg.parent.name} exists but is not hal-9000's parent",
+            hint="rename it, or set [parent].name in the config",
         )
+    if c is not None and c.status in PARENT_STOPPED and _outdated(engine, c, cfg):
+        # nothing runs in it: a stopped parent from an older image is made anew (its
+        # volumes, so the Claude home, the inner images and the data, stay)
+        log.info("recreating the stopped parent from the current image")
+        c.remove(what=what)
+        c = None
+    if c is None:
+        security = resolve_security(cfg.parent.security, engine.info(what).runtimes)
+        log.info("creating parent", extra={"security": security})
+        c = engine.run_container(parent_kwargs(cfg, roots, config_dir, user, security), what)
+        changed = True
+    elif c.status == PARENT_RESTARTING:
+        tail = c.logs_tail(15, what)
+        raise HalError(
+            f"the parent {cfg.parent.name} keeps crashing; last lines of its log:\n{tail}",
+            hint="claudy doctor; `claudy down && claudy` recreates it (volumes stay)",
+        )
+    elif c.status != PARENT_RUNNING:
+        c.start(what)
+        changed = True
+    agent = ParentClient(c)
+    ready = agent.ready_now() if not changed else False
+    if not ready:
+        answer = agent.ready(ready_timeout)
+        if not answer.ready:
+            tail = c.logs_tail(15, "reading the parent's log")
+            raise HalError(
+                f"the parent did not become ready: {answer.detail or 'it is not running'}\n"
+                f"last lines of its log:\n{tail}",
+                hint="claudy doctor checks privileges; `docker logs "
+                f"{cfg.parent.name}` shows the agent's log",
+            )
     return c, changed
+
+
+def runs_older_code(
+    engine: HostEngine, parent: ContainerHandle, cfg: Config, env: Mapping[str, str]
+) -> bool:
+    """The running parent is not what this checkout would build (say so, never fatal)."""
+    what = "checking the parent's image"
+    running = engine.image(parent.image_id, what) if parent.image_id else None
+    current = engine.image(cfg.parent.image, what)
+    built_from = running.labels.get(SOURCE_LABEL) if running is not None else None
+    wanted: str | None
+    try:
+        ctx = context_dir(env)
+        wanted = source_hash(ctx, Recipe(cfg.parent.image, "Dockerfile.parent", None))
+    except HalError:  # not run from a clone: only the image id can tell
+        wanted = built_from
+    moved = running is not None and current is not None and running.id != current.id
+    return moved or built_from != wanted

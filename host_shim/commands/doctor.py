@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import os
-import shutil
 from collections.abc import Callable
 
-import docker
 from rich.console import Console
 from rich.markup import escape
 
+from hal_common.credentials import describe_expiry
 from hal_common.errors import HalError
-from hal_io.engine import run_in
-from host_shim.adapters import images
-from host_shim.adapters.parent import find_parent, resolve_security
+from hal_common.protocol import PARENT_RUNNING
+from host_shim.adapters import auth, images
+from host_shim.adapters.engine import HostEngine
+from host_shim.adapters.parent import find_parent
+from host_shim.adapters.parent_client import ParentClient
+from host_shim.adapters.terminal import find_docker_cli
+from host_shim.commands.context import Ctx, Host, load_ctx
 from host_shim.core.build_context import context_dir, recipes
+from host_shim.core.parent_spec import resolve_security
 
 MODE_NOTES = {
     "caps": "CAP_SYS_ADMIN, NET_ADMIN, SYS_PTRACE, unconfined seccomp/apparmor, "
@@ -22,6 +26,7 @@ MODE_NOTES = {
     "privileged": "--privileged",
     "sysbox": "the sysbox-runc runtime (no extra privileges)",
 }
+DOCKER_CLI_HINT = "install the docker client (docker.io or docker-ce-cli)"
 
 
 class Doctor:
@@ -42,20 +47,17 @@ class Doctor:
         return True
 
 
-def engine_summary(client: docker.DockerClient) -> str:
-    info = client.info()
-    return (f"{info.get('ServerVersion')} ({info.get('Driver')}, "
-            f"cgroup v{info.get('CgroupVersion', '1')})")  # fmt: skip
+def engine_summary(engine: HostEngine) -> str:
+    info = engine.info()
+    return f"{info.server_version} ({info.driver}, cgroup v{info.cgroup_version})"
 
 
-def privileges(client: docker.DockerClient, security: str, parent_name: str) -> str:
-    runtimes = set((client.info().get("Runtimes") or {}).keys())
-    mode = resolve_security(security, runtimes)
-    parent = find_parent(client, parent_name)
-    if parent is None or parent.status != "running":
+def privileges(engine: HostEngine, security: str, parent_name: str) -> str:
+    mode = resolve_security(security, engine.info().runtimes)
+    parent = find_parent(engine, parent_name)
+    if parent is None or parent.status != PARENT_RUNNING:
         return f"{mode} mode: {MODE_NOTES[mode]}"
-    res = parent.exec_run(["hal-agent", "ready", "--timeout", "2"])
-    if res.exit_code != 0:
+    if not ParentClient(parent).ready(2).ready:
         raise HalError(
             f"the parent runs but its inner engine is not up ({mode} mode)",
             hint=f"`docker logs {parent_name}`; if dockerd says 'operation not permitted', "
@@ -64,20 +66,9 @@ def privileges(client: docker.DockerClient, security: str, parent_name: str) -> 
     return f"{mode} mode, inner engine up"
 
 
-def docker_cli() -> str:
-    found = shutil.which("docker")
-    if found is None:
-        raise HalError("the docker command is not on PATH",
-                       hint="install the docker client (docker.io or docker-ce-cli)")  # fmt: skip
-    return found
-
-
-def host_credential(console: Console) -> None:
+def host_credential(console: Console, host: Host) -> None:
     """What `claudy` would import (a note, not a failure: workers can run logged out)."""
-    from hal_common.credentials import describe_expiry
-    from host_shim.adapters import auth
-
-    found = auth.find()
+    found = auth.find(host.env)
     for note in found.notes:
         console.print(f"[yellow]![/] {escape(note)}", highlight=False)
     cred = found.credential
@@ -90,24 +81,23 @@ def host_credential(console: Console) -> None:
                   highlight=False)  # fmt: skip
 
 
-def run_checks(console: Console) -> int:
+def run_checks(host: Host) -> int:
     """Run every check; 0 when all pass, 1 otherwise."""
-    from host_shim.commands.cli import Ctx, load_ctx
-
+    console = host.err
     doc = Doctor(console)
     ctxs: list[Ctx] = []
-    clients: list[docker.DockerClient] = []
+    engines: list[HostEngine] = []
 
     def config() -> str:
-        ctxs.append(load_ctx())
+        ctxs.append(load_ctx(host))
         return f"{ctxs[0].config_dir}/config.toml, roots {', '.join(ctxs[0].roots)}"
 
     def engine() -> str:
-        clients.append(ctxs[0].client())
-        return engine_summary(clients[0])
+        engines.append(ctxs[0].engine())
+        return engine_summary(engines[0])
 
     def image_check() -> str:
-        stale = [r.tag for r in recipes(ctxs[0].cfg) if not images.current(clients[0], r)]
+        stale = [r.tag for r in recipes(ctxs[0].cfg) if not images.current(engines[0], r, host.env)]
         if stale:
             raise HalError(f"missing or built from other sources: {', '.join(stale)}",
                            hint="claudy (or claudy build) builds them, with progress")  # fmt: skip
@@ -116,19 +106,19 @@ def run_checks(console: Console) -> int:
     if doc.check("config", config) and doc.check("engine", engine):
         cfg = ctxs[0].cfg
         doc.check(
-            "privileges", lambda: privileges(clients[0], cfg.parent.security, cfg.parent.name)
+            "privileges", lambda: privileges(engines[0], cfg.parent.security, cfg.parent.name)
         )
         doc.check("images", image_check)
-        parent = find_parent(clients[0], cfg.parent.name)
-        if parent is not None and parent.status == "running":
-            code, out = run_in(parent, ["hal-agent", "doctor"], "asking the parent")
+        parent = find_parent(engines[0], cfg.parent.name)
+        if parent is not None and parent.status == PARENT_RUNNING:
+            report = ParentClient(parent).doctor()
             console.print("inside the parent:")
-            for line in out.strip().splitlines():
+            for line in report.output.strip().splitlines():
                 console.print(f"  {line}", highlight=False, markup=False)
-            doc.failures += code != 0
-    doc.check("docker client", docker_cli)
-    doc.check("build context", lambda: str(context_dir()))
-    host_credential(console)
-    if os.getuid() == 0 and not os.environ.get("SUDO_UID"):
+            doc.failures += report.code != 0
+    doc.check("docker client", lambda: find_docker_cli(host.env, DOCKER_CLI_HINT))
+    doc.check("build context", lambda: str(context_dir(host.env)))
+    host_credential(console, host)
+    if os.getuid() == 0 and not host.env.get("SUDO_UID"):
         console.print("[yellow]![/] running as root: each worker runs as its project's owner")
     return 1 if doc.failures else 0

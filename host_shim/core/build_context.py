@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,9 +46,8 @@ def source_hash(ctx: Path, recipe: Recipe) -> str:
     return digest.hexdigest()[:16]
 
 
-def context_dir(environ: dict[str, str] | None = None) -> Path:
+def context_dir(env: Mapping[str, str]) -> Path:
     """The source tree holding Dockerfile.parent (a clone; HAL9000_SRC overrides)."""
-    env = dict(os.environ) if environ is None else environ
     here = Path(env["HAL9000_SRC"]) if env.get("HAL9000_SRC") else Path(__file__).parents[2]
     if not (here / "Dockerfile.parent").is_file():
         raise HalError(

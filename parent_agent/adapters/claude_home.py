@@ -14,14 +14,14 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hal_common import credentials, paths
+from hal_common import credentials
 from hal_common.credentials import Credential
-from hal_common.shared_services import with_mcp
+from parent_agent.core.services import with_mcp
 
 log = logging.getLogger(__name__)
 
@@ -33,16 +33,15 @@ CHROMA_TOKEN = ".hal-chroma-token"  # noqa: S105 - a file name; ChromaDB's token
 OWNED = (STATE, CREDENTIALS, AUTH_META, MCP_MANAGED, CHROMA_TOKEN)
 
 
-def default_owner(home: Path, environ: dict[str, str] | None = None) -> tuple[int, int]:
+def default_owner(home: Path, host_uid: int, host_gid: int) -> tuple[int, int]:
     """The worker user: the home's owner once a worker ran, else the host user claudy named."""
-    env = dict(os.environ) if environ is None else environ
     try:
         st = home.stat()
         if st.st_uid != 0:
             return st.st_uid, st.st_gid
     except FileNotFoundError:
         pass
-    return int(env.get("HAL_HOST_UID", "0")), int(env.get("HAL_HOST_GID", "0"))
+    return host_uid, host_gid
 
 
 def ensure_home(home: Path, uid: int, gid: int) -> None:
@@ -74,8 +73,7 @@ def write_private(path: Path, data: bytes, uid: int, gid: int) -> None:
 
 
 @contextmanager
-def _state_lock(lock_dir: Path | None) -> Iterator[None]:
-    lock_dir = paths.LOCK_DIR if lock_dir is None else lock_dir
+def _state_lock(lock_dir: Path) -> Iterator[None]:
     lock_dir.mkdir(parents=True, exist_ok=True)
     with (lock_dir / "claude-state.lock").open("w") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
@@ -102,7 +100,7 @@ def update_state(
     change: Callable[[dict[str, Any]], dict[str, Any]],
     uid: int,
     gid: int,
-    lock_dir: Path | None = None,
+    lock_dir: Path,
 ) -> bool:
     """Apply `change` to `.claude.json` under the lock; True when the file changed."""
     with _state_lock(lock_dir):
@@ -118,10 +116,10 @@ def update_state(
 
 def register_mcp(
     home: Path,
-    entries: dict[str, dict[str, str]],
+    entries: Mapping[str, Mapping[str, str]],
     uid: int,
     gid: int,
-    lock_dir: Path | None = None,
+    lock_dir: Path,
 ) -> bool:
     """The shared MCP servers in `.claude.json` (user scope: what `claude mcp list` reads).
 
@@ -139,6 +137,22 @@ def register_mcp(
     return changed
 
 
+def publish_services(
+    home: Path,
+    mcp: Mapping[str, Mapping[str, str]],
+    token: str | None,
+    lock_dir: Path,
+    host_owner: tuple[int, int],
+) -> None:
+    """What workers need to use the shared services: the MCP servers registered in
+    `.claude.json`, and ChromaDB's token beside it (None: removed). Workers started before
+    see it too (Claude Code reads `.claude.json` when it starts, and `claude mcp list` on
+    every call)."""
+    uid, gid = default_owner(home, *host_owner)
+    register_mcp(home, mcp, uid, gid, lock_dir)
+    share_token(home, token, uid, gid)
+
+
 def share_token(home: Path, token: str | None, uid: int, gid: int) -> None:
     """ChromaDB's token where clients in workers can read it (0600, the worker user's)."""
     path = home / CHROMA_TOKEN
@@ -153,9 +167,7 @@ def share_token(home: Path, token: str | None, uid: int, gid: int) -> None:
     write_private(path, token.encode(), uid, gid)
 
 
-def store_credential(
-    home: Path, cred: Credential, uid: int, gid: int, lock_dir: Path | None = None
-) -> None:
+def store_credential(home: Path, cred: Credential, uid: int, gid: int, lock_dir: Path) -> None:
     """Put an imported credential where Claude Code reads it; the other kind is removed."""
     ensure_home(home, uid, gid)
     if cred.kind == "api-key":

@@ -107,7 +107,13 @@ def load_manifest(home: Path) -> dict[str, Any]:
 
 
 def apply(
-    home: Path, data: bytes, uid: int, gid: int, force: bool = False, dry_run: bool = False
+    home: Path,
+    data: bytes,
+    uid: int,
+    gid: int,
+    lock_dir: Path,
+    force: bool = False,
+    dry_run: bool = False,
 ) -> Plan:
     files, state = read_archive(data)
     manifest = load_manifest(home)
@@ -131,7 +137,7 @@ def apply(
     for rel in [*p.writes(), *p.unchanged]:
         hashes[rel] = incoming[rel]
     if state:
-        claude_home.update_state(home, lambda s: {**state, **s}, uid, gid)  # inside wins
+        claude_home.update_state(home, lambda s: {**state, **s}, uid, gid, lock_dir)  # inside wins
     doc = {"files": hashes, "synced_at": time.time()}
     claude_home.write_private(home / MANIFEST, json.dumps(doc, indent=1).encode(), uid, gid)
     return p

@@ -2,15 +2,26 @@
 
 Adapter over watchdog. It watches the file's *directory* (editors save by rename; the parent
 sees a bind-mounted directory, never a single-file mount) and matches both `src_path` and
-`dest_path` against the file name. Events only poke a debouncer: when the file has been quiet
-for `debounce` seconds it is read once, and `deliver` gets one of
+`dest_path` against the file name. Events only poke the `config-settle` thread, which stats
+the file and reads it once the save has settled (`Settle`):
+
+- no event for `debounce` seconds after the last one, and
+- the file held still: the same (inode, mtime, size) on two stats at least `debounce` apart
+  (a stat that shows a change counts as an event), and
+- the read agrees: the open file's fstat before and after reading equals that stat.
+
+Otherwise it waits again. So a save whose writes all fall within `debounce` (an in-place write,
+a rename over the file, a slow writer in chunks) is read once, in its final state, however late
+its events arrive; a writer that stops for longer than `debounce` mid-save has made two saves.
+`deliver` gets one of
 
 - `ConfigChanged(config)` for a valid save (every one; the consumer diffs), or
 - `ConfigRejected(error)` for an empty, unreadable, invalid or deleted file; the same error
   twice in a row is delivered once, and the consumer keeps its last good config.
 
 A save is recognised by the file's (inode, mtime, size, content hash): events that change none
-of them (our own reads, a late duplicate, a chmod) deliver nothing.
+of them (our own reads, a late duplicate, a chmod) deliver nothing. Each settled state is
+delivered at most once, whichever of events and stats noticed it, and however many times.
 
 Observers, by `mode`:
 - `inotify`: the platform's native events only (inotify on Linux).
@@ -18,10 +29,10 @@ Observers, by `mode`:
 - `auto`: native events when the observer starts (else, e.g. inotify limits reached, polling),
   plus a stat of the one file every `poll_interval` seconds as a safety net for mounts where
   events never arrive (Docker Desktop bind mounts from macOS or Windows hosts). The stat costs
-  one syscall; a change it sees goes through the same debounce and dedup, so a save that both
-  paths notice still gives one delivery.
+  one syscall; a change it sees is an event like any other, so a save that both paths notice
+  still gives one delivery.
 
-Threads never decide anything: the observer's threads and one `config-settle` thread only call
+Threads never decide anything: the observer's threads and the `config-settle` thread only call
 `deliver` (the agent passes `inbox.put`). `stop()` joins every thread `start()` started.
 """
 
@@ -96,18 +107,72 @@ def _stat(path: Path) -> Stat | None:
     return st.st_ino, st.st_mtime_ns, st.st_size
 
 
-def _read(path: Path) -> tuple[Seen, bytes | None, OSError | None]:
-    """The file's identity and bytes, from one open file (so they agree)."""
+def _fstat(fd: int) -> Stat:
+    st = os.fstat(fd)
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One read of the file through one open fd: its stat before and after reading (equal
+    when nothing wrote during the read), its bytes, or why it could not be read."""
+
+    before: Stat | None  # None: no file
+    after: Stat | None
+    data: bytes | None
+    error: OSError | None
+
+
+def _read(path: Path) -> _Snapshot:
     try:
         with open(path, "rb") as f:
-            st = os.fstat(f.fileno())
+            before = _fstat(f.fileno())
             data = f.read()
+            after = _fstat(f.fileno())
     except FileNotFoundError:
-        return None, None, None
+        return _Snapshot(None, None, None, None)
     except OSError as e:
-        return ((0, 0, 0), repr(e)), None, e
-    seen = ((st.st_ino, st.st_mtime_ns, st.st_size), hashlib.sha256(data).hexdigest())
-    return seen, data, None
+        st = _stat(path)
+        return _Snapshot(st, st, None, e)
+    return _Snapshot(before, after, data, None)
+
+
+@dataclass
+class Settle:
+    """When a save has settled: the watcher's timing rule, as plain data (no clock, no I/O).
+
+    `event(now)` records an event; `saw(stat, now)` a stat of the file, which counts as an
+    event when it differs from the last one. The save is `due` once `debounce` has passed
+    since the last event of either kind; a stat taken then that still equals the last one
+    (`saw` returns False) shows the file held still across at least `debounce`.
+    """
+
+    debounce: float
+    stat: Stat | None  # the last stat seen; None: no file
+    pending: bool = False  # an event since the last read
+    deadline: float = 0.0  # last event + debounce
+
+    def event(self, now: float) -> None:
+        self.pending = True
+        self.deadline = now + self.debounce
+
+    def saw(self, stat: Stat | None, now: float) -> bool:
+        """Record a stat; True when it shows a change (and so restarts the debounce)."""
+        if stat == self.stat:
+            return False
+        self.stat = stat
+        self.event(now)
+        return True
+
+    def due(self, now: float) -> bool:
+        return self.pending and now >= self.deadline
+
+    def take(self, now: float) -> bool:
+        """Due, and so no longer pending: the file is read now; an event from here on makes
+        it pending again."""
+        due = self.due(now)
+        self.pending = self.pending and not due
+        return due
 
 
 class _Poke(FileSystemEventHandler):
@@ -145,8 +210,8 @@ class ConfigWatcher:
         self.native = native
         self.kind = ""  # "inotify" or "poll" once started
         self._cond = threading.Condition()
-        self._pending = False
-        self._deadline = 0.0
+        self._clock = Settle(debounce, None)
+        self._fresh = False  # an event the settle thread has not yet stat'ed the file for
         self._stopping = False
         self._seen: Seen = None
         self._last_error = ""
@@ -162,9 +227,14 @@ class ConfigWatcher:
         if self._thread is not None:
             raise RuntimeError("the config watcher is already running")
         self.path.parent.mkdir(parents=True, exist_ok=True)  # a directory to watch
-        self._stopping, self._seen, self._last_error = False, None, ""
+        self._stopping, self._fresh, self._seen, self._last_error = False, False, None, ""
         self._observer, self.kind = self._start_observer()
-        initial = self._settle()  # after the observer starts, so no save falls in between
+        snap = _read(self.path)  # after the observer starts, so no save falls in between
+        with self._cond:  # keeping any event the observer has had already
+            self._clock.stat = snap.after
+            if snap.before != snap.after:  # written while we read: settle it as any save
+                self._clock.event(time.monotonic())
+        initial = self._event_for(snap)
         if isinstance(initial, ConfigRejected):
             self._last_error = str(initial.error)
         self._start_thread()
@@ -229,56 +299,71 @@ class ConfigWatcher:
 
     def _poke(self) -> None:
         with self._cond:
-            self._pending = True
-            self._deadline = time.monotonic() + self.debounce
+            self._clock.event(time.monotonic())
+            self._fresh = True
             self._cond.notify_all()
 
     def _run(self) -> None:
+        """Stat the file after each event, every `poll_interval` as the safety net, and when
+        the debounce is up; read it once it has settled (see `Settle`)."""
         safety_net = self.watch.mode == "auto" and self.kind == "inotify"
         interval = self.watch.poll_interval
-        next_check = time.monotonic() + interval
+        next_look = time.monotonic() + interval
         while True:
             with self._cond:
                 if self._stopping:
                     return
                 now = time.monotonic()
-                due = self._pending and now >= self._deadline
-                check = safety_net and not due and now >= next_check
-                if not due and not check:
-                    waits = [self._deadline - now] if self._pending else []
-                    waits += [next_check - now] if safety_net else []
+                by_net = safety_net and now >= next_look
+                if not (self._fresh or by_net or self._clock.due(now)):
+                    waits = [self._clock.deadline - now] if self._clock.pending else []
+                    waits += [next_look - now] if safety_net else []
                     self._cond.wait(min(waits) if waits else None)
                     continue
-                self._pending = self._pending and not due
+                self._fresh = False
+                quiet = not self._clock.pending
+            if by_net:
+                next_look = now + interval
+            stat = _stat(self.path)
+            with self._cond:
+                now = time.monotonic()
+                changed = self._clock.saw(stat, now)
+                due = self._clock.take(now)
+            if changed and by_net and quiet and not self._net_warned:
+                self._net_warned = True
+                log.info(
+                    "config change seen by stat, not by file events; is the directory a mount?"
+                )
             if due:
-                self._emit(self._settle())
-            else:
-                next_check = now + interval
-                self._check_stat()
+                self._read_settled()
 
-    def _check_stat(self) -> None:
-        """The safety net: the file differs from the last save we settled, yet no event came."""
-        seen = self._seen[0] if self._seen else None
-        if _stat(self.path) == seen:
-            return
+    def _read_settled(self) -> None:
+        """Read the file that held still; deliver, unless it changed since the last stat."""
+        snap = _read(self.path)
         with self._cond:
-            if self._pending:  # an event got there first
+            if not snap.before == snap.after == self._clock.stat:  # not settled: wait again
+                now = time.monotonic()
+                if not self._clock.saw(snap.after, now):
+                    self._clock.event(now)
                 return
-        if not self._net_warned:
-            self._net_warned = True
-            log.info("config change seen by stat, not by file events; is the directory a mount?")
-        self._poke()
+        self._emit(self._event_for(snap))
 
-    def _settle(self) -> ConfigEvent | None:
-        """Read the file once; the event for it, or None when nothing changed since last time."""
-        seen, data, error = _read(self.path)
+    def _event_for(self, snap: _Snapshot) -> ConfigEvent | None:
+        """The event for a read, or None when it is the save we saw last time."""
+        if snap.error is not None:
+            seen: Seen = (snap.after or (0, 0, 0), repr(snap.error))
+        elif snap.after is not None and snap.data is not None:
+            seen = (snap.after, hashlib.sha256(snap.data).hexdigest())
+        else:
+            seen = None
         if seen == self._seen:
             return None
         self._seen = seen
         source = str(self.path)
-        if error is not None:
+        if snap.error is not None:
+            error = snap.error
             return ConfigRejected(ConfigError(f"cannot read {source}: {error}", source=source))
-        if data is None:
+        if snap.data is None:
             return ConfigRejected(
                 ConfigError(
                     f"{source} was deleted; keeping the last good config",
@@ -287,7 +372,7 @@ class ConfigWatcher:
                 )
             )
         try:
-            text = data.decode("utf-8")
+            text = snap.data.decode("utf-8")
             return ConfigChanged(resolve_saved(text, source, self.env).config)
         except UnicodeDecodeError as e:
             return ConfigRejected(ConfigError(f"{source}: not UTF-8 text: {e}", source=source))

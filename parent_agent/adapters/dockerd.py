@@ -9,26 +9,20 @@ import threading
 import time
 from pathlib import Path
 
-import docker
-import docker.errors
-import requests.exceptions
-
-from hal_common import paths
 from hal_common.errors import EngineUnavailable, HalError
+from hal_common.layout import INNER_API_VERSION, ParentLayout
+from parent_agent.adapters.engine import InnerEngine
 
 log = logging.getLogger(__name__)
 
-PIDFILE = paths.RUN_DIR / "dockerd.pid"
-LOGFILE = paths.LOG_DIR / "dockerd.log"
 
-
-def dockerd_argv(sock: Path = paths.INNER_DOCKER_SOCK, pidfile: Path = PIDFILE) -> list[str]:
+def dockerd_argv(layout: ParentLayout) -> list[str]:
     return [
         "dockerd",
-        "--host", f"unix://{sock}",
-        "--pidfile", str(pidfile),
-        "--data-root", str(paths.INNER_DATA_ROOT),
-        "--exec-root", str(paths.RUN_DIR / "docker-exec"),
+        "--host", f"unix://{layout.inner_docker_sock}",
+        "--pidfile", str(layout.dockerd_pidfile),
+        "--data-root", str(layout.inner_data_root),
+        "--exec-root", str(layout.dockerd_exec_root),
         "--storage-driver", "overlay2",
     ]  # fmt: skip
 
@@ -56,23 +50,22 @@ def log_tail(path: Path, lines: int = 20) -> str:
         return "(no log)"
 
 
-def wait_ping(client: docker.DockerClient, deadline: float, proc: subprocess.Popen[bytes]) -> None:
+def wait_ping(
+    engine: InnerEngine, deadline: float, proc: subprocess.Popen[bytes], log_file: Path
+) -> None:
     """Wait until the engine answers, the process dies, or the deadline passes."""
     stop = threading.Event()
     while True:
         if proc.poll() is not None:
             raise EngineUnavailable(
-                f"dockerd exited with code {proc.returncode}:\n{log_tail(LOGFILE)}",
+                f"dockerd exited with code {proc.returncode}:\n{log_tail(log_file)}",
                 hint="claudy doctor checks the privileges the inner engine needs",
             )
-        try:
-            if client.ping():
-                return
-        except (docker.errors.DockerException, requests.exceptions.RequestException):
-            log.debug("dockerd not answering yet")
+        if engine.ping():
+            return
         if time.monotonic() > deadline:
             raise EngineUnavailable(
-                f"dockerd did not answer in time:\n{log_tail(LOGFILE)}",
+                f"dockerd did not answer in time:\n{log_tail(log_file)}",
                 hint="see /var/log/hal9000/dockerd.log in the parent",
             )
         stop.wait(0.05)
@@ -81,26 +74,25 @@ def wait_ping(client: docker.DockerClient, deadline: float, proc: subprocess.Pop
 class Dockerd:
     """Start, watch and stop one dockerd child."""
 
-    def __init__(self, sock: Path = paths.INNER_DOCKER_SOCK) -> None:
-        self.sock = sock
+    def __init__(self, layout: ParentLayout) -> None:
+        self.layout = layout
         self.proc: subprocess.Popen[bytes] | None = None
 
-    def start(self, timeout: float = 30.0) -> docker.DockerClient:
-        paths.RUN_DIR.mkdir(parents=True, exist_ok=True)
-        paths.LOG_DIR.mkdir(parents=True, exist_ok=True)
-        remove_stale_pidfile(PIDFILE)
-        self.sock.unlink(missing_ok=True)
-        with LOGFILE.open("ab") as out:
+    def start(self, timeout: float = 30.0) -> InnerEngine:
+        layout = self.layout
+        layout.run_dir.mkdir(parents=True, exist_ok=True)
+        layout.log_dir.mkdir(parents=True, exist_ok=True)
+        remove_stale_pidfile(layout.dockerd_pidfile)
+        layout.inner_docker_sock.unlink(missing_ok=True)
+        with layout.dockerd_log.open("ab") as out:
             self.proc = subprocess.Popen(
-                dockerd_argv(self.sock), stdout=out, stderr=subprocess.STDOUT,
+                dockerd_argv(layout), stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, start_new_session=True,
             )  # fmt: skip
         # A fixed API version: docker-py would otherwise ask the not-yet-listening daemon.
-        client = docker.DockerClient(
-            base_url=f"unix://{self.sock}", version=paths.INNER_API_VERSION, timeout=60
-        )
-        wait_ping(client, time.monotonic() + timeout, self.proc)
-        driver = client.info().get("Driver", "?")
+        engine = InnerEngine.at(f"unix://{layout.inner_docker_sock}", version=INNER_API_VERSION)
+        wait_ping(engine, time.monotonic() + timeout, self.proc, layout.dockerd_log)
+        driver = engine.info().get("Driver", "?")
         if driver == "vfs":
             log.warning(
                 "INNER ENGINE USES vfs: every worker copies its whole image; mount a volume on "
@@ -109,7 +101,7 @@ class Dockerd:
         elif driver != "overlay2":
             log.warning("inner engine storage driver is %s, overlay2 expected", driver)
         log.info("dockerd up", extra={"driver": driver, "pid": self.proc.pid})
-        return client
+        return engine
 
     def wait(self) -> int:
         if self.proc is None:

@@ -1,124 +1,47 @@
-"""`[services.NAME]`: shared service containers in the inner engine, one per enabled table.
+"""`[services.NAME]`: the shared service containers in the inner engine. This module only
+acts; what to do is decided in `parent_agent.core.services` (the plan, the actions, health),
+and only the agent loop (through `parent_agent.app.service_runner`) asks it to create,
+recreate or remove containers. Commands read through it (health, logs).
 
-Three are built in and on by default, all from the services image (`Dockerfile.services`):
-`chromadb` (a ChromaDB server with token auth, data under /data/services/chromadb),
-`chroma-mcp` (Chroma's MCP server) and `memory-bank` (the Memory Bank MCP server, one root
-for every project). A table of the same name changes or disables one (`enabled = false`).
-
-A table names an `image` (present in the parent's engine) and optionally a `command` (argv;
-its first word replaces the image's entrypoint), `env` (a table of strings), `network`
-(default `host`, the parent's namespace, so every worker reaches it on localhost), `port`
-(the port it listens on, for health and for MCP) and `mcp = true` (it serves MCP over
-streamable HTTP at `mcp_path`, default `/mcp`, and is registered for every worker).
-`stdio = [argv]` runs a stdio MCP server behind the image's stdio-to-HTTP bridge instead:
-one process serves every worker.
-
-The containers are labelled (role `service`); reconciling starts what is enabled, recreates
-what changed and removes what is gone or disabled. A broken service is reported (dashboard,
+Three services are built in and on by default, all from the services image
+(`Dockerfile.services`): `chromadb` (a ChromaDB server with token auth, data under
+/data/services/chromadb), `chroma-mcp` (Chroma's MCP server) and `memory-bank` (the Memory
+Bank MCP server, one root for every project); `docs/config.md` lists a table's keys. The
+containers are labelled (role `service`). A broken service is reported (dashboard,
 `hal-agent services`, `hal-agent doctor`), never fatal: workers start without it.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-import docker
-import docker.errors
-import requests.exceptions
-
-from hal_common import __version__, labels, paths
-from hal_common.shared_services import effective, mcp_entries, running
-from parent_agent.core.model import ServiceState
+from hal_common import labels
+from hal_common.errors import HalError, ImageMissing
+from parent_agent.adapters.engine import InnerEngine
+from parent_agent.core.services import (
+    ROLE,
+    SPEC,
+    TOP,
+    Found,
+    McpWait,
+    RemoveService,
+    ServicePlan,
+    StartService,
+    actions,
+)
 
 log = logging.getLogger(__name__)
 
-PREFIX = "hal9000-s-"
-SPEC = f"{labels.PREFIX}.spec"
 
-
-def service_data() -> Path:
-    """Where services keep their data: /data/services in the parent's data volume."""
-    return paths.PARENT_DATA / "services"
-
-
-def token_file() -> Path:
-    """ChromaDB's token; mounted (read-only) where it is needed."""
-    return service_data() / "chromadb.token"
-
-
-TOKEN_IN_CONTAINER = "/run/hal/token"  # noqa: S105 - a path
-CPU_SHARES = 256
-ENGINE_ERRORS = (docker.errors.DockerException, requests.exceptions.RequestException)
-
-
-def _port(name: str, table: dict[str, Any]) -> int | None:
-    port = table.get("port")
-    if port is None:
-        return None
-    if not isinstance(port, int) or isinstance(port, bool) or not 0 < port < 65536:
-        raise ValueError(f"[services.{name}].port must be a port number, got {port!r}")
-    return port
-
-
-def service_kwargs(name: str, table: dict[str, Any]) -> dict[str, Any]:
-    """create() arguments for one service table (pure); ValueError says what is wrong."""
-    image = table.get("image")
-    if not isinstance(image, str) or not image:
-        raise ValueError(f"[services.{name}] needs an image (or stdio = [a stdio MCP server])")
-    command = table.get("command", [])
-    if not isinstance(command, list) or not all(isinstance(c, str) for c in command):
-        raise ValueError(f"[services.{name}].command must be a list of strings")
-    env = table.get("env", {})
-    if not isinstance(env, dict) or not all(isinstance(v, str) for v in env.values()):
-        raise ValueError(f"[services.{name}].env must be a table of strings")
-    port = _port(name, table)
-    if table.get("mcp") and port is None:
-        raise ValueError(f"[services.{name}] serves MCP, so it needs a port")
-    spec = hashlib.sha256(json.dumps(table, sort_keys=True, default=str).encode()).hexdigest()
-    volumes: dict[str, dict[str, str]] = {}
-    if isinstance(table.get("data"), str):
-        volumes[str(service_data() / table["data"])] = {"bind": "/data", "mode": "rw"}
-    if table.get("token"):
-        volumes[str(token_file())] = {"bind": TOKEN_IN_CONTAINER, "mode": "ro"}
-    kwargs: dict[str, Any] = {
-        "image": image,
-        "name": PREFIX + name,
-        "labels": {
-            labels.MANAGED: "true",
-            labels.ROLE: "service",
-            labels.SESSION: name,
-            labels.VERSION: __version__,
-            SPEC: spec[:12],
-        },
-        "environment": {**env, **({"HAL_PORT": str(port)} if port else {})},
-        "volumes": volumes,
-        "network_mode": str(table.get("network", "host")),
-        # a quarter of a worker's CPU weight: under load, the agents and the parent's own
-        # processes (tmux, the dashboard) come first; an idle machine gives services all
-        "cpu_shares": CPU_SHARES,
-        "init": True,
-        "detach": True,
-        # a crash is retried a few times, then left exited, so that health can say why
-        "restart_policy": {"Name": "on-failure", "MaximumRetryCount": 5},
-    }
-    if command:
-        kwargs["entrypoint"] = command[:1]
-        kwargs["command"] = command[1:]
-    return kwargs
-
-
-def ensure_token(path: Path | None = None) -> str:
+def ensure_token(path: Path) -> str:
     """ChromaDB's token: made once, kept in the data volume, 0600."""
-    path = token_file() if path is None else path
     try:
         return path.read_text().strip()
     except FileNotFoundError:
@@ -131,71 +54,77 @@ def ensure_token(path: Path | None = None) -> str:
     return token
 
 
-def prepare_data(wanted: dict[str, dict[str, Any]]) -> None:
-    for table in wanted.values():
-        if isinstance(table.get("data"), str):
-            (service_data() / table["data"]).mkdir(parents=True, exist_ok=True)
-        if table.get("token"):
-            ensure_token()
+def shared_token(plan: ServicePlan) -> str | None:
+    """The token clients in workers need, when ChromaDB runs with one and it exists."""
+    if not plan.share_token or plan.token is None:
+        return None
+    try:
+        return plan.token.read_text().strip()
+    except OSError:
+        return None
 
 
-def reconcile_services(
-    client: docker.DockerClient, services: dict[str, dict[str, Any]]
-) -> list[str]:
-    """Make the engine's service containers match the enabled tables; returns the errors."""
-    errors: list[str] = []
-    wanted = running(services)
+def prepare_data(plan: ServicePlan) -> None:
+    for d in plan.data_dirs:
+        d.mkdir(parents=True, exist_ok=True)
+    if plan.token is not None:
+        ensure_token(plan.token)
+
+
+def found(engine: InnerEngine) -> list[Found]:
+    """The service containers the engine has, by label (HalError when it cannot say)."""
+    listed = engine.containers(role=ROLE, what="services")
+    return [Found(c.session, c.state, c.labels.get(SPEC, ""), c.id) for c in listed]
+
+
+def reconcile(engine: InnerEngine, plan: ServicePlan) -> list[str]:
+    """Make the engine's service containers match the plan; returns the errors."""
+    errors: list[str] = list(plan.errors)
     try:
-        have = {c.labels.get(labels.SESSION, ""): c for c in client.containers.list(
-            all=True, filters=labels.managed_filter("service"))}  # fmt: skip
-    except ENGINE_ERRORS as e:
-        return [f"services: engine unavailable ({e})"]
-    for name, c in have.items():
-        if name not in wanted:
-            _remove(c, errors, f"service {name} stopped (disabled)")
+        have = found(engine)
+    except HalError as e:
+        return [*errors, e.message]
     try:
-        prepare_data(wanted)
+        prepare_data(plan)
     except OSError as e:
-        errors.append(f"services: cannot prepare {service_data()}: {e}")
-    for name, table in wanted.items():
+        errors.append(f"services: cannot prepare their data: {e}")
+    for action in actions(plan, have):
         try:
-            kwargs = service_kwargs(name, table)
-        except ValueError as e:
-            errors.append(str(e))
-            continue
-        current = have.get(name)
-        if current is not None and current.labels.get(SPEC) == kwargs["labels"][SPEC]:
-            if current.status != "running":
-                _call(current.start, errors, f"service {name}")
-            continue
-        if current is not None:
-            _remove(current, errors, f"service {name} changed; recreating")
-        try:
-            client.containers.run(**kwargs)
-            log.info("service %s started", name)
-        except docker.errors.ImageNotFound:
-            errors.append(f"service {name} did not start: image {kwargs['image']} is missing "
-                          "(claudy on the host loads it)")  # fmt: skip
-        except ENGINE_ERRORS as e:
-            errors.append(f"service {name} did not start: {e}")
+            if isinstance(action, RemoveService):
+                engine.remove(action.id, force=True, what=action.note)
+                log.info("%s", action.note)
+            elif isinstance(action, StartService):
+                engine.start(action.id, what=f"service {action.name}")
+            else:
+                w = action.wanted
+                try:
+                    engine.run(what=f"service {w.name} did not start", **w.kwargs)
+                    log.info("service %s started", w.name)
+                except ImageMissing:
+                    errors.append(f"service {w.name} did not start: image {w.image} is missing "
+                                  "(claudy on the host loads it)")  # fmt: skip
+        except HalError as e:
+            errors.append(e.message)
     return errors
 
 
-def _remove(c: Any, errors: list[str], note: str) -> None:
-    if _call(lambda: c.remove(force=True), errors, note):
-        log.info("%s", note)
+def restart(engine: InnerEngine, names: Iterable[str]) -> list[str]:
+    """Restart the named services' containers; the errors, if any."""
+    errors: list[str] = []
+    for name in names:
+        what = f"service {name}"
+        try:
+            listed = engine.containers(role=ROLE, session=name, what=what)
+            if not listed:
+                errors.append(f"{what}: not created (hal-agent health says why)")
+            for c in listed:
+                engine.restart(c.id, timeout=10, what=what)
+        except HalError as e:
+            errors.append(e.message)
+    return errors
 
 
-def _call(fn: Any, errors: list[str], what: str) -> bool:
-    try:
-        fn()
-        return True
-    except ENGINE_ERRORS as e:
-        errors.append(f"{what}: {e}")
-        return False
-
-
-# --- health ------------------------------------------------------------------------------------
+# --- reading ------------------------------------------------------------------------------
 
 
 def port_open(port: int, timeout: float = 0.3) -> bool:
@@ -206,161 +135,52 @@ def port_open(port: int, timeout: float = 0.3) -> bool:
         return False
 
 
-def states(
-    services: dict[str, dict[str, Any]],
-    containers: dict[str, dict[str, Any]],
-    probe: Callable[[int], bool] = port_open,
-) -> list[ServiceState]:
-    """Each service's health from its table and its container's inspect data (pure but
-    for `probe`). A service that is not ok says why, in words a user can act on."""
-    out = []
-    for name, table in effective(services).items():
-        port = table.get("port") if isinstance(table.get("port"), int) else None
-        mcp = bool(table.get("mcp"))
-        ok, state, detail = _health(table, containers.get(name), port, probe)
-        out.append(ServiceState(name, ok, state, detail, port, mcp))
-    return out
-
-
-def _health(
-    table: dict[str, Any],
-    attrs: dict[str, Any] | None,
-    port: int | None,
-    probe: Callable[[int], bool],
-) -> tuple[bool, str, str]:
-    if table.get("enabled", True) is False:
-        return False, "disabled", "enabled = false in the config"
-    if attrs is None:
-        return False, "missing", "not created (see the errors)"
-    st = attrs.get("State", {})
-    restarts = int(attrs.get("RestartCount", 0) or 0)
-    again = f", {restarts} restart{'s' if restarts != 1 else ''}" if restarts else ""
-    if st.get("Restarting"):
-        return False, "restarting", f"crashing (exit {st.get('ExitCode')}{again})"
-    if not st.get("Running"):
-        why = f"exited {st.get('ExitCode')}{again}"
-        return False, "exited", why + (f": {st['Error']}" if st.get("Error") else "")
-    if port is not None and not probe(port):
-        return False, "starting", f"not answering on :{port} yet{again}"
-    top = attrs.get(TOP)
-    if table.get("mcp") and isinstance(top, list) and not [a for a in top if not is_wrapper(a)]:
-        # the bridge outlives its stdio server: it answers, but every call fails
-        return False, "broken", "the MCP server behind the bridge exited (--restart it)"
-    return True, "ok", (f":{port}" if port else "") + again
-
-
-WRAPPERS = {"docker-init", "mcp-proxy", "hal-service", "hal-chroma-mcp", "sh"}
-
-
-def is_wrapper(args: str) -> bool:
-    """A process that runs or bridges the server rather than being it (by its program or,
-    for an interpreter, its script)."""
-    return bool({os.path.basename(w) for w in args.split()[:2]} & WRAPPERS)
-
-
-TOP = "_hal_top"  # the argv of each process, added to the inspect data of a running service
-
-
-def inspect_all(client: docker.DockerClient) -> dict[str, dict[str, Any]]:
-    """Inspect data of the service containers, by service name, with their processes."""
-    found = client.containers.list(all=True, filters=labels.managed_filter("service"))
+def inspect_all(engine: InnerEngine) -> dict[str, dict[str, Any]]:
+    """Inspect data of the service containers, by service name, with their processes
+    (HalError when the engine cannot say)."""
     out = {}
-    for c in found:
-        attrs = dict(c.attrs)
-        if c.status == "running":
+    for attrs in engine.inspect_all(role=ROLE, what="services"):
+        if (attrs.get("State") or {}).get("Status") == "running":
             try:
-                top = c.top(ps_args="-eo pid,args")  # the engine insists on a PID column
+                top = engine.top(attrs["Id"], ps_args="-eo pid,args")  # the engine wants a PID
                 attrs[TOP] = [str(p[-1]) for p in top.get("Processes") or []]
-            except ENGINE_ERRORS:
-                pass
-        out[c.labels.get(labels.SESSION, "")] = attrs
+            except HalError as e:  # it stopped in between: health goes by its state
+                log.debug("services: no processes of %s: %s", attrs.get("Name"), e)
+        session = ((attrs.get("Config") or {}).get("Labels") or {}).get(labels.SESSION, "")
+        out[session] = attrs
     return out
 
 
-def last_log_line(client: docker.DockerClient, name: str) -> str:
+def last_log_line(engine: InnerEngine, name: str) -> str:
     try:
-        raw = client.containers.get(PREFIX + name).logs(tail=5).decode(errors="replace")
-    except ENGINE_ERRORS:
+        listed = engine.containers(role=ROLE, session=name)
+        raw = engine.logs(listed[0].id, tail=5).decode(errors="replace") if listed else ""
+    except HalError:
         return ""
     lines = [ln.strip() for ln in raw.splitlines() if ln.strip()]
     return lines[-1][:160] if lines else ""
 
 
-def publish(services: dict[str, dict[str, Any]], home: Path | None = None) -> None:
-    """What workers need to use the services: the MCP servers registered in the shared
-    `.claude.json`, and ChromaDB's token beside it. Workers started before see it too
-    (Claude Code reads `.claude.json` when it starts, and `claude mcp list` on every call)."""
-    from parent_agent.adapters import claude_home
-
-    home = paths.PARENT_CLAUDE_HOME if home is None else home
-    uid, gid = claude_home.default_owner(home)
-    claude_home.register_mcp(home, mcp_entries(services), uid, gid)
-    chroma = running(services).get("chromadb")
-    token = None
-    if chroma is not None and chroma.get("token"):
-        try:
-            token = token_file().read_text().strip()
-        except OSError:
-            token = None
-    claude_home.share_token(home, token, uid, gid)
-
-
-def apply(client: docker.DockerClient, services: dict[str, dict[str, Any]]) -> list[str]:
-    """Reconcile the service containers, then publish them to workers; the errors."""
-    errors = reconcile_services(client, services)
-    try:
-        publish(services)
-    except OSError as e:
-        errors.append(f"services: cannot register them for workers: {e}")
-    return errors
-
-
-def restart(
-    client: docker.DockerClient, services: dict[str, dict[str, Any]], names: tuple[str, ...]
-) -> list[str]:
-    """Restart the named services (made anew when missing); the errors, if any."""
-    known = running(services)
-    for name in names:
-        if name not in known:
-            return [f"no enabled service {name} (hal-agent services lists them)"]
-    for error in apply(client, services):  # creates what is missing
-        log.warning("%s", error)  # the loop reconciles too; only the named ones matter here
-    errors: list[str] = []
-    for name in names:
-        try:
-            client.containers.get(PREFIX + name).restart(timeout=10)
-        except ENGINE_ERRORS as e:
-            errors.append(f"service {name}: {e}")
-    return errors
-
-
-def wait_for_mcp(
-    client: docker.DockerClient, services: dict[str, dict[str, Any]], timeout: float = 20.0
-) -> list[str]:
+def wait_for_mcp(engine: InnerEngine, waits: Iterable[McpWait], timeout: float = 20.0) -> list[str]:
     """Wait (up to `timeout`) for the MCP services to answer, so that a Claude Code starting
     now connects to them; returns the ones still silent. Waited for: a service that runs,
     or is about to (the loop starts them in the background; its image is there). Not
-    waited for: one that is off, exited or crashing, or whose image is missing."""
-    tables = {n: t for n, t in running(services).items()
-              if t.get("mcp") and isinstance(t.get("port"), int)}  # fmt: skip
+    waited for: one that is exited or crashing, or whose image is missing."""
     deadline = time.monotonic() + timeout
-    waiting = dict(tables)
+    waiting = {w.name: w for w in waits}
     while waiting:
         try:  # one sparse list call: no inspect per container
-            listed = client.api.containers(all=True, filters=labels.managed_filter("service"))
-            found = {
-                (c.get("Labels") or {}).get(labels.SESSION, ""): c.get("State") for c in listed
-            }
-        except ENGINE_ERRORS:
+            state = {c.session: c.state for c in engine.containers(role=ROLE)}
+        except HalError:
             return sorted(waiting)
-        for name, table in list(waiting.items()):
-            state = found.get(name)
-            if state is None:
-                if not _have_image(client, str(table.get("image", ""))):
+        for name, w in list(waiting.items()):
+            now = state.get(name)
+            if now is None:
+                if not _have_image(engine, w.image):
                     del waiting[name]
-            elif state not in ("running", "created"):
+            elif now not in ("running", "created"):
                 del waiting[name]  # exited or restarting: broken, never waited for
-            elif state == "running" and port_open(table["port"], timeout=0.2):
+            elif now == "running" and port_open(w.port, timeout=0.2):
                 del waiting[name]
         if not waiting or time.monotonic() >= deadline:
             break
@@ -368,9 +188,8 @@ def wait_for_mcp(
     return sorted(waiting)
 
 
-def _have_image(client: docker.DockerClient, image: str) -> bool:
+def _have_image(engine: InnerEngine, image: str) -> bool:
     try:
-        client.images.get(image)
-        return True
-    except ENGINE_ERRORS:
+        return engine.has_image(image)
+    except HalError:
         return False

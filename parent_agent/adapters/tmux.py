@@ -8,7 +8,6 @@ from pathlib import Path
 import libtmux
 from libtmux.exc import LibTmuxException
 
-from hal_common import paths
 from hal_common.errors import HalError
 from parent_agent.core.keys import Binding
 from parent_agent.core.tmux import (
@@ -26,7 +25,7 @@ KEYS_MARK = "@hal-keys"  # global option: the keys hal-agent bound (to unbind on
 STATUS_MARK = "@hal-status"  # global option: worker counts for the status line
 
 
-def server_for(sock: Path = paths.TMUX_SOCK) -> libtmux.Server:
+def server_for(sock: Path) -> libtmux.Server:
     return libtmux.Server(socket_path=str(sock), config_file=config_path())
 
 
@@ -130,9 +129,6 @@ class TmuxUI:
     def popup(self, client: str, command: str, title: str) -> None:
         self._cmd("display-popup", "-c", client, "-E", "-w", "90%", "-h", "70%",
                   "-T", title, command)  # fmt: skip
-
-    def prompt(self, client: str, label: str, command: str) -> None:
-        self._cmd("command-prompt", "-t", client, "-p", label, command)
 
     def apply_keys(self, prefix: str, binds: list[Binding]) -> None:
         """Set the prefix and (re)bind our keys, unbinding the ones we bound before."""

@@ -7,11 +7,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import docker
-import docker.errors
-import requests.exceptions
-
+from hal_common.errors import HalError
 from parent_agent.adapters.cgroup import raw_stats
+from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core.model import Worker
 from parent_agent.core.usage import Usage, usage
 
@@ -21,8 +19,8 @@ log = logging.getLogger(__name__)
 class Sampler:
     """Keeps the previous raw sample per worker, so each call can give CPU % at once."""
 
-    def __init__(self, client: docker.DockerClient) -> None:
-        self.client = client
+    def __init__(self, engine: InnerEngine) -> None:
+        self.engine = engine
         self.prev: dict[str, dict[str, Any]] = {}
         self.pool = ThreadPoolExecutor(max_workers=16, thread_name_prefix="stats")
 
@@ -31,11 +29,10 @@ class Sampler:
         if w.pid and (raw := raw_stats(w.pid)) is not None:
             return raw
         try:
-            raw = self.client.api.stats(w.container, stream=False, one_shot=True)
-        except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
+            return self.engine.stats(w.container)
+        except HalError as e:
             log.debug("stats of %s: %s", w.container, e)
             return None
-        return dict(raw)
 
     def sample(self, running: list[Worker]) -> dict[str, Usage]:
         names = [w.container for w in running]
@@ -59,8 +56,8 @@ class BackgroundSampler:
     """Samples in its own thread, so a frame never waits on the engine's slow stats calls
     (about a second each on dockerd 20.10, even one-shot); frames show the latest sample."""
 
-    def __init__(self, client: docker.DockerClient, interval: float) -> None:
-        self.sampler = Sampler(client)
+    def __init__(self, engine: InnerEngine, interval: float) -> None:
+        self.sampler = Sampler(engine)
         self.interval = interval
         self.running: list[Worker] = []
         self.latest: dict[str, Usage] = {}

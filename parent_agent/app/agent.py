@@ -1,39 +1,59 @@
-"""`hal-agent run`: one loop owns the state; threads only put typed events on its inbox."""
+"""`hal-agent run`: one loop owns the state; threads only put typed events on its inbox.
+
+After every event and tick the loop publishes a snapshot of what it knows (workers, their
+usage, the services' health, recent errors, keys waiting for a restart) for the dashboard and
+`hal-agent health`: nobody else lists, samples or polls.
+"""
 
 from __future__ import annotations
 
 import logging
+import os
 import queue
 import signal
 import threading
+import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
-import docker
-import docker.errors
-import requests.exceptions
-
-from hal_common import labels, paths
+from hal_common import labels
 from hal_common.config import Config
 from hal_common.config_diff import diff
-from hal_common.errors import HalError
+from hal_common.errors import HalError, ImageMissing
+from hal_common.layout import ParentLayout
+from hal_common.shared_services import running as running_services
 from parent_agent.adapters import services as services_mod
-from parent_agent.adapters import workers
+from parent_agent.adapters import snapshot_file, workers
 from parent_agent.adapters.config_watch import ConfigChanged, ConfigRejected, ConfigWatcher
+from parent_agent.adapters.control import ControlServer, Reply
 from parent_agent.adapters.dockerd import Dockerd
-from parent_agent.adapters.live_apply import update_limits
-from parent_agent.adapters.status_file import StatusFile
+from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.tmux import TmuxUI, server_for
+from parent_agent.adapters.usage import BackgroundSampler
+from parent_agent.app.service_runner import (
+    ApplyServices,
+    RestartServices,
+    ServiceRunner,
+    ServicesDone,
+)
+from parent_agent.core import control
+from parent_agent.core import services as services_core
 from parent_agent.core.keys import bindings, duplicates, status_text
+from parent_agent.core.model import Outcome, ServiceState, Worker
 from parent_agent.core.reconcile import EnsureWindow, KillWindow, plan
+from parent_agent.core.snapshot import MAX_ERRORS, Health, LoopError, Snapshot
+from parent_agent.core.spec import template_hash
 from parent_agent.core.tmux import worker_window_command
 
 log = logging.getLogger(__name__)
 
 TICK = 1.0  # seconds between liveness checks of the tmux server
-MAX_DOCKERD_RESTARTS = 5
+SERVICES_EVERY_S = 3.0  # the services' health: an inspect and a connect each
+MAX_DOCKERD_RESTARTS = 5  # in a row; an engine up for HEALTHY_S gets its budget back
+HEALTHY_S = 300.0
+BACKOFF_S = (0.5, 30.0)  # the first wait before restarting dockerd, and the longest
 
 
 @dataclass(frozen=True)
@@ -60,86 +80,122 @@ class Tick:
 
 
 @dataclass(frozen=True)
-class ServicesApplied:
-    """The shared services were reconciled (in the background); these went wrong."""
+class ControlRequest:
+    """A command asks the loop (over the control socket) and waits on `reply`."""
 
-    errors: tuple[str, ...]
+    request: control.Request
+    reply: Reply
 
 
 Event = (
-    Shutdown | DockerdExited | WorkerEvent | Tick | ConfigChanged | ConfigRejected | ServicesApplied
+    Shutdown
+    | DockerdExited
+    | WorkerEvent
+    | Tick
+    | ConfigChanged
+    | ConfigRejected
+    | ServicesDone
+    | ControlRequest
 )
-
-
-def _services_in_background(
-    client: docker.DockerClient, services: dict[str, dict[str, Any]], inbox: queue.Queue[Event]
-) -> None:
-    """Start the shared services without holding up the loop: creating a few containers
-    takes about a second, and the dashboard and the first spawn should not wait for it
-    (a spawn waits for the MCP servers itself, see `services.wait_for_mcp`)."""
-    inbox.put(ServicesApplied(tuple(services_mod.apply(client, services))))
 
 
 def _watch_dockerd(dockerd: Dockerd, inbox: queue.Queue[Event]) -> None:
     inbox.put(DockerdExited(dockerd.wait()))
 
 
-def _watch_events(client: docker.DockerClient, inbox: queue.Queue[Event]) -> None:
+def _watch_events(engine: InnerEngine, inbox: queue.Queue[Event]) -> None:
     # only what changes the picture: every `docker exec` into a worker is an event too, and a
     # reconcile per exec would list (and inspect) every worker each time
-    filters = {
-        "type": "container",
-        "label": f"{labels.MANAGED}=true",
-        "event": ["start", "die", "destroy", "rename"],
-    }
-    try:
-        for ev in client.events(decode=True, filters=filters):
-            attrs = ev.get("Actor", {}).get("Attributes", {})
-            code = int(attrs.get("exitCode", "0") or 0)
-            role = attrs.get(labels.ROLE, labels.ROLE_WORKER)
-            session = attrs.get(labels.SESSION, "")
-            inbox.put(WorkerEvent(str(ev.get("Action", "")), session, code, role))
-    except (docker.errors.DockerException, requests.exceptions.RequestException) as e:
-        log.debug("event stream ended: %s", e)
+    for ev in engine.events(["start", "die", "destroy", "rename"]):  # ends with the engine
+        inbox.put(WorkerEvent(ev.action, ev.session, ev.exit_code, ev.role))
 
 
 class Agent:
     def __init__(
         self,
         cfg: Config,
+        layout: ParentLayout,
         dockerd: Dockerd | None = None,
         ui: TmuxUI | None = None,
-        config_path: Path | None = None,
-        status: StatusFile | None = None,
     ) -> None:
         self.cfg = cfg
-        self.dockerd = dockerd or Dockerd()
-        self.ui = ui or TmuxUI(server_for())
+        self.layout = layout
+        self.dockerd = dockerd or Dockerd(layout)
+        self.ui = ui or TmuxUI(server_for(layout.tmux_sock))
         self.inbox: queue.Queue[Event] = queue.Queue()
-        self.client: docker.DockerClient | None = None
-        self.restarts = 0
-        self.status_file = status or StatusFile()
+        self.engine: InnerEngine | None = None
         self.status = ""
         self.session_fresh = False  # the tmux session was (re)made; windows to restore
         self.list_workers = workers.WorkerLister()
-        self.watcher = ConfigWatcher(
-            config_path or paths.config_file(in_parent=True), self.inbox.put, watch=cfg.watch
+        self.watcher = ConfigWatcher(layout.config_file, self.inbox.put, watch=cfg.watch)
+        # the only actor on service containers; it runs what this loop submits, in order
+        self.services = ServiceRunner(self.inbox.put, layout)
+        self.control = ControlServer(
+            layout.control_socket,
+            lambda request, reply: self.inbox.put(ControlRequest(request, reply)),
         )
+        # what the snapshot shows
+        self.workers: tuple[Worker, ...] = ()
+        self.listed_at = 0.0
+        self.errors: list[LoopError] = []
+        self.restart_needed: set[str] = set()
+        self.service_health: tuple[ServiceState, ...] = ()
+        self.images_ok = True
+        self.probed_at = 0.0
+        self.sampler: BackgroundSampler | None = None
+        # the engine's restart budget
+        self.restarts = 0
+        self.engine_up_at = 0.0
+        self.retry_at = 0.0
 
     def _start_engine(self) -> None:
-        self.client = self.dockerd.start()
-        threading.Thread(target=_services_in_background,
-                         args=(self.client, self.cfg.services, self.inbox),
-                         name="services", daemon=True).start()  # fmt: skip
+        self.engine = self.dockerd.start()
+        self.engine_up_at = time.monotonic()
+        self.sampler = BackgroundSampler(self.engine, interval=1.0)
+        self.apply_services()  # in the runner: the loop is ready without waiting for it
         threading.Thread(target=_watch_dockerd, args=(self.dockerd, self.inbox),
                          name="dockerd-watch", daemon=True).start()  # fmt: skip
-        threading.Thread(target=_watch_events, args=(self.client, self.inbox),
+        threading.Thread(target=_watch_events, args=(self.engine, self.inbox),
                          name="docker-events", daemon=True).start()  # fmt: skip
 
+    def _engine_lost(self) -> None:
+        """The engine is gone: forget it, and wait a little longer each time before the next
+        start. An engine that stayed up for HEALTHY_S had a healthy period: a fresh budget."""
+        self.engine = None
+        if self.sampler is not None:
+            self.sampler.close()
+            self.sampler = None
+        now = time.monotonic()
+        if self.engine_up_at and now - self.engine_up_at >= HEALTHY_S:
+            self.restarts = 0
+        self.restarts += 1
+        first, longest = BACKOFF_S
+        self.retry_at = now + min(longest, first * 2 ** (self.restarts - 1))
+
+    def _ensure_engine(self) -> bool:
+        """Restart a lost engine when its backoff is over; False when it keeps dying."""
+        if self.engine is not None:
+            return True
+        if self.restarts > MAX_DOCKERD_RESTARTS:
+            log.error("dockerd keeps dying; giving up (see %s)", self.layout.log_dir)
+            return False
+        if time.monotonic() >= self.retry_at:
+            try:
+                self._start_engine()
+            except HalError as e:
+                self.record_error(f"the inner dockerd did not start: {e.message}")
+                self._engine_lost()
+        return True
+
     def record_error(self, text: str) -> None:
-        """Log an error and keep it for the dashboard (the status file)."""
+        """Log an error and keep it for the dashboard and `health` (the snapshot)."""
         log.error("%s", text)
-        self.status_file.add_error(text)
+        entry = LoopError(datetime.now(UTC).isoformat(), text)
+        self.errors = [*self.errors, entry][-MAX_ERRORS:]
+
+    def record_failures(self, outcome: Outcome) -> None:
+        for message in outcome.messages():
+            self.record_error(message)
 
     def apply_config(self, new: Config) -> None:
         """A saved config: apply what can be applied live, flag what needs a restart."""
@@ -148,9 +204,8 @@ class Agent:
         if not changes:
             return
         log.info("config reloaded", extra={"changes": str(changes)})
-        if changes.worker_limits and self.client is not None:
-            for err in update_limits(self.client, new.worker):
-                self.record_error(err)
+        if changes.worker_limits and self.engine is not None:
+            self.record_failures(workers.update_limits(self.engine, new.worker))
         if changes.keys:
             self.apply_keys()
         if changes.log:
@@ -158,18 +213,48 @@ class Agent:
         if changes.watch:
             self.watcher.reconfigure(new.watch)
         if changes.restart_needed:
-            self.status_file.need_restart(changes.restart_needed)
-        svc = changes.services
-        if (svc.enabled or svc.disabled or svc.changed) and self.client is not None:
+            self.restart_needed |= set(changes.restart_needed)
+        if changes.services and self.engine is not None:
             self.apply_services()
         # worker_template: new workers read the file; running ones show as outdated.
-        # dashboard: the dashboard reads the file itself.
+        # dashboard: the snapshot carries the new refresh and row count.
 
-    def apply_services(self) -> None:
-        """Start, recreate or remove the `[services.*]` containers; errors are reported only."""
-        assert self.client is not None  # noqa: S101 - callers check
-        for err in services_mod.apply(self.client, self.cfg.services):
+    def service_plan(self) -> services_core.ServicePlan:
+        return services_core.plan(self.cfg.services, self.layout.service_data)
+
+    def apply_services(self, reply: Reply | None = None) -> None:
+        """Have the runner start, recreate or remove the `[services.*]` containers; its
+        errors come back as a ServicesDone and are reported only."""
+        assert self.engine is not None  # noqa: S101 - callers check
+        self.services.submit(ApplyServices(self.engine, self.service_plan(), reply))
+
+    def on_request(self, ev: ControlRequest) -> None:
+        """A command's request: refused here, or handed to the service runner (which answers
+        through the ServicesDone it sends back)."""
+        if self.engine is None:
+            ev.reply.answer(control.Answer(False, "the inner engine is not running"))
+        elif isinstance(ev.request, control.RestartServices):
+            known = {s.name for s in running_services(self.cfg.services)}
+            unknown = [n for n in ev.request.names if n not in known]
+            if unknown:
+                why = f"no enabled service {unknown[0]} (hal-agent services lists them)"
+                ev.reply.answer(control.Answer(False, why))
+                return
+            job = RestartServices(self.engine, self.service_plan(), ev.request.names, ev.reply)
+            self.services.submit(job)
+        else:
+            self.apply_services(ev.reply)
+
+    def on_services_done(self, ev: ServicesDone) -> None:
+        for err in ev.errors:
             self.record_error(err)
+        reply = ev.job.reply
+        if reply is None:
+            return
+        if ev.failed:
+            reply.answer(control.Answer(False, ev.failed[0], ev.errors + ev.failed))
+        else:
+            reply.answer(control.Answer(True, errors=ev.errors))
 
     def apply_keys(self) -> None:
         binds = bindings({k: v for k, v in vars(self.cfg.keys).items() if isinstance(v, str)})
@@ -178,20 +263,22 @@ class Agent:
         self.ui.apply_keys(self.cfg.keys.prefix, binds)
 
     def reconcile(self, full: bool = True) -> None:
-        """Windows and the status line from the workers the engine lists. Not `full` (a tick):
-        only check that tmux is there, and go on to the engine when it had to be remade."""
+        """Windows and the status line from the workers the engine lists. Not `full` (a tick
+        between listings): only check that tmux is there, and go on to the engine when it had
+        to be remade."""
         fresh = self.ui.ensure_session()
         if fresh:
             self.apply_keys()
         self.session_fresh = self.session_fresh or fresh
-        if self.client is None or not (full or self.session_fresh):
+        if self.engine is None or not (full or self.session_fresh):
             return
         fresh, self.session_fresh = self.session_fresh, False
         try:
-            found = self.list_workers(self.client)
+            found = self.list_workers(self.engine)
         except HalError as e:
             log.warning("reconcile skipped: %s", e)
             return
+        self.workers, self.listed_at = tuple(found), time.monotonic()
         running = sum(1 for w in found if w.state == "running")
         status = status_text(running, len(found) - running)
         if status != self.status:
@@ -199,45 +286,101 @@ class Agent:
             self.status = status
         for action in plan(found, self.ui.window_names(), fresh):
             if isinstance(action, EnsureWindow):
-                self.ui.ensure_window(action.session, worker_window_command(action.container))
+                command = worker_window_command(action.container, self.layout.inner_docker_host)
+                self.ui.ensure_window(action.session, command)
             elif isinstance(action, KillWindow):
                 self.ui.kill_window(action.session)
 
+    def _listing_due(self) -> bool:
+        """A tick lists the workers once per `[dashboard].refresh` (one list call, inspects
+        only of what changed): often enough for the snapshot, not a load on the engine."""
+        return time.monotonic() - self.listed_at >= self.cfg.dashboard.refresh
+
+    def _probe(self) -> None:
+        """The services' health and the worker image, every SERVICES_EVERY_S."""
+        if self.engine is None or time.monotonic() - self.probed_at < SERVICES_EVERY_S:
+            return
+        self.probed_at = time.monotonic()
+        try:
+            found = services_mod.inspect_all(self.engine)
+            self.service_health = tuple(
+                services_core.states(self.cfg.services, found, services_mod.port_open)
+            )
+        except HalError as e:
+            log.debug("services unknown: %s", e)
+        try:
+            workers.check_image(self.engine, self.cfg.worker.image, None)
+            self.images_ok = True
+        except ImageMissing:
+            self.images_ok = False
+        except HalError as e:
+            log.debug("worker image unknown: %s", e)
+
+    def snapshot(self) -> Snapshot:
+        up = self.engine is not None
+        running = [w for w in self.workers if w.state == "running"]
+        usage = self.sampler.want(running) if self.sampler is not None else {}
+        health = Health(
+            engine_ok=up,
+            images_ok=self.images_ok,
+            disk_free=disk_free(self.layout.inner_data_root),
+            starting=not up and self.restarts == 0,
+        )
+        return Snapshot(
+            now=datetime.now(UTC),
+            health=health,
+            workers=self.workers if up else (),
+            windows=frozenset(self.ui.window_names()),
+            usage=usage,
+            errors=tuple(self.errors),
+            template=template_hash(self.cfg.worker),
+            restart_needed=tuple(sorted(self.restart_needed)),
+            max_rows=self.cfg.dashboard.max_rows,
+            services=self.service_health if up else (),
+            refresh=self.cfg.dashboard.refresh,
+        )
+
+    def publish(self) -> None:
+        try:
+            snapshot_file.publish(self.layout.status_file, self.snapshot())
+        except OSError as e:  # a full disk must not stop the loop; the dashboard says stale
+            log.warning("cannot publish the snapshot: %s", e)
+
     def handle(self, ev: Event) -> bool:
         """Apply one event; False when the loop should end."""
-        if isinstance(ev, Shutdown):
-            log.info("shutting down", extra={"signal": ev.signum})
-            return False
-        if isinstance(ev, ConfigChanged):
-            self.apply_config(ev.config)
-        elif isinstance(ev, ServicesApplied):
-            for err in ev.errors:
-                self.record_error(err)
-        elif isinstance(ev, ConfigRejected):
-            self.record_error(f"{ev.error}; keeping the last good config")
-        if isinstance(ev, DockerdExited):
-            self.record_error(f"the inner dockerd exited with code {ev.code}; restarting it")
-            self.client = None
-        if isinstance(ev, WorkerEvent) and ev.action == "die" and ev.exit_code not in (0, 143):
-            what = "service" if ev.role == "service" else "worker"
-            self.record_error(f"{what} {ev.session} exited with code {ev.exit_code}")
-        if (
-            isinstance(ev, WorkerEvent)
-            and ev.action == "start"
-            and ev.role != "service"
-            and self.client is not None
-        ):
-            # a spawn that read the config just before a reload gets today's limits too
-            for err in update_limits(self.client, self.cfg.worker, session=ev.session):
-                self.record_error(err)
-        if self.client is None:
-            self.restarts += 1
-            if self.restarts > MAX_DOCKERD_RESTARTS:
-                log.error("dockerd keeps dying; giving up (see %s)", paths.LOG_DIR)
+        match ev:
+            case Shutdown(signum=signum):
+                log.info("shutting down", extra={"signal": signum})
                 return False
-            self._start_engine()
-        # a tick only watches tmux; listing every worker each second would load the engine
-        self.reconcile(full=not isinstance(ev, Tick))
+            case ConfigChanged(config=config):
+                self.apply_config(config)
+            case ConfigRejected(error=error):
+                self.record_error(f"{error}; keeping the last good config")
+            case ServicesDone():
+                self.on_services_done(ev)
+            case ControlRequest():
+                self.on_request(ev)
+            case DockerdExited(code=code):
+                self.record_error(f"the inner dockerd exited with code {code}; restarting it")
+                self._engine_lost()
+            case WorkerEvent(action="die", exit_code=code, role=role, session=session) if (
+                code not in (0, 143)
+            ):
+                what = "service" if role == "service" else "worker"
+                self.record_error(f"{what} {session} exited with code {code}")
+            case WorkerEvent(action="start", role=role, session=session) if (
+                role != "service" and self.engine is not None
+            ):
+                # a spawn that read the config just before a reload gets today's limits too
+                self.record_failures(workers.update_limits(self.engine, self.cfg.worker, session))
+            case _:
+                pass
+        if not self._ensure_engine():
+            return False
+        # a tick lists the workers only every [dashboard].refresh; events always do
+        self.reconcile(full=not isinstance(ev, Tick) or self._listing_due())
+        self._probe()
+        self.publish()
         return True
 
     def install_signals(self) -> None:
@@ -249,16 +392,19 @@ class Agent:
 
     def run(self) -> int:
         self.install_signals()
-        paths.RUN_DIR.mkdir(parents=True, exist_ok=True)
-        paths.PARENT_DATA.mkdir(parents=True, exist_ok=True)
-        self.status_file.write()
+        self.layout.run_dir.mkdir(parents=True, exist_ok=True)
+        self.layout.data_dir.mkdir(parents=True, exist_ok=True)
+        self.publish()  # the dashboard says "starting" until the engine is up
         first = self.watcher.start()
         if isinstance(first, ConfigRejected):
             self.record_error(f"{first.error}; running on the defaults until a good save")
         self.reconcile()  # tmux and the dashboard first: they draw while dockerd starts
+        self.services.start()
         self._start_engine()
         self.reconcile()
-        paths.READY_FILE.write_text("ready\n")
+        self.control.start()  # before "ready": claudy's load-image asks the loop
+        self.publish()
+        self.layout.ready_file.write_text("ready\n")
         log.info("parent ready")
         try:
             while True:
@@ -276,14 +422,28 @@ class Agent:
         return 0
 
     def shutdown(self) -> None:
-        """In order: the config watcher, workers, then dockerd, then tmux."""
-        paths.READY_FILE.unlink(missing_ok=True)
+        """In order: requests, the config watcher, the service runner, the sampler, workers,
+        then dockerd, then tmux."""
+        self.layout.ready_file.unlink(missing_ok=True)
+        self.control.stop()
         self.watcher.stop()
-        if self.client is not None:
+        self.services.stop()
+        if self.sampler is not None:
+            self.sampler.close()
+        if self.engine is not None:
             try:
-                workers.stop_all(self.client)
+                workers.stop_all(self.engine)
             except HalError as e:
                 log.error("stopping workers: %s", e)
         self.dockerd.stop()
         self.ui.kill_server()
         log.info("parent stopped")
+
+
+def disk_free(path: Path) -> int | None:
+    """Bytes free for the inner engine's images and containers."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize

@@ -6,18 +6,18 @@ import fcntl
 import logging
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import docker
-
-from hal_common import labels, paths
 from hal_common.config import Config
 from hal_common.errors import NoSuchSession, UsageError
+from hal_common.layout import ParentLayout
 from parent_agent.adapters import claude_home as claude_home_mod
 from parent_agent.adapters import services, workers
+from parent_agent.adapters.engine import InnerEngine
+from parent_agent.core import services as services_core
 from parent_agent.core.spec import WorkerSpec, pick_owner, worker_spec
 from parent_agent.core.tmux import worker_window_command
 
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def session_lock(session: str, lock_dir: Path = paths.LOCK_DIR) -> Iterator[None]:
+def session_lock(session: str, lock_dir: Path) -> Iterator[None]:
     """One spawn per session at a time, across processes (two `claudy DIR` at once)."""
     lock_dir.mkdir(parents=True, exist_ok=True)
     with (lock_dir / f"{session}.lock").open("w") as fh:
@@ -51,15 +51,14 @@ def project_path(directory: str) -> str:
     return real
 
 
-def host_owner(project: str, environ: dict[str, str] | None = None) -> tuple[int, int]:
-    env = dict(os.environ) if environ is None else environ
+def host_owner(project: str, layout: ParentLayout) -> tuple[int, int]:
     st = Path(project).stat()
-    return pick_owner(
-        int(env.get("HAL_HOST_UID", "0")), int(env.get("HAL_HOST_GID", "0")), st.st_uid, st.st_gid
-    )
+    return pick_owner(layout.host_uid, layout.host_gid, st.st_uid, st.st_gid)
 
 
-def prepare_claude_home(claude_home: Path, uid: int, gid: int, project: str) -> None:
+def prepare_claude_home(
+    claude_home: Path, uid: int, gid: int, project: str, lock_dir: Path
+) -> None:
     """The shared Claude home, owned by the worker user, 0700, past the first-run wizard.
 
     Without `hasCompletedOnboarding` Claude Code starts its onboarding, which needs the
@@ -68,7 +67,7 @@ def prepare_claude_home(claude_home: Path, uid: int, gid: int, project: str) -> 
     defaults to "No, exit", which would stop the worker on the first Enter.
     """
     claude_home_mod.ensure_home(claude_home, uid, gid)
-    claude_home_mod.update_state(claude_home, lambda s: grant(s, project), uid, gid)
+    claude_home_mod.update_state(claude_home, lambda s: grant(s, project), uid, gid, lock_dir)
 
 
 def grant(state: dict[str, Any], project: str) -> dict[str, Any]:
@@ -81,47 +80,53 @@ def grant(state: dict[str, Any], project: str) -> dict[str, Any]:
 
 
 def spawn(
-    client: docker.DockerClient,
+    engine: InnerEngine,
     ui: TmuxUI | None,
     cfg: Config,
     directory: str,
+    layout: ParentLayout,
+    env: Mapping[str, str],
     image_id: str | None = None,
-    claude_home: Path = paths.PARENT_CLAUDE_HOME,
-    docker_host: str = paths.INNER_DOCKER_HOST,
     name: str | None = None,
     image: str | None = None,
 ) -> WorkerSpec:
-    """Ensure the worker for `directory` runs and (given a tmux UI) has a window. Idempotent."""
+    """Ensure the worker for `directory` runs and (given a tmux UI) has a window. Idempotent.
+
+    `env` is the environment `[worker].env` names are passed on from."""
     project = project_path(directory)
-    uid, gid = host_owner(project)
-    existing = workers.find_by_project(client, project)
+    uid, gid = host_owner(project, layout)
+    claude_home = layout.claude_home
+    existing = workers.find_by_project(engine, project)
     if name is not None:
         check_custom_name(name)
-        other = workers.find_by_session(client, name)
-        if other is not None and other.labels.get(labels.PROJECT) != project:
+        other = workers.find_by_session(engine, name)
+        if other is not None and other.project != project:
             raise UsageError(
-                f"session name {name} is taken by {other.labels.get(labels.PROJECT)}",
-                hint="pick another --name",
+                f"session name {name} is taken by {other.project}", hint="pick another --name"
             )
     elif existing is not None:
-        name = existing.labels.get(labels.SESSION)  # the project's worker, whatever its name
-    spec = worker_spec(project, cfg.worker, uid, gid, session=name, image=image)
-    with session_lock(spec.session):
-        workers.check_image(client, spec.image, image_id)
-        prepare_claude_home(claude_home, uid, gid, project)
-        try:
-            services.publish(cfg.services, claude_home)  # MCP servers, even if the loop lags
+        name = existing.name  # the project's worker, whatever its name
+    spec = worker_spec(project, cfg.worker, uid, gid, env, session=name, image=image)
+    with session_lock(spec.session, layout.lock_dir):
+        workers.check_image(engine, spec.image, image_id)
+        prepare_claude_home(claude_home, uid, gid, project, layout.lock_dir)
+        plan = services_core.plan(cfg.services, layout.service_data)
+        try:  # MCP servers, even if the loop lags
+            token = services.shared_token(plan)
+            owner = (layout.host_uid, layout.host_gid)
+            claude_home_mod.publish_services(claude_home, plan.mcp, token, layout.lock_dir, owner)
         except OSError as e:
             log.warning("services not registered for %s: %s", spec.session, e)
-        if existing is None or existing.status != "running":
+        if existing is None or existing.state != "running":
             # the first claudy starts the services a moment before the worker: let them
             # answer, so the agent connects to them at its start (never for a broken one)
-            silent = services.wait_for_mcp(client, cfg.services)
+            silent = services.wait_for_mcp(engine, plan.waits)
             if silent:
                 log.warning("starting %s before MCP servers %s answer", spec.session, silent)
-        workers.ensure_worker(client, spec, str(claude_home))
+        workers.ensure_worker(engine, spec, str(claude_home))
         if ui is not None:
-            ui.ensure_window(spec.session, worker_window_command(spec.container, docker_host))
+            command = worker_window_command(spec.container, layout.inner_docker_host)
+            ui.ensure_window(spec.session, command)
     return spec
 
 
@@ -137,15 +142,15 @@ def check_custom_name(name: str) -> None:
         )
 
 
-def resolve_name(client: docker.DockerClient, name_or_dir: str) -> str:
+def resolve_name(engine: InnerEngine, name_or_dir: str) -> str:
     """The session of an exact session name, or of the worker of a project path."""
-    found = workers.find_by_session(client, name_or_dir)
+    found = workers.find_by_session(engine, name_or_dir)
     if found is not None:
         return name_or_dir
     if name_or_dir.startswith(("/", ".", "~")) and os.path.isdir(os.path.expanduser(name_or_dir)):
         real = os.path.realpath(os.path.expanduser(name_or_dir))
-        by_project = workers.find_by_project(client, real)
+        by_project = workers.find_by_project(engine, real)
         if by_project is not None:
-            return str(by_project.labels.get(labels.SESSION))
+            return by_project.name
         raise NoSuchSession(f"no worker for {real}", hint=f"hal-agent spawn {real}")
     raise NoSuchSession(f"no worker named {name_or_dir}", hint="hal-agent ls --all lists them")

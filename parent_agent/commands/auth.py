@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 
 import click
 
-from hal_common import credentials, paths
+from hal_common import credentials
 from hal_common.errors import UsageError
+from hal_common.protocol import AuthStatus, SyncStatus
 from parent_agent.adapters import claude_home
+from parent_agent.commands.context import Parent, pass_parent
 
 
 @click.group()
@@ -19,7 +20,8 @@ def auth() -> None:
 
 
 @auth.command("import")
-def import_() -> None:
+@pass_parent
+def import_(p: Parent) -> None:
     """Read one credential document from stdin and store it in the shared Claude home.
 
     Only claudy calls this: the secret travels on this exec's stdin, never in argv or env.
@@ -34,19 +36,20 @@ def import_() -> None:
         cred = credentials.from_wire(data)
     except credentials.CredentialError as e:
         raise UsageError(f"credential refused: {e}") from None
-    home = paths.PARENT_CLAUDE_HOME
-    uid, gid = claude_home.default_owner(home)
-    claude_home.store_credential(home, cred, uid, gid)
+    home = p.layout.claude_home
+    uid, gid = claude_home.default_owner(home, p.layout.host_uid, p.layout.host_gid)
+    claude_home.store_credential(home, cred, uid, gid, p.layout.lock_dir)
     click.echo(f"imported {cred.kind} from {cred.source}")
 
 
 @auth.command("status")
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable (still no secret).")
-def status(as_json: bool) -> None:
+@pass_parent
+def status(p: Parent, as_json: bool) -> None:
     """What is imported, from where, and when it expires (never the secret)."""
-    st = claude_home.auth_status(paths.PARENT_CLAUDE_HOME)
+    st = claude_home.auth_status(p.layout.claude_home)
     if as_json:
-        click.echo(json.dumps(st, indent=2))
+        click.echo(AuthStatus.from_json(st).dumps())
         return
     click.echo(describe(st))
 
@@ -76,19 +79,21 @@ def describe(st: dict[str, object]) -> str:
 @click.option("--force", is_flag=True, help="Also overwrite files changed inside.")
 @click.option("--dry-run", is_flag=True, help="Say what would change; write nothing.")
 @click.option("--status", "status_only", is_flag=True, help="When the last sync was (JSON).")
-def sync(force: bool, dry_run: bool, status_only: bool) -> None:
+@pass_parent
+def sync(p: Parent, force: bool, dry_run: bool, status_only: bool) -> None:
     """Apply the host's Claude config, a tar on stdin from `claudy sync`."""
     from parent_agent.adapters import config_sync
 
-    home = paths.PARENT_CLAUDE_HOME
+    home = p.layout.claude_home
     if status_only:
         manifest = config_sync.load_manifest(home)
-        click.echo(json.dumps({"synced_at": manifest.get("synced_at"),
-                               "files": len(manifest.get("files") or {})}))  # fmt: skip
+        files = len(manifest.get("files") or {})
+        click.echo(SyncStatus(manifest.get("synced_at"), files).dumps())
         return
     if sys.stdin.isatty():
         raise UsageError("sync reads the host's config from stdin", hint="run `claudy sync`")
-    uid, gid = claude_home.default_owner(home)
-    p = config_sync.apply(home, sys.stdin.buffer.read(), uid, gid, force=force, dry_run=dry_run)
-    for line in config_sync.report(p, dry_run):
+    uid, gid = claude_home.default_owner(home, p.layout.host_uid, p.layout.host_gid)
+    data = sys.stdin.buffer.read()
+    done = config_sync.apply(home, data, uid, gid, p.layout.lock_dir, force=force, dry_run=dry_run)
+    for line in config_sync.report(done, dry_run):
         click.echo(line)

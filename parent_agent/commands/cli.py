@@ -1,14 +1,15 @@
 """`hal-agent`: the parent container's entrypoint and the commands typed in its dashboard.
 
-Exit codes: 0 ok, 1 error, 2 usage, 3 engine unavailable, 5 no such session.
+Exit codes: 0 ok, 1 error, 2 usage, 3 engine unavailable, 4 the loop is not running,
+5 no such session.
 """
 
 from __future__ import annotations
 
 import contextlib
 import importlib
-import json
 import logging
+import os
 import sys
 import threading
 import time
@@ -16,12 +17,12 @@ from collections.abc import Iterator
 
 import click
 
-from hal_common import __version__, paths
+from hal_common import __version__
 from hal_common.config import Config
-from hal_common.errors import ConfigError, HalError
-from hal_io.engine import translated
-from parent_agent.adapters import status_file, workers
-from parent_agent.commands import context as ctx
+from hal_common.errors import ConfigError, HalError, LoopUnavailable
+from hal_common.protocol import Health
+from parent_agent.adapters import snapshot_file
+from parent_agent.commands.context import Parent, pass_parent
 
 log = logging.getLogger("parent_agent")
 
@@ -65,26 +66,31 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hal-agent")
-def main() -> None:
+@click.pass_context
+def main(context: click.Context) -> None:
     """Run and control hal-9000's workers from inside the parent container.
 
     NAME is a worker's session name or its project's path, matched exactly.
-    Exit codes: 0 ok, 1 error, 2 usage, 3 engine unavailable, 5 no such session.
+    Exit codes: 0 ok, 1 error, 2 usage, 3 engine unavailable, 4 the parent's loop is not
+    running, 5 no such session.
     """
+    if context.obj is None:  # the parent's layout, read from the environment once, here
+        context.obj = Parent.from_env(os.environ)
 
 
 @main.command()
-def run() -> None:
+@pass_parent
+def run(p: Parent) -> None:
     """The parent's main process: dockerd, tmux, dashboard, reconcile loop (PID 1 under tini)."""
     from parent_agent.app.agent import Agent
 
     try:
-        cfg = ctx.config()
+        cfg = p.config()
     except ConfigError:
         cfg = Config()  # the watcher reports the error; a good save applies
-    ctx.setup_logging(cfg.log.level, to_file=True)
+    p.setup_logging(cfg.log.level, to_file=True)
     try:
-        code = Agent(cfg).run()
+        code = Agent(cfg, p.layout).run()
     except HalError as e:
         log.critical("%s", e)
         code = e.exit_code
@@ -93,11 +99,12 @@ def run() -> None:
 
 @main.command(hidden=True)
 @click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait.")
-def ready(timeout: float) -> None:
+@pass_parent
+def ready(p: Parent, timeout: float) -> None:
     """Wait until `hal-agent run` has its engine and tmux up (exit 1 on timeout)."""
     deadline = time.monotonic() + timeout
     pause = threading.Event()
-    while not paths.READY_FILE.exists():
+    while not p.layout.ready_file.exists():
         if time.monotonic() > deadline:
             raise HalError(
                 f"the parent is not ready after {timeout:.0f}s",
@@ -107,15 +114,15 @@ def ready(timeout: float) -> None:
 
 
 @main.command(hidden=True)
-def dashboard() -> None:
-    """The live worker list (runs in the dashboard window's top pane)."""
-    from parent_agent.commands.dashboard import ConfigFollower, Gather, run_live
+@pass_parent
+def dashboard(p: Parent) -> None:
+    """The live worker list (runs in the dashboard window's top pane): the loop's snapshot."""
+    from parent_agent.commands.dashboard import run_live
 
     # to a file only: a line on stderr would land inside the frame and scroll it
-    ctx.setup_logging("warning", to_file=True, stderr=False, name="dashboard.log")
-    gather = Gather(ctx.inner, ctx.ui(), ConfigFollower(paths.config_file(in_parent=True)))
+    p.setup_logging("warning", to_file=True, stderr=False, name="dashboard.log")
     with contextlib.suppress(KeyboardInterrupt):  # ctrl-c in the pane ends it quietly
-        run_live(gather, threading.Event())
+        run_live(p.layout.status_file, threading.Event())
 
 
 def _chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:
@@ -125,33 +132,42 @@ def _chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:
 
 
 @main.command("load-image", hidden=True)
-def load_image() -> None:
+@pass_parent
+def load_image(p: Parent) -> None:
     """Load an image tar (a `docker save` stream) from stdin into the inner engine."""
-    client = ctx.inner()
-    with translated("loading the image into the inner engine"):
-        lines = client.api.load_image(_chunks(sys.stdin.buffer), quiet=True)  # type: ignore[no-untyped-call]
-        for line in lines:
-            if "error" in line:
-                raise HalError(f"inner engine refused the image: {line['error']}")
-            if "stream" in line:
-                click.echo(str(line["stream"]).strip())
-    # the services image arrives after the loop tried to start the services: start them now
-    from hal_common.shared_services import SERVICES_IMAGE, images
-    from parent_agent.adapters import services
+    engine = p.inner()
+    loaded: set[str] = set()
+    for line in engine.load_image(_chunks(sys.stdin.buffer)):
+        click.echo(line)
+        loaded.add(line.removeprefix("Loaded image: "))
+    # a service's image arrives after the loop tried to start the services: the loop
+    # starts them now (it alone creates service containers); wait for its answer
+    from hal_common.shared_services import images
+    from parent_agent.adapters import control as control_socket
+    from parent_agent.core.control import ReconcileServices
 
-    cfg = ctx.config()
-    if SERVICES_IMAGE in images(cfg.services):
-        for error in services.apply(client, cfg.services):
+    if loaded & images(p.config().services):
+        try:
+            answer = control_socket.ask(p.layout.control_socket, ReconcileServices())
+        except LoopUnavailable as e:
+            raise LoopUnavailable(
+                f"the image is loaded, but its services cannot be started: {e.message}",
+                hint="they start when hal-agent run does",
+            ) from None
+        for error in answer.errors if answer.ok else (answer.error,):
             click.echo(f"warning: {error}", err=True)
 
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
-def health(as_json: bool) -> None:
+@pass_parent
+def health(p: Parent, as_json: bool) -> None:
     """Recent errors of the parent's loop, and [parent] changes waiting for a restart."""
-    data = status_file.read()
+    snap = snapshot_file.read(p.layout.status_file)
+    health = Health(snap.errors, snap.restart_needed) if snap else Health()
+    data = health.to_json()
     if as_json:
-        click.echo(json.dumps(data, indent=2))
+        click.echo(health.dumps())
         return
     for key in data.get("restart_needed", []):
         click.echo(f"restart needed: {key} changed (claudy down && claudy)")
@@ -159,12 +175,3 @@ def health(as_json: bool) -> None:
         click.echo(f"{e['time']} {e['text']}")
     if not data.get("restart_needed") and not data.get("errors"):
         click.echo("no errors")
-
-
-@main.command("image-id", hidden=True)
-@click.argument("image")
-def image_id(image: str) -> None:
-    """Print IMAGE's id in the inner engine (exit 10 when it is missing)."""
-    client = ctx.inner()
-    workers.check_image(client, image, None)
-    click.echo(client.images.get(image).id)

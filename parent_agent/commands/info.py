@@ -4,28 +4,33 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import shlex
 import shutil
 import subprocess
 import threading
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Any
 
 import click
-import docker
 from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
-from hal_common import __version__, paths
+from hal_common import __version__
 from hal_common.errors import HalError
+from hal_common.protocol import ServiceRow, ServicesReply, StatsReply, WorkerUsage
+from hal_common.shared_services import ServiceSpec
 from parent_agent.adapters import claude_home, workers
+from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.usage import Sampler
-from parent_agent.commands import context as ctx
+from parent_agent.commands.context import Parent, pass_parent
 from parent_agent.commands.workers import open_shell, restart_worker
 from parent_agent.core.keys import bindings, display
+from parent_agent.core.services import container_name
 from parent_agent.core.usage import Usage, human_bytes
+
+log = logging.getLogger(__name__)
 
 
 def _stats_table(use: dict[str, Usage]) -> Table:
@@ -47,14 +52,15 @@ def _stats_table(use: dict[str, Usage]) -> Table:
 @click.option("--json", "as_json", is_flag=True, help="One sample as JSON (implies --no-stream).")
 @click.option("--no-stream", is_flag=True, help="Print one sample and exit.")
 @click.option("--interval", default=2.0, show_default=True, help="Seconds between samples.")
-def stats(as_json: bool, no_stream: bool, interval: float) -> None:
+@pass_parent
+def stats(p: Parent, as_json: bool, no_stream: bool, interval: float) -> None:
     """CPU %, memory used/limit, pids, net and block I/O of each running worker."""
-    client = ctx.inner()
-    sampler = Sampler(client)
+    engine = p.inner()
+    sampler = Sampler(engine)
     pause = threading.Event()
 
     def sample() -> dict[str, Usage]:
-        running = [w for w in workers.list_workers(client) if w.state == "running"]
+        running = [w for w in workers.list_workers(engine) if w.state == "running"]
         return sampler.sample(running)
 
     try:
@@ -62,7 +68,8 @@ def stats(as_json: bool, no_stream: bool, interval: float) -> None:
         pause.wait(min(interval, 1.0))
         use = sample()
         if as_json:
-            click.echo(json.dumps({n: asdict(u) for n, u in sorted(use.items())}, indent=2))
+            reply = StatsReply({n: WorkerUsage(**asdict(u)) for n, u in sorted(use.items())})
+            click.echo(reply.dumps())
             return
         if no_stream:
             Console().print(_stats_table(use))
@@ -78,9 +85,10 @@ def stats(as_json: bool, no_stream: bool, interval: float) -> None:
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="As JSON.")
-def keys(as_json: bool) -> None:
+@pass_parent
+def keys(p: Parent, as_json: bool) -> None:
     """The tmux prefix keys in force (configured under [keys])."""
-    cfg = ctx.config()
+    cfg = p.config()
     binds = bindings(_keys_mapping(cfg.keys))
     if as_json:
         click.echo(json.dumps({"prefix": cfg.keys.prefix,
@@ -99,18 +107,22 @@ def _keys_mapping(keys_cfg: object) -> dict[str, str]:
 
 
 @click.command()
-def version() -> None:
+@pass_parent
+def version(p: Parent) -> None:
     """Versions of hal-9000, the inner engine, tmux and Claude Code."""
     click.echo(f"hal-9000 {__version__}")
     tmux = subprocess.run(["tmux", "-V"], capture_output=True, text=True, check=False)
     click.echo(tmux.stdout.strip() or "tmux: not found")
     try:
-        client = ctx.inner()
-        click.echo(f"inner dockerd {client.version().get('Version', '?')}")
-        worker_image = ctx.config().worker.image
-        image = client.images.get(worker_image)
-        claude = (image.labels or {}).get("io.hal9000.claude-code-version", "?")
-        click.echo(f"claude code {claude} ({worker_image})")
+        engine = p.inner()
+        click.echo(f"inner dockerd {engine.version().get('Version', '?')}")
+        worker_image = p.config().worker.image
+        found = engine.image_labels(worker_image)
+        if found is None:
+            click.echo(f"worker image: no such image: {worker_image}")
+        else:
+            claude = found.get("io.hal9000.claude-code-version", "?")
+            click.echo(f"claude code {claude} ({worker_image})")
     except HalError as e:
         click.echo(f"inner engine: {e.message}")
     except Exception as e:  # noqa: BLE001 - version must print what it can, whatever fails
@@ -118,7 +130,8 @@ def version() -> None:
 
 
 @click.command()
-def doctor() -> None:
+@pass_parent
+def doctor(p: Parent) -> None:
     """Check the inner engine, storage, tmux, images, Claude home and disk; say how to fix."""
     failures = 0
 
@@ -130,33 +143,32 @@ def doctor() -> None:
             click.echo(f"    fix: {fix}")
 
     try:
-        cfg = ctx.config()
-        report(True, "config", str(paths.config_file(in_parent=True)))
+        cfg = p.config()
+        report(True, "config", str(p.layout.config_file))
     except HalError as e:
         report(False, "config", e.message, "fix the file; the defaults apply meanwhile")
         from hal_common.config import Config
 
         cfg = Config()
     try:
-        client = ctx.inner()
-        info = client.info()
+        engine = p.inner()
+        info = engine.info()
         driver = info.get("Driver", "?")
         report(True, "inner engine", f"dockerd {info.get('ServerVersion')}")
         fix = "mount a volume on /var/lib/docker (claudy does) on an overlay2-capable fs"
         report(driver == "overlay2", "storage driver", driver, fix)
-        try:
-            client.images.get(cfg.worker.image)
+        if engine.has_image(cfg.worker.image):
             report(True, "worker image", cfg.worker.image)
-        except Exception:  # noqa: BLE001 - any failure means the image cannot be used
+        else:
             report(False, "worker image", f"{cfg.worker.image} missing",
                    "run claudy on the host; it loads the image into the parent")  # fmt: skip
-        _doctor_services(client, cfg.services, report)
+        _doctor_services(engine, cfg.services, report)
     except HalError as e:
         report(False, "inner engine", e.message, "see /var/log/hal9000/dockerd.log")
-    ui = ctx.ui()
-    report(ui.alive() and ui.session() is not None, "tmux", str(paths.TMUX_SOCK),
+    ui = p.ui()
+    report(ui.alive() and ui.session() is not None, "tmux", str(p.layout.tmux_sock),
            "hal-agent run restores it within a second; if not, restart the parent")  # fmt: skip
-    home = paths.PARENT_CLAUDE_HOME
+    home = p.layout.claude_home
     mode = oct(home.stat().st_mode & 0o777) if home.exists() else "missing"
     report(mode == "0o700", "claude home", f"{home} {mode}", f"chmod 700 {home}")
     from parent_agent.commands.auth import describe
@@ -168,30 +180,31 @@ def doctor() -> None:
     else:
         click.echo("! credentials: none imported; workers start logged out "
                    "(log in on the host, then claudy auth import)")  # fmt: skip
-    if paths.INNER_DATA_ROOT.exists():
-        free = shutil.disk_usage(paths.INNER_DATA_ROOT).free
-        where = f"{human_bytes(free)} free under {paths.INNER_DATA_ROOT}"
+    if p.layout.inner_data_root.exists():
+        free = shutil.disk_usage(p.layout.inner_data_root).free
+        where = f"{human_bytes(free)} free under {p.layout.inner_data_root}"
         report(free > 2 << 30, "disk", where, "hal-agent gc removes stopped workers")
     raise SystemExit(1 if failures else 0)
 
 
 def _doctor_services(
-    client: docker.DockerClient,
-    services: dict[str, dict[str, Any]],
+    engine: InnerEngine,
+    services: tuple[ServiceSpec, ...],
     report: Callable[[bool, str, str, str], None],
 ) -> None:
     from parent_agent.adapters import services as svc
+    from parent_agent.core.services import states
 
-    for s in svc.states(services, svc.inspect_all(client)):
+    for s in states(services, svc.inspect_all(engine), svc.port_open):
         title = f"service {s.name}" + (" (MCP)" if s.mcp else "")
         if s.state == "disabled":
             click.echo(f"- {title}: disabled ({s.detail}); workers start without it")
             continue
         detail = s.detail if s.detail.startswith(s.state) else f"{s.state} {s.detail}".strip()
         if s.state in ("exited", "restarting"):
-            line = svc.last_log_line(client, s.name)
+            line = svc.last_log_line(engine, s.name)
             detail += f"; last log: {line}" if line else ""
-        fix = f"docker logs {svc.PREFIX}{s.name} says more; workers start without it"
+        fix = f"docker logs {container_name(s.name)} says more; workers start without it"
         report(s.ok, title, detail, fix)
 
 
@@ -199,27 +212,36 @@ def _doctor_services(
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable.")
 @click.option("--restart", "restart", metavar="NAME", multiple=True,
               help="Restart this service (one that used up its retries, too).")  # fmt: skip
-def services(as_json: bool, restart: tuple[str, ...]) -> None:
+@pass_parent
+def services(p: Parent, as_json: bool, restart: tuple[str, ...]) -> None:
     """The shared services (ChromaDB, Memory Bank, MCP servers): running, and if not, why."""
     from parent_agent.adapters import services as svc
+    from parent_agent.core.services import states
 
-    client = ctx.inner()
-    cfg = ctx.config()
     if restart:
-        for error in svc.restart(client, cfg.services, restart):
-            raise HalError(error)
+        # the loop alone restarts service containers: ask it and wait for its answer
+        from parent_agent.adapters import control
+        from parent_agent.core.control import RestartServices
+
+        answer = control.ask(p.layout.control_socket, RestartServices(restart))
+        if not answer.ok:
+            raise HalError(answer.error)
+        for error in answer.errors:  # the loop reports them too; only the named ones matter
+            log.warning("%s", error)
         click.echo(f"restarted {', '.join(restart)}")
         return
-    found = svc.states(cfg.services, svc.inspect_all(client))
+    engine = p.inner()
+    cfg = p.config()
+    found = states(cfg.services, svc.inspect_all(engine), svc.port_open)
     if as_json:
-        click.echo(json.dumps([asdict(s) for s in found], indent=2))
+        click.echo(ServicesReply(tuple(ServiceRow(**asdict(s)) for s in found)).dumps())
         return
     for s in found:
         mark = "✓" if s.ok else ("-" if s.state == "disabled" else "✗")
         kind = " MCP" if s.mcp else ""
         click.echo(f"{mark} {s.name:14} {s.state:10} {s.detail}{kind}")
         if s.state in ("exited", "restarting"):
-            line = svc.last_log_line(client, s.name)
+            line = svc.last_log_line(engine, s.name)
             if line:
                 click.echo(f"    last log: {line}")
 
@@ -229,14 +251,15 @@ def services(as_json: bool, restart: tuple[str, ...]) -> None:
     ["new-session", "stop", "restart", "shell", "choose", "stats"]))  # fmt: skip
 @click.option("--client", required=True, help="The tmux client that pressed the key.")
 @click.option("--window", default="", help="The window it was pressed in.")
-def key(action: str, client: str, window: str) -> None:
+@pass_parent
+def key(p: Parent, action: str, client: str, window: str) -> None:
     """What a prefix key does (bound by hal-agent run; see `hal-agent keys`)."""
-    ui = ctx.ui()
+    ui = p.ui()
     me = shlex.quote(_self())
     c = shlex.quote(client)
     if action == "new-session":
-        inner = ctx.inner()
-        recent = sorted(workers.list_workers(inner), key=lambda w: w.created or 0, reverse=True)
+        engine = p.inner()
+        recent = sorted(workers.list_workers(engine), key=lambda w: w.created or 0, reverse=True)
         items = [(w.project, str(i + 1), f"run-shell -b \"{me} attach --client {c} {w.name}\"")
                  for i, w in enumerate(recent[:9])]  # fmt: skip
         spawn = f"run-shell -b '{me} spawn --client {c} %%'"
@@ -244,7 +267,7 @@ def key(action: str, client: str, window: str) -> None:
         items.append(("another directory…", "o", prompt))
         ui.menu(client, " new session ", items)
     elif action == "choose":
-        found = workers.list_workers(ctx.inner())
+        found = workers.list_workers(p.inner())
         if not found:
             ui.message(client, "no workers yet: prefix + new session key, or hal-agent spawn DIR")
             return
@@ -263,9 +286,9 @@ def key(action: str, client: str, window: str) -> None:
                        f"run-shell -b \"{me} stop {shlex.quote(window)}\"")  # fmt: skip
         elif action == "restart":
             ui.message(client, f"restarting {window} …")
-            restart_worker(window, client)
+            restart_worker(p, window, client)
         elif action == "shell":
-            open_shell(window, client)
+            open_shell(p, window, client)
 
 
 def _self() -> str:

@@ -5,8 +5,12 @@ Adapters build these from the engine's data; the loop, the views and the command
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
+
+from hal_common import labels
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,30 @@ class Worker:
     pid: int = 0  # the worker's init process, as the parent sees it (0 when not running)
 
 
+def to_worker(attrs: Mapping[str, Any]) -> Worker:
+    """A Worker from the engine's inspect data of its container."""
+    lab = (attrs.get("Config") or {}).get("Labels") or {}
+    state = attrs.get("State") or {}
+    host = attrs.get("HostConfig") or {}
+    name = str(attrs.get("Name") or "").lstrip("/")
+    return Worker(
+        name=lab.get(labels.SESSION, name),
+        container=name,
+        project=lab.get(labels.PROJECT, ""),
+        image=lab.get(labels.IMAGE, ""),
+        state=state.get("Status", "unknown"),
+        started_at=parse_time(state.get("StartedAt")),
+        created=parse_time(attrs.get("Created")),
+        finished_at=parse_time(state.get("FinishedAt")),
+        exit_code=int(state.get("ExitCode") or 0),
+        memory=int(host.get("Memory") or 0),
+        nano_cpus=int(host.get("NanoCpus") or 0),
+        pids=int(host.get("PidsLimit") or 0),
+        template=lab.get(labels.TEMPLATE, ""),
+        pid=int(state.get("Pid") or 0),
+    )
+
+
 def parse_time(text: str | None) -> datetime | None:
     if not text or text.startswith("0001-"):
         return None
@@ -45,3 +73,74 @@ class ServiceState:
     detail: str = ""
     port: int | None = None
     mcp: bool = False
+
+
+@dataclass(frozen=True)
+class Listed:
+    """One container as the engine's list call gives it: no inspect behind it."""
+
+    id: str
+    name: str
+    state: str  # running, exited, created, restarting, ...
+    status: str  # the engine's text: "Up 5 minutes", "Exited (0) 2 hours ago"
+    labels: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def session(self) -> str:
+        return self.labels.get(labels.SESSION, "")
+
+
+def to_listed(summary: Mapping[str, Any]) -> Listed:
+    """A Listed from one entry of the engine's container list."""
+    names = summary.get("Names") or []
+    return Listed(
+        id=str(summary.get("Id", "")),
+        name=str(names[0]).lstrip("/") if names else "",
+        state=str(summary.get("State", "")),
+        status=str(summary.get("Status", "")),
+        labels=dict(summary.get("Labels") or {}),
+    )
+
+
+@dataclass(frozen=True)
+class ContainerEvent:
+    """A change to one of our containers, from the engine's event stream."""
+
+    action: str  # start, die, destroy, rename, ...
+    session: str
+    role: str
+    exit_code: int = 0
+
+
+def to_event(raw: Mapping[str, Any]) -> ContainerEvent:
+    """A ContainerEvent from one decoded entry of the engine's event stream."""
+    attrs = (raw.get("Actor") or {}).get("Attributes") or {}
+    return ContainerEvent(
+        action=str(raw.get("Action", "")),
+        session=attrs.get(labels.SESSION, ""),
+        role=attrs.get(labels.ROLE, labels.ROLE_WORKER),
+        exit_code=int(attrs.get("exitCode", "0") or 0),
+    )
+
+
+@dataclass(frozen=True)
+class Failure:
+    """One thing that went wrong in an action over many containers."""
+
+    name: str  # the container, worker or service it concerns
+    message: str  # the whole line to report
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an action over many containers did: where it succeeded and what failed."""
+
+    done: tuple[str, ...] = ()
+    failed: tuple[Failure, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed
+
+    def messages(self) -> tuple[str, ...]:
+        return tuple(f.message for f in self.failed)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from hal_common import __version__, labels, paths
+from hal_common import __version__, labels
 from hal_common.config import WorkerConfig, parse_memory
+from hal_common.layout import WORKER_CLAUDE_HOME
 from hal_common.naming import container_name, session_name
 
 
@@ -55,13 +56,13 @@ def worker_spec(
     cfg: WorkerConfig,
     uid: int,
     gid: int,
-    environ: dict[str, str] | None = None,
+    environ: Mapping[str, str],
     session: str | None = None,
     image: str | None = None,
 ) -> WorkerSpec:
+    """The worker for `project`; `[worker].env` names take their values from `environ`."""
     session = session or session_name(project)
     image = image or cfg.image
-    environ = dict(os.environ) if environ is None else environ
     env = {k: environ[k] for k in cfg.env if k in environ}
     return WorkerSpec(
         session=session,
@@ -95,9 +96,9 @@ def create_kwargs(spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
         "working_dir": spec.project,
         "volumes": {
             spec.project: {"bind": spec.project, "mode": "rw"},
-            claude_home: {"bind": paths.WORKER_CLAUDE_HOME, "mode": "rw"},
+            claude_home: {"bind": WORKER_CLAUDE_HOME, "mode": "rw"},
             # plugins are shared read-only: `claudy sync` installs them, workers use them
-            f"{claude_home}/plugins": {"bind": f"{paths.WORKER_CLAUDE_HOME}/plugins", "mode": "ro"},
+            f"{claude_home}/plugins": {"bind": f"{WORKER_CLAUDE_HOME}/plugins", "mode": "ro"},
         },
         "environment": spec.env,
         "network_mode": spec.network,
@@ -115,3 +116,23 @@ def create_kwargs(spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
     if spec.pids:
         kwargs["pids_limit"] = spec.pids
     return kwargs
+
+
+def same_spec(attrs: Mapping[str, Any], spec: WorkerSpec) -> bool:
+    """The container (its inspect data) was made from `spec`'s template, for `spec`'s user."""
+    config = attrs.get("Config") or {}
+    made = (config.get("Labels") or {}).get(labels.TEMPLATE)
+    return (
+        made == spec.labels.get(labels.TEMPLATE) and config.get("User") == f"{spec.uid}:{spec.gid}"
+    )
+
+
+def limits_body(cfg: WorkerConfig) -> dict[str, int]:
+    """The engine's update body for the worker limits of `cfg`."""
+    memory = parse_memory(cfg.memory)
+    return {
+        "Memory": memory,
+        "MemorySwap": memory if memory else -1,  # no swap beyond the limit (as created)
+        "NanoCpus": int(cfg.cpus * 1e9),
+        "PidsLimit": cfg.pids if cfg.pids else -1,
+    }

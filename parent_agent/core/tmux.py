@@ -7,21 +7,22 @@ import shlex
 from importlib import resources
 from pathlib import Path
 
-from hal_common import paths
+from hal_common.layout import WORKER_BIN
+from hal_common.protocol import DASHBOARD_WINDOW, TMUX_SESSION
+from hal_common.protocol import DETACH_KEYS as DETACH_KEYS  # re-exported: the commands use it
 
-SESSION = "hal"
-DASHBOARD = "dashboard"
-DETACH_KEYS = "ctrl-],ctrl-]"  # docker exec's own default (ctrl-p,ctrl-q) would eat ctrl-p
+SESSION = TMUX_SESSION
+DASHBOARD = DASHBOARD_WINDOW
 
 
 def config_path() -> str:
     return str(resources.files("parent_agent").joinpath("tmux.conf"))
 
 
-def worker_window_command(container: str, docker_host: str = paths.INNER_DOCKER_HOST) -> str:
+def worker_window_command(container: str, docker_host: str) -> str:
     """The shell command a worker's window runs: attach to the agent's tmux in the worker."""
     argv = ["docker", "-H", docker_host, "exec", "-it", "--detach-keys", DETACH_KEYS,
-            "-e", "TERM=tmux-256color", container, paths.WORKER_BIN, "attach"]  # fmt: skip
+            "-e", "TERM=tmux-256color", container, WORKER_BIN, "attach"]  # fmt: skip
     return "exec " + shlex.join(argv)
 
 

@@ -1,8 +1,7 @@
-"""The dashboard: a pure render of a status value (the live loop is in `dashboard_live`)."""
+"""The dashboard: a render of the loop's snapshot with rich (the command is commands/dashboard)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import datetime
 
 from rich.console import Group, RenderableType
@@ -10,34 +9,11 @@ from rich.table import Table
 from rich.text import Text
 
 from parent_agent.core.model import ServiceState, Worker
+from parent_agent.core.snapshot import Health, Snapshot
 from parent_agent.core.usage import Usage, human_bytes
 
 STATE_STYLE = {"running": "green", "exited": "red", "created": "yellow", "paused": "yellow"}
 CHROME_ROWS = 4  # header, column titles, totals, a hidden-rows note
-
-
-@dataclass(frozen=True)
-class Health:
-    engine_ok: bool
-    images_ok: bool = True
-    disk_free: int | None = None  # bytes free under the inner engine's data root
-    starting: bool = False  # the parent is starting: the engine is not up yet
-
-
-@dataclass(frozen=True)
-class Status:
-    """Everything one frame shows; gathered by the adapter, rendered by `render`."""
-
-    now: datetime
-    health: Health
-    workers: tuple[Worker, ...] = ()
-    windows: frozenset[str] = frozenset()
-    usage: dict[str, Usage] = field(default_factory=dict)
-    errors: tuple[str, ...] = ()
-    template: str = ""  # the current worker template; running workers made otherwise are outdated
-    restart_needed: tuple[str, ...] = ()
-    max_rows: int = 0  # 0: as many as fit
-    services: tuple[ServiceState, ...] = ()
 
 
 def uptime(w: Worker, now: datetime) -> str:
@@ -69,7 +45,10 @@ def _mem(u: Usage | None) -> str:
 
 
 def _health(h: Health) -> Text:
-    if h.engine_ok:
+    if h.stale_s:
+        silent = f"AGENT LOOP SILENT for {h.stale_s}s (see /var/log/hal9000/agent.log)"
+        parts = [(silent, "bold red")]
+    elif h.engine_ok:
         parts = [("engine up", "green")]
     elif h.starting:
         parts = [("engine starting…", "yellow")]
@@ -104,7 +83,7 @@ def services_lines(services: tuple[ServiceState, ...]) -> list[Text]:
     return lines
 
 
-def render(status: Status, height: int = 24, width: int = 80) -> RenderableType:
+def render(status: Snapshot, height: int = 24, width: int = 80) -> RenderableType:
     """One frame that fits `height` rows: rows beyond it are counted, not drawn."""
     running = [w for w in status.workers if w.state == "running"]
     head = Text.assemble(
@@ -134,7 +113,8 @@ def render(status: Status, height: int = 24, width: int = 80) -> RenderableType:
         else []
     )
     notes[:0] = services_lines(status.services) if status.services else []
-    room = max(1, height - CHROME_ROWS - len(status.errors) - len(notes))
+    errors = status.recent_errors(status.now)
+    room = max(1, height - CHROME_ROWS - len(errors) - len(notes))
     if status.max_rows:
         room = min(room, status.max_rows)
     # running first, so the ones that matter stay visible when rows run out
@@ -161,5 +141,5 @@ def render(status: Status, height: int = 24, width: int = 80) -> RenderableType:
         hint = "no workers yet: `hal-agent spawn DIR` below, or `claudy DIR` on the host"
         parts.append(Text(hint, style="dim"))
     parts.extend(notes)
-    parts.extend(Text(e, style="bold red") for e in status.errors)
+    parts.extend(Text(e, style="bold red") for e in errors)
     return Group(*parts)

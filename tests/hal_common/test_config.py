@@ -17,6 +17,7 @@ from hal_common.config import (
     text_value,
 )
 from hal_common.errors import ConfigError
+from hal_common.shared_services import ServiceSpec
 
 
 def test_config_defaults_without_a_file(tmp_path: Path) -> None:
@@ -88,6 +89,29 @@ def test_parse_errors_carry_line_and_1_based_column() -> None:
         ('[keys]\nshell = " "\n', 2, 9, "[keys].shell must be a tmux key name"),
         ("[services.web]\nenabled = 1\n", 2, 11, "[services.web].enabled must be true or false"),
         ("services = 3\n", 1, 12, "[services] must be a table"),
+        (
+            '[services.web]\nport = "abc"\n',
+            2,
+            8,
+            "[services.web].port must be a port number, got 'abc'",
+        ),
+        ("[services.web]\nport = 70000\n", 2, 8, "[services.web].port is 70000; expected a port"),
+        (
+            '[services.w]\ncommand = "ls -l"\n',
+            2,
+            11,
+            "[services.w].command must be an array of str",
+        ),
+        ("[services.w]\nenv = { A = 1 }\n", 2, 7, "[services.w].env must be a table of strings"),
+        ('[services.w]\nenv = ["A=1"]\n', 2, 7, "[services.w].env must be a table of strings, got"),
+        ("[services.w]\nimage = 3\n", 2, 9, "[services.w].image must be a string, got 3"),
+        ('[services.w]\nimage = ""\n', 2, 9, "[services.w].image must not be empty"),
+        ("[services.w]\nstdio = []\n", 2, 9, "[services.w].stdio must not be empty"),
+        ('[services.w]\nmcp = "yes"\n', 2, 7, "[services.w].mcp must be true or false"),
+        ('[services.w]\ndata = "../etc"\n', 2, 8, "[services.w].data is '../etc'; expected a dir"),
+        ('[services.w]\nmcp_path = "mcp"\n', 2, 12, "[services.w].mcp_path is 'mcp'; expected a"),
+        ('[services.w]\nenv = { "A B" = "1" }\n', 2, 7, "has 'A B', which is not an environment"),
+        ("[services]\nw = 1\n", 2, 5, "[services.w] must be a table, got 1"),
         ("[[worker]]\ncpus = 1\n", 1, 1, "[worker] must be a table, got [{'cpus': 1}] (an array)"),
     ],
 )
@@ -125,11 +149,37 @@ def test_new_sections_and_defaults() -> None:
     assert (cfg.keys.prefix, cfg.keys.stats, cfg.dashboard.max_rows) == ("C-a", "F5", 20)
 
 
-def test_services_keep_free_keys_and_default_to_enabled() -> None:
+def test_services_are_typed_specs_that_default_to_enabled() -> None:
     cfg = parse_config(
-        '[services.web]\nport = 8080\ntags = ["a"]\n[services.db]\nenabled = false\n'
+        '[services.web]\nimage = "w"\nport = 8080\nprot = 1\n[services.db]\nenabled = false\n'
     )
-    assert cfg.services == {"web": {"port": 8080, "tags": ["a"]}, "db": {"enabled": False}}
+    by = {s.name: s for s in cfg.services}
+    assert by["web"] == ServiceSpec("web", image="w", port=8080)
+    assert by["db"] == ServiceSpec("db", enabled=False)
+    assert {"chromadb", "chroma-mcp", "memory-bank"} <= set(by)  # the built-ins
+    assert cfg.warnings == (
+        "config.toml:4:1: unknown key [services.web].prot ignored (did you mean port?)",
+    )
+
+
+def test_service_tables_merge_over_the_builtins_and_resolve_stdio() -> None:
+    cfg = parse_config(
+        '[services.chromadb]\nport = 9000\nenv = { X = "1" }\n'
+        '[services.s]\nstdio = ["srv", "-v"]\nport = 8820\n'
+    )
+    by = {s.name: s for s in cfg.services}
+    assert by["chromadb"].port == 9000 and by["chromadb"].command == ("hal-service", "chroma")
+    assert by["chromadb"].environment == {"X": "1"} and by["chromadb"].token
+    assert by["chroma-mcp"].environment == {"HAL_CHROMA_PORT": "9000"}
+    assert by["s"].command == ("hal-service", "bridge", "--", "srv", "-v")
+    assert by["s"].mcp and by["s"].mcp_url == "http://127.0.0.1:8820/mcp"
+    # every problem of every table at once, each where it is
+    e = _error('[services.a]\nport = "x"\n[services.b]\ncommand = 1\nport = 0\n')
+    assert [ln.split(" ")[0] for ln in e.message.splitlines()] == [
+        "c.toml:2:8:",
+        "c.toml:4:11:",
+        "c.toml:5:8:",
+    ]
 
 
 def test_warnings_do_not_make_configs_differ() -> None:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 from hal_common.config import Config, parse_config
+from hal_common.shared_services import ServiceSpec
+
+
+def _services(text: str) -> tuple[ServiceSpec, ...]:
+    return parse_config(text).services
 
 
 def test_diff_groups_changes_by_how_they_apply() -> None:
@@ -52,7 +57,9 @@ def test_diff_of_equal_configs_is_empty_and_false() -> None:
 def test_turning_a_builtin_service_off_or_on_is_a_change() -> None:
     from hal_common.config_diff import diff_services
 
-    off = {"memory-bank": {"enabled": False}}
-    assert diff_services({}, off).disabled == ("memory-bank",)
-    assert diff_services(off, {}).enabled == ("memory-bank",)
-    assert diff_services({}, {"chromadb": {"port": 9000}}).changed == ("chroma-mcp", "chromadb")
+    off = _services("[services.memory-bank]\nenabled = false\n")
+    default = Config().services
+    assert diff_services(default, off).disabled == ("memory-bank",)
+    assert diff_services(off, default).enabled == ("memory-bank",)
+    moved = _services("[services.chromadb]\nport = 9000\n")
+    assert diff_services(default, moved).changed == ("chroma-mcp", "chromadb")

@@ -85,3 +85,35 @@ def test_config_validate_exit_codes(cfg_file: Path, tmp_path: Path) -> None:
     (tmp_path / "empty.toml").write_text("")
     result = _hal_agent(["validate", str(tmp_path / "empty.toml")])
     assert result.exit_code == 2 and "empty" in result.output
+
+
+def test_config_validate_rejects_a_bad_service_table_with_line_and_column(
+    tmp_path: Path,
+) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[worker]\ncpus = 1\n\n[services.web]\nimage = "w:1"\nport = "abc"\n')
+    result = _hal_agent(["validate", str(bad)])
+    assert result.exit_code == 2, result.output
+    assert f"{bad}:6:8: [services.web].port must be a port number, got 'abc'" in result.output
+    bad.write_text('[services.web]\ncommand = "web --port 1"\nenv = { A = 1 }\nimage = 2\n')
+    result = CliRunner().invoke(claudy, ["config", "validate", str(bad)], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert f"{bad}:2:11: [services.web].command must be an array of strings" in result.output
+    assert f"{bad}:3:7: [services.web].env must be a table of strings" in result.output
+    assert f"{bad}:4:9: [services.web].image must be a string, got 2" in result.output
+    bad.write_text('[services.web]\nimage = "w"\nprot = 1\n')
+    result = _hal_agent(["validate", str(bad)])
+    assert result.exit_code == 0
+    assert f"{bad}:3:1: unknown key [services.web].prot ignored (did you mean port?)" in (
+        result.output
+    )
+
+
+def test_set_of_a_service_key_is_typed_and_checked(cfg_file: Path) -> None:
+    assert _run(["set", "services.web.image", "123"]).output == 'services.web.image = "123"\n'
+    assert "port = 8080" in _run(["set", "services.web.port", "8080"]).output
+    bad = _hal_agent(["set", "services.web.port", "http"])
+    assert bad.exit_code == 2 and "must be a port number" in bad.output
+    bad = _hal_agent(["set", "services.web.prot", "1"])
+    assert bad.exit_code == 2 and "did you mean services.web.port?" in bad.output
+    assert "prot" not in cfg_file.read_text()

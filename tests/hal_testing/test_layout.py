@@ -1,5 +1,5 @@
-"""The harness's parent layouts: what a hal-agent subprocess is told, what in-process code
-reads, and sockets short enough for Linux."""
+"""The harness's parent layouts: what a hal-agent subprocess is told, what in-process code is
+handed, and sockets short enough for Linux."""
 
 from __future__ import annotations
 
@@ -8,10 +8,8 @@ import os
 import shutil
 from pathlib import Path
 
-from hal_common import paths
 from hal_common.layout import ParentLayout
-from hal_testing.layout import SOCKET_MAX, layout_env, parent_layout, short_socket
-from parent_agent.app import sessions
+from hal_testing.layout import LONGEST_SOCKET, SOCKET_MAX, layout_env, parent_layout, short_dir
 
 
 def test_layout_env_is_what_from_env_reads_back(tmp_path: Path) -> None:
@@ -25,21 +23,26 @@ def test_layout_env_is_what_from_env_reads_back(tmp_path: Path) -> None:
     assert inner.inner_docker_host == f"unix://{tmp_path}/x/run/docker.sock"
 
 
-def test_a_long_base_gets_a_short_socket(tmp_path: Path) -> None:
-    assert short_socket(tmp_path) == tmp_path / "tmux.sock"
-    sock = short_socket(tmp_path / ("d" * 120))
+def test_a_long_base_gets_a_short_run_directory(tmp_path: Path) -> None:
+    assert short_dir(tmp_path / "run") == tmp_path / "run"
+    assert (tmp_path / "run").is_dir()
+    deep = tmp_path / ("d" * 120)
+    layout = parent_layout(deep, "")
     try:
-        assert len(str(sock)) <= SOCKET_MAX and sock.parent.is_dir()
+        assert not layout.run_dir.is_relative_to(deep) and layout.run_dir.is_dir()
+        for sock in (layout.run_dir / LONGEST_SOCKET, layout.tmux_sock, layout.control_socket):
+            assert len(str(sock)) <= SOCKET_MAX
+        assert layout.claude_home.is_relative_to(deep)  # only the sockets' directory moves
     finally:
-        shutil.rmtree(sock.parent)
+        shutil.rmtree(layout.run_dir)
 
 
-def test_parent_paths_move_what_in_process_code_writes(
-    parent_paths: ParentLayout, tmp_path: Path
+def test_the_parent_layout_fixture_patches_nothing(
+    parent_layout: ParentLayout, tmp_path: Path
 ) -> None:
-    assert parent_paths.run_dir.is_relative_to(tmp_path)
-    assert (parent_paths.lock_dir, parent_paths.ready_file) == (paths.LOCK_DIR, paths.READY_FILE)
-    assert parent_paths.claude_home == paths.PARENT_CLAUDE_HOME
-    assert os.environ["HAL_RUN_DIR"] == str(parent_paths.run_dir)  # for tmux and its panes
-    with sessions.session_lock("proj-12345678"):  # a default bound at import, moved too
-        assert (parent_paths.lock_dir / "proj-12345678.lock").exists()
+    assert parent_layout.run_dir.is_relative_to(tmp_path)
+    assert parent_layout.claude_home.is_relative_to(tmp_path)
+    assert parent_layout.config_file.is_relative_to(tmp_path)
+    # in-process code is handed the layout: neither the environment nor the image's paths move
+    assert "HAL_RUN_DIR" not in os.environ
+    assert ParentLayout.from_env({}) == ParentLayout()

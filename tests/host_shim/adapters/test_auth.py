@@ -11,6 +11,7 @@ import pytest
 
 from hal_common.credentials import Credential
 from hal_common.errors import UsageError
+from hal_common.protocol import AuthStatus
 from hal_testing.claude_files import future_ms, oauth_doc
 from host_shim.adapters import auth
 
@@ -111,9 +112,9 @@ def test_a_bad_token_file_says_what_is_wrong_without_echoing_it(tmp_path: Path) 
 def test_claudy_imports_only_what_is_newer() -> None:
     old = Credential("oauth", "h", oauth_doc("a", future_ms(1)))
     new = Credential("oauth", "h", oauth_doc("b", future_ms(9)))
-    assert auth.should_import(old, {"present": False})
-    assert not auth.should_import(old, {"present": True, "fingerprint": old.fingerprint()})
+    assert auth.should_import(old, AuthStatus(present=False))
+    assert not auth.should_import(old, AuthStatus(present=True, fingerprint=old.fingerprint()))
     # rotated inside (the parent's expires later): the host's older copy must not win
-    stored = {"present": True, "fingerprint": "x", "expires_at": time.time() + 5 * 3600}
+    stored = AuthStatus(present=True, fingerprint="x", expires_at=time.time() + 5 * 3600)
     assert not auth.should_import(old, stored)
     assert auth.should_import(new, stored)  # the user logged in again on the host

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from hal_common.layout import ParentLayout
 from parent_agent.core.spec import pick_owner
 
 
@@ -13,7 +14,7 @@ def test_uid_of_this_process_is_not_assumed() -> None:
     from parent_agent.app.sessions import host_owner
 
     st = os.stat(".")
-    assert host_owner(".", {"HAL_HOST_UID": "0"}) == pick_owner(0, 0, st.st_uid, st.st_gid)
+    assert host_owner(".", ParentLayout(host_uid=0)) == pick_owner(0, 0, st.st_uid, st.st_gid)
 
 
 def test_grant_marks_onboarding_and_trust_and_keeps_the_rest() -> None:

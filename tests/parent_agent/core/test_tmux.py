@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hal_common.layout import ParentLayout
 from parent_agent.core.tmux import attach_argv, worker_window_command
 
 
@@ -17,6 +18,6 @@ def test_attach_argv_groups_a_session_per_terminal_and_targets_exactly() -> None
 
 
 def test_window_command_execs_into_the_worker() -> None:
-    cmd = worker_window_command("hal9000-w-x")
+    cmd = worker_window_command("hal9000-w-x", ParentLayout().inner_docker_host)
     assert cmd.startswith("exec docker -H unix:///run/hal9000/docker.sock exec -it")
     assert cmd.endswith("hal9000-w-x /usr/local/bin/hal-worker attach")

@@ -1,4 +1,4 @@
-"""The dashboard's render: a pure function of a Status, checked without engines."""
+"""The dashboard's render: a pure function of a Snapshot, checked without engines."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pytest
 from rich.console import Console
 
 from parent_agent.core.model import Worker
+from parent_agent.core.snapshot import Health, LoopError, Snapshot
 from parent_agent.core.usage import Usage
-from parent_agent.views.dashboard import Health, Status, render
+from parent_agent.views.dashboard import render
 
 NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
@@ -21,7 +22,7 @@ def worker(i: int, state: str = "running", template: str = "t1", code: int = 0) 
                   exit_code=code, template=template)  # fmt: skip
 
 
-def text(status: Status, width: int = 80, height: int = 24) -> list[str]:
+def text(status: Snapshot, width: int = 80, height: int = 24) -> list[str]:
     console = Console(width=width, height=height, file=io.StringIO(), record=True)
     console.print(render(status, height, width))
     return console.export_text().rstrip("\n").split("\n")
@@ -32,7 +33,7 @@ def test_fifty_workers_fit_80x24_and_say_how_many_are_hidden() -> None:
     use = {
         w.name: Usage(3.0, 150 << 20, 4 << 30, 12, 0, 0, 0, 0) for w in ws if w.state == "running"
     }
-    lines = text(Status(NOW, Health(True, True, 50 << 30), ws, frozenset(), use))
+    lines = text(Snapshot(NOW, Health(True, True, 50 << 30), ws, frozenset(), use))
     assert len(lines) <= 24
     assert all(len(line) <= 80 for line in lines)
     assert "37 running, 13 stopped" in lines[0] and "engine up" in lines[0]
@@ -44,16 +45,16 @@ def test_fifty_workers_fit_80x24_and_say_how_many_are_hidden() -> None:
 
 
 def test_engine_down_is_said_and_no_rows_are_invented() -> None:
-    lines = text(Status(NOW, Health(False), ()))
+    lines = text(Snapshot(NOW, Health(False), ()))
     assert "ENGINE DOWN (retrying)" in lines[0]
     assert "no workers yet" in "\n".join(lines)
 
 
 def test_outdated_restart_needed_errors_and_exit_codes() -> None:
     ws = (worker(1, template="old"), worker(2), worker(3, "exited", code=137))
-    st = Status(NOW, Health(True, images_ok=False), ws, frozenset({ws[1].name}),
-                errors=("12:00:00 worker x exited with code 137",), template="t1",
-                restart_needed=("parent.memory",))  # fmt: skip
+    error = LoopError(NOW.isoformat(), "worker x exited with code 137")
+    st = Snapshot(NOW, Health(True, images_ok=False), ws, frozenset({ws[1].name}),
+                  errors=(error,), template="t1", restart_needed=("parent.memory",))  # fmt: skip
     out = "\n".join(text(st, width=120))
     assert "outdated" in out and "exited 137" in out
     assert "restart needed: parent.memory" in out
@@ -65,12 +66,12 @@ def test_outdated_restart_needed_errors_and_exit_codes() -> None:
 @pytest.mark.parametrize("rows", [1, 5])
 def test_max_rows_caps_the_list(rows: int) -> None:
     ws = tuple(worker(i) for i in range(10))
-    lines = text(Status(NOW, Health(True), ws, max_rows=rows))
+    lines = text(Snapshot(NOW, Health(True), ws, max_rows=rows))
     assert sum(1 for line in lines if "/home/u/src" in line) == rows
 
 
 def test_a_starting_parent_is_not_called_down() -> None:
-    lines = text(Status(NOW, Health(False, starting=True), ()))
+    lines = text(Snapshot(NOW, Health(False, starting=True), ()))
     assert "engine starting" in lines[0] and "DOWN" not in lines[0]
 
 
@@ -84,7 +85,7 @@ def test_the_services_line_says_which_is_down_and_why_in_one_row() -> None:
         ServiceState("chroma-mcp", False, "exited", "exited 137, 5 restarts", 8811, True),
         ServiceState("memory-bank", False, "disabled", "enabled = false", 8812, True),
     )
-    st = Status(now=datetime.now(UTC), health=Health(engine_ok=True), services=services)
+    st = Snapshot(now=datetime.now(UTC), health=Health(engine_ok=True), services=services)
     console = Console(width=60, height=12, record=True)
     console.print(render(st, 12, 60))
     lines = console.export_text().splitlines()

@@ -1,29 +1,33 @@
-"""The reattach fast path: one cheap probe of the running parent, then tmux directly.
+"""The reattach fast path (pure): one cheap probe of the running parent, then tmux directly.
 
 When the parent is ready, holds the host's worker image, and DIR's worker runs with a
 window, `claudy DIR` needs none of the slow path's steps (builds, parent checks, image
 transfer, hal-agent's Python start-up in the parent): it hands the terminal straight to
 `tmux attach`. Anything else falls back to the full path, which repairs what is missing.
+The probe runs through `ParentClient.probe`.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
-from docker.models.containers import Container
+from hal_common.layout import ParentLayout
+from hal_common.protocol import DETACH_KEYS, SESSION_TARGET, WINDOW_OPTION
 
-from hal_common import paths
-from hal_io.engine import run_in
 
-# One exec, no Python: readiness, the inner worker image id, the worker, its windows.
-PROBE = (
-    f"test -e {paths.READY_FILE} || exit 3\n"
-    "docker image inspect -f '{{.Id}}' \"$1\" 2>/dev/null || echo none\n"
-    "docker inspect -f '{{.State.Running}}' \"$2\" 2>/dev/null || echo absent\n"
-    f"tmux -S {paths.TMUX_SOCK} list-windows -t =hal -F '#{{@hal-session}}' 2>/dev/null\n"
-    "exit 0\n"
-)
+def probe_script(layout: ParentLayout) -> str:
+    """One exec, no Python: readiness, the inner worker image id, the worker, its windows.
+
+    `$1` is the worker image, `$2` the worker's container name.
+    """
+    return (
+        f"test -e {layout.ready_file} || exit 3\n"
+        "docker image inspect -f '{{.Id}}' \"$1\" 2>/dev/null || echo none\n"
+        "docker inspect -f '{{.State.Running}}' \"$2\" 2>/dev/null || echo absent\n"
+        f"tmux -S {layout.tmux_sock} list-windows -t {SESSION_TARGET} "
+        f"-F '#{{{WINDOW_OPTION}}}' 2>/dev/null\n"
+        "exit 0\n"
+    )
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class Probe:
 
 
 def parse_probe(code: int, out: str) -> Probe:
-    """Pure: the probe's exit code and output → what it found."""
+    """The probe's exit code and output → what it found."""
     if code != 0:
         return Probe(ready=False)
     lines = out.splitlines()
@@ -50,11 +54,6 @@ def parse_probe(code: int, out: str) -> Probe:
     )
 
 
-def probe(parent: Container, image: str, container: str) -> Probe:
-    code, out = run_in(parent, ["sh", "-c", PROBE, "probe", image, container], "probing")
-    return parse_probe(code, out)
-
-
 def attachable(p: Probe, host_image: str, session: str, need_window: bool) -> bool:
     """True when nothing needs doing before showing `session`."""
     return (
@@ -65,11 +64,13 @@ def attachable(p: Probe, host_image: str, session: str, need_window: bool) -> bo
     )
 
 
-def attach_argv(docker_cli: str, parent: str, session: str, term: str) -> list[str]:
-    """`docker exec -it PARENT tmux …`: a view of its own in the group of `hal` (as
-    hal-agent attach makes one), on `session`'s window."""
-    view = f"hal-h{os.getpid()}"
-    return [docker_cli, "exec", "-it", "--detach-keys", "ctrl-],ctrl-]", "-e", f"TERM={term}",
-            parent, "tmux", "-S", str(paths.TMUX_SOCK), "new-session", "-t", "=hal",
+def attach_argv(
+    docker_cli: str, parent: str, session: str, term: str, pid: int, layout: ParentLayout
+) -> list[str]:
+    """`docker exec -it PARENT tmux …`: a view of its own (`hal-h<pid>`) in the group of
+    `hal` (as hal-agent attach makes one), on `session`'s window."""
+    view = f"hal-h{pid}"
+    return [docker_cli, "exec", "-it", "--detach-keys", DETACH_KEYS, "-e", f"TERM={term}",
+            parent, "tmux", "-S", str(layout.tmux_sock), "new-session", "-t", SESSION_TARGET,
             "-s", view, ";", "set-option", "destroy-unattached", "on",
             ";", "select-window", "-t", f":={session}"]  # fmt: skip

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 def test_probe_parsing_and_when_the_fast_path_may_attach() -> None:
-    from host_shim.adapters.fastpath import attachable, parse_probe
+    from host_shim.core.fastpath import attachable, parse_probe
 
     found = parse_probe(0, "sha256:abc\ntrue\nproj-1\nother-2\n")
     assert found.ready and found.inner_image == "sha256:abc" and found.worker_running

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hal_common import labels
 from hal_common.config import Config
-from host_shim.adapters.parent import HostUser, parent_kwargs, resolve_security, volume_names
+from host_shim.core.parent_spec import HostUser, parent_kwargs, resolve_security, volume_names
 
 
 def test_parent_kwargs_caps_mode_mounts_roots_at_the_same_path() -> None:

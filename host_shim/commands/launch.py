@@ -1,0 +1,62 @@
+"""What `claudy DIR` does before it hands the terminal over: the fast path, or the full one
+(images, parent, worker image, credential and config)."""
+
+from __future__ import annotations
+
+import os
+
+from hal_common.errors import HalError
+from hal_common.naming import container_name, session_name
+from hal_common.protocol import PARENT_RUNNING
+from hal_common.shared_services import SERVICES_IMAGE
+from hal_common.shared_services import images as service_images
+from host_shim.adapters import images
+from host_shim.adapters.engine import ContainerHandle, HostEngine
+from host_shim.adapters.parent import ensure_parent, find_parent, runs_older_code
+from host_shim.adapters.parent_client import ParentClient
+from host_shim.commands.context import Ctx
+from host_shim.core.fastpath import attachable
+
+OLDER_PARENT = (
+    "[yellow]the parent runs an older hal-9000; `claudy down && claudy` rebuilds and "
+    "restarts it (workers stop, volumes and the Claude home stay)[/]"
+)
+
+
+def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
+    """Images built, parent running and ready, worker image inside: (parent, worker image id)."""
+    images.ensure_images(engine, c.cfg, c.err, c.host.env)
+    os.makedirs(c.config_dir, exist_ok=True)
+    parent, changed = ensure_parent(engine, c.cfg, c.roots, c.config_dir, c.host.user)
+    if changed:
+        c.err.print(f"[green]parent {c.cfg.parent.name} is up[/]")
+    say_if_older(c, engine, parent)
+    agent = ParentClient(parent)
+    image_id = images.ensure_inner_image(engine, agent, c.cfg.worker.image, c.err)
+    for shared in sorted(service_images(c.cfg.services) & {SERVICES_IMAGE}):
+        images.ensure_inner_image(engine, agent, shared, c.err)  # the services start on load
+    return agent, image_id
+
+
+def say_if_older(c: Ctx, engine: HostEngine, parent: ContainerHandle) -> None:
+    """Say so when the running parent is not what this checkout would build."""
+    if runs_older_code(engine, parent, c.cfg, c.host.env):
+        c.err.print(OLDER_PARENT)
+
+
+def fast_session(c: Ctx, engine: HostEngine, project: str, detach: bool) -> str | None:
+    """The reattach fast path (see core/fastpath.py): the session to show right away, or None
+    when the full path must run."""
+    parent = find_parent(engine, c.cfg.parent.name)
+    if parent is None or parent.status != PARENT_RUNNING:
+        return None
+    try:
+        host_image = engine.require_image(c.cfg.worker.image, "inspecting the worker image").id
+    except HalError:
+        return None
+    session = session_name(project)
+    found = ParentClient(parent).probe(c.cfg.worker.image, container_name(session))
+    if not attachable(found, host_image, session, need_window=not detach):
+        return None
+    say_if_older(c, engine, parent)  # cheap (an image lookup, a source hash): say upgrades
+    return session

@@ -1,0 +1,39 @@
+"""The snapshot's file: written atomically by the loop, read by the dashboard and `health`.
+
+The file lives in the parent's run directory, which no worker mounts; it is still read with a
+size bound and without following a link, as every file another process writes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from parent_agent.core.snapshot import Snapshot
+
+MAX_BYTES = 4 << 20  # fifty workers take about 40 KiB
+
+
+def publish(path: Path, snapshot: Snapshot) -> None:
+    """Write `snapshot` whole: a temp file beside it, then a rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(snapshot.to_json())
+    os.replace(tmp, path)
+
+
+def read(path: Path) -> Snapshot | None:
+    """The last published snapshot, or None when there is none (yet) or it is unreadable."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    except OSError:
+        return None
+    with contextlib.closing(os.fdopen(fd, "rb")) as fh:
+        data = fh.read(MAX_BYTES + 1)
+    if len(data) > MAX_BYTES:
+        return None
+    try:
+        return Snapshot.from_json(data)
+    except ValueError:
+        return None
