@@ -13,7 +13,6 @@ import io
 import json
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -23,14 +22,14 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import docker
 from docker.models.containers import Container
 from rich.console import Console
 
 from benchmarks.core import MissingMeasurement, Report, row, table, to_json
-from hal_common import paths
 from hal_common.config import load_config
 from hal_io.engine import run_in
+from hal_testing import engine
+from hal_testing.host import HostParent
 from host_shim.adapters import images
 from host_shim.adapters.engine import HostEngine
 from host_shim.core.parent_spec import CAPS, SECURITY_OPT
@@ -52,24 +51,16 @@ def poll(check: Callable[[], bool], timeout: float) -> float:
 class Bench:
     def __init__(self, reps: int, scale: int) -> None:
         self.reps, self.scale = reps, scale
-        self.client = docker.DockerClient(base_url=os.environ["DOCKER_HOST"], timeout=300)
-        self.base = Path(f"/tmp/halbench-{uuid.uuid4().hex[:6]}")
-        self.root = self.base / "projects"
-        self.root.mkdir(parents=True)
-        cfgdir = self.base / "config" / "hal9000"
-        cfgdir.mkdir(parents=True)
-        self.name = "hal9000-bench"
-        (cfgdir / "config.toml").write_text(
-            f'[parent]\nname = "{self.name}"\nroots = ["{self.root}"]\n\n'
-            '[worker]\nmemory = "1g"\ncpus = 1.0\n'
+        host = os.environ["DOCKER_HOST"]
+        self.client = engine.connect(host)
+        base = Path(f"/tmp/halbench-{uuid.uuid4().hex[:6]}")
+        # the parent, driven through claudy as the end-to-end tests drive theirs
+        worker = 'memory = "1g"\ncpus = 1.0\n'
+        self.host = HostParent.create(
+            self.client, host, base, "hal9000-bench", worker=worker, uid=UID, gid=GID
         )
-        self.cfg = load_config(cfgdir / "config.toml")
-        self.env = {
-            **os.environ,
-            "XDG_CONFIG_HOME": str(self.base / "config"),
-            "HAL9000_OFFLINE": "1",
-            "TERM": "xterm-256color",
-        }
+        self.base, self.name = base, self.host.name
+        self.cfg = load_config(self.host.config_file)
         self.report = Report(
             machine=f"{platform.node()} {os.cpu_count()} cpus, "
             f"{platform.machine()}, python {platform.python_version()}"
@@ -77,48 +68,27 @@ class Bench:
 
     # -- helpers ------------------------------------------------------------------------------
     def claudy(self, *args: str) -> subprocess.CompletedProcess[str]:
-        res = subprocess.run(
-            [sys.executable, "-m", "host_shim", *args],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=900,
-            check=False,
-        )
+        res = self.host.claudy(*args)
         if res.returncode != 0:
             raise MissingMeasurement(f"claudy {' '.join(args)} failed: {res.stderr[-2000:]}")
         return res
 
     def project(self, name: str) -> str:
-        p = self.root / name
-        p.mkdir(exist_ok=True)
-        os.chown(p, UID, GID)
-        return str(p)
+        return str(self.host.project(name))
 
     @property
     def parent(self) -> Container:
-        return self.client.containers.get(self.name)
+        return self.host.parent
 
     def inside(self, *args: str) -> object:
-        code, out = run_in(self.parent, ["/opt/hal/bin/python", "-c", INSIDE.read_text(), *args])
+        code, out = self.host.run(["/opt/hal/bin/python", "-c", INSIDE.read_text(), *args])
         if code != 0:
             raise MissingMeasurement(f"inside {args[0]} failed: {out[-2000:]}")
         return json.loads(out.strip().splitlines()[-1])
 
     def dashboard_drawn(self) -> bool:
         try:
-            code, out = run_in(
-                self.parent,
-                [
-                    "tmux",
-                    "-S",
-                    str(paths.TMUX_SOCK),
-                    "capture-pane",
-                    "-p",
-                    "-t",
-                    "=hal:=dashboard.0",
-                ],
-            )
+            code, out = self.host.tmux("capture-pane", "-p", "-t", "=hal:=dashboard.0")
         except Exception:  # noqa: BLE001 - starting up: not drawn yet
             return False
         return code == 0 and "hal-9000" in out and "running" in out
@@ -326,8 +296,8 @@ class Bench:
         )
 
     def services_up(self) -> bool:
-        code, out = run_in(self.parent, ["hal-agent", "services", "--json"])
-        return code == 0 and all(s["ok"] for s in json.loads(out))
+        found = self.host.services()
+        return found is not None and all(s["ok"] for s in found)
 
     def warm_attach(self) -> None:
         # the steady state: the shared services (re)started with the parent are up
@@ -337,31 +307,23 @@ class Bench:
         sock = self.base / "t.sock"
         host = ["tmux", "-S", str(sock)]
         subprocess.run([*host, "new-session", "-d", "-x", "120", "-y", "40"], check=True)
-        argv = " ".join([sys.executable, "-m", "host_shim", proj])
-        envs = " ".join(
-            f"{k}={v}"
-            for k, v in self.env.items()
-            if k in ("DOCKER_HOST", "XDG_CONFIG_HOME", "HAL9000_OFFLINE", "PATH")
-        )
-
-        tmux = ["tmux", "-S", str(paths.TMUX_SOCK)]
+        claudy = self.host.claudy_argv(proj)  # what a terminal runs
 
         def clients() -> set[str]:
-            out = run_in(self.parent, [*tmux, "list-clients", "-F", "#{client_name}"])[1]
-            return set(out.split())
+            return set(self.host.tmux("list-clients", "-F", "#{client_name}")[1].split())
 
         times = []
         try:
             for _ in range(self.reps):
                 before = clients()
                 t0 = time.monotonic()
-                subprocess.run([*host, "new-window", "-d", f"env {envs} {argv}"], check=True)
+                subprocess.run([*host, "new-window", "-d", claudy], check=True)
                 poll(lambda b=before: bool(clients() - b), 30)  # type: ignore[misc]
                 times.append(time.monotonic() - t0)
                 subprocess.run([*host, "kill-window", "-t", ":1"], check=True)
                 # docker exec leaves the client running when its terminal goes; detach it
                 for name in clients() - before:
-                    run_in(self.parent, [*tmux, "detach-client", "-t", name])
+                    self.host.tmux("detach-client", "-t", name)
         finally:
             subprocess.run([*host, "kill-server"], check=False)
         floor = []
@@ -421,14 +383,7 @@ class Bench:
         )
 
     def cleanup(self) -> None:
-        subprocess.run(
-            [sys.executable, "-m", "host_shim", "down", "--volumes", "--yes"],
-            env=self.env,
-            capture_output=True,
-            check=False,
-            timeout=300,
-        )
-        shutil.rmtree(self.base, ignore_errors=True)
+        self.host.down()
 
 
 def load_config_with(base: Path, worker_image: str):  # type: ignore[no-untyped-def]

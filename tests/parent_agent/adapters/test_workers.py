@@ -1,0 +1,185 @@
+"""Workers against a real engine and the real worker image (no Docker-in-Docker here)."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import docker
+import pytest
+from docker.models.containers import Container
+from libtmux.test.retry import retry_until
+
+from hal_common import labels
+from hal_common.config import WorkerConfig
+from hal_common.errors import ImageMissing, NoSuchSession
+from hal_common.layout import ParentLayout
+from hal_testing.engine import Projects
+from parent_agent.adapters import workers
+from parent_agent.adapters.engine import InnerEngine
+from parent_agent.app.sessions import prepare_claude_home
+from parent_agent.core.model import to_worker
+from parent_agent.core.spec import WorkerSpec, worker_spec
+
+pytestmark = pytest.mark.docker
+
+
+@pytest.fixture
+def project(projects: Projects) -> Path:
+    return projects.make("proj")  # its workers are removed with `projects`
+
+
+@pytest.fixture
+def spec(project: Path, dclient: docker.DockerClient, built_images: dict[str, str]) -> WorkerSpec:
+    return worker_spec(
+        str(project), WorkerConfig(memory="512m", cpus=1.0, pids=256), 1234, 1235, {}
+    )
+
+
+@pytest.fixture
+def engine(dclient: docker.DockerClient) -> InnerEngine:
+    return InnerEngine(dclient)
+
+
+def ensure(engine: InnerEngine, spec: WorkerSpec, claude_home: str) -> Container:
+    """`workers.ensure_worker`, and its container as docker-py sees it (to poke at)."""
+    attrs = workers.ensure_worker(engine, spec, claude_home)
+    return engine.client.containers.get(attrs["Id"])
+
+
+def pid_of(engine: InnerEngine, c: Container) -> int | None:
+    return workers.agent_pid(engine, c.name or "")
+
+
+@pytest.fixture
+def claude_home(parent_layout: ParentLayout, project: Path) -> str:
+    home = parent_layout.claude_home
+    prepare_claude_home(home, 1234, 1235, str(project), parent_layout.lock_dir)
+    return str(home)
+
+
+def test_ensure_worker_creates_labels_mounts_limits_and_is_idempotent(
+    engine: InnerEngine, spec: WorkerSpec, claude_home: str
+) -> None:
+    c = ensure(engine, spec, claude_home)
+    assert c.status == "running"
+    again = ensure(engine, spec, claude_home)
+    assert again.id == c.id
+    attrs = c.attrs
+    lab = attrs["Config"]["Labels"]
+    assert lab[labels.SESSION] == spec.session and lab[labels.PROJECT] == spec.project
+    assert lab[labels.MANAGED] == "true" and lab[labels.IMAGE] == spec.image
+    mounts = {m["Destination"]: m["Source"] for m in attrs["Mounts"]}
+    assert mounts[spec.project] == spec.project
+    assert mounts["/home/hal/.claude"] == claude_home
+    assert attrs["Config"]["WorkingDir"] == spec.project
+    assert attrs["Config"]["User"] == "1234:1235"
+    assert attrs["HostConfig"]["Memory"] == 512 << 20
+    assert attrs["HostConfig"]["PidsLimit"] == 256
+    assert attrs["HostConfig"]["NetworkMode"] == "host"
+    listed = [w for w in workers.list_workers(engine) if w.name == spec.session]
+    assert listed and listed[0].state == "running" and listed[0].project == spec.project
+
+
+def test_files_the_agent_writes_belong_to_the_user(
+    engine: InnerEngine, spec: WorkerSpec, claude_home: str, project: Path
+) -> None:
+    c = ensure(engine, spec, claude_home)
+    res = c.exec_run(["sh", "-c", f"touch {project}/made-inside && id -u"])
+    assert res.exit_code == 0, res.output
+    st = (project / "made-inside").stat()
+    assert (st.st_uid, st.st_gid) == (1234, 1235)
+
+
+def test_the_agent_runs_in_the_worker_and_a_stopped_worker_restarts(
+    engine: InnerEngine, spec: WorkerSpec, claude_home: str
+) -> None:
+    c = ensure(engine, spec, claude_home)
+    assert retry_until(lambda: pid_of(engine, c) is not None, 10)
+    # the agent's identity: its pid plus the worker's start (a restarted worker's fresh pid
+    # namespace gives out the same pids again)
+    pid = (pid_of(engine, c), c.attrs["State"]["StartedAt"])
+    top = c.top()
+    assert any("claude" in " ".join(p) for p in top["Processes"]), top
+    c.stop(timeout=5)
+    restarted = ensure(engine, spec, claude_home)
+    assert restarted.id == c.id and restarted.status == "running"
+
+    def agent() -> tuple[int | None, str]:
+        restarted.reload()
+        return pid_of(engine, restarted), restarted.attrs["State"]["StartedAt"]
+
+    assert retry_until(lambda: agent()[0] is not None and agent() != pid, 10)
+
+
+def test_two_spawns_at_once_give_one_worker(
+    dclient: docker.DockerClient, docker_host: str, spec: WorkerSpec, claude_home: str
+) -> None:
+    ids: list[str] = []
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(4)
+
+    def go() -> None:
+        try:
+            engine = InnerEngine(docker.DockerClient(base_url=docker_host))
+            barrier.wait()
+            ids.append(str(workers.ensure_worker(engine, spec, claude_home)["Id"]))
+        except BaseException as e:  # noqa: BLE001 - collected and asserted below
+            errors.append(e)
+
+    threads = [threading.Thread(target=go) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    assert len(set(ids)) == 1
+    found = dclient.containers.list(all=True, filters=labels.managed_filter(session=spec.session))
+    assert len(found) == 1
+
+
+def test_missing_image_and_unknown_session_are_clear_errors(
+    engine: InnerEngine, built_images: dict[str, str]
+) -> None:
+    with pytest.raises(ImageMissing, match="has no image hal9000/none:0"):
+        workers.check_image(engine, "hal9000/none:0", None)
+    with pytest.raises(ImageMissing, match="older"):
+        workers.check_image(engine, "hal9000/worker:minimal", "sha256:" + "0" * 64)
+    workers.check_image(engine, "hal9000/worker:minimal", built_images["worker"])
+    with pytest.raises(NoSuchSession):
+        workers.find_worker(engine, "nothing-00000000")
+
+
+def test_a_stopped_worker_from_another_spec_is_made_afresh_a_running_one_kept(
+    engine: InnerEngine, spec: WorkerSpec, claude_home: str, project: Path
+) -> None:
+    c = ensure(engine, spec, claude_home)
+    other = worker_spec(
+        spec.project, WorkerConfig(memory="512m", cpus=1.0, pids=256), 1236, 1235, {}
+    )
+    assert ensure(engine, other, claude_home).id == c.id  # running: kept
+    c.stop(timeout=5)
+    fresh = ensure(engine, other, claude_home)
+    assert fresh.id != c.id and fresh.attrs["Config"]["User"] == "1236:1235"
+    fresh.stop(timeout=5)
+    again = ensure(engine, other, claude_home)  # same spec: restarted as is
+    assert again.id == fresh.id and again.status == "running"
+
+
+def test_the_lister_inspects_only_what_changed(
+    engine: InnerEngine, spec: WorkerSpec, claude_home: str
+) -> None:
+    lister = workers.WorkerLister()
+    c = ensure(engine, spec, claude_home)
+    first = {w.name: w for w in lister(engine)}[spec.session]
+    assert first.state == "running" and first == to_worker(c.attrs)
+    key = lister.cache[str(c.id)][0]
+    again = {w.name: w for w in lister(engine)}[spec.session]
+    if lister.cache[str(c.id)][0] == key:  # the status text ("Up 1 second") may tick over
+        assert again is first  # unchanged summary: the cached inspect, not a new one
+    c.stop(timeout=5)
+    stopped = {w.name: w for w in lister(engine)}[spec.session]
+    assert stopped.state == "exited" and stopped is not first
+    c.remove()
+    assert spec.session not in {w.name for w in lister(engine)}
+    assert str(c.id) not in lister.cache

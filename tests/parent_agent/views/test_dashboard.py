@@ -1,0 +1,95 @@
+"""The dashboard's render: a pure function of a Snapshot, checked without engines."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from rich.console import Console
+
+from parent_agent.core.model import Worker
+from parent_agent.core.snapshot import Health, LoopError, Snapshot
+from parent_agent.core.usage import Usage
+from parent_agent.views.dashboard import render
+
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+
+
+def worker(i: int, state: str = "running", template: str = "t1", code: int = 0) -> Worker:
+    return Worker(f"proj-{i:02d}-0123abcd", f"hal9000-w-proj-{i:02d}", f"/home/u/src/proj-{i:02d}",
+                  "hal9000/worker:minimal", state, NOW - timedelta(seconds=75 + i), NOW,
+                  exit_code=code, template=template)  # fmt: skip
+
+
+def text(status: Snapshot, width: int = 80, height: int = 24) -> list[str]:
+    console = Console(width=width, height=height, file=io.StringIO(), record=True)
+    console.print(render(status, height, width))
+    return console.export_text().rstrip("\n").split("\n")
+
+
+def test_fifty_workers_fit_80x24_and_say_how_many_are_hidden() -> None:
+    ws = tuple(worker(i, "running" if i % 4 else "exited") for i in range(50))
+    use = {
+        w.name: Usage(3.0, 150 << 20, 4 << 30, 12, 0, 0, 0, 0) for w in ws if w.state == "running"
+    }
+    lines = text(Snapshot(NOW, Health(True, True, 50 << 30), ws, frozenset(), use))
+    assert len(lines) <= 24
+    assert all(len(line) <= 80 for line in lines)
+    assert "37 running, 13 stopped" in lines[0] and "engine up" in lines[0]
+    shown = sum(1 for line in lines if "proj-" in line and "/home/u/src" in line)
+    assert f"{50 - shown} more not shown" in "\n".join(lines)
+    # running workers come first, so they stay visible
+    assert "exited" not in "\n".join(lines[2 : 2 + shown])
+    assert "150.0MiB/4.0GiB" in "\n".join(lines) and "3%" in "\n".join(lines)
+
+
+def test_engine_down_is_said_and_no_rows_are_invented() -> None:
+    lines = text(Snapshot(NOW, Health(False), ()))
+    assert "ENGINE DOWN (retrying)" in lines[0]
+    assert "no workers yet" in "\n".join(lines)
+
+
+def test_outdated_restart_needed_errors_and_exit_codes() -> None:
+    ws = (worker(1, template="old"), worker(2), worker(3, "exited", code=137))
+    error = LoopError(NOW.isoformat(), "worker x exited with code 137")
+    st = Snapshot(NOW, Health(True, images_ok=False), ws, frozenset({ws[1].name}),
+                  errors=(error,), template="t1", restart_needed=("parent.memory",))  # fmt: skip
+    out = "\n".join(text(st, width=120))
+    assert "outdated" in out and "exited 137" in out
+    assert "restart needed: parent.memory" in out
+    assert "worker image missing" in out
+    assert "worker x exited with code 137" in out
+    assert out.count(" yes") == 1
+
+
+@pytest.mark.parametrize("rows", [1, 5])
+def test_max_rows_caps_the_list(rows: int) -> None:
+    ws = tuple(worker(i) for i in range(10))
+    lines = text(Snapshot(NOW, Health(True), ws, max_rows=rows))
+    assert sum(1 for line in lines if "/home/u/src" in line) == rows
+
+
+def test_a_starting_parent_is_not_called_down() -> None:
+    lines = text(Snapshot(NOW, Health(False, starting=True), ()))
+    assert "engine starting" in lines[0] and "DOWN" not in lines[0]
+
+
+def test_the_services_line_says_which_is_down_and_why_in_one_row() -> None:
+    from rich.console import Console
+
+    from parent_agent.core.model import ServiceState
+
+    services = (
+        ServiceState("chromadb", True, "ok", ":8000", 8000),
+        ServiceState("chroma-mcp", False, "exited", "exited 137, 5 restarts", 8811, True),
+        ServiceState("memory-bank", False, "disabled", "enabled = false", 8812, True),
+    )
+    st = Snapshot(now=datetime.now(UTC), health=Health(engine_ok=True), services=services)
+    console = Console(width=60, height=12, record=True)
+    console.print(render(st, 12, 60))
+    lines = console.export_text().splitlines()
+    (line,) = [ln for ln in lines if ln.startswith("services")]
+    assert line.startswith("services ✗ chroma-mcp exited 137  - memory-bank off  ✓ chro")
+    assert len(line) <= 60 and not any(ln.startswith("- memory-bank") for ln in lines)
+    assert any("hal-agent services says why; its --restart NAME" in ln for ln in lines)
