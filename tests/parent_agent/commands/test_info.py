@@ -74,14 +74,21 @@ def _screen(pane: libtmux.Pane) -> str:
     return "\n".join(pane.capture_pane())
 
 
+def _stats_row(pane: libtmux.Pane, name: str) -> bool:
+    """The stats table shows `name`'s row: its name and its memory used/limit."""
+    return any(name in line and "iB/" in line for line in pane.capture_pane())
+
+
 def test_keys_choose_shell_dashboard_stop_restart(
     hal_agent: AgentCommands, client: libtmux.Pane
 ) -> None:
     proj = hal_agent.project("keys")
     name = hal_agent.ok("spawn", str(proj), "--no-attach").strip()
-    # choose: a menu of workers; its first entry is picked with its digit
+    # choose: a menu of workers; its entry is picked with its digit, once the menu is drawn
+    # (its entries, not the word "workers": the dashboard behind it says "no workers yet"
+    # while no loop publishes, and a digit sent before the menu goes to the shell pane)
     _press(client, "W")
-    assert retry_until(lambda: "workers" in _screen(client), 10), _screen(client)
+    assert retry_until(lambda: f"{name}  (running)" in _screen(client), 10), _screen(client)
     names = sorted(w for w in hal_agent.windows())
     client.send_keys(str(names.index(name) + 1), enter=False)
     assert retry_until(lambda: _client_window(hal_agent) == name, 10)
@@ -128,6 +135,9 @@ def test_keys_new_session_and_stats_popup(hal_agent: AgentCommands, client: libt
     assert hal_agent.state(name) == "running"
     _press(client, "T")
     assert retry_until(lambda: "worker stats" in _screen(client), 10), _screen(client)
-    assert retry_until(lambda: name in _screen(client), 10), _screen(client)
+    # the table's row of the worker, drawn by `hal-agent stats` in the popup (the name alone is
+    # in the window list from the start, and a ctrl-c sent before the command runs is lost)
+    assert retry_until(lambda: _stats_row(client, name), 10), _screen(client)
     client.send_keys("C-c", enter=False)
-    assert retry_until(lambda: "worker stats" not in _screen(client), 10)
+    closed = retry_until(lambda: "worker stats" not in _screen(client), 10, raises=False)
+    assert closed, _screen(client)
