@@ -74,8 +74,10 @@ def shim_of(procs: Procs, pid: int) -> int | None:
 def service_shims(procs: Procs) -> dict[int, str]:
     """shim pid → service name, for the shared services' containers."""
     client = docker.DockerClient(base_url=INNER)
-    ids = {c.id: c.labels.get(labels.SESSION, "") for c in client.containers.list(
-        filters=labels.managed_filter("service"))}  # fmt: skip
+    ids = {
+        c.id: c.labels.get(labels.SESSION, "")
+        for c in client.containers.list(filters=labels.managed_filter("service"))
+    }
     out = {}
     for pid, (_, _, args) in procs.items():
         if "containerd-shim" in args:
@@ -98,8 +100,11 @@ def memory() -> dict[str, float]:
         for pid, (_, rss, args) in procs.items()
         if pid in worker and args.split()[0] == "claude"
     ]
-    shims = [pid for pid, (_, _, args) in procs.items()
-             if "containerd-shim" in args and pid not in services]  # fmt: skip
+    shims = [
+        pid
+        for pid, (_, _, args) in procs.items()
+        if "containerd-shim" in args and pid not in services
+    ]
     n = max(1, len(shims))
     overhead = sum(procs[p][1] for p in worker if procs[p][2].split()[0] != "claude")
     return {

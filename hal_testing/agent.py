@@ -47,8 +47,12 @@ def agent_env(layout: ParentLayout) -> dict[str, str]:
     """The environment `hal-agent` runs in on `layout`, and a tmux server whose panes run
     it: this process's, with the layout's `HAL_*` variables, this Python's `hal-agent` first
     on PATH, a plain shell and no outer tmux."""
-    env = {**os.environ, **layout_env(layout), "SHELL": "/bin/sh",
-           "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}  # fmt: skip
+    env = {
+        **os.environ,
+        **layout_env(layout),
+        "SHELL": "/bin/sh",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",
+    }
     env.pop("TMUX", None)
     return env
 
@@ -99,9 +103,13 @@ class AgentCommands:
 
     def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "parent_agent", *args], env={**self.env, **env},
-            capture_output=True, text=True, timeout=120, check=False,
-        )  # fmt: skip
+            [sys.executable, "-m", "parent_agent", *args],
+            env={**self.env, **env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
 
     def ok(self, *args: str) -> str:
         res = self.run(*args)
@@ -113,8 +121,9 @@ class AgentCommands:
         return chown_project(self.root / name)
 
     def tmux(self, *args: str) -> list[str]:
-        out = subprocess.run(["tmux", "-S", str(self.sock), *args], capture_output=True,
-                             text=True, check=False).stdout  # fmt: skip
+        out = subprocess.run(
+            ["tmux", "-S", str(self.sock), *args], capture_output=True, text=True, check=False
+        ).stdout
         return out.splitlines()
 
     def windows(self) -> set[str]:
@@ -201,7 +210,10 @@ class AgentLoop:
         self.thread.join(60)
         if self.thread.is_alive():
             raise AssertionError("the loop did not stop in 60s")
-        leaked = [t for t in set(threading.enumerate()) - self.threads_before
-                  if t.name not in LOOP_DAEMONS and t.is_alive()]  # fmt: skip
+        leaked = [
+            t
+            for t in set(threading.enumerate()) - self.threads_before
+            if t.name not in LOOP_DAEMONS and t.is_alive()
+        ]
         self.ui.kill_server()
         return leaked

@@ -11,9 +11,17 @@ from pathlib import Path
 
 def oauth_doc(token: str, expires_ms: int, refresh: str | None = "rt-1") -> str:
     """`.credentials.json` as Claude Code writes it after a login."""
-    return json.dumps({"claudeAiOauth": {"accessToken": token, "refreshToken": refresh,
-                                         "expiresAt": expires_ms, "scopes": ["user:inference"],
-                                         "subscriptionType": "max"}})  # fmt: skip
+    return json.dumps(
+        {
+            "claudeAiOauth": {
+                "accessToken": token,
+                "refreshToken": refresh,
+                "expiresAt": expires_ms,
+                "scopes": ["user:inference"],
+                "subscriptionType": "max",
+            }
+        }
+    )
 
 
 def future_ms(hours: float) -> int:

@@ -67,8 +67,14 @@ class HostParent:
             (base / home).mkdir()
         (cfg / "config.toml").write_text(parent_config(name, root, worker, extra))
         e = {k: v for k, v in os.environ.items() if k != "ANTHROPIC_API_KEY"}
-        e.update(DOCKER_HOST=docker_host, XDG_CONFIG_HOME=str(cfg.parent), HAL9000_OFFLINE="1",
-                 HOME=str(base / (home or "")), TERM="xterm-256color", **(env or {}))  # fmt: skip
+        e.update(
+            DOCKER_HOST=docker_host,
+            XDG_CONFIG_HOME=str(cfg.parent),
+            HAL9000_OFFLINE="1",
+            HOME=str(base / (home or "")),
+            TERM="xterm-256color",
+            **(env or {}),
+        )
         return cls(dclient, e, base, name, **kw)
 
     @property
@@ -88,9 +94,14 @@ class HostParent:
         self, *args: str, timeout: float = 900, input: str | None = None, **env: str
     ) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
-            [sys.executable, "-m", "host_shim", *args], env={**self.env, **env}, input=input,
-            capture_output=True, text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+            [sys.executable, "-m", "host_shim", *args],
+            env={**self.env, **env},
+            input=input,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
 
     def claudy_argv(self, *args: str) -> str:
         """The command line of `claudy ARGS` for a terminal (a tmux window) to run."""

@@ -10,8 +10,16 @@ from benchmarks.core import MissingMeasurement, Report, row, table, to_json
 
 
 def test_ratio_median_and_target() -> None:
-    r = row("1", "spawn", "s", [0.6, 0.5, 0.7], floor_name="bare run", floor=[0.3, 0.4, 0.2],
-            target="≤ 1.5×", limit=1.5)  # fmt: skip
+    r = row(
+        "1",
+        "spawn",
+        "s",
+        [0.6, 0.5, 0.7],
+        floor_name="bare run",
+        floor=[0.3, 0.4, 0.2],
+        target="≤ 1.5×",
+        limit=1.5,
+    )
     assert r.median == 0.6 and r.ratio == pytest.approx(2.0)
     assert r.met is False
     ok = row("7", "render", "ms", [8.0, 9.0], target="≤ 100 ms", limit=100.0)
@@ -33,8 +41,19 @@ def test_a_report_missing_a_row_refuses_to_print() -> None:
 
 
 def test_table_and_json_carry_only_measured_numbers() -> None:
-    rows = [row("1", "spawn", "s", [0.5, 0.7], floor_name="bare", floor=[0.25], limit=1.5,
-                target="≤ 1.5×"), row("6a", "image", "MB", [488.5], limit=300.0)]  # fmt: skip
+    rows = [
+        row(
+            "1",
+            "spawn",
+            "s",
+            [0.5, 0.7],
+            floor_name="bare",
+            floor=[0.25],
+            limit=1.5,
+            target="≤ 1.5×",
+        ),
+        row("6a", "image", "MB", [488.5], limit=300.0),
+    ]
     text = table(rows)
     assert "2.40×" in text and "NO" in text and "488.5MB" in text
     data = json.loads(to_json(rows, "test machine"))

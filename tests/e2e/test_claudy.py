@@ -89,8 +89,11 @@ def test_concurrent_spawns_of_one_directory_give_one_worker(env: HostParent) -> 
     for t in threads:
         t.join(120)
     assert results == [0, 0, 0]
-    named = [w for w in env.inner_workers()
-             if w["Config"]["Labels"][labels.SESSION] == session_name(str(proj))]  # fmt: skip
+    named = [
+        w
+        for w in env.inner_workers()
+        if w["Config"]["Labels"][labels.SESSION] == session_name(str(proj))
+    ]
     assert len(named) == 1
     assert sorted(env.windows()).count(session_name(str(proj))) == 1
 
@@ -192,5 +195,8 @@ def test_stop_asks_then_shuts_down_in_order_and_claudy_brings_it_back(env: HostP
     res = env.claudy("-d", str(proj))
     assert res.returncode == 0, res.stderr
     assert "loading" not in res.stderr
-    assert [w["State"]["Status"] for w in env.inner_workers()
-            if w["Config"]["Labels"][labels.PROJECT] == str(proj)] == ["running"]  # fmt: skip
+    assert [
+        w["State"]["Status"]
+        for w in env.inner_workers()
+        if w["Config"]["Labels"][labels.PROJECT] == str(proj)
+    ] == ["running"]

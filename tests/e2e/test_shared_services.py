@@ -31,8 +31,11 @@ pytestmark = pytest.mark.e2e
 
 CANARY = f"sk-ant-oat01-CANARY{uuid.uuid4().hex}"
 PROBE = Path(__file__).with_name("worker_probe.py")
-MCP = {"chroma-mcp": "http://127.0.0.1:8811/mcp", "memory-bank": "http://127.0.0.1:8812/mcp",
-       "scratch": "http://127.0.0.1:8820/mcp"}  # fmt: skip
+MCP = {
+    "chroma-mcp": "http://127.0.0.1:8811/mcp",
+    "memory-bank": "http://127.0.0.1:8812/mcp",
+    "scratch": "http://127.0.0.1:8820/mcp",
+}
 
 
 def host_claude(home: Path) -> None:
@@ -40,19 +43,31 @@ def host_claude(home: Path) -> None:
     for sub in ("agents", "commands", "skills/reviewer", "plugins"):
         (d / sub).mkdir(parents=True)
     expires = int((time.time() + 6 * 3600) * 1000)
-    (d / ".credentials.json").write_text(json.dumps({"claudeAiOauth": {
-        "accessToken": CANARY, "refreshToken": CANARY + "-refresh", "expiresAt": expires,
-        "scopes": ["user:inference", "user:profile"], "subscriptionType": "max"}}))  # fmt: skip
+    (d / ".credentials.json").write_text(
+        json.dumps(
+            {
+                "claudeAiOauth": {
+                    "accessToken": CANARY,
+                    "refreshToken": CANARY + "-refresh",
+                    "expiresAt": expires,
+                    "scopes": ["user:inference", "user:profile"],
+                    "subscriptionType": "max",
+                }
+            }
+        )
+    )
     (d / ".credentials.json").chmod(0o600)
     (d / "settings.json").write_text('{"model": "opus", "env": {"HAL_FROM_HOST": "1"}}\n')
     (d / "CLAUDE.md").write_text("# Always answer in haiku\n")
     (d / "agents" / "reviewer.md").write_text("---\nname: reviewer\n---\nReview code.\n")
     (d / "commands" / "ship.md").write_text("Ship it.\n")
     (d / "skills" / "reviewer" / "SKILL.md").write_text("---\nname: reviewer\n---\n")
-    (d / "plugins" / "known_marketplaces.json").write_text(json.dumps(
-        {"house": {"installLocation": f"{d}/plugins/marketplaces/house"}}))  # fmt: skip
-    (home / ".claude.json").write_text(json.dumps({"oauthAccount": {"emailAddress": "u@x.test"},
-                                                   "theme": "dark"}))  # fmt: skip
+    (d / "plugins" / "known_marketplaces.json").write_text(
+        json.dumps({"house": {"installLocation": f"{d}/plugins/marketplaces/house"}})
+    )
+    (home / ".claude.json").write_text(
+        json.dumps({"oauthAccount": {"emailAddress": "u@x.test"}, "theme": "dark"})
+    )
     for p in [home, *home.rglob("*")]:
         os.chown(p, UID, GID, follow_symlinks=False)
 
@@ -123,14 +138,21 @@ def test_first_claudy_imports_the_credential_and_config(shared: HostParent) -> N
     assert "your Claude config: copied 6 new" in res.stderr
     home = IMAGE.claude_home
     # private: the directory 0700, the files 0600, all the worker user's
-    listing = shared.sh(f"stat -c '%a %u:%g %n' {home} {home}/.credentials.json "
-                        f"{home}/.claude.json")  # fmt: skip
+    listing = shared.sh(
+        f"stat -c '%a %u:%g %n' {home} {home}/.credentials.json {home}/.claude.json"
+    )
     lines = listing.split("\n")
     assert lines[0].startswith(f"700 {UID}:{GID}"), listing
     assert lines[1].startswith(f"600 {UID}:{GID}") and lines[2].startswith(f"600 {UID}:{GID}")
     # the inherited config is there; secrets and history are not copied twice
-    for rel in ("settings.json", "CLAUDE.md", "agents/reviewer.md", "commands/ship.md",
-                "skills/reviewer/SKILL.md", "plugins/known_marketplaces.json"):  # fmt: skip
+    for rel in (
+        "settings.json",
+        "CLAUDE.md",
+        "agents/reviewer.md",
+        "commands/ship.md",
+        "skills/reviewer/SKILL.md",
+        "plugins/known_marketplaces.json",
+    ):
         host = (shared.home / ".claude" / rel).read_text()
         wanted = host.replace(str(shared.home / ".claude"), "/home/hal/.claude").strip()
         assert shared.sh(f"cat {home}/{rel}") == wanted
@@ -151,8 +173,14 @@ def test_the_worker_sees_it_all_read_only_plugins_included(shared: HostParent) -
     w = "/home/hal/.claude"
     assert shared.in_worker(proj, "sh", "-c", f"cat {w}/CLAUDE.md") == "# Always answer in haiku"
     # plugins are shared read-only
-    out = shared.inner("exec", container_name(session_name(str(proj))), "sh", "-c",
-                       f"touch {w}/plugins/x 2>&1; echo rc=$?", check=False)  # fmt: skip
+    out = shared.inner(
+        "exec",
+        container_name(session_name(str(proj))),
+        "sh",
+        "-c",
+        f"touch {w}/plugins/x 2>&1; echo rc=$?",
+        check=False,
+    )
     assert "Read-only file system" in out and "rc=1" in out
 
 
@@ -165,8 +193,9 @@ def test_claude_starts_logged_in_in_a_terminal(shared: HostParent, server: libtm
         return "\n".join(pane.capture_pane())
 
     assert retry_until(lambda: "Claude Code v" in screen(), 90, raises=False), screen()
-    assert retry_until(lambda: "Claude Max" in screen() or "Claude API" in screen(), 30,
-                       raises=False), screen()  # fmt: skip
+    assert retry_until(
+        lambda: "Claude Max" in screen() or "Claude API" in screen(), 30, raises=False
+    ), screen()
     assert "Not logged in" not in screen()
 
 
@@ -228,13 +257,17 @@ def test_one_process_per_shared_mcp_server_serves_every_worker(shared: HostParen
         shared.in_worker(proj, "claude", "mcp", "list")
         for url in MCP.values():
             assert probe(shared, proj, "tools", url), url
-    servers_of = (("memory-bank", "mcp-server-memory-bank"), ("chroma-mcp", "chroma-mcp"),
-                  ("scratch", "chroma-mcp"))  # fmt: skip
+    servers_of = (
+        ("memory-bank", "mcp-server-memory-bank"),
+        ("chroma-mcp", "chroma-mcp"),
+        ("scratch", "chroma-mcp"),
+    )
     for svc, needle in servers_of:
         top = shared.inner("top", f"hal9000-s-{svc}", "-eo", "pid,args")
         wrappers = ("mcp-proxy", "hal-chroma-mcp", "docker-init")
-        servers = [ln for ln in top.splitlines()
-                   if needle in ln and not any(w in ln for w in wrappers)]  # fmt: skip
+        servers = [
+            ln for ln in top.splitlines() if needle in ln and not any(w in ln for w in wrappers)
+        ]
         assert len(servers) == 1, top
 
 
@@ -286,8 +319,11 @@ def test_a_disabled_or_killed_service_never_stops_a_worker(shared: HostParent) -
         shared.inner("kill", "hal9000-s-chroma-mcp")  # its process killed: exit 137, no retry
         # the stdio server behind a bridge dies: the bridge still answers, calls fail
         top = shared.inner("top", "hal9000-s-scratch", "-eo", "pid,args")
-        (pid,) = [ln.split()[0] for ln in top.splitlines()
-                  if "bin/chroma-mcp --client-type ephemeral" in ln]  # fmt: skip
+        (pid,) = [
+            ln.split()[0]
+            for ln in top.splitlines()
+            if "bin/chroma-mcp --client-type ephemeral" in ln
+        ]
         shared.sh(f"kill -9 {pid}")  # docker top's pids are the parent's
         proj = shared.project("three")
         res = shared.claudy("-d", str(proj))
@@ -329,8 +365,9 @@ def test_a_stopped_parent_from_an_older_image_is_made_anew(shared: HostParent) -
     assert shared.claudy("stop", "--yes").returncode == 0
     newer, _ = shared.dclient.images.build(
         fileobj=io.BytesIO(f"FROM {tag}\nLABEL dev.hal9000.test-newer=1\n".encode()),
-        tag=tag, rm=True,
-    )  # fmt: skip
+        tag=tag,
+        rm=True,
+    )
     try:
         res = shared.claudy("-d", str(proj))
         assert res.returncode == 0, res.stderr

@@ -46,9 +46,16 @@ def _post(
 
 
 def mcp_session(url: str) -> str | None:
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize",
-            "params": {"protocolVersion": PROTOCOL, "capabilities": {},
-                       "clientInfo": {"name": "hal-probe", "version": "1"}}}  # fmt: skip
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": PROTOCOL,
+            "capabilities": {},
+            "clientInfo": {"name": "hal-probe", "version": "1"},
+        },
+    }
     reply, sid = _post(url, init, None)
     assert reply is not None and "result" in reply, reply
     _post(url, {"jsonrpc": "2.0", "method": "notifications/initialized"}, sid)

@@ -23,15 +23,23 @@ def _changed(before: str, after: str) -> list[str]:
 @pytest.mark.parametrize(
     ("key", "raw", "old_line", "new_line"),
     [
-        ("worker.memory", "2g", 'memory   = "4g"     # claude is hungry',
-         'memory   = "2g"     # claude is hungry'),
+        (
+            "worker.memory",
+            "2g",
+            'memory   = "4g"     # claude is hungry',
+            'memory   = "2g"     # claude is hungry',
+        ),
         ("worker.cpus", "1.5", "cpus = 2", "cpus = 1.5"),
-        ("keys.prefix", "C-b", 'prefix = "C-a"   # screen habits',
-         'prefix = "C-b"   # screen habits'),
+        (
+            "keys.prefix",
+            "C-b",
+            'prefix = "C-a"   # screen habits',
+            'prefix = "C-b"   # screen habits',
+        ),
         ("services.web.port", "9090", "port = 8080", "port = 9090"),
         ("worker.env", '["A", "B"]', 'env = ["GH_TOKEN_FILE"]', 'env = ["A", "B"]'),
     ],
-)  # fmt: skip
+)
 def test_set_changes_only_the_edited_line(
     cfg_file: Path, key: str, raw: str, old_line: str, new_line: str
 ) -> None:

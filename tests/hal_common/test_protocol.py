@@ -37,14 +37,38 @@ NOW = datetime(2026, 12, 1, 2, 30, tzinfo=UTC)
 def _workers() -> list[Worker]:
     started = NOW - timedelta(seconds=512)
     return [
-        Worker("myproj-1a2b3c4d", "hal9000-w-myproj-1a2b3c4d", "/home/me/src/myproj",
-               "hal9000/worker:minimal", "running", started, started, memory=4 << 30,
-               nano_cpus=2_000_000_000, pids=1024),
-        Worker("old-00000000", "hal9000-w-old-00000000", "/home/me/old",
-               "hal9000/worker:standard", "exited", None, None),
-        Worker("half-11111111", "hal9000-w-half-11111111", "/p", "img", "running", started,
-               started, nano_cpus=1_500_000_000),
-    ]  # fmt: skip
+        Worker(
+            "myproj-1a2b3c4d",
+            "hal9000-w-myproj-1a2b3c4d",
+            "/home/me/src/myproj",
+            "hal9000/worker:minimal",
+            "running",
+            started,
+            started,
+            memory=4 << 30,
+            nano_cpus=2_000_000_000,
+            pids=1024,
+        ),
+        Worker(
+            "old-00000000",
+            "hal9000-w-old-00000000",
+            "/home/me/old",
+            "hal9000/worker:standard",
+            "exited",
+            None,
+            None,
+        ),
+        Worker(
+            "half-11111111",
+            "hal9000-w-half-11111111",
+            "/p",
+            "img",
+            "running",
+            started,
+            started,
+            nano_cpus=1_500_000_000,
+        ),
+    ]
 
 
 def test_ls_json_is_byte_identical_to_the_documented_schema() -> None:
@@ -73,8 +97,10 @@ def test_stats_json_is_byte_identical() -> None:
 
 
 def test_services_json_is_unchanged() -> None:
-    found = [ServiceState("chromadb", True, "ok", "127.0.0.1:8000", 8000),
-             ServiceState("memory-bank", False, "exited", "exit 1", None, mcp=True)]  # fmt: skip
+    found = [
+        ServiceState("chromadb", True, "ok", "127.0.0.1:8000", 8000),
+        ServiceState("memory-bank", False, "exited", "exit 1", None, mcp=True),
+    ]
     before = json.dumps([asdict(s) for s in found], indent=2)
     reply = ServicesReply(tuple(ServiceRow(**asdict(s)) for s in found))
     assert reply.dumps() == before and ServicesReply.loads(before) == reply
@@ -83,9 +109,17 @@ def test_services_json_is_unchanged() -> None:
 def test_auth_status_json_is_unchanged_in_each_of_its_shapes(tmp_path: Path) -> None:
     empty = claude_home.auth_status(tmp_path / "none")
     home = tmp_path / "claude"
-    doc = json.dumps({"claudeAiOauth": {"accessToken": "sk-ant-oat01-x", "refreshToken": "r",
-                                        "expiresAt": 4102444800000, "scopes": ["user:inference"],
-                                        "subscriptionType": "max"}})  # fmt: skip
+    doc = json.dumps(
+        {
+            "claudeAiOauth": {
+                "accessToken": "sk-ant-oat01-x",
+                "refreshToken": "r",
+                "expiresAt": 4102444800000,
+                "scopes": ["user:inference"],
+                "subscriptionType": "max",
+            }
+        }
+    )
     claude_home.store_credential(home, Credential("oauth", "~/x", doc), 0, 0, tmp_path / "locks")
     stored = claude_home.auth_status(home)
     (home / ".credentials.json").write_text("{not json")
@@ -121,12 +155,18 @@ def test_health_and_sync_status_are_unchanged(tmp_path: Path) -> None:
         (LsReply, "no json", "reply to `ls --json` is not understood: not JSON"),
         (LsReply, "{}", "the reply is not a list"),
         (LsReply, '[{"project": "/p"}]', "[0].name is missing"),
-        (LsReply, '[{"name": "n", "project": "/p", "state": "running", "image": "i",'
-                  ' "created": null, "uptime_s": true, "window": true, "limits": {}}]',
-         "[0].uptime_s is True, not int"),
-        (LsReply, '[{"name": "n", "project": "/p", "state": "running", "image": "i",'
-                  ' "created": null, "uptime_s": 1, "window": true, "limits": []}]',
-         "[0].limits is [], not dict"),
+        (
+            LsReply,
+            '[{"name": "n", "project": "/p", "state": "running", "image": "i",'
+            ' "created": null, "uptime_s": true, "window": true, "limits": {}}]',
+            "[0].uptime_s is True, not int",
+        ),
+        (
+            LsReply,
+            '[{"name": "n", "project": "/p", "state": "running", "image": "i",'
+            ' "created": null, "uptime_s": 1, "window": true, "limits": []}]',
+            "[0].limits is [], not dict",
+        ),
         (StatsReply, '{"w": {"cpu_pct": "high"}}', "w.cpu_pct is 'high', not int or float"),
         (AuthStatus, '{"kind": "oauth"}', "present is missing"),
         (Health, '{"errors": [{"time": "t"}]}', "errors[0].text is missing"),
@@ -134,7 +174,7 @@ def test_health_and_sync_status_are_unchanged(tmp_path: Path) -> None:
         (SyncStatus, "[]", "reply to `sync --status` is not understood: the reply is not"),
         (ServicesReply, '[{"name": "x", "ok": 1, "state": "ok"}]', "[0].ok is 1, not bool"),
     ],
-)  # fmt: skip
+)
 def test_a_reply_that_does_not_fit_says_what_is_wrong(
     reply: type[protocol._Reply], text: str, needle: str
 ) -> None:

@@ -81,17 +81,21 @@ def test_an_env_api_key_is_refused_with_the_reason(tmp_path: Path) -> None:
     env = {"HOME": str(tmp_path), "PATH": "", "ANTHROPIC_API_KEY": "sk-ant-api03-envkey"}
     found = auth.find(env)
     assert found.credential is None
-    assert any("ANTHROPIC_API_KEY is set but not imported" in n and "--from-env" in n
-               for n in found.notes)  # fmt: skip
+    assert any(
+        "ANTHROPIC_API_KEY is set but not imported" in n and "--from-env" in n for n in found.notes
+    )
     opted = auth.find(env, from_env=True)
     assert opted.credential is not None and opted.credential.kind == "api-key"
 
 
 @pytest.mark.parametrize(
     ("text", "kind"),
-    [("sk-ant-oat01-abc\n", "token"), ("  sk-ant-api03-abc", "api-key"),
-     (oauth_doc("sk-ant-oat01-y", 5), "oauth")],
-)  # fmt: skip
+    [
+        ("sk-ant-oat01-abc\n", "token"),
+        ("  sk-ant-api03-abc", "api-key"),
+        (oauth_doc("sk-ant-oat01-y", 5), "oauth"),
+    ],
+)
 def test_a_token_file_is_classified(tmp_path: Path, text: str, kind: str) -> None:
     f = tmp_path / "tok"
     f.write_text(text)

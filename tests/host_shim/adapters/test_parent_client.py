@@ -37,20 +37,30 @@ class ScriptedParent(ContainerHandle):
 
 
 LIMITS = {"memory": None, "cpus": None, "pids": None}
-ROW = {"name": "p-1", "project": "/p", "state": "running", "image": "i", "created": None,
-       "uptime_s": 3, "window": False, "limits": LIMITS}  # fmt: skip
+ROW = {
+    "name": "p-1",
+    "project": "/p",
+    "state": "running",
+    "image": "i",
+    "created": None,
+    "uptime_s": 3,
+    "window": False,
+    "limits": LIMITS,
+}
 
 
 def test_replies_come_back_typed() -> None:
-    parent = ScriptedParent({
-        "hal-agent ls --json --all": ExecResult(0, json.dumps([ROW])),
-        "hal-agent health --json": ExecResult(0, '{"errors": [], "restart_needed": ["a.b"]}'),
-        "hal-agent sync --status": ExecResult(0, '{"synced_at": null, "files": 0}'),
-        "hal-agent auth status --json": ExecResult(0, '{"present": false}'),
-        "hal-agent spawn /p --no-attach --image-id sha256:1": ExecResult(0, "p-1\n"),
-        "sh -c": ExecResult(0, "sha256:1\ntrue\np-1\n"),
-        "test -e /run/hal9000/ready": ExecResult(0, ""),
-    })  # fmt: skip
+    parent = ScriptedParent(
+        {
+            "hal-agent ls --json --all": ExecResult(0, json.dumps([ROW])),
+            "hal-agent health --json": ExecResult(0, '{"errors": [], "restart_needed": ["a.b"]}'),
+            "hal-agent sync --status": ExecResult(0, '{"synced_at": null, "files": 0}'),
+            "hal-agent auth status --json": ExecResult(0, '{"present": false}'),
+            "hal-agent spawn /p --no-attach --image-id sha256:1": ExecResult(0, "p-1\n"),
+            "sh -c": ExecResult(0, "sha256:1\ntrue\np-1\n"),
+            "test -e /run/hal9000/ready": ExecResult(0, ""),
+        }
+    )
     agent = ParentClient(parent)
     (row,) = agent.ls()
     assert row.name == "p-1" and row.uptime_s == 3
@@ -63,13 +73,15 @@ def test_replies_come_back_typed() -> None:
 
 
 def test_stdin_carries_the_bytes_and_failures_keep_their_messages() -> None:
-    parent = ScriptedParent({
-        "hal-agent auth import": ExecResult(0, "imported token from f\n"),
-        "hal-agent sync --force": ExecResult(2, ""),
-        "hal-agent load-image": ExecResult(1, "no space left\n"),
-        "hal-agent auth status --json": ExecResult(1, "unreadable\n"),
-        "hal-agent ls": ExecResult(0, "garbage"),
-    })  # fmt: skip
+    parent = ScriptedParent(
+        {
+            "hal-agent auth import": ExecResult(0, "imported token from f\n"),
+            "hal-agent sync --force": ExecResult(2, ""),
+            "hal-agent load-image": ExecResult(1, "no space left\n"),
+            "hal-agent auth status --json": ExecResult(1, "unreadable\n"),
+            "hal-agent ls": ExecResult(0, "garbage"),
+        }
+    )
     agent = ParentClient(parent)
     assert agent.import_credential(b"secret") == "imported token from f"
     assert parent.sent == [(["hal-agent", "auth", "import"], b"secret")]

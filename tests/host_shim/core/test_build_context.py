@@ -17,8 +17,9 @@ def test_recipes_follow_the_worker_image() -> None:
     ]
     custom = parse_config('[worker]\nimage = "me/mine:1"\n')
     assert [r.dockerfile for r in recipes(custom)] == ["Dockerfile.parent", "Dockerfile.services"]
-    off = "".join(f"[services.{n}]\nenabled = false\n" for n in ("chromadb", "chroma-mcp",
-                                                                  "memory-bank"))  # fmt: skip
+    off = "".join(
+        f"[services.{n}]\nenabled = false\n" for n in ("chromadb", "chroma-mcp", "memory-bank")
+    )
     assert [r.dockerfile for r in recipes(parse_config(off))][-1] == "Dockerfile.parent"
 
 

@@ -23,14 +23,19 @@ def test_v1_paths_and_figures(tmp_path: Path) -> None:
     dirs = cgroup_dirs(text, tmp_path)
     assert dirs["cpuacct"] == tmp_path / "cpu,cpuacct" / "docker/abc"
     assert dirs["memory"] == tmp_path / "memory" / "docker/abc"
-    _write(tmp_path, {
-        "memory/docker/abc/memory.usage_in_bytes": "1000\n",
-        "memory/docker/abc/memory.limit_in_bytes": "4096\n",
-        "memory/docker/abc/memory.stat": "cache 300\ntotal_inactive_file 200\n",
-        "cpu,cpuacct/docker/abc/cpuacct.usage": "5000000\n",
-        "pids/docker/abc/pids.current": "7\n",
-        "blkio/docker/abc/blkio.throttle.io_service_bytes": "8:0 Read 10\n8:0 Write 20\nTotal 30\n",
-    })  # fmt: skip
+    _write(
+        tmp_path,
+        {
+            "memory/docker/abc/memory.usage_in_bytes": "1000\n",
+            "memory/docker/abc/memory.limit_in_bytes": "4096\n",
+            "memory/docker/abc/memory.stat": "cache 300\ntotal_inactive_file 200\n",
+            "cpu,cpuacct/docker/abc/cpuacct.usage": "5000000\n",
+            "pids/docker/abc/pids.current": "7\n",
+            "blkio/docker/abc/blkio.throttle.io_service_bytes": (
+                "8:0 Read 10\n8:0 Write 20\nTotal 30\n"
+            ),
+        },
+    )
     proc = tmp_path / "proc-cgroup"
     proc.write_text(text)
     raw = raw_stats_from(proc, tmp_path, 1_000_000_000)
@@ -44,13 +49,18 @@ def test_v1_paths_and_figures(tmp_path: Path) -> None:
 
 
 def test_v2_paths_and_figures(tmp_path: Path) -> None:
-    _write(tmp_path, {
-        "cgroup.controllers": "cpu memory pids io\n",
-        "system.slice/x/memory.current": "2000\n", "system.slice/x/memory.max": "max\n",
-        "system.slice/x/memory.stat": "inactive_file 500\n",
-        "system.slice/x/cpu.stat": "usage_usec 10\n", "system.slice/x/pids.current": "3\n",
-        "system.slice/x/io.stat": "8:0 rbytes=5 wbytes=6 rios=1 wios=1\n",
-    })  # fmt: skip
+    _write(
+        tmp_path,
+        {
+            "cgroup.controllers": "cpu memory pids io\n",
+            "system.slice/x/memory.current": "2000\n",
+            "system.slice/x/memory.max": "max\n",
+            "system.slice/x/memory.stat": "inactive_file 500\n",
+            "system.slice/x/cpu.stat": "usage_usec 10\n",
+            "system.slice/x/pids.current": "3\n",
+            "system.slice/x/io.stat": "8:0 rbytes=5 wbytes=6 rios=1 wios=1\n",
+        },
+    )
     proc = tmp_path / "proc-cgroup"
     proc.write_text("0::/system.slice/x\n")
     raw = raw_stats_from(proc, tmp_path, 1)

@@ -23,16 +23,31 @@ def test_sync_copies_config_rewrites_plugin_paths_and_leaves_secrets(
 ) -> None:
     host = host_claude(tmp_path)
     state = tmp_path / "host" / ".claude.json"
-    state.write_text(json.dumps({"theme": "light", "oauthAccount": {"emailAddress": "u@x"},
-                                 "mcpServers": {"x": {}}, "projects": {"/h": {}}}))  # fmt: skip
+    state.write_text(
+        json.dumps(
+            {
+                "theme": "light",
+                "oauthAccount": {"emailAddress": "u@x"},
+                "mcpServers": {"x": {}},
+                "projects": {"/h": {}},
+            }
+        )
+    )
     before = tree_hash(tmp_path / "host")
     data, count = config_sync.pack(host, state)
     assert count == 6  # settings, CLAUDE.md, agent, command, skill, known_marketplaces
     home = tmp_path / "inside"
     plan = apply_sync.apply(home, data, UID, GID, tmp_path / "locks")
     assert sorted(plan.new) == sorted(
-        ["CLAUDE.md", "agents/a.md", "commands/c.md", "plugins/known_marketplaces.json",
-         "settings.json", "skills/review/SKILL.md"])  # fmt: skip
+        [
+            "CLAUDE.md",
+            "agents/a.md",
+            "commands/c.md",
+            "plugins/known_marketplaces.json",
+            "settings.json",
+            "skills/review/SKILL.md",
+        ]
+    )
     assert not (home / ".credentials.json").exists() and not (home / "history.jsonl").exists()
     assert not (home / "plugins" / "marketplaces" / "m" / ".git").exists()
     known = json.loads((home / "plugins" / "known_marketplaces.json").read_text())

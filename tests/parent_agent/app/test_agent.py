@@ -56,9 +56,13 @@ class DyingDockerd:
 
 
 def _agent(tmp_path: Path, dockerd: DyingDockerd) -> Agent:
-    layout = ParentLayout(run_dir=tmp_path / "run", log_dir=tmp_path / "log",
-                          data_dir=tmp_path / "data", tmux_socket=tmp_path / "t.sock",
-                          config_override=tmp_path / "config.toml")  # fmt: skip
+    layout = ParentLayout(
+        run_dir=tmp_path / "run",
+        log_dir=tmp_path / "log",
+        data_dir=tmp_path / "data",
+        tmux_socket=tmp_path / "t.sock",
+        config_override=tmp_path / "config.toml",
+    )
     ui = TmuxUI(libtmux.Server(socket_path=str(tmp_path / "t.sock")))
     return Agent(Config(), layout, dockerd=dockerd, ui=ui)  # type: ignore[arg-type]
 
@@ -187,8 +191,9 @@ def test_memory_cpus_pids_apply_to_running_workers(
     def applied() -> bool:
         c.reload()
         h = c.attrs["HostConfig"]
-        return bool(h["Memory"] == 768 << 20 and h["NanoCpus"] == 1_500_000_000
-                    and h["PidsLimit"] == 300)  # fmt: skip
+        return bool(
+            h["Memory"] == 768 << 20 and h["NanoCpus"] == 1_500_000_000 and h["PidsLimit"] == 300
+        )
 
     assert retry_until(applied, 10, interval=0.02), c.attrs["HostConfig"]  # speed: see bench
     print(f"save-to-applied: {time.monotonic() - saved:.3f}s")
@@ -291,9 +296,9 @@ def test_services_start_and_stop_with_the_config(
         # a broken service is reported and harms nothing
         save(cfg_path, BASE + f'\n[services.{name}]\nimage = "none/such:1"\n')
         assert retry_until(
-            lambda: any(f"service {name} did not start" in e.text
-                        for e in published(agent).errors), 5
-        )  # fmt: skip
+            lambda: any(f"service {name} did not start" in e.text for e in published(agent).errors),
+            5,
+        )
         assert state() == "absent"
     finally:
         gone = dclient.containers.list(

@@ -30,9 +30,16 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 def _worker(i: int) -> Worker:
-    return Worker(f"proj-{i:02d}-0123abcd", f"hal9000-w-proj-{i:02d}", f"/home/u/src/proj-{i:02d}",
-                  "hal9000/worker:minimal", "running", NOW - timedelta(seconds=75 + i), NOW,
-                  template="t1")  # fmt: skip
+    return Worker(
+        f"proj-{i:02d}-0123abcd",
+        f"hal9000-w-proj-{i:02d}",
+        f"/home/u/src/proj-{i:02d}",
+        "hal9000/worker:minimal",
+        "running",
+        NOW - timedelta(seconds=75 + i),
+        NOW,
+        template="t1",
+    )
 
 
 def _first_line(snapshot: Snapshot) -> str:

@@ -28,8 +28,16 @@ def test_logs_and_stats(hal_agent: AgentCommands) -> None:
     assert hal_agent.run("logs", name, "--tail", "x").returncode == 2
     data = json.loads(hal_agent.ok("stats", "--json", "--interval", "0.2"))
     u = data[name]
-    assert set(u) == {"cpu_pct", "mem_used", "mem_limit", "pids", "net_rx", "net_tx",
-                      "blk_read", "blk_write"}  # fmt: skip
+    assert set(u) == {
+        "cpu_pct",
+        "mem_used",
+        "mem_limit",
+        "pids",
+        "net_rx",
+        "net_tx",
+        "blk_read",
+        "blk_write",
+    }
     assert u["mem_limit"] == 512 << 20 and 0 < u["mem_used"] < u["mem_limit"]
     assert u["pids"] >= 2 and u["cpu_pct"] is not None
     table = hal_agent.ok("stats", "--no-stream", "--interval", "0.2")
@@ -52,8 +60,10 @@ def test_keys_version_and_doctor(hal_agent: AgentCommands) -> None:
 def client(hal_agent: AgentCommands, server: libtmux.Server) -> Iterator[libtmux.Pane]:
     """A pane of another tmux server running a client attached to the hal session."""
     hal_agent.view = f"kc{uuid.uuid4().hex[:6]}"
-    attach = (f"env -u TMUX tmux -S {hal_agent.sock} new-session -t =hal -s {hal_agent.view}"
-              " \\; set-option destroy-unattached on")  # fmt: skip
+    attach = (
+        f"env -u TMUX tmux -S {hal_agent.sock} new-session -t =hal -s {hal_agent.view}"
+        " \\; set-option destroy-unattached on"
+    )
     session = server.new_session("keys", x=100, y=30, window_command=attach)
     pane = session.windows[0].panes[0]
     assert retry_until(lambda: bool(hal_agent.tmux("list-clients")), 10)

@@ -26,8 +26,16 @@ def test_spawn_and_ls_json_schema(hal_agent: AgentCommands) -> None:
     assert name in hal_agent.windows()
     rows = json.loads(hal_agent.ok("ls", "--json"))
     (row,) = [r for r in rows if r["name"] == name]
-    assert set(row) == {"name", "project", "state", "image", "created", "uptime_s", "window",
-                        "limits"}  # fmt: skip
+    assert set(row) == {
+        "name",
+        "project",
+        "state",
+        "image",
+        "created",
+        "uptime_s",
+        "window",
+        "limits",
+    }
     assert row["project"] == str(proj) and row["state"] == "running" and row["window"] is True
     assert row["image"] == "hal9000/worker:minimal" and isinstance(row["uptime_s"], int)
     assert row["created"].endswith("+00:00")
@@ -112,8 +120,9 @@ def test_gc_removes_stopped_and_orphans_never_unlabelled(hal_agent: AgentCommand
     shutil.rmtree(gone)
     idle_name = hal_agent.ok("spawn", str(hal_agent.project("idle")), "--no-attach").strip()
     hal_agent.ok("stop", idle_name)
-    stranger = hal_agent.dclient.containers.create("hal9000/worker:minimal", ["true"],
-                                               name=f"stranger-{uuid.uuid4().hex[:6]}")  # fmt: skip
+    stranger = hal_agent.dclient.containers.create(
+        "hal9000/worker:minimal", ["true"], name=f"stranger-{uuid.uuid4().hex[:6]}"
+    )
     try:
         dry = hal_agent.ok("gc", "--dry-run")
         assert f"would remove {gone_name} (orphan" in dry and f"would remove {idle_name}" in dry

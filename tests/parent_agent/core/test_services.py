@@ -74,9 +74,12 @@ def test_service_health_says_why() -> None:
     specs = _services("[services.memory-bank]\nenabled = false\n")
     running = {"State": {"Running": True}, "RestartCount": 0}
     crashed = {"State": {"Running": False, "ExitCode": 137}, "RestartCount": 5}
-    found = {s.name: s for s in states(
-        specs, {"chromadb": running, "chroma-mcp": crashed},
-        probe=lambda port: port == 8000)}  # fmt: skip
+    found = {
+        s.name: s
+        for s in states(
+            specs, {"chromadb": running, "chroma-mcp": crashed}, probe=lambda port: port == 8000
+        )
+    }
     assert found["chromadb"].ok and found["chromadb"].detail == ":8000"
     assert not found["chroma-mcp"].ok
     assert found["chroma-mcp"].detail == "exited 137, 5 restarts"
@@ -86,9 +89,12 @@ def test_service_health_says_why() -> None:
     init = "/sbin/docker-init -- /usr/local/bin/hal-service chroma-mcp"
     alive = {**running, TOP: [init, bridge, server]}
     orphan = {**running, TOP: [init, bridge]}  # the bridge outlived its stdio server
-    found = {s.name: s for s in states(Config().services,
-                                       {"chroma-mcp": alive, "memory-bank": orphan},
-                                       probe=lambda port: True)}  # fmt: skip
+    found = {
+        s.name: s
+        for s in states(
+            Config().services, {"chroma-mcp": alive, "memory-bank": orphan}, probe=lambda port: True
+        )
+    }
     assert found["chroma-mcp"].ok
     assert found["memory-bank"].state == "broken" and "--restart" in found["memory-bank"].detail
     lonely = states(Config().services, {"chromadb": running}, probe=lambda port: False)

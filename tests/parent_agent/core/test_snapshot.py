@@ -14,17 +14,34 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 def worker(i: int, state: str = "running", code: int = 0) -> Worker:
-    return Worker(f"proj-{i:02d}-0123abcd", f"hal9000-w-proj-{i:02d}", f"/home/u/src/proj-{i:02d}",
-                  "hal9000/worker:minimal", state, NOW - timedelta(seconds=75 + i), NOW,
-                  exit_code=code, template="t1")  # fmt: skip
+    return Worker(
+        f"proj-{i:02d}-0123abcd",
+        f"hal9000-w-proj-{i:02d}",
+        f"/home/u/src/proj-{i:02d}",
+        "hal9000/worker:minimal",
+        state,
+        NOW - timedelta(seconds=75 + i),
+        NOW,
+        exit_code=code,
+        template="t1",
+    )
 
 
 def test_the_snapshot_round_trips_through_its_json() -> None:
     ws = (worker(1), worker(2, "exited", code=3))
-    snap = Snapshot(NOW, Health(True, False, 5 << 30), ws, frozenset({ws[0].name}),
-                    {ws[0].name: Usage(1.5, 10, 20, 3, 0, 0, 0, 0)},
-                    (LoopError(NOW.isoformat(), "x"),), "t1", ("parent.cpus",), 7,
-                    (ServiceState("chromadb", True, "ok", ":8000", 8000),), 0.5)  # fmt: skip
+    snap = Snapshot(
+        NOW,
+        Health(True, False, 5 << 30),
+        ws,
+        frozenset({ws[0].name}),
+        {ws[0].name: Usage(1.5, 10, 20, 3, 0, 0, 0, 0)},
+        (LoopError(NOW.isoformat(), "x"),),
+        "t1",
+        ("parent.cpus",),
+        7,
+        (ServiceState("chromadb", True, "ok", ":8000", 8000),),
+        0.5,
+    )
     assert Snapshot.from_json(snap.to_json()) == snap
     for junk in ("", "[]", '{"version": 99}', '{"version": 1}'):
         with pytest.raises(ValueError):

@@ -17,9 +17,17 @@ NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 
 
 def worker(i: int, state: str = "running", template: str = "t1", code: int = 0) -> Worker:
-    return Worker(f"proj-{i:02d}-0123abcd", f"hal9000-w-proj-{i:02d}", f"/home/u/src/proj-{i:02d}",
-                  "hal9000/worker:minimal", state, NOW - timedelta(seconds=75 + i), NOW,
-                  exit_code=code, template=template)  # fmt: skip
+    return Worker(
+        f"proj-{i:02d}-0123abcd",
+        f"hal9000-w-proj-{i:02d}",
+        f"/home/u/src/proj-{i:02d}",
+        "hal9000/worker:minimal",
+        state,
+        NOW - timedelta(seconds=75 + i),
+        NOW,
+        exit_code=code,
+        template=template,
+    )
 
 
 def text(status: Snapshot, width: int = 80, height: int = 24) -> list[str]:
@@ -53,8 +61,15 @@ def test_engine_down_is_said_and_no_rows_are_invented() -> None:
 def test_outdated_restart_needed_errors_and_exit_codes() -> None:
     ws = (worker(1, template="old"), worker(2), worker(3, "exited", code=137))
     error = LoopError(NOW.isoformat(), "worker x exited with code 137")
-    st = Snapshot(NOW, Health(True, images_ok=False), ws, frozenset({ws[1].name}),
-                  errors=(error,), template="t1", restart_needed=("parent.memory",))  # fmt: skip
+    st = Snapshot(
+        NOW,
+        Health(True, images_ok=False),
+        ws,
+        frozenset({ws[1].name}),
+        errors=(error,),
+        template="t1",
+        restart_needed=("parent.memory",),
+    )
     out = "\n".join(text(st, width=120))
     assert "outdated" in out and "exited 137" in out
     assert "restart needed: parent.memory" in out

@@ -25,28 +25,49 @@ def test_worker_listed_and_event_from_engine_data() -> None:
         "Name": "/hal9000-w-a",
         "Created": "2026-01-02T03:04:05.123456789Z",
         "Config": {"Labels": {labels.SESSION: "a", labels.PROJECT: "/p/a", labels.IMAGE: "i"}},
-        "State": {"Status": "running", "StartedAt": "2026-01-02T03:04:06Z", "Pid": 42,
-                  "FinishedAt": "0001-01-01T00:00:00Z"},
+        "State": {
+            "Status": "running",
+            "StartedAt": "2026-01-02T03:04:06Z",
+            "Pid": 42,
+            "FinishedAt": "0001-01-01T00:00:00Z",
+        },
         "HostConfig": {"Memory": 512 << 20, "NanoCpus": 2 * 10**9, "PidsLimit": 0},
-    }  # fmt: skip
+    }
     w = to_worker(attrs)
-    assert (w.name, w.container, w.project, w.state, w.pid) == ("a", "hal9000-w-a", "/p/a",
-                                                               "running", 42)  # fmt: skip
+    assert (w.name, w.container, w.project, w.state, w.pid) == (
+        "a",
+        "hal9000-w-a",
+        "/p/a",
+        "running",
+        42,
+    )
     assert w.created is not None and w.created.microsecond == 123456 and w.finished_at is None
     assert (w.memory, w.nano_cpus, w.pids) == (512 << 20, 2 * 10**9, 0)
-    summary = {"Id": "abc", "Names": ["/hal9000-w-a"], "State": "exited",
-               "Status": "Exited (0) 1 second ago", "Labels": {labels.SESSION: "a"}}  # fmt: skip
+    summary = {
+        "Id": "abc",
+        "Names": ["/hal9000-w-a"],
+        "State": "exited",
+        "Status": "Exited (0) 1 second ago",
+        "Labels": {labels.SESSION: "a"},
+    }
     listed = to_listed(summary)
-    assert (listed.id, listed.name, listed.state, listed.session) == ("abc", "hal9000-w-a",
-                                                                      "exited", "a")  # fmt: skip
+    assert (listed.id, listed.name, listed.state, listed.session) == (
+        "abc",
+        "hal9000-w-a",
+        "exited",
+        "a",
+    )
     raw = {"Action": "die", "Actor": {"Attributes": {labels.SESSION: "a", "exitCode": "137"}}}
     assert to_event(raw) == ContainerEvent("die", "a", labels.ROLE_WORKER, 137)
 
 
 def test_limits_body_keeps_swap_at_the_limit_and_lifts_what_is_unset() -> None:
     assert limits_body(WorkerConfig(memory="1g", cpus=1.5, pids=100)) == {
-        "Memory": 1 << 30, "MemorySwap": 1 << 30, "NanoCpus": 1_500_000_000, "PidsLimit": 100,
-    }  # fmt: skip
+        "Memory": 1 << 30,
+        "MemorySwap": 1 << 30,
+        "NanoCpus": 1_500_000_000,
+        "PidsLimit": 100,
+    }
     unset = limits_body(WorkerConfig(memory="0", cpus=1.0, pids=0))
     assert unset["MemorySwap"] == -1 and unset["PidsLimit"] == -1
 
@@ -93,9 +114,11 @@ def test_errors_are_hal_errors_a_caller_can_tell_apart(
     engine.create(image=BASE, name=name, command=["true"], labels=labelled)
     with pytest.raises(NameConflict):
         engine.create(image=BASE, name=name, command=["true"], labels=labelled)
-    for call in (lambda: engine.start("no-such-container-x"),
-                 lambda: engine.update_limits("no-such-container-x", {"PidsLimit": 5}),
-                 lambda: engine.logs("no-such-container-x")):  # fmt: skip
+    for call in (
+        lambda: engine.start("no-such-container-x"),
+        lambda: engine.update_limits("no-such-container-x", {"PidsLimit": 5}),
+        lambda: engine.logs("no-such-container-x"),
+    ):
         with pytest.raises(NoSuchSession, match="no-such-container-x"):
             call()
     with pytest.raises(HalError, match=r"^starting it: "):
