@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import threading
 from collections.abc import Callable
-from dataclasses import asdict
 
 import click
 from rich.console import Console
@@ -19,7 +18,7 @@ from rich.table import Table
 
 from hal_common import __version__
 from hal_common.errors import HalError
-from hal_common.protocol import ServiceRow, ServicesReply, StatsReply, WorkerUsage
+from hal_common.protocol import ServicesReply, StatsReply
 from hal_common.shared_services import ServiceSpec
 from parent_agent.adapters import claude_home, workers
 from parent_agent.adapters.engine import InnerEngine
@@ -73,7 +72,7 @@ def stats(p: Parent, as_json: bool, no_stream: bool, interval: float) -> None:
         pause.wait(min(interval, 1.0))
         use = sample()
         if as_json:
-            reply = StatsReply({n: WorkerUsage(**asdict(u)) for n, u in sorted(use.items())})
+            reply = StatsReply(dict(sorted(use.items())))
             click.echo(reply.dumps())
             return
         if no_stream:
@@ -270,7 +269,7 @@ def services(p: Parent, as_json: bool, restart: tuple[str, ...]) -> None:
     cfg = p.config()
     found = states(cfg.services, svc.inspect_all(engine), svc.port_open)
     if as_json:
-        click.echo(ServicesReply(tuple(ServiceRow(**asdict(s)) for s in found)).dumps())
+        click.echo(ServicesReply(tuple(found)).dumps())
         return
     for s in found:
         mark = "✓" if s.ok else ("-" if s.state == "disabled" else "✗")

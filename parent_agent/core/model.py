@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hal_common import labels
+from hal_common.protocol import ServiceRow
 
 
 @dataclass(frozen=True)
@@ -65,14 +66,8 @@ def parse_time(text: str | None) -> datetime | None:
     return datetime.fromisoformat(f"{head}.{(frac + '000000')[:6]}").replace(tzinfo=UTC)
 
 
-@dataclass(frozen=True)
-class ServiceState:
-    name: str
-    ok: bool
-    state: str  # ok, disabled, missing, starting, exited, restarting
-    detail: str = ""
-    port: int | None = None
-    mcp: bool = False
+# One service's health: the row `services --json` prints (hal_common.protocol) is the model's.
+ServiceState = ServiceRow
 
 
 @dataclass(frozen=True)

@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
+from hal_common.protocol import WorkerUsage
 
-@dataclass(frozen=True)
-class Usage:
-    cpu_pct: float | None  # None until two samples exist
-    mem_used: int
-    mem_limit: int
-    pids: int
-    net_rx: int
-    net_tx: int
-    blk_read: int
-    blk_write: int
+# One worker's figures: the value `stats --json` prints (hal_common.protocol) is the model's.
+Usage = WorkerUsage
 
 
 def _cpu_totals(raw: dict[str, Any]) -> tuple[int, int, int]:
