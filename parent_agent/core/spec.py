@@ -87,28 +87,40 @@ def worker_spec(
 
 
 def create_kwargs(spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
-    """Keyword arguments for `client.containers.create` (docker-py)."""
+    """Keyword arguments for `client.containers.create` (docker-py): the container's
+    identity, then its mounts, its confinement and its network, each from its own function."""
     kwargs: dict[str, Any] = {
         "image": spec.image,
         "command": list(spec.command),
         "name": spec.container,
         "labels": spec.labels,
-        "user": f"{spec.uid}:{spec.gid}",
         "working_dir": spec.project,
-        "volumes": {
-            spec.project: {"bind": spec.project, "mode": "rw"},
-            claude_home: {"bind": WORKER_CLAUDE_HOME, "mode": "rw"},
-            # plugins are shared read-only: `claudy sync` installs them, workers use them
-            f"{claude_home}/plugins": {"bind": f"{WORKER_CLAUDE_HOME}/plugins", "mode": "ro"},
-        },
-        "environment": spec.env,
-        "network_mode": spec.network,
+        "environment": dict(spec.env),
         "init": True,
         "detach": True,
         "restart_policy": {"Name": spec.restart},
     }
     if spec.restart == "on-failure":
         kwargs["restart_policy"]["MaximumRetryCount"] = 3
+    kwargs["volumes"] = mounts(spec, claude_home)
+    kwargs.update(confinement(spec))
+    kwargs.update(network(spec))
+    return kwargs
+
+
+def mounts(spec: WorkerSpec, claude_home: str) -> dict[str, dict[str, str]]:
+    """The worker's volumes: its project, and its Claude state."""
+    return {
+        spec.project: {"bind": spec.project, "mode": "rw"},
+        claude_home: {"bind": WORKER_CLAUDE_HOME, "mode": "rw"},
+        # plugins are shared read-only: `claudy sync` installs them, workers use them
+        f"{claude_home}/plugins": {"bind": f"{WORKER_CLAUDE_HOME}/plugins", "mode": "ro"},
+    }
+
+
+def confinement(spec: WorkerSpec) -> dict[str, Any]:
+    """Who the worker runs as and what it may use: its user and its limits."""
+    kwargs: dict[str, Any] = {"user": f"{spec.uid}:{spec.gid}"}
     if spec.memory:
         kwargs["mem_limit"] = spec.memory
         kwargs["memswap_limit"] = spec.memory  # no swap beyond the limit (live updates keep it)
@@ -117,6 +129,11 @@ def create_kwargs(spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
     if spec.pids:
         kwargs["pids_limit"] = spec.pids
     return kwargs
+
+
+def network(spec: WorkerSpec) -> dict[str, Any]:
+    """The worker's network."""
+    return {"network_mode": spec.network}
 
 
 def same_spec(attrs: Mapping[str, Any], spec: WorkerSpec) -> bool:
