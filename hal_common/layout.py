@@ -22,6 +22,7 @@ INNER_API_VERSION = "1.41"  # dockerd 20.10 from Debian bookworm's docker.io
 WORKER_HOME = "/home/hal"
 WORKER_CLAUDE_HOME = f"{WORKER_HOME}/.claude"
 WORKER_BIN = "/usr/local/bin/hal-worker"
+WORKER_MANAGED_DIR = "/etc/claude-code"  # Claude Code's managed (policy) settings on Linux
 
 # Fixed mount points of the parent container (claudy makes the mounts).
 PARENT_CONFIG_DIR = Path("/config/hal9000")
@@ -124,6 +125,30 @@ class ParentLayout:
     def service_data(self) -> Path:
         """Where shared services keep their data: /data/services in the data volume."""
         return self.data_dir / "services"
+
+    def worker_state(self, session: str) -> Path:
+        """A worker's private Claude state (its `$CLAUDE_CONFIG_DIR`), in the data volume so
+        that it outlives the worker and the parent. Worker-writable: untrusted input."""
+        return self.data_dir / "workers" / session / "claude"
+
+    def worker_run(self, session: str) -> Path:
+        """Parent-only files of one worker (mounted read-only into it)."""
+        return self.run_dir / "workers" / session
+
+    @property
+    def managed_dir(self) -> Path:
+        """hal-9000's Claude Code managed settings, mounted read-only at /etc/claude-code."""
+        return self.run_dir / "claude-managed"
+
+    @property
+    def egress_log(self) -> Path:
+        """One JSON line per request the egress proxy saw (allowed or denied)."""
+        return self.log_dir / "egress.jsonl"
+
+    @property
+    def mcp_token_file(self) -> Path:
+        """The bearer token every MCP endpoint requires (parent-only)."""
+        return self.service_data / "mcp.token"
 
 
 @dataclass(frozen=True)
