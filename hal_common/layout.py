@@ -53,7 +53,9 @@ class ParentLayout:
     config_override: Path | None = None  # HAL9000_CONFIG
     host_uid: int = 0  # the host user claudy runs for (HAL_HOST_UID)
     host_gid: int = 0
-    roots: tuple[str, ...] = field(default=())
+    roots: tuple[str, ...] = field(default=())  # the host's roots, mounted at the same path
+    host_home: str = ""  # the host user's home (HAL_HOST_HOME): its secrets are never projects
+    host_config_dir: str = ""  # hal-9000's config directory on the host (HAL_HOST_CONFIG_DIR)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ParentLayout:
@@ -74,6 +76,8 @@ class ParentLayout:
             host_uid=int(env.get("HAL_HOST_UID") or 0),
             host_gid=int(env.get("HAL_HOST_GID") or 0),
             roots=tuple(r for r in env.get("HAL_ROOTS", "").split(":") if r),
+            host_home=env.get("HAL_HOST_HOME", ""),
+            host_config_dir=env.get("HAL_HOST_CONFIG_DIR", ""),
         )
 
     @property

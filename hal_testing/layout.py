@@ -8,6 +8,7 @@ a tmux server with `hal-agent` in its panes, get it as the `HAL_*` variables
 
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -26,12 +27,24 @@ def short_dir(path: Path, name: str = LONGEST_SOCKET) -> Path:
     return Path(tempfile.mkdtemp(prefix="hal-", dir="/tmp"))
 
 
-def parent_layout(base: Path, docker_host: str, config: Path | None = None) -> ParentLayout:
+def parent_layout(
+    base: Path,
+    docker_host: str,
+    config: Path | None = None,
+    roots: tuple[Path, ...] = (),
+    home: Path | None = None,
+) -> ParentLayout:
     """The parent's file system under `base` (its run and log directories created; the run
     directory, which holds the sockets, in /tmp when `base` is too deep for them), its inner
     engine `docker_host`. What `from_env` cannot be told (the config directory, the inner
     engine's data root: only read) stays the image's, so a `hal-agent` subprocess given
-    `layout_env` of it builds this very layout."""
+    `layout_env` of it builds this very layout.
+
+    The path policy's inputs, as claudy passes them: `roots` (projects live under them) and
+    the host user's `home` (default `base/home`), both resolved; the config directory is
+    the config file's."""
+    config_file = config or base / "config" / "config.toml"
+    home = home or base / "home"
     run = short_dir(base / "run")
     (base / "log").mkdir(parents=True, exist_ok=True)
     return ParentLayout(
@@ -41,7 +54,10 @@ def parent_layout(base: Path, docker_host: str, config: Path | None = None) -> P
         data_dir=base / "data",
         docker_host=docker_host,
         tmux_socket=run / "tmux.sock",
-        config_override=config or base / "config" / "config.toml",
+        config_override=config_file,
+        roots=tuple(os.path.realpath(r) for r in roots),
+        host_home=os.path.realpath(home),
+        host_config_dir=os.path.realpath(config_file.parent),
     )
 
 
@@ -61,4 +77,8 @@ def layout_env(layout: ParentLayout) -> dict[str, str]:
         env.update(HAL_HOST_UID=str(layout.host_uid), HAL_HOST_GID=str(layout.host_gid))
     if layout.roots:
         env["HAL_ROOTS"] = ":".join(layout.roots)
+    if layout.host_home:
+        env["HAL_HOST_HOME"] = layout.host_home
+    if layout.host_config_dir:
+        env["HAL_HOST_CONFIG_DIR"] = layout.host_config_dir
     return env

@@ -109,7 +109,11 @@ def remove_layout(layout: ParentLayout, base: Path) -> None:
 def parent_layout(tmp_path: Path) -> Iterator[ParentLayout]:
     """The parent's paths under tmp_path; its inner engine the test engine, if there is one.
     In-process code is handed it; nothing is patched."""
-    layout = make_layout(tmp_path / "parent", os.environ.get("HAL_TEST_DOCKER_HOST", ""))
+    layout = make_layout(
+        tmp_path / "parent",
+        os.environ.get("HAL_TEST_DOCKER_HOST", ""),
+        roots=(tmp_path / "projects",),  # the `projects` fixture's root
+    )
     yield layout
     if not layout.run_dir.is_relative_to(tmp_path):  # a short run directory of its own
         shutil.rmtree(layout.run_dir, ignore_errors=True)
@@ -178,7 +182,7 @@ def hal_agent(
     tmux server started as `hal-agent run` starts it; workers of 512m, no built-in services."""
     need_root("needs root (project dirs are chowned to a test uid)")
     base = tmp_path_factory.mktemp("agent")
-    layout = make_layout(base, docker_host)
+    layout = make_layout(base, docker_host, roots=(base / "p",))
     config = '[worker]\nmemory = "512m"\n\n[dashboard]\nrefresh = 0.5\n' + NO_BUILTIN_SERVICES
     agent = AgentCommands.create(layout, base / "p", dclient, config)
     agent.start_tmux()

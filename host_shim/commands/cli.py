@@ -88,7 +88,7 @@ main.add_command(cli_auth.sync)
 def open_(host: Host, directory: str, detach: bool) -> None:
     """Open DIRECTORY's session (the default command)."""
     c = load_ctx(host)
-    project = resolve_project(directory, c.roots)
+    project = resolve_project(directory, c.policy())  # a pre-check: the parent decides
     engine = c.engine()
     if not detach and not sys.stdin.isatty():
         raise UsageError("claudy needs a terminal to attach", hint="use claudy -d DIR in scripts")

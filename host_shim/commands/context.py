@@ -17,7 +17,7 @@ from rich.markup import escape
 
 from hal_common.config import Config, load_config
 from hal_common.layout import HostLayout
-from hal_common.projects import check_roots, expand_roots
+from hal_common.projects import PathPolicy, check_roots, expand_roots
 from host_shim.adapters.engine import HostEngine
 from host_shim.core.handover import DEFAULT_TERM
 from host_shim.core.parent_spec import HostUser
@@ -29,12 +29,14 @@ ENGINE_HINT = (
 )
 
 
-def host_user(env: Mapping[str, str]) -> HostUser:
-    """The invoking user: under sudo, the user who ran sudo."""
+def host_user(env: Mapping[str, str], home: str = "") -> HostUser:
+    """The invoking user: under sudo, the user who ran sudo. `home` is the home the roots
+    are expanded from (resolved: the parent compares resolved paths with it)."""
     uid, gid = os.getuid(), os.getgid()
+    real_home = os.path.realpath(home) if home else ""
     if uid == 0 and env.get("SUDO_UID"):
-        return HostUser(int(env["SUDO_UID"]), int(env.get("SUDO_GID", "0")))
-    return HostUser(uid, gid)
+        return HostUser(int(env["SUDO_UID"]), int(env.get("SUDO_GID", "0")), real_home)
+    return HostUser(uid, gid, real_home)
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,8 @@ class Host:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Host:
-        return cls(env, HostLayout.from_env(env), host_user(env), stderr_console())
+        layout = HostLayout.from_env(env)
+        return cls(env, layout, host_user(env, str(layout.home)), stderr_console())
 
     @property
     def term(self) -> str:
@@ -68,7 +71,13 @@ class Ctx:
 
     @property
     def config_dir(self) -> str:
-        return str(self.host.layout.config_dir)
+        """hal-9000's config directory, resolved (the path policy compares resolved paths)."""
+        return os.path.realpath(self.host.layout.config_dir)
+
+    def policy(self) -> PathPolicy:
+        """The path policy claudy pre-checks with; the parent, given the same inputs
+        (HAL_ROOTS, HAL_HOST_HOME, HAL_HOST_CONFIG_DIR), decides."""
+        return PathPolicy(self.roots, self.host.user.home, self.config_dir)
 
     @property
     def err(self) -> Console:

@@ -23,6 +23,7 @@ SECURITY_OPT = ["seccomp=unconfined", "apparmor=unconfined"]
 class HostUser:
     uid: int
     gid: int
+    home: str = ""  # whose secrets (~/.ssh, …) the parent refuses as projects
 
 
 def volume_names(parent: str, layout: ParentLayout = PARENT_LAYOUT) -> dict[str, str]:
@@ -83,6 +84,9 @@ def parent_kwargs(
             "HAL_HOST_UID": str(user.uid),
             "HAL_HOST_GID": str(user.gid),
             "HAL_ROOTS": ":".join(roots),
+            # the path policy's inputs: the host user's home and hal-9000's config directory
+            "HAL_HOST_HOME": user.home,
+            "HAL_HOST_CONFIG_DIR": config_dir,
         },
         "detach": True,
         "restart_policy": {"Name": "unless-stopped"},

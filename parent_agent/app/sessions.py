@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import fcntl
 import logging
-import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -14,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from hal_common.config import Config
 from hal_common.errors import NoSuchSession, UsageError
 from hal_common.layout import ParentLayout
+from hal_common.projects import PathPolicy, resolve_project
 from parent_agent.adapters import claude_home as claude_home_mod
 from parent_agent.adapters import services, workers
 from parent_agent.adapters.engine import InnerEngine
@@ -39,16 +39,20 @@ def session_lock(session: str, lock_dir: Path) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def project_path(directory: str) -> str:
-    """The project's real path as the parent sees it (roots are mounted at the same path)."""
-    real = os.path.realpath(directory)
-    if not os.path.isdir(real):
-        raise UsageError(
-            f"{directory} is not a directory inside the parent",
-            hint="projects must lie under a configured root ([parent].roots); "
-            "after changing roots run `claudy down` so the parent remounts them",
-        )
-    return real
+def project_path(directory: str, layout: ParentLayout) -> str:
+    """The project's real path, if the path policy allows it (hal_common.projects): the one
+    gate in the parent that every way of naming a project goes through (`spawn`, `attach`,
+    the prefix-N prompt, the recent-projects menu, a path given as a NAME). The roots, the
+    host user's home and config directory are the ones claudy started the parent with; the
+    roots are mounted at the same path, so the path means the same here as on the host.
+    Raises UsageError (exit 2) naming the rule broken; nothing is created before it."""
+    return resolve_project(directory, PathPolicy.of_parent(layout))
+
+
+def looks_like_path(name_or_dir: str) -> bool:
+    """A project path rather than a session name (which never has '/' nor starts with '.',
+    '~')."""
+    return name_or_dir.startswith((".", "~")) or "/" in name_or_dir
 
 
 def host_owner(project: str, layout: ParentLayout) -> tuple[int, int]:
@@ -93,7 +97,7 @@ def spawn(
     """Ensure the worker for `directory` runs and (given a tmux UI) has a window. Idempotent.
 
     `env` is the environment `[worker].env` names are passed on from."""
-    project = project_path(directory)
+    project = project_path(directory, layout)
     uid, gid = host_owner(project, layout)
     claude_home = layout.claude_home
     existing = workers.find_by_project(engine, project)
@@ -142,13 +146,14 @@ def check_custom_name(name: str) -> None:
         )
 
 
-def resolve_name(engine: InnerEngine, name_or_dir: str) -> str:
-    """The session of an exact session name, or of the worker of a project path."""
+def resolve_name(engine: InnerEngine, name_or_dir: str, layout: ParentLayout) -> str:
+    """The session of an exact session name, or of the worker of a project path (which the
+    path policy must allow)."""
     found = workers.find_by_session(engine, name_or_dir)
     if found is not None:
         return name_or_dir
-    if name_or_dir.startswith(("/", ".", "~")) and os.path.isdir(os.path.expanduser(name_or_dir)):
-        real = os.path.realpath(os.path.expanduser(name_or_dir))
+    if looks_like_path(name_or_dir):
+        real = project_path(name_or_dir, layout)
         by_project = workers.find_by_project(engine, real)
         if by_project is not None:
             return by_project.name

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Literal, NoReturn
 
@@ -48,8 +50,28 @@ def _worker(
     p: Parent, name_or_dir: str, engine: InnerEngine | None = None
 ) -> tuple[InnerEngine, str, Worker]:
     engine = engine or p.inner()
-    name = sessions.resolve_name(engine, name_or_dir)
+    name = sessions.resolve_name(engine, name_or_dir, p.layout)
     return engine, name, workers.find_worker(engine, name)
+
+
+def _allowed(p: Parent, w: Worker) -> None:
+    """A worker is shown or started only while its project passes the path policy: one made
+    before the policy (or before a root moved) is refused, though it may still be stopped,
+    removed, or its logs read."""
+    sessions.project_path(w.project, p.layout)
+
+
+@contextmanager
+def _told(p: Parent, client: str | None) -> Iterator[None]:
+    """A refusal is said on `client`'s screen too (a key or menu ran us in the background,
+    where only the exit code would say it); it still exits with its code."""
+    try:
+        yield
+    except UsageError as e:
+        if client:
+            with suppress(Exception):  # the refusal stands, said or not
+                p.ui().message(client, f"hal-agent: {e.message}")
+        raise
 
 
 @click.command()
@@ -72,6 +94,8 @@ def spawn(
     client: str | None,
 ) -> None:
     """Start (or reuse) the worker for DIRECTORY and show its window."""
+    with _told(p, client):
+        sessions.project_path(directory, p.layout)  # before the config, engine and tmux
     cfg = p.config()
     ui = None if no_window else p.ui()
     spec = sessions.spawn(
@@ -96,11 +120,15 @@ def attach(p: Parent, target: str, image_id: str | None, client: str | None) -> 
     A project path without a worker gets one (as `spawn`); a stopped worker is started.
     """
     inner = p.inner()
-    if os.path.isdir(target) and workers.find_by_session(inner, target) is None:
+    if sessions.looks_like_path(target):
+        with _told(p, client):
+            sessions.project_path(target, p.layout)
         spec = sessions.spawn(inner, p.ui(), p.config(), target, p.layout, p.env, image_id=image_id)
         name, container = spec.session, spec.container
     else:
         _, name, w = _worker(p, target, inner)
+        with _told(p, client):
+            _allowed(p, w)
         if w.state != "running":
             inner.start(w.container, f"starting {name}")
         container = w.container
@@ -136,6 +164,8 @@ def ls_(p: Parent, as_json: bool, show_all: bool) -> None:
 def start(p: Parent, name: str, client: str | None) -> None:
     """Start a stopped worker (its agent starts afresh) and open its window."""
     engine, name, w = _worker(p, name)
+    with _told(p, client):
+        _allowed(p, w)
     engine.start(w.container, f"starting {name}")
     window_for(p, name, w.container, client)
     click.echo(f"started {name}")
@@ -165,6 +195,8 @@ def restart(p: Parent, name: str, client: str | None) -> None:
 
 def restart_worker(p: Parent, name: str, client: str | None) -> None:
     engine, name, w = _worker(p, name)
+    with _told(p, client):
+        _allowed(p, w)
     p.ui().kill_window(name)
     engine.restart(w.container, timeout=10, what=f"restarting {name}")
     window_for(p, name, w.container, client)

@@ -24,3 +24,13 @@ def test_resolve_security() -> None:
     assert resolve_security("auto", {"runc"}) == "caps"
     assert resolve_security("auto", {"runc", "sysbox-runc"}) == "sysbox"
     assert resolve_security("privileged", {"sysbox-runc"}) == "privileged"
+
+
+def test_the_parent_is_told_the_path_policys_inputs() -> None:
+    kw = parent_kwargs(
+        Config(), ("/home/u", "/srv"), "/home/u/.config/hal9000", HostUser(7, 8, "/home/u"), "caps"
+    )
+    env = kw["environment"]
+    assert env["HAL_ROOTS"] == "/home/u:/srv"
+    assert env["HAL_HOST_HOME"] == "/home/u"
+    assert env["HAL_HOST_CONFIG_DIR"] == "/home/u/.config/hal9000"
