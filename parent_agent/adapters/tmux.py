@@ -120,8 +120,11 @@ class TmuxUI:
         (session,) = self._cmd("display-message", "-p", "-c", client, "#{client_session}")
         self._cmd("select-window", "-t", f"={session}:={window}")
 
-    def message(self, client: str, text: str) -> None:
-        self._cmd("display-message", "-c", client, text)
+    def message(self, client: str, text: str, hold: bool = False) -> None:
+        """`text` on `client`'s status line (literally: `#` is not a format there); `hold`:
+        until a key is pressed, not for tmux's `display-time`."""
+        literal = text.replace("#", "##")
+        self._cmd("display-message", "-c", client, *(["-d", "0"] if hold else []), literal)
 
     def confirm(self, client: str, prompt: str, command: str) -> None:
         self._cmd("confirm-before", "-t", client, "-p", prompt, command)

@@ -296,8 +296,14 @@ def key(p: Parent, action: str, client: str, window: str) -> None:
     if action == "new-session":
         engine = p.inner()
         recent = sorted(workers.list_workers(engine), key=lambda w: w.created or 0, reverse=True)
+        # a project path is shown literally (a label is a tmux format: `#(…)` would run);
+        # picking one attaches by name, and attach refuses a project the path policy now does
         items = [
-            (w.project, str(i + 1), f'run-shell -b "{me} attach --client {c} {w.name}"')
+            (
+                w.project.replace("#", "##"),
+                str(i + 1),
+                f'run-shell -b "{me} attach --client {c} {w.name}"',
+            )
             for i, w in enumerate(recent[:9])
         ]
         spawn = f"run-shell -b '{me} spawn --client {c} %%'"

@@ -70,7 +70,7 @@ def _told(p: Parent, client: str | None) -> Iterator[None]:
     except UsageError as e:
         if client:
             with suppress(Exception):  # the refusal stands, said or not
-                p.ui().message(client, f"hal-agent: {e.message}")
+                p.ui().message(client, f"hal-agent: {e.message}", hold=True)
         raise
 
 
