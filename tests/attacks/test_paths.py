@@ -134,7 +134,8 @@ def _dashboard_screen(env: HostParent) -> str:
 
 
 def _mark_shown(env: HostParent, tag: str) -> Callable[[], bool]:
-    return lambda: f":{tag}" in _dashboard_screen(env)
+    """The command's exit code, tagged, is on the screen (not just the typed line)."""
+    return lambda: re.search(rf"rc=\d+:{tag}", _dashboard_screen(env)) is not None
 
 
 def test_hal_agent_typed_in_the_dashboard_is_refused(env: HostParent) -> None:
