@@ -119,10 +119,11 @@ def attach(p: Parent, target: str, image_id: str | None, client: str | None) -> 
 
     A project path without a worker gets one (as `spawn`); a stopped worker is started.
     """
-    inner = p.inner()
     if sessions.looks_like_path(target):
         with _told(p, client):
-            sessions.project_path(target, p.layout)
+            sessions.project_path(target, p.layout)  # before the engine and tmux
+    inner = p.inner()
+    if sessions.looks_like_path(target):
         spec = sessions.spawn(inner, p.ui(), p.config(), target, p.layout, p.env, image_id=image_id)
         name, container = spec.session, spec.container
     else:
