@@ -207,10 +207,10 @@ def confinement(spec: WorkerSpec) -> dict[str, Any]:
     /var/tmp and HOME (the Claude state mounts land on HOME's tmpfs: the engine mounts by
     depth); its passwd and group from the parent, read-only; its limits, always set.
 
-    The tmpfs mounts are `exec` (the agent runs what it builds there, as in the project) and
-    `notmpcopyup` (HOME is the worker user's, 0700, not the image directory's mode); what is
-    written there counts against the worker's memory limit."""
-    common = "rw,exec,nosuid,nodev,notmpcopyup"
+    The tmpfs mounts are `exec` (the agent runs what it builds there, as in the project);
+    the engine copies the image's directory into each (its mode too: the image's /home/hal
+    is 0700); what is written there counts against the worker's memory limit."""
+    common = "rw,exec,nosuid,nodev"
     kwargs: dict[str, Any] = {
         "user": f"{spec.uid}:{spec.gid}",
         "cap_drop": ["ALL"],
