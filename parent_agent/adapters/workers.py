@@ -12,6 +12,7 @@ from typing import Any
 from hal_common import labels
 from hal_common.config import WorkerConfig
 from hal_common.errors import HalError, ImageMissing, NameConflict, NoSuchSession
+from hal_common.layout import ParentLayout
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core.model import Failure, Listed, Outcome, Worker, to_worker
 from parent_agent.core.spec import (
@@ -142,6 +143,24 @@ def write_identity(run_dir: str, uid: int, gid: int) -> None:
             fh.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
+
+
+def restore_identities(engine: InnerEngine, layout: ParentLayout) -> int:
+    """Write the passwd and group files of every worker from its inspect data (its user and
+    session): a new parent (after `claudy down`) has none, and a stopped worker started by
+    `hal-agent start` or its restart policy needs them. How many were written."""
+    done = 0
+    for attrs in engine.inspect_all(labels.ROLE_WORKER, what="listing workers"):
+        config = attrs.get("Config") or {}
+        session = (config.get("Labels") or {}).get(labels.SESSION, "")
+        uid, _, gid = str(config.get("User") or "").partition(":")
+        if session and uid.isdigit() and gid.isdigit():
+            try:
+                write_identity(str(layout.worker_run(session)), int(uid), int(gid))
+                done += 1
+            except OSError as e:
+                log.warning("could not write the passwd of %s: %s", session, e)
+    return done
 
 
 def _state(attrs: dict[str, Any]) -> str:
