@@ -227,9 +227,18 @@ def _doctor_workers(
     import os
 
     from hal_common import labels
-    from parent_agent.core.posture import ENGINE_SOCKETS, posture
+    from parent_agent.core.posture import ENGINE_SOCKETS, engine_seccomp, posture
     from parent_agent.core.spec import owner_note
 
+    seccomp = engine_seccomp(engine.info())
+    report(
+        seccomp,
+        "worker confinement",
+        "the inner engine applies its default seccomp profile"
+        if seccomp
+        else "the inner engine has no seccomp: workers run without a system call filter",
+        "the parent's dockerd must be built with seccomp (Debian's docker.io is)",
+    )
     for attrs in engine.inspect_all(labels.ROLE_WORKER, what="listing workers"):
         name = str(attrs.get("Name") or "").lstrip("/")
         status = None

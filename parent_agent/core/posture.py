@@ -44,6 +44,12 @@ class Posture:
         return self.uid == DEDICATED_UID
 
 
+def engine_seccomp(info: Mapping[str, Any]) -> bool:
+    """The engine (its `info`) applies a seccomp profile to containers by default."""
+    opts = [str(o) for o in info.get("SecurityOptions") or []]
+    return any("name=seccomp" in o and "profile=unconfined" not in o for o in opts)
+
+
 def proc_status(text: str) -> dict[str, str]:
     """`/proc/PID/status` as a mapping of its fields (values stripped)."""
     out: dict[str, str] = {}

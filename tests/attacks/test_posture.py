@@ -73,6 +73,10 @@ def cases(env: HostParent) -> dict[str, Case]:
     for c in found.values():
         res = env.claudy("-d", str(c.project))
         assert res.returncode == 0, res.stderr + res.stdout
+        told = f"{c.project} belongs to root" in res.stderr
+        assert told == (c.uid == DEDICATED_UID), res.stderr  # the user is told, at once
+        if c.name == "rootonly":
+            assert "cannot write it" in res.stderr and f"chgrp -R {DEDICATED_GID}" in res.stderr
     return found
 
 
@@ -330,6 +334,7 @@ def test_doctor_shows_each_workers_posture_and_flags_an_outdated_one(
     env: HostParent, cases: dict[str, Case]
 ) -> None:
     code, out = env.run(["hal-agent", "doctor"])
+    assert "✓ worker confinement: the inner engine applies its default seccomp profile" in out
     for c in cases.values():
         line = next(x for x in out.splitlines() if f"worker {session_name(str(c.project))}:" in x)
         assert line.startswith("✓"), line

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hal_common.config import WorkerConfig
-from parent_agent.core.posture import posture, proc_status
+from parent_agent.core.posture import engine_seccomp, posture, proc_status
 from parent_agent.core.spec import DEDICATED_UID, create_kwargs, worker_spec
 
 HARDENED_STATUS = """Name:\ttini
@@ -96,3 +96,9 @@ def test_what_the_process_has_counts_not_only_what_was_asked() -> None:
 def test_proc_status_fields() -> None:
     assert proc_status(HARDENED_STATUS)["Seccomp"] == "2"
     assert proc_status("junk\nUid:\t1 2 3 4\n")["Uid"] == "1 2 3 4"
+
+
+def test_engine_seccomp() -> None:
+    assert engine_seccomp({"SecurityOptions": ["name=seccomp,profile=default", "name=cgroupns"]})
+    assert not engine_seccomp({"SecurityOptions": ["name=seccomp,profile=unconfined"]})
+    assert not engine_seccomp({"SecurityOptions": None})
