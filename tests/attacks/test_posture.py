@@ -370,3 +370,23 @@ def test_a_project_only_root_may_write_stays_unwritten(
     assert "Permission denied" in out
     assert not (c.project / "x").exists()
     assert os.stat(c.project).st_uid == 0  # nothing was changed behind the user's back
+
+
+def test_a_host_user_behind_sudo_runs_the_worker_even_on_roots_project(
+    host_parents: Callable[..., HostParent],
+) -> None:
+    """claudy by `sudo` (SUDO_UID set): the worker is that user's, whoever owns the project."""
+    env = host_parents(
+        "posture-sudo",
+        extra=NO_BUILTIN_SERVICES,
+        env={"SUDO_UID": str(UID), "SUDO_GID": str(GID)},
+    )
+    proj = chown_project(env.root / "theirs", 0, 0)
+    res = env.claudy("-d", str(proj))
+    assert res.returncode == 0, res.stderr
+    assert "belongs to root" not in res.stderr  # the worker is the user's: nothing to tell
+    c = Case("sudo", proj, UID, GID)
+    assert_unprivileged(ok(env, c, "cat /proc/$(hal-worker pid)/status"), c, "the agent")
+    assert_unprivileged(ok(env, c, "cat /proc/self/status"), c, "a docker exec shell")
+    refused(env, c, "unshare -U -r id")
+    refused(env, c, "touch /etc/x")
