@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from hal_common import __version__, labels
 from hal_common.config import WorkerConfig, parse_memory
-from hal_common.config_schema import WORKER_MIN_MEMORY, WORKER_MIN_PIDS
+from hal_common.config_schema import WORKER_MIN_CPUS, WORKER_MIN_MEMORY, WORKER_MIN_PIDS
 from hal_common.layout import WORKER_CLAUDE_HOME, WORKER_HOME, ParentLayout
 from hal_common.naming import container_name, session_name
 
@@ -156,8 +157,9 @@ def _memory(cfg: WorkerConfig) -> int:
 
 
 def _nano_cpus(cfg: WorkerConfig) -> int:
-    nano = int(cfg.cpus * 1e9) if cfg.cpus == cfg.cpus else 0  # NaN: none
-    return nano if nano >= 10_000_000 else int(_DEFAULT.cpus * 1e9)  # the engine's 0.01
+    if not math.isfinite(cfg.cpus) or cfg.cpus < WORKER_MIN_CPUS:
+        return int(_DEFAULT.cpus * 1e9)
+    return int(cfg.cpus * 1e9)
 
 
 def _pids(cfg: WorkerConfig) -> int:

@@ -62,7 +62,13 @@ def test_create_kwargs_confine_the_worker() -> None:
 
 
 @pytest.mark.parametrize(
-    "cfg", [WorkerConfig(memory="", cpus=0.0, pids=0), WorkerConfig(memory="0", pids=-1)]
+    "cfg",
+    [
+        WorkerConfig(memory="", cpus=0.0, pids=0),
+        WorkerConfig(memory="0", pids=-1),
+        WorkerConfig(memory="lots", cpus=float("inf")),
+        WorkerConfig(cpus=float("nan")),
+    ],
 )
 def test_a_worker_config_without_limits_still_gets_limits(cfg: WorkerConfig) -> None:
     kw = confinement(worker_spec("/p", cfg, 1000, 1000, {}))
