@@ -25,6 +25,13 @@ _UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
 _CONTAINER_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _ENV_NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
+# A worker always runs with limits: these are the least the config accepts. Below 64 MiB
+# nothing of a worker starts (Claude Code alone takes ~200 MiB); below 64 pids Claude Code's
+# threads, tmux, a shell and git no longer fit; the engine's CPU granularity is 0.01.
+WORKER_MIN_MEMORY = 64 << 20
+WORKER_MIN_PIDS = 64
+WORKER_MIN_CPUS = 0.01
+
 
 def parse_memory(text: str) -> int:
     """'512m' → bytes; '' or '0' → 0 (no limit)."""
@@ -237,6 +244,30 @@ def _memory(v: str) -> str | None:
     return None
 
 
+def _worker_memory(v: str) -> str | None:
+    try:
+        size = parse_memory(v)
+    except ValueError:
+        return f"is not a memory size: {v!r} (use e.g. '512m', '4g')"
+    if size < WORKER_MIN_MEMORY:
+        return f"is {v!r}; a worker always has a memory limit, at least '64m' (e.g. '4g')"
+    return None
+
+
+def _worker_cpus(v: float) -> str | None:
+    if not math.isfinite(v):
+        return "must be a finite number"
+    if v < WORKER_MIN_CPUS:
+        return f"is {v!r}; a worker always has a CPU limit, at least {WORKER_MIN_CPUS} (e.g. 2)"
+    return None
+
+
+def _worker_pids(v: int) -> str | None:
+    if v < WORKER_MIN_PIDS:
+        return f"is {v!r}; a worker always has a process limit, at least {WORKER_MIN_PIDS}"
+    return None
+
+
 def _not_negative(v: float) -> str | None:
     if isinstance(v, float) and not math.isfinite(v):
         return "must be a finite number"
@@ -276,9 +307,9 @@ _CHECKS: dict[tuple[str, str], Any] = {
     ("parent", "cpus"): _not_negative,
     ("worker", "image"): _non_empty,
     ("worker", "command"): _non_empty,
-    ("worker", "memory"): _memory,
-    ("worker", "cpus"): _not_negative,
-    ("worker", "pids"): _not_negative,
+    ("worker", "memory"): _worker_memory,
+    ("worker", "cpus"): _worker_cpus,
+    ("worker", "pids"): _worker_pids,
     ("worker", "network"): _one_of(NETWORK_MODES),
     ("worker", "restart"): _one_of(RESTART_POLICIES),
     ("worker", "env"): _env_names,

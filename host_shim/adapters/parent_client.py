@@ -8,6 +8,7 @@ HalError from the façade, as anywhere else.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from hal_common.errors import HalError
@@ -18,6 +19,7 @@ from host_shim.core.fastpath import Probe, parse_probe, probe_script
 from host_shim.core.parent_spec import PARENT_LAYOUT
 
 AGENT = "hal-agent"
+log = logging.getLogger(__name__)
 PREFIX_AUTH = "the parent could not say what is imported: "
 
 
@@ -108,7 +110,10 @@ class ParentClient:
     def spawn(self, project: str, image_id: str) -> str:
         """Start (or reuse) `project`'s worker and its window; its session name."""
         argv = ["spawn", project, "--no-attach", "--image-id", image_id]
-        return self._ok(self._ask(argv, "spawning the worker"), "spawn").strip()
+        out = self._ok(self._ask(argv, "spawning the worker"), "spawn").strip().splitlines()
+        for line in out[:-1]:  # what the parent warned about (the output is both streams)
+            log.warning("%s", line)
+        return out[-1].strip() if out else ""
 
     def import_credential(self, wire: bytes) -> str:
         """Store a credential: its wire form goes on stdin, never in argv or env."""

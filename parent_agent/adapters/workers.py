@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -11,9 +12,19 @@ from typing import Any
 from hal_common import labels
 from hal_common.config import WorkerConfig
 from hal_common.errors import HalError, ImageMissing, NameConflict, NoSuchSession
+from hal_common.layout import ParentLayout
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core.model import Failure, Listed, Outcome, Worker, to_worker
-from parent_agent.core.spec import WorkerSpec, create_kwargs, limits_body, same_spec
+from parent_agent.core.spec import (
+    GROUP,
+    PASSWD,
+    WorkerSpec,
+    create_kwargs,
+    group_text,
+    limits_body,
+    passwd_text,
+    same_spec,
+)
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +105,7 @@ def ensure_worker(engine: InnerEngine, spec: WorkerSpec, claude_home: str) -> di
     would bring back what the config no longer says. A running one is left alone.
     """
     what = f"starting worker {spec.session}"
+    write_identity(spec.run_dir, spec.uid, spec.gid)
     attrs = engine.inspect(spec.container, what)
     if attrs is not None and _state(attrs) != "running" and not same_spec(attrs, spec):
         log.info("recreating outdated worker %s", spec.container)
@@ -112,6 +124,43 @@ def ensure_worker(engine: InnerEngine, spec: WorkerSpec, claude_home: str) -> di
             raise NoSuchSession(f"{what}: {spec.container} was removed as it started")
         log.info("started worker %s", spec.container)
     return attrs
+
+
+def write_identity(run_dir: str, uid: int, gid: int) -> None:
+    """The worker's /etc/passwd and /etc/group, in its parent-only directory (root's, 0755;
+    the files 0644, mounted read-only). Rewritten before each start: the directory is in the
+    parent's run directory, which a new parent does not have. A directory the engine made in
+    a file's place (it does so for a missing bind source) is replaced."""
+    if not run_dir:
+        return
+    os.makedirs(run_dir, mode=0o755, exist_ok=True)
+    for name, text in ((PASSWD, passwd_text(uid, gid)), (GROUP, group_text(gid))):
+        path = os.path.join(run_dir, name)
+        if os.path.isdir(path) and not os.path.islink(path):
+            os.rmdir(path)  # empty: made by the engine for a missing bind source
+        tmp = f"{path}.tmp"
+        with open(tmp, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+
+
+def restore_identities(engine: InnerEngine, layout: ParentLayout) -> int:
+    """Write the passwd and group files of every worker from its inspect data (its user and
+    session): a new parent (after `claudy down`) has none, and a stopped worker started by
+    `hal-agent start` or its restart policy needs them. How many were written."""
+    done = 0
+    for attrs in engine.inspect_all(labels.ROLE_WORKER, what="listing workers"):
+        config = attrs.get("Config") or {}
+        session = (config.get("Labels") or {}).get(labels.SESSION, "")
+        uid, _, gid = str(config.get("User") or "").partition(":")
+        if session and uid.isdigit() and gid.isdigit():
+            try:
+                write_identity(str(layout.worker_run(session)), int(uid), int(gid))
+                done += 1
+            except OSError as e:
+                log.warning("could not write the passwd of %s: %s", session, e)
+    return done
 
 
 def _state(attrs: dict[str, Any]) -> str:

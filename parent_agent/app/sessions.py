@@ -18,7 +18,7 @@ from parent_agent.adapters import claude_home as claude_home_mod
 from parent_agent.adapters import services, workers
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core import services as services_core
-from parent_agent.core.spec import WorkerSpec, pick_owner, worker_spec
+from parent_agent.core.spec import WorkerSpec, owner_note, pick_owner, worker_spec
 from parent_agent.core.tmux import worker_window_command
 
 if TYPE_CHECKING:
@@ -57,7 +57,11 @@ def looks_like_path(name_or_dir: str) -> bool:
 
 def host_owner(project: str, layout: ParentLayout) -> tuple[int, int]:
     st = Path(project).stat()
-    return pick_owner(layout.host_uid, layout.host_gid, st.st_uid, st.st_gid)
+    uid, gid = pick_owner(layout.host_uid, layout.host_gid, st.st_uid, st.st_gid)
+    note = owner_note(uid, gid, project, st.st_uid, st.st_gid, st.st_mode)
+    if note:
+        log.warning("%s", note)
+    return uid, gid
 
 
 def prepare_claude_home(
@@ -110,7 +114,7 @@ def spawn(
             )
     elif existing is not None:
         name = existing.name  # the project's worker, whatever its name
-    spec = worker_spec(project, cfg.worker, uid, gid, env, session=name, image=image)
+    spec = worker_spec(project, cfg.worker, uid, gid, env, session=name, image=image, layout=layout)
     with session_lock(spec.session, layout.lock_dir):
         workers.check_image(engine, spec.image, image_id)
         prepare_claude_home(claude_home, uid, gid, project, layout.lock_dir)

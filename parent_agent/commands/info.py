@@ -18,6 +18,7 @@ from rich.table import Table
 
 from hal_common import __version__
 from hal_common.errors import HalError
+from hal_common.layout import ParentLayout
 from hal_common.protocol import ServicesReply, StatsReply
 from hal_common.shared_services import ServiceSpec
 from parent_agent.adapters import claude_home, workers
@@ -183,6 +184,7 @@ def doctor(p: Parent) -> None:
                 "run claudy on the host; it loads the image into the parent",
             )
         _doctor_services(engine, cfg.services, report)
+        _doctor_workers(engine, p.layout, report)
     except HalError as e:
         report(False, "inner engine", e.message, "see /var/log/hal9000/dockerd.log")
     ui = p.ui()
@@ -215,6 +217,58 @@ def doctor(p: Parent) -> None:
         where = f"{human_bytes(free)} free under {p.layout.inner_data_root}"
         report(free > 2 << 30, "disk", where, "hal-agent gc removes stopped workers")
     raise SystemExit(1 if failures else 0)
+
+
+def _doctor_workers(
+    engine: InnerEngine, layout: ParentLayout, report: Callable[[bool, str, str, str], None]
+) -> None:
+    """Each worker's posture: its user, capabilities, no-new-privileges, seccomp, read-only
+    root, limits and network, from its inspect data and its init's /proc/1/status."""
+    import os
+
+    from hal_common import labels
+    from parent_agent.core.posture import ENGINE_SOCKETS, engine_seccomp, posture
+    from parent_agent.core.spec import owner_note
+
+    seccomp = engine_seccomp(engine.info())
+    report(
+        seccomp,
+        "worker confinement",
+        "the inner engine applies its default seccomp profile"
+        if seccomp
+        else "the inner engine has no seccomp: workers run without a system call filter",
+        "the parent's dockerd must be built with seccomp (Debian's docker.io is)",
+    )
+    for attrs in engine.inspect_all(labels.ROLE_WORKER, what="listing workers"):
+        name = str(attrs.get("Name") or "").lstrip("/")
+        status = None
+        if (attrs.get("State") or {}).get("Status") == "running":
+            try:
+                res = engine.exec(name, ["cat", "/proc/1/status"], f"reading {name}'s status")
+                status = res.output if res.exit_code == 0 else None
+            except HalError:
+                status = None  # stopped meanwhile
+        p = posture(attrs, status, (str(layout.inner_docker_sock), *ENGINE_SOCKETS))
+        session = (attrs.get("Config") or {}).get("Labels", {}).get(labels.SESSION, name)
+        project = (attrs.get("Config") or {}).get("Labels", {}).get(labels.PROJECT, "")
+        detail = ", ".join(p.facts) + ("" if p.state == "running" else f" ({p.state})")
+        if not p.ok:
+            detail = f"NOT HARDENED: {'; '.join(p.problems)} [{detail}]"
+        fix = (
+            f"an older worker: hal-agent stop {session} && hal-agent rm {session}, then "
+            f"claudy {project or 'DIR'} creates it hardened"
+        )
+        report(p.ok, f"worker {session}", detail, fix)
+        if p.dedicated and project:
+            try:
+                st = os.stat(project)
+            except OSError:
+                continue
+            group = str(attrs["Config"].get("User") or "").partition(":")[2]
+            gid = int(group) if group.isdigit() else st.st_gid
+            note = owner_note(p.uid or 0, gid, project, st.st_uid, st.st_gid, st.st_mode)
+            if note:
+                click.echo(f"    ! {note}")
 
 
 def _doctor_services(

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from hal_common import __version__, labels
 from hal_common.config import WorkerConfig, parse_memory
-from hal_common.layout import WORKER_CLAUDE_HOME
+from hal_common.config_schema import WORKER_MIN_CPUS, WORKER_MIN_MEMORY, WORKER_MIN_PIDS
+from hal_common.layout import WORKER_CLAUDE_HOME, WORKER_HOME, ParentLayout
 from hal_common.naming import container_name, session_name
 
 
@@ -30,18 +32,70 @@ class WorkerSpec:
     restart: str
     env: dict[str, str]
     labels: dict[str, str]
+    run_dir: str = ""  # the parent's files of this worker (its passwd, group); "" for none
+
+
+# The uid a worker runs as when both the host user and the project's owner are root: outside
+# the range useradd hands out (UID_MAX 60000) and Debian's allocations (60000-64999), below
+# nobody (65534); 65532 is also the usual "nonroot" uid of distroless images, so files it
+# writes on the host show up as a known non-user. Also the group when the project's is root's.
+DEDICATED_UID = 65532
+DEDICATED_GID = 65532
 
 
 def pick_owner(host_uid: int, host_gid: int, dir_uid: int, dir_gid: int) -> tuple[int, int]:
-    """The uid/gid a worker runs as: the host user (the one behind sudo), so that what the
-    agent writes is theirs. When that is root, the project's owner: a root-owned project
-    under /root is only usable as root, and a project of another user is theirs."""
+    """The uid/gid a worker runs as, never 0: the host user (the one behind sudo), so that
+    what the agent writes is theirs. When that is root, the project's owner (a project of
+    another user is theirs). When that is root too, `DEDICATED_UID` with the project's group:
+    the agent writes the project where its group may (see `owner_note`). Group 0 is never
+    handed out either: `DEDICATED_GID` stands in for it."""
     if host_uid != 0:
-        return host_uid, host_gid
-    return dir_uid, dir_gid
+        uid, gid = host_uid, host_gid
+    elif dir_uid != 0:
+        uid, gid = dir_uid, dir_gid
+    else:
+        uid, gid = DEDICATED_UID, dir_gid
+    return uid, gid or DEDICATED_GID
 
 
-LAYOUT = 2  # the mounts create_kwargs makes; 2: read-only plugins
+def owner_note(
+    uid: int, gid: int, project: str, dir_uid: int, dir_gid: int, dir_mode: int
+) -> str | None:
+    """What to tell the user when the worker runs as the dedicated uid (the project is root's
+    and so is claudy): whether the agent can write the project, and how to let it. None
+    otherwise. Nothing is changed on the user's behalf."""
+    if uid != DEDICATED_UID:
+        return None
+    note = (
+        f"{project} belongs to root ({dir_uid}:{dir_gid}) and claudy runs as root: the agent "
+        f"runs as uid {uid}, group {gid}, never as root"
+    )
+    if dir_mode & (0o020 if gid == dir_gid else 0o002):
+        return f"{note}, and can write it"
+    return (
+        f"{note}, and cannot write it. To let it: `chgrp -R {gid} {project} && chmod -R g+rwX "
+        f"{project}`, or own the project as your user and run claudy as that user (or by sudo)"
+    )
+
+
+def passwd_text(uid: int, gid: int) -> str:
+    """The worker's /etc/passwd: root, nobody, and `hal` for the uid it runs as (ssh and git
+    refuse a user the passwd file does not know). Mounted read-only."""
+    rows = [
+        (0, "root:x:0:0:root:/root:/usr/sbin/nologin"),
+        (65534, "nobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin"),
+    ]
+    mine = f"hal:x:{uid}:{gid}:hal-9000 agent:{WORKER_HOME}:/bin/sh"
+    return "".join(f"{row}\n" for n, row in rows if n != uid) + mine + "\n"
+
+
+def group_text(gid: int) -> str:
+    """The worker's /etc/group: root, tty (the group of /dev/pts), nogroup, and `hal`."""
+    rows = [(0, "root:x:0:"), (5, "tty:x:5:"), (65534, "nogroup:x:65534:")]
+    return "".join(f"{row}\n" for n, row in rows if n != gid) + f"hal:x:{gid}:\n"
+
+
+LAYOUT = 3  # the mounts create_kwargs makes; 2: read-only plugins; 3: hardened (confinement)
 
 
 def template_hash(cfg: WorkerConfig, image: str | None = None) -> str:
@@ -60,8 +114,10 @@ def worker_spec(
     environ: Mapping[str, str],
     session: str | None = None,
     image: str | None = None,
+    layout: ParentLayout | None = None,
 ) -> WorkerSpec:
-    """The worker for `project`; `[worker].env` names take their values from `environ`."""
+    """The worker for `project`; `[worker].env` names take their values from `environ`.
+    `layout` (default: the parent image's) says where the worker's parent-side files go."""
     session = session or session_name(project)
     image = image or cfg.image
     env = {k: environ[k] for k in cfg.env if k in environ}
@@ -73,9 +129,9 @@ def worker_spec(
         command=cfg.command,
         uid=uid,
         gid=gid,
-        memory=parse_memory(cfg.memory),
-        nano_cpus=int(cfg.cpus * 1e9),
-        pids=cfg.pids,
+        memory=_memory(cfg),
+        nano_cpus=_nano_cpus(cfg),
+        pids=_pids(cfg),
         network=cfg.network,
         restart=cfg.restart,
         env=env,
@@ -83,7 +139,31 @@ def worker_spec(
             **labels.worker_labels(session, project, image, __version__),
             labels.TEMPLATE: template_hash(cfg, image),
         },
+        run_dir=str((layout or ParentLayout()).worker_run(session)),
     )
+
+
+# Limits are always set. The config refuses values below the floors (config_schema); a
+# WorkerConfig made in code that bypasses those checks gets the defaults instead of no limit.
+_DEFAULT = WorkerConfig()
+
+
+def _memory(cfg: WorkerConfig) -> int:
+    try:
+        memory = parse_memory(cfg.memory)
+    except ValueError:
+        memory = 0
+    return memory if memory >= WORKER_MIN_MEMORY else parse_memory(_DEFAULT.memory)
+
+
+def _nano_cpus(cfg: WorkerConfig) -> int:
+    if not math.isfinite(cfg.cpus) or cfg.cpus < WORKER_MIN_CPUS:
+        return int(_DEFAULT.cpus * 1e9)
+    return int(cfg.cpus * 1e9)
+
+
+def _pids(cfg: WorkerConfig) -> int:
+    return cfg.pids if cfg.pids >= WORKER_MIN_PIDS else _DEFAULT.pids
 
 
 def create_kwargs(spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
@@ -102,8 +182,9 @@ def create_kwargs(spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
     }
     if spec.restart == "on-failure":
         kwargs["restart_policy"]["MaximumRetryCount"] = 3
-    kwargs["volumes"] = mounts(spec, claude_home)
-    kwargs.update(confinement(spec))
+    confined = confinement(spec)
+    kwargs["volumes"] = {**mounts(spec, claude_home), **confined.pop("volumes", {})}
+    kwargs.update(confined)
     kwargs.update(network(spec))
     return kwargs
 
@@ -118,16 +199,41 @@ def mounts(spec: WorkerSpec, claude_home: str) -> dict[str, dict[str, str]]:
     }
 
 
+PASSWD, GROUP = "passwd", "group"  # the files in `spec.run_dir`, mounted on /etc
+
+
 def confinement(spec: WorkerSpec) -> dict[str, Any]:
-    """Who the worker runs as and what it may use: its user and its limits."""
-    kwargs: dict[str, Any] = {"user": f"{spec.uid}:{spec.gid}"}
-    if spec.memory:
-        kwargs["mem_limit"] = spec.memory
-        kwargs["memswap_limit"] = spec.memory  # no swap beyond the limit (live updates keep it)
-    if spec.nano_cpus:
-        kwargs["nano_cpus"] = spec.nano_cpus
-    if spec.pids:
-        kwargs["pids_limit"] = spec.pids
+    """Who the worker runs as and what it may use: never root, no capabilities, no new
+    privileges, the engine's default seccomp profile (set by leaving it alone), no devices
+    but the engine's defaults, no engine socket; a read-only image with tmpfs on /tmp,
+    /var/tmp and HOME (the Claude state mounts land on HOME's tmpfs: the engine mounts by
+    depth); its passwd and group from the parent, read-only; its limits, always set.
+
+    The tmpfs mounts are `exec` (the agent runs what it builds there, as in the project);
+    the engine copies the image's directory into each (its mode too: the image's /home/hal
+    is 0700); what is written there counts against the worker's memory limit."""
+    common = "rw,exec,nosuid,nodev"
+    kwargs: dict[str, Any] = {
+        "user": f"{spec.uid}:{spec.gid}",
+        "cap_drop": ["ALL"],
+        "security_opt": ["no-new-privileges"],
+        "privileged": False,
+        "read_only": True,
+        "tmpfs": {
+            "/tmp": f"{common},mode=1777",  # noqa: S108 - the worker's own tmpfs
+            "/var/tmp": f"{common},mode=1777",  # noqa: S108 - the worker's own tmpfs
+            WORKER_HOME: f"{common},mode=0700,uid={spec.uid},gid={spec.gid}",
+        },
+        "mem_limit": spec.memory,
+        "memswap_limit": spec.memory,  # no swap beyond the limit (live updates keep it)
+        "nano_cpus": spec.nano_cpus,
+        "pids_limit": spec.pids,
+    }
+    if spec.run_dir:
+        kwargs["volumes"] = {
+            f"{spec.run_dir}/{PASSWD}": {"bind": "/etc/passwd", "mode": "ro"},
+            f"{spec.run_dir}/{GROUP}": {"bind": "/etc/group", "mode": "ro"},
+        }
     return kwargs
 
 
@@ -146,11 +252,11 @@ def same_spec(attrs: Mapping[str, Any], spec: WorkerSpec) -> bool:
 
 
 def limits_body(cfg: WorkerConfig) -> dict[str, int]:
-    """The engine's update body for the worker limits of `cfg`."""
-    memory = parse_memory(cfg.memory)
+    """The engine's update body for the worker limits of `cfg` (never lifted: see `_memory`)."""
+    memory = _memory(cfg)
     return {
         "Memory": memory,
-        "MemorySwap": memory if memory else -1,  # no swap beyond the limit (as created)
-        "NanoCpus": int(cfg.cpus * 1e9),
-        "PidsLimit": cfg.pids if cfg.pids else -1,
+        "MemorySwap": memory,  # no swap beyond the limit (as created)
+        "NanoCpus": _nano_cpus(cfg),
+        "PidsLimit": _pids(cfg),
     }

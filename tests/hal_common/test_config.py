@@ -251,3 +251,19 @@ def test_read_config_refuses_empty_and_missing_when_asked(tmp_path: Path) -> Non
     assert (e.value.line, e.value.column) == (1, 1)
     path.write_text("# all defaults\n")
     assert read_config(path, {}, missing_ok=False).config == Config()
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('[worker]\nmemory = ""\n', "a worker always has a memory limit"),
+        ('[worker]\nmemory = "0"\n', "a worker always has a memory limit"),
+        ('[worker]\nmemory = "1m"\n', "at least '64m'"),
+        ("[worker]\ncpus = 0\n", "a worker always has a CPU limit"),
+        ("[worker]\npids = 0\n", "a worker always has a process limit, at least 64"),
+    ],
+)
+def test_worker_limits_cannot_be_turned_off(text: str, needle: str) -> None:
+    with pytest.raises(ConfigError, match="worker") as e:
+        parse_config(text, "c.toml")
+    assert needle in e.value.message

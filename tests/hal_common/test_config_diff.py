@@ -18,7 +18,7 @@ def test_diff_groups_changes_by_how_they_apply() -> None:
         "[services.db]\n[services.cron]\nenabled = false\n[services.gone]\n"
     )
     new = parse_config(
-        '[worker]\nmemory = "2g"\ncpus = 1\npids = 10\nimage = "b"\ncommand = ["sh"]\n'
+        '[worker]\nmemory = "2g"\ncpus = 1\npids = 100\nimage = "b"\ncommand = ["sh"]\n'
         'network = "none"\nrestart = "always"\nenv = ["X"]\n'
         '[parent]\nname = "p2"\nroots = ["/src"]\n[keys]\nprefix = "C-a"\n'
         "[dashboard]\nrefresh = 5\n[log]\nlevel = 'debug'\n[watch]\nmode = 'poll'\n"

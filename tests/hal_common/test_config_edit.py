@@ -92,9 +92,9 @@ def test_set_refuses_to_edit_a_file_that_is_already_broken(cfg_file: Path) -> No
     cfg_file.write_text("[worker]\npids = -1\n")
     with pytest.raises(ConfigError, match="already has problems") as e:
         set_in_file(cfg_file, "worker.memory", "1g")
-    assert f"{cfg_file}:2:8: [worker].pids must not be negative" in e.value.message
-    set_in_file(cfg_file, "worker.pids", "1")  # but fixing the problem itself is fine
-    assert cfg_file.read_text() == "[worker]\npids = 1\n"
+    assert f"{cfg_file}:2:8: [worker].pids is -1; a worker always has" in e.value.message
+    set_in_file(cfg_file, "worker.pids", "100")  # but fixing the problem itself is fine
+    assert cfg_file.read_text() == "[worker]\npids = 100\n"
     cfg_file.write_text("[worker\n")
     with pytest.raises(ConfigError, match="does not parse"):
         set_in_file(cfg_file, "worker.pids", "2")

@@ -68,6 +68,10 @@ def test_replies_come_back_typed() -> None:
     assert agent.sync_status().synced_at is None
     assert not agent.auth_status().present
     assert agent.spawn("/p", "sha256:1") == "p-1"
+    parent.answers["hal-agent spawn /p --no-attach --image-id sha256:1"] = ExecResult(
+        0, "/p belongs to root (0:0) and claudy runs as root: …\np-1\n"
+    )
+    assert agent.spawn("/p", "sha256:1") == "p-1"  # the warning goes to the log (stderr)
     assert agent.probe("img", "hal9000-w-p-1").windows == {"p-1"}
     assert agent.ready_now()
 

@@ -369,17 +369,17 @@ def test_a_file_bad_at_start_is_returned_not_delivered(
     assert isinstance(w.initial, ConfigRejected) and w.initial.error.line == 2
     w.save(in_place, "[worker]\npids = -1\n")  # the same error: already known to the consumer
     w.quiet()
-    w.save(in_place, "[worker]\npids = 5\n")
-    assert w.changed().worker.pids == 5
+    w.save(in_place, "[worker]\npids = 500\n")
+    assert w.changed().worker.pids == 500
 
 
 def test_no_file_at_start_means_the_defaults_with_env(tmp_path: Path) -> None:
     got: list[ConfigEvent] = []
     path = tmp_path / "new" / "config.toml"
-    w = ConfigWatcher(path, got.append, env={"HAL9000_WORKER_PIDS": "7"})
+    w = ConfigWatcher(path, got.append, env={"HAL9000_WORKER_PIDS": "700"})
     initial = w.start()
     w.stop()
-    assert initial == ConfigChanged(parse_config("[worker]\npids = 7\n"))
+    assert initial == ConfigChanged(parse_config("[worker]\npids = 700\n"))
     assert path.parent.is_dir() and got == []
 
 

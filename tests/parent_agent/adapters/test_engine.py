@@ -61,15 +61,21 @@ def test_worker_listed_and_event_from_engine_data() -> None:
     assert to_event(raw) == ContainerEvent("die", "a", labels.ROLE_WORKER, 137)
 
 
-def test_limits_body_keeps_swap_at_the_limit_and_lifts_what_is_unset() -> None:
+def test_limits_body_keeps_swap_at_the_limit_and_never_lifts_a_limit() -> None:
     assert limits_body(WorkerConfig(memory="1g", cpus=1.5, pids=100)) == {
         "Memory": 1 << 30,
         "MemorySwap": 1 << 30,
         "NanoCpus": 1_500_000_000,
         "PidsLimit": 100,
     }
-    unset = limits_body(WorkerConfig(memory="0", cpus=1.0, pids=0))
-    assert unset["MemorySwap"] == -1 and unset["PidsLimit"] == -1
+    # unset limits (only a WorkerConfig made in code can have them) are the defaults
+    unset = limits_body(WorkerConfig(memory="0", cpus=0.0, pids=0))
+    assert unset == {
+        "Memory": 4 << 30,
+        "MemorySwap": 4 << 30,
+        "NanoCpus": 2_000_000_000,
+        "PidsLimit": 1024,
+    }
 
 
 @pytest.fixture

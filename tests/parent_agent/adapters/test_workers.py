@@ -14,6 +14,7 @@ from hal_common import labels
 from hal_common.config import WorkerConfig
 from hal_common.errors import ImageMissing, NoSuchSession
 from hal_common.layout import ParentLayout
+from hal_io.engine import run_in
 from hal_testing.engine import Projects
 from parent_agent.adapters import workers
 from parent_agent.adapters.engine import InnerEngine
@@ -183,3 +184,28 @@ def test_the_lister_inspects_only_what_changed(
     c.remove()
     assert spec.session not in {w.name for w in lister(engine)}
     assert str(c.id) not in lister.cache
+
+
+def test_identity_files_are_written_read_only_and_restored(
+    engine: InnerEngine, project: Path, claude_home: str, parent_layout: ParentLayout
+) -> None:
+    spec = worker_spec(
+        str(project), WorkerConfig(memory="512m"), 1234, 1235, {}, layout=parent_layout
+    )
+    run = parent_layout.worker_run(spec.session)
+    c = ensure(engine, spec, claude_home)
+    assert (
+        (run / "passwd").read_text().endswith("hal:x:1234:1235:hal-9000 agent:/home/hal:/bin/sh\n")
+    )
+    assert oct((run / "group").stat().st_mode & 0o777) == "0o644"
+    assert run_in(c, ["id", "-un"]) == (0, "hal\n")
+    # a new parent has no run directory: the files come back for every worker
+    c.stop(timeout=1)
+    for f in run.iterdir():
+        f.unlink()
+    run.rmdir()
+    (run / "passwd").mkdir(parents=True)  # what the engine makes for a missing bind source
+    assert workers.restore_identities(engine, parent_layout) >= 1
+    assert (run / "passwd").is_file() and (run / "group").is_file()
+    c.start()
+    assert run_in(c, ["id", "-un"]) == (0, "hal\n")

@@ -1,11 +1,24 @@
-"""A worker's spec and create arguments, and whose uid it runs as."""
+"""A worker's spec and create arguments, whose uid it runs as, and how it is confined."""
 
 from __future__ import annotations
 
+import pytest
+
 from hal_common import labels
 from hal_common.config import WorkerConfig
+from hal_common.layout import ParentLayout
 from hal_common.naming import container_name, session_name
-from parent_agent.core.spec import create_kwargs, pick_owner, worker_spec
+from parent_agent.core.spec import (
+    DEDICATED_GID,
+    DEDICATED_UID,
+    confinement,
+    create_kwargs,
+    group_text,
+    owner_note,
+    passwd_text,
+    pick_owner,
+    worker_spec,
+)
 
 
 def test_worker_spec_and_create_kwargs() -> None:
@@ -24,7 +37,71 @@ def test_worker_spec_and_create_kwargs() -> None:
     assert kw["labels"][labels.MANAGED] == "true"
 
 
-def test_pick_owner_prefers_the_host_user_then_the_project_owner() -> None:
+def test_create_kwargs_confine_the_worker() -> None:
+    layout = ParentLayout(run_dir=ParentLayout().run_dir.parent / "x")
+    spec = worker_spec("/home/u/p", WorkerConfig(), 1000, 1001, {}, layout=layout)
+    kw = create_kwargs(spec, "/config/claude")
+    assert kw["cap_drop"] == ["ALL"] and "cap_add" not in kw
+    assert kw["security_opt"] == ["no-new-privileges"]  # seccomp: the engine's default profile
+    assert kw["privileged"] is False and "devices" not in kw
+    assert kw["read_only"] is True
+    assert set(kw["tmpfs"]) == {"/tmp", "/var/tmp", "/home/hal"}
+    assert (
+        "uid=1000,gid=1001" in kw["tmpfs"]["/home/hal"] and "mode=0700" in kw["tmpfs"]["/home/hal"]
+    )
+    assert all("nosuid" in o and "nodev" in o for o in kw["tmpfs"].values())
+    run = layout.worker_run(spec.session)
+    # the parent's passwd and group, read-only, next to mounts()' volumes
+    assert kw["volumes"][f"{run}/passwd"] == {"bind": "/etc/passwd", "mode": "ro"}
+    assert kw["volumes"][f"{run}/group"] == {"bind": "/etc/group", "mode": "ro"}
+    assert kw["volumes"]["/home/u/p"]["bind"] == "/home/u/p"
+    assert not any("docker.sock" in k or "/run/hal9000/docker" in k for k in kw["volumes"])
+    # limits always set
+    assert kw["mem_limit"] == kw["memswap_limit"] == 4 << 30
+    assert kw["nano_cpus"] == 2_000_000_000 and kw["pids_limit"] == 1024
+
+
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        WorkerConfig(memory="", cpus=0.0, pids=0),
+        WorkerConfig(memory="0", pids=-1),
+        WorkerConfig(memory="lots", cpus=float("inf")),
+        WorkerConfig(cpus=float("nan")),
+    ],
+)
+def test_a_worker_config_without_limits_still_gets_limits(cfg: WorkerConfig) -> None:
+    kw = confinement(worker_spec("/p", cfg, 1000, 1000, {}))
+    assert kw["mem_limit"] > 0 and kw["nano_cpus"] > 0 and kw["pids_limit"] > 0
+
+
+def test_pick_owner_never_gives_root() -> None:
     assert pick_owner(1000, 1000, 0, 0) == (1000, 1000)
     assert pick_owner(0, 0, 1234, 1235) == (1234, 1235)
-    assert pick_owner(0, 0, 0, 0) == (0, 0)  # root's own project, opened by root
+    # root's own project, opened by root: the dedicated uid, with the project's group
+    assert pick_owner(0, 0, 0, 50) == (DEDICATED_UID, 50)
+    assert pick_owner(0, 0, 0, 0) == (DEDICATED_UID, DEDICATED_GID)  # never group 0 either
+    assert pick_owner(1000, 0, 0, 0) == (1000, DEDICATED_GID)
+    assert pick_owner(0, 0, 1234, 0) == (1234, DEDICATED_GID)
+
+
+def test_owner_note_says_what_to_do_and_only_for_the_dedicated_uid() -> None:
+    assert owner_note(1234, 1235, "/p", 1234, 1235, 0o40755) is None
+    note = owner_note(DEDICATED_UID, 50, "/srv/p", 0, 50, 0o40755)
+    assert note and "cannot write it" in note and "chgrp -R 50 /srv/p" in note
+    assert "chmod -R g+rwX /srv/p" in note and "never as root" in note
+    assert "can write it" in (owner_note(DEDICATED_UID, 50, "/srv/p", 0, 50, 0o40775) or "")
+    # group 0 is not given: only "other" permissions count then
+    assert "cannot write" in (owner_note(DEDICATED_UID, DEDICATED_GID, "/p", 0, 0, 0o40775) or "")
+    assert "can write it" in (owner_note(DEDICATED_UID, DEDICATED_GID, "/p", 0, 0, 0o40777) or "")
+
+
+def test_passwd_and_group_name_the_worker_user() -> None:
+    text = passwd_text(1234, 1235)
+    assert "hal:x:1234:1235:hal-9000 agent:/home/hal:/bin/sh\n" in text
+    assert text.startswith("root:x:0:0:") and text.endswith("\n")
+    assert [line.split(":")[2] for line in text.splitlines()].count("1234") == 1
+    assert "nobody" not in passwd_text(65534, 65534)  # one name per uid
+    group = group_text(1235)
+    assert group.endswith("hal:x:1235:\n") and "root:x:0:" in group
+    assert group_text(5).count(":5:") == 1
