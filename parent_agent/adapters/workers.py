@@ -11,6 +11,7 @@ from typing import Any
 from hal_common import labels
 from hal_common.config import WorkerConfig
 from hal_common.errors import HalError, ImageMissing, NameConflict, NoSuchSession
+from hal_common.layout import ParentLayout
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core.model import Failure, Listed, Outcome, Worker, to_worker
 from parent_agent.core.spec import WorkerSpec, create_kwargs, limits_body, same_spec
@@ -85,7 +86,7 @@ def check_image(engine: InnerEngine, image: str, expected_id: str | None) -> str
     return have
 
 
-def ensure_worker(engine: InnerEngine, spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
+def ensure_worker(engine: InnerEngine, spec: WorkerSpec, layout: ParentLayout) -> dict[str, Any]:
     """The running worker for `spec` (its inspect data): started if stopped, created if
     missing. Idempotent.
 
@@ -101,7 +102,7 @@ def ensure_worker(engine: InnerEngine, spec: WorkerSpec, claude_home: str) -> di
         attrs = None
     if attrs is None:
         try:
-            attrs = engine.create(what, **create_kwargs(spec, claude_home))
+            attrs = engine.create(what, **create_kwargs(spec, layout))
             log.info("created worker %s", spec.container)
         except NameConflict:  # a concurrent spawn created it first
             attrs = _created_by_another(engine, spec.container, what)

@@ -10,8 +10,9 @@ from typing import Any
 
 from hal_common import __version__, labels
 from hal_common.config import WorkerConfig, parse_memory
-from hal_common.layout import WORKER_CLAUDE_HOME
+from hal_common.layout import WORKER_CLAUDE_HOME, WORKER_MANAGED_DIR, ParentLayout
 from hal_common.naming import container_name, session_name
+from parent_agent.core.claude_state import CREDENTIALS, SHARED_DIRS, SHARED_FILES
 
 
 @dataclass(frozen=True)
@@ -41,7 +42,7 @@ def pick_owner(host_uid: int, host_gid: int, dir_uid: int, dir_gid: int) -> tupl
     return dir_uid, dir_gid
 
 
-LAYOUT = 2  # the mounts create_kwargs makes; 2: read-only plugins
+LAYOUT = 3  # the mounts create_kwargs makes; 2: read-only plugins; 3: private Claude state
 
 
 def template_hash(cfg: WorkerConfig, image: str | None = None) -> str:
@@ -86,7 +87,7 @@ def worker_spec(
     )
 
 
-def create_kwargs(spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
+def create_kwargs(spec: WorkerSpec, layout: ParentLayout) -> dict[str, Any]:
     """Keyword arguments for `client.containers.create` (docker-py): the container's
     identity, then its mounts, its confinement and its network, each from its own function."""
     kwargs: dict[str, Any] = {
@@ -102,20 +103,30 @@ def create_kwargs(spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
     }
     if spec.restart == "on-failure":
         kwargs["restart_policy"]["MaximumRetryCount"] = 3
-    kwargs["volumes"] = mounts(spec, claude_home)
+    kwargs["volumes"] = mounts(spec, layout)
     kwargs.update(confinement(spec))
     kwargs.update(network(spec))
     return kwargs
 
 
-def mounts(spec: WorkerSpec, claude_home: str) -> dict[str, dict[str, str]]:
-    """The worker's volumes: its project, and its Claude state."""
-    return {
+def mounts(spec: WorkerSpec, layout: ParentLayout) -> dict[str, dict[str, str]]:
+    """The worker's volumes: its project; its private Claude state as its Claude home; over
+    that, read-only, the shared config (settings, CLAUDE.md, agents, commands, skills,
+    plugins), and read-write the one shared credentials file; hal-9000's managed settings.
+
+    The engine mounts a parent before what lies inside it; every source exists (the parent
+    makes them before it creates the worker)."""
+    home, state = layout.claude_home, layout.worker_state(spec.session)
+    volumes = {
         spec.project: {"bind": spec.project, "mode": "rw"},
-        claude_home: {"bind": WORKER_CLAUDE_HOME, "mode": "rw"},
-        # plugins are shared read-only: `claudy sync` installs them, workers use them
-        f"{claude_home}/plugins": {"bind": f"{WORKER_CLAUDE_HOME}/plugins", "mode": "ro"},
+        str(state): {"bind": WORKER_CLAUDE_HOME, "mode": "rw"},
     }
+    for name in (*SHARED_FILES, *SHARED_DIRS):
+        volumes[str(home / name)] = {"bind": f"{WORKER_CLAUDE_HOME}/{name}", "mode": "ro"}
+    # a refresh rotates the OAuth token: every worker must see the one new copy
+    volumes[str(home / CREDENTIALS)] = {"bind": f"{WORKER_CLAUDE_HOME}/{CREDENTIALS}", "mode": "rw"}
+    volumes[str(layout.managed_dir)] = {"bind": WORKER_MANAGED_DIR, "mode": "ro"}
+    return volumes
 
 
 def confinement(spec: WorkerSpec) -> dict[str, Any]:
