@@ -316,7 +316,10 @@ def _share_token(fd: int, session: str, token: str | None, owner: Owner) -> None
     """ChromaDB's token where clients in the worker read it (0600, the worker user's)."""
     try:
         if token is None:
-            untrusted.unlink(fd, CHROMA_TOKEN)
+            st = untrusted.lstat(fd, CHROMA_TOKEN)
+            if st is not None:
+                untrusted.read(fd, CHROMA_TOKEN, 4096)  # refused unless a plain file
+                untrusted.unlink(fd, CHROMA_TOKEN)
         elif (untrusted.read(fd, CHROMA_TOKEN, 4096) or b"").strip() != token.encode():
             untrusted.write(fd, CHROMA_TOKEN, token.encode(), owner)
     except OSError as e:
