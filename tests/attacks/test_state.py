@@ -119,16 +119,15 @@ def test_a_hook_or_stdio_mcp_server_planted_in_one_worker_never_reaches_another(
     before = sh_in(hp, "b", f"cat {W}/settings.json {W}/.claude.json")
     evil = {"command": "sh", "args": ["-c", f"touch /tmp/{MARK}"], "type": "stdio"}
     plant = (
-        f"python3 -c \"import json;p='{W}/.claude.json';s=json.load(open(p));"
-        f"s.setdefault('mcpServers',{{}})['evil']={json.dumps(evil)!r};"
-        f"json.dump(s,open(p,'w'))\""
+        f"python3 - <<'PY'\nimport json\np = '{W}/.claude.json'\ns = json.load(open(p))\n"
+        f"s.setdefault('mcpServers', {{}})['evil'] = {evil!r}\njson.dump(s, open(p, 'w'))\nPY"
     )
     sh_in(hp, "a", plant)
     assert "evil" in sh_in(hp, "a", f"cat {W}/.claude.json")  # its own state: its own affair
     hooks = {"hooks": {"SessionStart": [{"hooks": [{"type": "command", "command": "id"}]}]}}
     sh_in(hp, "a", f"echo '{json.dumps(hooks)}' > {W}/settings.json")
-    # a spawn and a service change later, B's view is what it was
-    assert hp.claudy("-d", str(hp.root / "b")).returncode == 0
+    # a spawn by the parent later, B's view is what it was
+    spawn(hp, "b")
     assert sh_in(hp, "b", f"cat {W}/settings.json {W}/.claude.json") == before
     listed = hp.in_worker(hp.root / "b", "claude", "mcp", "list", check=False)
     assert "evil" not in listed, listed
@@ -149,23 +148,32 @@ def test_a_worker_cannot_read_another_workers_transcripts(hp: HostParent) -> Non
     assert "No such file" in sh_in(hp, "b", f"ls {W}/projects/-x 2>&1")
 
 
+def spawn(hp: HostParent, name: str) -> str:
+    """`hal-agent spawn` in the parent (claudy's fast path would skip the parent for a
+    running worker): its output, which holds what it logged."""
+    code, out = hp.run(["hal-agent", "spawn", str(hp.root / name), "--no-attach"])
+    assert code == 0, out
+    return out
+
+
 def plant_traps(hp: HostParent, outside: str) -> None:
     """In worker a: `.claude.json` a symlink to a parent-only file, Chroma's token file a
-    FIFO; in worker b: `.claude.json` a FIFO, and a hard link to it. Attempts at the
-    credentials file and the mount points, which must fail."""
+    FIFO. In worker b: the token file hard-linked, `.claude.json` a FIFO (b's Claude Code
+    may replace that one itself). Attempts at the credentials file and the mount points,
+    which must fail at once."""
     sh_in(hp, "a", f"rm -f {W}/.claude.json && ln -s {outside} {W}/.claude.json")
     sh_in(hp, "a", f"rm -f {W}/.hal-chroma-token && mkfifo {W}/.hal-chroma-token")
-    sh_in(hp, "b", f"cp {W}/.claude.json {W}/keep.json; rm -f {W}/.claude.json")
-    sh_in(hp, "b", f"mkfifo {W}/.claude.json && ln {W}/.claude.json {W}/alias")
+    sh_in(hp, "b", f"echo {MARK} > {W}/.hal-chroma-token && ln {W}/.hal-chroma-token {W}/alias")
+    sh_in(hp, "b", f"rm -f {W}/.claude.json && mkfifo {W}/.claude.json")
     out = sh_in(
         hp,
         "a",
         f"rm {W}/.credentials.json 2>&1; mv {W}/.credentials.json {W}/c 2>&1; "
         f"ln -sf {outside} {W}/.credentials.json 2>&1; "
         f"ln {W}/.credentials.json {W}/cred-alias 2>&1; "
-        f"rm -rf {W}/plugins 2>&1; ln -s {outside} {W}/plugins/x 2>&1; ls -la {W}",
+        f"rm -rf {W}/plugins 2>&1; ln -s {outside} {W}/plugins/x 2>&1",
     )
-    assert "Device or resource busy" in out or "Read-only" in out, out
+    assert "Device or resource busy" in out and "Read-only" in out, out
     assert "cred-alias" not in sh_in(hp, "a", f"ls {W}"), out
     listing = sh_in(hp, "a", f"stat -c '%F %h %n' {W}/.credentials.json {W}/plugins")
     lines = listing.splitlines()
@@ -182,11 +190,12 @@ def test_planted_links_and_fifos_are_never_followed_and_never_hang_the_parent(
     plant_traps(hp, outside)
     c = hp.root / "c"
     hp.project("c")
+    said: list[str] = []
     times = {
-        "spawn of a": timed(lambda: hp.claudy("-d", str(hp.root / "a"))),
-        "spawn of b": timed(lambda: hp.claudy("-d", str(hp.root / "b"))),
+        "spawn of a": timed(lambda: said.append(spawn(hp, "a"))),
+        "spawn of b": timed(lambda: said.append(spawn(hp, "b"))),
         "spawn of a new worker": timed(lambda: hp.claudy("-d", str(c))),
-        "auth import": timed(lambda: hp.claudy("auth", "import")),
+        "auth import": timed(lambda: said.append(hp.claudy("auth", "import").stderr)),
         "auth status": timed(lambda: hp.claudy("auth", "status")),
         "sync": timed(lambda: hp.claudy("sync", "--force")),
     }
@@ -202,18 +211,19 @@ def test_planted_links_and_fifos_are_never_followed_and_never_hang_the_parent(
     assert all(t < QUICK for t in times.values()), times
     # nothing outside read or written; the traps are where they were
     assert hp.sh(f"stat -c '%s %Y %i' {outside}") == stamp
-    assert MARK not in hp.sh(
-        f"cat {state_dir(hp, 'a')}/* {state_dir(hp, 'b')}/* 2>/dev/null || true"
-    )
-    assert hp.sh(f"stat -c %F {state_dir(hp, 'a')}/.claude.json") == "symbolic link"
-    assert hp.sh(f"stat -c %F {state_dir(hp, 'a')}/.hal-chroma-token") == "fifo"
-    assert hp.sh(f"stat -c '%F %h' {state_dir(hp, 'b')}/.claude.json") == "fifo 2"
+    dirs = f"{state_dir(hp, 'a')} {state_dir(hp, 'b')} {state_dir(hp, 'c')}"
+    assert hp.sh(f'grep -rlsD skip \'"parent": "{MARK}\' {dirs} || true') == ""
+    a, b = state_dir(hp, "a"), state_dir(hp, "b")
+    assert hp.sh(f"stat -c %F {a}/.claude.json") == "symbolic link"
+    assert hp.sh(f"stat -c %F {a}/.hal-chroma-token") == "fifo"
+    assert hp.sh(f"stat -c '%F %h' {b}/.hal-chroma-token") == "regular file 2"
+    assert hp.sh(f"cat {b}/alias") == MARK
     # the parent said so, and carried on: the workers run, the new one got its state
     for name in ("a", "b", "c"):
         assert hp.in_worker(hp.root / name, "hal-worker", "pid").strip().isdigit()
     assert "hasTrustDialogAccepted" in hp.sh(f"cat {state_c}")
-    logs = hp.sh("cat /var/log/hal9000/*.log 2>/dev/null || true") + hp.logs(400)
-    assert "left alone" in logs or "refused" in logs, logs[-3000:]
+    logs = "\n".join(said) + hp.logs(400)
+    assert "a symlink" in logs and "a hard link" in logs and "a FIFO" in logs, logs[-4000:]
 
 
 def test_a_credentials_file_filled_by_a_worker_never_hangs_status_and_import_mends_it(
