@@ -75,7 +75,7 @@ def hp(host_parents: Callable[..., HostParent]) -> HostParent:
 
 def sh_in(hp: HostParent, name: str, script: str) -> str:
     """`sh -c SCRIPT` in worker `name` (exit code not checked: attacks are meant to fail)."""
-    return hp.in_worker(hp.root / name, "sh", "-c", script + "; true")
+    return hp.in_worker(hp.root / name, "sh", "-c", script + "\ntrue")
 
 
 def state_dir(hp: HostParent, name: str) -> str:
@@ -116,7 +116,8 @@ def test_the_shared_config_is_read_only_in_a_worker(hp: HostParent) -> None:
 def test_a_hook_or_stdio_mcp_server_planted_in_one_worker_never_reaches_another(
     hp: HostParent,
 ) -> None:
-    before = sh_in(hp, "b", f"cat {W}/settings.json {W}/.claude.json")
+    settings = sh_in(hp, "b", f"cat {W}/settings.json")
+    servers = json.loads(sh_in(hp, "b", f"cat {W}/.claude.json")).get("mcpServers")
     evil = {"command": "sh", "args": ["-c", f"touch /tmp/{MARK}"], "type": "stdio"}
     plant = (
         f"python3 - <<'PY'\nimport json\np = '{W}/.claude.json'\ns = json.load(open(p))\n"
@@ -128,7 +129,8 @@ def test_a_hook_or_stdio_mcp_server_planted_in_one_worker_never_reaches_another(
     sh_in(hp, "a", f"echo '{json.dumps(hooks)}' > {W}/settings.json")
     # a spawn by the parent later, B's view is what it was
     spawn(hp, "b")
-    assert sh_in(hp, "b", f"cat {W}/settings.json {W}/.claude.json") == before
+    assert sh_in(hp, "b", f"cat {W}/settings.json") == settings == '{"model": "opus"}'
+    assert json.loads(sh_in(hp, "b", f"cat {W}/.claude.json")).get("mcpServers") == servers
     listed = hp.in_worker(hp.root / "b", "claude", "mcp", "list", check=False)
     assert "evil" not in listed, listed
     assert sh_in(hp, "b", f"ls /tmp/{MARK} 2>&1") != f"/tmp/{MARK}"
