@@ -114,6 +114,10 @@ def ensure_home(home: Path, uid: int, gid: int) -> None:
             _ensure(fd, name, owner, wanted[name])
         for name in SHARED_DIRS:
             _ensure(fd, name, owner, None)
+        for name in (*SHARED_FILES, CREDENTIALS, *SHARED_DIRS):  # the worker user's (lchown)
+            found = untrusted.lstat(fd, name)
+            if found is not None and (found.st_uid, found.st_gid) != owner:
+                os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
 
 
 def _ensure(fd: int, name: str, owner: Owner, default: bytes | None) -> None:
