@@ -255,3 +255,25 @@ def test_claude_starts_in_a_worker_whose_credentials_are_empty(hp: HostParent) -
         assert "Claude Code" in out, out
     finally:
         assert hp.claudy("auth", "import").returncode == 0
+
+
+def test_sync_never_writes_through_a_directory_link_in_the_shared_home(hp: HostParent) -> None:
+    """Workers can no longer write the shared home (see above); a link planted there before
+    (when every worker mounted it rw) is still never followed by `claudy sync`."""
+    home = IMAGE.claude_home
+    hp.sh(f"mkdir -p /run/hal9000/elsewhere && rm -rf {home}/skills/s")
+    hp.sh(f"ln -s /run/hal9000/elsewhere {home}/skills/s && ln -s /run/hal9000 {home}/commands2")
+    hp.sh(f"mv {home}/agents {home}/agents.real && ln -s /run/hal9000/elsewhere {home}/agents")
+    t0 = time.monotonic()
+    res = hp.claudy("sync", "--force")
+    assert time.monotonic() - t0 < QUICK
+    assert res.returncode == 0, res.stderr
+    assert "refused" in res.stdout and "skills/s/SKILL.md" in res.stdout, res.stdout
+    assert hp.sh("ls -A /run/hal9000/elsewhere") == ""
+    # the link where a mount's source belongs is moved aside; the next sync fills the
+    # directory made in its place
+    assert hp.sh(f"stat -c %F {home}/agents") == "directory"
+    assert hp.sh(f"ls -d {home}/agents.hal-refused-*")
+    assert hp.claudy("sync").returncode == 0
+    assert hp.sh(f"cat {home}/agents/a.md") == "agent"
+    assert hp.sh(f"stat -c %F {home}/skills/s") == "symbolic link"  # left alone
