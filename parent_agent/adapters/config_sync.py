@@ -4,6 +4,10 @@ A manifest (`.hal-sync.json`) remembers the hash of every file as last copied. A
 still has that hash inside is the host's to update; one that differs was changed inside,
 and is kept unless the user forces it: `sync` says which. Files that exist only inside are
 never touched, and nothing is deleted.
+
+The shared home is written only by the parent, yet every read and write here goes through
+`untrusted` (defence in depth: it was worker-writable once): a file, or a directory on its
+way, that is a link or not a regular file is refused, reported and left alone.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import difflib
 import hashlib
 import io
 import json
+import logging
 import os
 import tarfile
 import time
@@ -21,11 +26,15 @@ from typing import Any
 
 from hal_common.errors import UsageError
 from hal_common.protocol import SYNC_HOST_STATE, SYNC_TOPS
-from parent_agent.adapters import claude_home
+from parent_agent.adapters import claude_home, untrusted
+from parent_agent.core.claude_state import PLACEHOLDERS, SHARED_FILES
 
 MANIFEST = ".hal-sync.json"
 HOST_STATE = SYNC_HOST_STATE  # the archive's layout is the protocol's (claudy packs it)
 ALLOWED_TOPS = SYNC_TOPS
+FILE_LIMIT = 256 << 20  # a file inside bigger than this is refused (left alone)
+
+log = logging.getLogger(__name__)
 
 
 def digest(data: bytes) -> str:
@@ -40,6 +49,7 @@ class Plan:
     kept: list[str] = field(default_factory=list)  # changed inside: not overwritten
     forced: list[str] = field(default_factory=list)  # changed inside, overwritten (--force)
     diffs: dict[str, list[str]] = field(default_factory=dict)  # kept file → a short diff
+    refused: list[str] = field(default_factory=list)  # a link or special file: left alone
 
     def writes(self) -> list[str]:
         return [*self.new, *self.updated, *self.forced]
@@ -100,11 +110,17 @@ def read_archive(data: bytes) -> tuple[dict[str, tuple[bytes, int]], dict[str, A
 
 
 def load_manifest(home: Path) -> dict[str, Any]:
+    return claude_home.read_json(home, MANIFEST)
+
+
+def _inside(home: Path, rel: str) -> bytes | None:
+    """The file inside as it is (None: absent); `Refused` for a link or special file."""
     try:
-        doc = json.loads((home / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return {}
-    return doc if isinstance(doc, dict) else {}
+        return untrusted.read_file(home, rel, FILE_LIMIT)
+    except NotADirectoryError:
+        raise untrusted.Refused(rel, "a directory on its way is not one") from None
+    except IsADirectoryError:
+        raise untrusted.Refused(rel, "a directory") from None
 
 
 def apply(
@@ -120,27 +136,44 @@ def apply(
     manifest = load_manifest(home)
     hashes: dict[str, str] = dict(manifest.get("files") or {})
     inside: dict[str, str | None] = {}
+    bodies: dict[str, bytes] = {}
+    refused: list[str] = []
     for rel in files:
         try:
-            inside[rel] = digest((home / rel).read_bytes())
-        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
-            inside[rel] = None
-    incoming = {rel: digest(body) for rel, (body, _mode) in files.items()}
+            body = _inside(home, rel)
+        except OSError as e:
+            log.warning("sync: %s", e)
+            refused.append(rel)
+            continue
+        if body == PLACEHOLDERS.get(rel) and rel not in hashes:
+            body = None  # the empty placeholder a spawn made: as good as absent
+        inside[rel] = None if body is None else digest(body)
+        if body is not None:
+            bodies[rel] = body
+    incoming = {rel: digest(body) for rel, (body, _mode) in files.items() if rel not in refused}
     p = plan(incoming, inside, hashes, force)
+    p.refused = sorted(refused)
     for rel in p.kept:
-        p.diffs[rel] = short_diff(rel, (home / rel).read_bytes(), files[rel][0])
+        p.diffs[rel] = short_diff(rel, bodies[rel], files[rel][0])
     if dry_run:
         return p
     claude_home.ensure_home(home, uid, gid)
-    for rel in p.writes():
+    for rel in list(p.writes()):
         body, mode = files[rel]
-        _write(home, rel, body, mode, uid, gid)
+        try:
+            _write(home, rel, body, mode, uid, gid)
+        except OSError as e:
+            log.warning("sync: %s", e)
+            for done in (p.new, p.updated, p.forced):
+                if rel in done:
+                    done.remove(rel)
+            p.refused.append(rel)
     for rel in [*p.writes(), *p.unchanged]:
         hashes[rel] = incoming[rel]
     if state:
         claude_home.update_state(home, lambda s: {**state, **s}, uid, gid, lock_dir)  # inside wins
     doc = {"files": hashes, "synced_at": time.time()}
-    claude_home.write_private(home / MANIFEST, json.dumps(doc, indent=1).encode(), uid, gid)
+    claude_home.write_file(home, MANIFEST, json.dumps(doc, indent=1).encode(), uid, gid)
     return p
 
 
@@ -155,22 +188,21 @@ def short_diff(rel: str, inside: bytes, host: bytes, most: int = 12) -> list[str
 
 
 def _write(home: Path, rel: str, body: bytes, mode: int, uid: int, gid: int) -> None:
-    target = home / rel
-    parent = target.parent
-    made: list[Path] = []
-    while not parent.exists():
-        made.append(parent)
-        parent = parent.parent
-    for d in reversed(made):
-        d.mkdir(mode=0o755)
-        os.chown(d, uid, gid)
-    if target.is_symlink():
-        target.unlink()
-    tmp = target.with_name(target.name + ".hal-tmp")
-    tmp.write_bytes(body)
-    os.chown(tmp, uid, gid)
-    tmp.chmod(mode | 0o600)
-    os.replace(tmp, target)
+    """One file into the shared home, its directories made and walked without following a
+    link. settings.json and CLAUDE.md are rewritten in place: workers have them
+    bind-mounted, and a rename would leave them the old copy."""
+    parts = PurePosixPath(rel).parts
+    owner = (uid, gid)
+    with untrusted.directory(home) as top:
+        fd = untrusted.open_dir(top, PurePosixPath(*parts[:-1]), True, owner) if parts[:-1] else top
+        try:
+            if len(parts) == 1 and parts[0] in SHARED_FILES:
+                untrusted.overwrite(fd, parts[-1], body, owner, mode | 0o600)
+            else:
+                untrusted.write(fd, parts[-1], body, owner, mode | 0o600)
+        finally:
+            if fd != top:
+                os.close(fd)
 
 
 def report(p: Plan, dry_run: bool = False) -> list[str]:
@@ -189,6 +221,11 @@ def report(p: Plan, dry_run: bool = False) -> list[str]:
             lines.append(f"  {rel}")
             lines.extend(f"    {d}" for d in p.diffs.get(rel, []))
         lines.append("  (claudy sync --force takes the host's copies)")
+    if p.refused:
+        lines.append(
+            f"refused {len(p.refused)} (a link or special file inside, left alone): "
+            f"{_few(p.refused)}"
+        )
     lines.append(f"{len(p.unchanged)} unchanged")
     return lines
 

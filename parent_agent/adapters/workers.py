@@ -96,7 +96,7 @@ def check_image(engine: InnerEngine, image: str, expected_id: str | None) -> str
     return have
 
 
-def ensure_worker(engine: InnerEngine, spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
+def ensure_worker(engine: InnerEngine, spec: WorkerSpec, layout: ParentLayout) -> dict[str, Any]:
     """The running worker for `spec` (its inspect data): started if stopped, created if
     missing. Idempotent.
 
@@ -113,7 +113,7 @@ def ensure_worker(engine: InnerEngine, spec: WorkerSpec, claude_home: str) -> di
         attrs = None
     if attrs is None:
         try:
-            attrs = engine.create(what, **create_kwargs(spec, claude_home))
+            attrs = engine.create(what, **create_kwargs(spec, layout))
             log.info("created worker %s", spec.container)
         except NameConflict:  # a concurrent spawn created it first
             attrs = _created_by_another(engine, spec.container, what)

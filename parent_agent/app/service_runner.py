@@ -98,13 +98,7 @@ class ServiceRunner:
         """One job, here and now (the thread's body; tests call it directly)."""
         errors = services.reconcile(job.engine, job.plan)
         try:
-            claude_home.publish_services(
-                self.layout.claude_home,
-                job.plan.mcp,
-                services.shared_token(job.plan),
-                self.layout.lock_dir,
-                (self.layout.host_uid, self.layout.host_gid),
-            )
+            claude_home.publish_services(self.layout, job.plan.mcp, services.shared_token(job.plan))
         except OSError as e:
             errors.append(f"services: cannot register them for workers: {e}")
         if isinstance(job, RestartServices):

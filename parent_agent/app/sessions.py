@@ -65,26 +65,23 @@ def host_owner(project: str, layout: ParentLayout) -> tuple[int, int]:
 
 
 def prepare_claude_home(
-    claude_home: Path, uid: int, gid: int, project: str, lock_dir: Path
+    layout: ParentLayout,
+    session: str,
+    uid: int,
+    gid: int,
+    project: str,
+    mcp: Mapping[str, Mapping[str, Any]] | None = None,
+    token: str | None = None,
 ) -> None:
-    """The shared Claude home, owned by the worker user, 0700, past the first-run wizard.
+    """The worker's private Claude state, owned by the worker user, past the first-run wizard.
 
     Without `hasCompletedOnboarding` Claude Code starts its onboarding, which needs the
     network, and exits at once when offline. The project's folder trust is granted: the
     user asked for this directory by running claudy in it, and Claude's trust question
-    defaults to "No, exit", which would stop the worker on the first Enter.
+    defaults to "No, exit", which would stop the worker on the first Enter. The shared
+    MCP servers (`mcp`) and ChromaDB's token go in too.
     """
-    claude_home_mod.ensure_home(claude_home, uid, gid)
-    claude_home_mod.update_state(claude_home, lambda s: grant(s, project), uid, gid, lock_dir)
-
-
-def grant(state: dict[str, Any], project: str) -> dict[str, Any]:
-    """Claude's state with onboarding done and `project` trusted (a new dict)."""
-    projects = dict(state.get("projects") or {})
-    entry = dict(projects.get(project) or {})
-    entry["hasTrustDialogAccepted"] = True
-    projects[project] = entry
-    return {**state, "hasCompletedOnboarding": True, "projects": projects}
+    claude_home_mod.prepare_worker(layout, session, project, uid, gid, mcp, token)
 
 
 def spawn(
@@ -103,7 +100,6 @@ def spawn(
     `env` is the environment `[worker].env` names are passed on from."""
     project = project_path(directory, layout)
     uid, gid = host_owner(project, layout)
-    claude_home = layout.claude_home
     existing = workers.find_by_project(engine, project)
     if name is not None:
         check_custom_name(name)
@@ -117,21 +113,18 @@ def spawn(
     spec = worker_spec(project, cfg.worker, uid, gid, env, session=name, image=image, layout=layout)
     with session_lock(spec.session, layout.lock_dir):
         workers.check_image(engine, spec.image, image_id)
-        prepare_claude_home(claude_home, uid, gid, project, layout.lock_dir)
         plan = services_core.plan(cfg.services, layout.service_data)
-        try:  # MCP servers, even if the loop lags
-            token = services.shared_token(plan)
-            owner = (layout.host_uid, layout.host_gid)
-            claude_home_mod.publish_services(claude_home, plan.mcp, token, layout.lock_dir, owner)
-        except OSError as e:
-            log.warning("services not registered for %s: %s", spec.session, e)
+        # its private state, with the MCP servers even if the loop lags; a file the worker
+        # broke is logged and left alone (untrusted), never a reason to hang or fail
+        token = services.shared_token(plan)
+        prepare_claude_home(layout, spec.session, uid, gid, project, plan.mcp, token)
         if existing is None or existing.state != "running":
             # the first claudy starts the services a moment before the worker: let them
             # answer, so the agent connects to them at its start (never for a broken one)
             silent = services.wait_for_mcp(engine, plan.waits)
             if silent:
                 log.warning("starting %s before MCP servers %s answer", spec.session, silent)
-        workers.ensure_worker(engine, spec, str(claude_home))
+        workers.ensure_worker(engine, spec, layout)
         if ui is not None:
             command = worker_window_command(spec.container, layout.inner_docker_host)
             ui.ensure_window(spec.session, command)

@@ -38,7 +38,7 @@ def import_(p: Parent) -> None:
         raise UsageError(f"credential refused: {e}") from None
     home = p.layout.claude_home
     uid, gid = claude_home.default_owner(home, p.layout.host_uid, p.layout.host_gid)
-    claude_home.store_credential(home, cred, uid, gid, p.layout.lock_dir)
+    claude_home.store_credential(p.layout, cred, uid, gid)
     click.echo(f"imported {cred.kind} from {cred.source}")
 
 

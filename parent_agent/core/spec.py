@@ -12,8 +12,9 @@ from typing import Any
 from hal_common import __version__, labels
 from hal_common.config import WorkerConfig, parse_memory
 from hal_common.config_schema import WORKER_MIN_CPUS, WORKER_MIN_MEMORY, WORKER_MIN_PIDS
-from hal_common.layout import WORKER_CLAUDE_HOME, WORKER_HOME, ParentLayout
+from hal_common.layout import WORKER_CLAUDE_HOME, WORKER_HOME, WORKER_MANAGED_DIR, ParentLayout
 from hal_common.naming import container_name, session_name
+from parent_agent.core.claude_state import CREDENTIALS, SHARED_DIRS, SHARED_FILES
 
 
 @dataclass(frozen=True)
@@ -95,7 +96,9 @@ def group_text(gid: int) -> str:
     return "".join(f"{row}\n" for n, row in rows if n != gid) + f"hal:x:{gid}:\n"
 
 
-LAYOUT = 3  # the mounts create_kwargs makes; 2: read-only plugins; 3: hardened (confinement)
+# the mounts create_kwargs makes; 2: read-only plugins; 3: hardened (confinement) and
+# private Claude state
+LAYOUT = 3
 
 
 def template_hash(cfg: WorkerConfig, image: str | None = None) -> str:
@@ -166,7 +169,7 @@ def _pids(cfg: WorkerConfig) -> int:
     return cfg.pids if cfg.pids >= WORKER_MIN_PIDS else _DEFAULT.pids
 
 
-def create_kwargs(spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
+def create_kwargs(spec: WorkerSpec, layout: ParentLayout) -> dict[str, Any]:
     """Keyword arguments for `client.containers.create` (docker-py): the container's
     identity, then its mounts, its confinement and its network, each from its own function."""
     kwargs: dict[str, Any] = {
@@ -183,20 +186,30 @@ def create_kwargs(spec: WorkerSpec, claude_home: str) -> dict[str, Any]:
     if spec.restart == "on-failure":
         kwargs["restart_policy"]["MaximumRetryCount"] = 3
     confined = confinement(spec)
-    kwargs["volumes"] = {**mounts(spec, claude_home), **confined.pop("volumes", {})}
+    kwargs["volumes"] = {**mounts(spec, layout), **confined.pop("volumes", {})}
     kwargs.update(confined)
     kwargs.update(network(spec))
     return kwargs
 
 
-def mounts(spec: WorkerSpec, claude_home: str) -> dict[str, dict[str, str]]:
-    """The worker's volumes: its project, and its Claude state."""
-    return {
+def mounts(spec: WorkerSpec, layout: ParentLayout) -> dict[str, dict[str, str]]:
+    """The worker's volumes: its project; its private Claude state as its Claude home; over
+    that, read-only, the shared config (settings, CLAUDE.md, agents, commands, skills,
+    plugins), and read-write the one shared credentials file; hal-9000's managed settings.
+
+    The engine mounts a parent before what lies inside it; every source exists (the parent
+    makes them before it creates the worker)."""
+    home, state = layout.claude_home, layout.worker_state(spec.session)
+    volumes = {
         spec.project: {"bind": spec.project, "mode": "rw"},
-        claude_home: {"bind": WORKER_CLAUDE_HOME, "mode": "rw"},
-        # plugins are shared read-only: `claudy sync` installs them, workers use them
-        f"{claude_home}/plugins": {"bind": f"{WORKER_CLAUDE_HOME}/plugins", "mode": "ro"},
+        str(state): {"bind": WORKER_CLAUDE_HOME, "mode": "rw"},
     }
+    for name in (*SHARED_FILES, *SHARED_DIRS):
+        volumes[str(home / name)] = {"bind": f"{WORKER_CLAUDE_HOME}/{name}", "mode": "ro"}
+    # a refresh rotates the OAuth token: every worker must see the one new copy
+    volumes[str(home / CREDENTIALS)] = {"bind": f"{WORKER_CLAUDE_HOME}/{CREDENTIALS}", "mode": "rw"}
+    volumes[str(layout.managed_dir)] = {"bind": WORKER_MANAGED_DIR, "mode": "ro"}
+    return volumes
 
 
 PASSWD, GROUP = "passwd", "group"  # the files in `spec.run_dir`, mounted on /etc

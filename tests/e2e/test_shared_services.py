@@ -156,7 +156,10 @@ def test_first_claudy_imports_the_credential_and_config(shared: HostParent) -> N
         host = (shared.home / ".claude" / rel).read_text()
         wanted = host.replace(str(shared.home / ".claude"), "/home/hal/.claude").strip()
         assert shared.sh(f"cat {home}/{rel}") == wanted
-    state = json.loads(shared.sh(f"cat {home}/.claude.json"))
+    # the worker's own state: onboarding done, its project trusted, the host's keys
+    private = IMAGE.worker_state(session_name(str(proj)))
+    assert shared.sh(f"stat -c '%a %u:%g' {private}") == f"700 {UID}:{GID}"
+    state = json.loads(shared.sh(f"cat {private}/.claude.json"))
     assert state["hasCompletedOnboarding"] is True
     assert state["projects"][str(proj)]["hasTrustDialogAccepted"] is True
     assert state["oauthAccount"] == {"emailAddress": "u@x.test"}
@@ -272,9 +275,11 @@ def test_one_process_per_shared_mcp_server_serves_every_worker(shared: HostParen
 
 
 def test_sync_keeps_a_file_changed_inside_and_says_so(shared: HostParent) -> None:
+    """Workers see the shared config read-only: a change inside is one made in the parent
+    (`claudy shell`), which every worker sees at once."""
     proj = shared.project("one")
     w = "/home/hal/.claude"
-    shared.in_worker(proj, "sh", "-c", f"echo '# edited in the worker' > {w}/CLAUDE.md")
+    shared.sh(f"echo '# edited in the worker' > {IMAGE.claude_home}/CLAUDE.md")
     host = shared.home / ".claude"
     before = {p: p.read_bytes() for p in host.rglob("*") if p.is_file()}
     dry = shared.claudy("sync", "--dry-run")

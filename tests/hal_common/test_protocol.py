@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import os
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +16,7 @@ import pytest
 from hal_common import protocol
 from hal_common.credentials import Credential
 from hal_common.errors import HalError
+from hal_common.layout import ParentLayout
 from hal_common.protocol import (
     AuthStatus,
     Health,
@@ -120,7 +122,9 @@ def test_auth_status_json_is_unchanged_in_each_of_its_shapes(tmp_path: Path) -> 
             }
         }
     )
-    claude_home.store_credential(home, Credential("oauth", "~/x", doc), 0, 0, tmp_path / "locks")
+    layout = ParentLayout(claude_home=home, run_dir=tmp_path / "run", data_dir=tmp_path / "data")
+    uid, gid = os.getuid(), os.getgid()
+    claude_home.store_credential(layout, Credential("oauth", "~/x", doc), uid, gid)
     stored = claude_home.auth_status(home)
     (home / ".credentials.json").write_text("{not json")
     broken = claude_home.auth_status(home)

@@ -48,7 +48,8 @@ def test_sync_copies_config_rewrites_plugin_paths_and_leaves_secrets(
             "skills/review/SKILL.md",
         ]
     )
-    assert not (home / ".credentials.json").exists() and not (home / "history.jsonl").exists()
+    assert (home / ".credentials.json").read_text() == "{}\n"  # the placeholder, never the host's
+    assert not (home / "history.jsonl").exists()
     assert not (home / "plugins" / "marketplaces" / "m" / ".git").exists()
     known = json.loads((home / "plugins" / "known_marketplaces.json").read_text())
     assert known["m"]["installLocation"] == "/home/hal/.claude/plugins/marketplaces/m"
@@ -103,3 +104,23 @@ def test_the_sync_archive_cannot_escape_the_home(
     with pytest.raises(UsageError, match="refusing"):
         apply_sync.apply(tmp_path / "home", buf.getvalue(), UID, GID, tmp_path / "locks")
     assert not (tmp_path / "etc").exists()
+
+
+def test_sync_never_writes_through_a_planted_link(tmp_path: Path) -> None:
+    """A directory symlink, a file symlink and a FIFO in the shared home (planted back when
+    workers could write it): refused, reported, left alone; nothing outside is written."""
+    host = host_claude(tmp_path)
+    data, _count = config_sync.pack(host, tmp_path / "host" / ".claude.json")
+    home = tmp_path / "inside"
+    home.mkdir()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "CLAUDE.md").write_text("parent's own\n")
+    (home / "agents").symlink_to(outside)
+    (home / "CLAUDE.md").symlink_to(outside / "CLAUDE.md")
+    os.mkfifo(home / "settings.json")
+    plan = apply_sync.apply(home, data, UID, GID, tmp_path / "locks")
+    assert {"agents/a.md", "CLAUDE.md", "settings.json"} <= set(plan.refused)
+    assert sorted(p.name for p in outside.iterdir()) == ["CLAUDE.md"]
+    assert (outside / "CLAUDE.md").read_text() == "parent's own\n"
+    assert "refused 3" in "\n".join(apply_sync.report(plan))

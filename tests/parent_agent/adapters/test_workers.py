@@ -42,9 +42,9 @@ def engine(dclient: docker.DockerClient) -> InnerEngine:
     return InnerEngine(dclient)
 
 
-def ensure(engine: InnerEngine, spec: WorkerSpec, claude_home: str) -> Container:
+def ensure(engine: InnerEngine, spec: WorkerSpec, layout: ParentLayout) -> Container:
     """`workers.ensure_worker`, and its container as docker-py sees it (to poke at)."""
-    attrs = workers.ensure_worker(engine, spec, claude_home)
+    attrs = workers.ensure_worker(engine, spec, layout)
     return engine.client.containers.get(attrs["Id"])
 
 
@@ -53,14 +53,14 @@ def pid_of(engine: InnerEngine, c: Container) -> int | None:
 
 
 @pytest.fixture
-def claude_home(parent_layout: ParentLayout, project: Path) -> str:
-    home = parent_layout.claude_home
-    prepare_claude_home(home, 1234, 1235, str(project), parent_layout.lock_dir)
-    return str(home)
+def claude_home(parent_layout: ParentLayout, project: Path, spec: WorkerSpec) -> ParentLayout:
+    """The layout, with the worker's private Claude state and the shared home prepared."""
+    prepare_claude_home(parent_layout, spec.session, 1234, 1235, str(project))
+    return parent_layout
 
 
 def test_ensure_worker_creates_labels_mounts_limits_and_is_idempotent(
-    engine: InnerEngine, spec: WorkerSpec, claude_home: str
+    engine: InnerEngine, spec: WorkerSpec, claude_home: ParentLayout
 ) -> None:
     c = ensure(engine, spec, claude_home)
     assert c.status == "running"
@@ -72,7 +72,7 @@ def test_ensure_worker_creates_labels_mounts_limits_and_is_idempotent(
     assert lab[labels.MANAGED] == "true" and lab[labels.IMAGE] == spec.image
     mounts = {m["Destination"]: m["Source"] for m in attrs["Mounts"]}
     assert mounts[spec.project] == spec.project
-    assert mounts["/home/hal/.claude"] == claude_home
+    assert mounts["/home/hal/.claude"] == str(claude_home.worker_state(spec.session))
     assert attrs["Config"]["WorkingDir"] == spec.project
     assert attrs["Config"]["User"] == "1234:1235"
     assert attrs["HostConfig"]["Memory"] == 512 << 20
@@ -83,7 +83,7 @@ def test_ensure_worker_creates_labels_mounts_limits_and_is_idempotent(
 
 
 def test_files_the_agent_writes_belong_to_the_user(
-    engine: InnerEngine, spec: WorkerSpec, claude_home: str, project: Path
+    engine: InnerEngine, spec: WorkerSpec, claude_home: ParentLayout, project: Path
 ) -> None:
     c = ensure(engine, spec, claude_home)
     res = c.exec_run(["sh", "-c", f"touch {project}/made-inside && id -u"])
@@ -93,7 +93,7 @@ def test_files_the_agent_writes_belong_to_the_user(
 
 
 def test_the_agent_runs_in_the_worker_and_a_stopped_worker_restarts(
-    engine: InnerEngine, spec: WorkerSpec, claude_home: str
+    engine: InnerEngine, spec: WorkerSpec, claude_home: ParentLayout
 ) -> None:
     c = ensure(engine, spec, claude_home)
     assert retry_until(lambda: pid_of(engine, c) is not None, 10)
@@ -114,7 +114,7 @@ def test_the_agent_runs_in_the_worker_and_a_stopped_worker_restarts(
 
 
 def test_two_spawns_at_once_give_one_worker(
-    dclient: docker.DockerClient, docker_host: str, spec: WorkerSpec, claude_home: str
+    dclient: docker.DockerClient, docker_host: str, spec: WorkerSpec, claude_home: ParentLayout
 ) -> None:
     ids: list[str] = []
     errors: list[BaseException] = []
@@ -152,7 +152,7 @@ def test_missing_image_and_unknown_session_are_clear_errors(
 
 
 def test_a_stopped_worker_from_another_spec_is_made_afresh_a_running_one_kept(
-    engine: InnerEngine, spec: WorkerSpec, claude_home: str, project: Path
+    engine: InnerEngine, spec: WorkerSpec, claude_home: ParentLayout, project: Path
 ) -> None:
     c = ensure(engine, spec, claude_home)
     other = worker_spec(
@@ -168,7 +168,7 @@ def test_a_stopped_worker_from_another_spec_is_made_afresh_a_running_one_kept(
 
 
 def test_the_lister_inspects_only_what_changed(
-    engine: InnerEngine, spec: WorkerSpec, claude_home: str
+    engine: InnerEngine, spec: WorkerSpec, claude_home: ParentLayout
 ) -> None:
     lister = workers.WorkerLister()
     c = ensure(engine, spec, claude_home)

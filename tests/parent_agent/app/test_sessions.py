@@ -18,7 +18,7 @@ def test_uid_of_this_process_is_not_assumed() -> None:
 
 
 def test_grant_marks_onboarding_and_trust_and_keeps_the_rest() -> None:
-    from parent_agent.app.sessions import grant
+    from parent_agent.core.claude_state import grant
 
     state: dict[str, Any] = {"theme": "dark", "projects": {"/a": {"allowedTools": ["x"]}}}
     out = grant(state, "/a")
