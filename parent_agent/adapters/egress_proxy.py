@@ -64,13 +64,13 @@ from hal_common.egress import (
 )
 from hal_common.protocol import EgressRow
 from parent_agent.adapters.egress_log import EgressLog
+from parent_agent.adapters.tcp_relay import Tunnel
 
 log = logging.getLogger(__name__)
 
 HOP_BY_HOP = frozenset(
     ("connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade")
 )
-_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -92,9 +92,11 @@ def _nobody(_ip: str) -> str | None:
 class _Refused(Exception):
     """Answer the client with `status` and `reason`, and log `verdict` (when given)."""
 
-    def __init__(self, status: int, reason: str, verdict: Verdict | None = None) -> None:
+    def __init__(
+        self, status: int, reason: str, verdict: Verdict | None = None, addr: Address | None = None
+    ) -> None:
         super().__init__(reason)
-        self.status, self.reason, self.verdict = status, reason, verdict
+        self.status, self.reason, self.verdict, self.addr = status, reason, verdict, addr
 
 
 @dataclass(frozen=True)
@@ -177,57 +179,6 @@ def _origin_request(head: _Head) -> tuple[str, int, bytes]:
     return host, port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
 
-class _Activity:
-    """When a tunnel last moved a byte, either way."""
-
-    def __init__(self) -> None:
-        self.last = time.monotonic()
-
-
-async def _copy(
-    src: asyncio.StreamReader, dst: asyncio.StreamWriter, seen: _Activity, idle: float
-) -> None:
-    while True:
-        try:
-            data = await asyncio.wait_for(src.read(_CHUNK), timeout=idle)
-        except TimeoutError:
-            if time.monotonic() - seen.last >= idle:
-                return
-            continue  # the other direction is busy
-        if not data:
-            if dst.can_write_eof():
-                with contextlib.suppress(OSError):
-                    dst.write_eof()
-            return
-        seen.last = time.monotonic()
-        dst.write(data)
-        await dst.drain()
-
-
-async def _pipe(
-    a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    b: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    idle: float,
-) -> None:
-    """Both ways until both ends are done (half-closes passed on), or idle in both."""
-    seen = _Activity()
-    tasks = [
-        asyncio.ensure_future(_copy(a[0], b[1], seen, idle)),
-        asyncio.ensure_future(_copy(b[0], a[1], seen, idle)),
-    ]
-    try:
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        if pending:  # one side failed: the other cannot go on alone
-            for t in pending:
-                t.cancel()
-        for t in done:
-            if not t.cancelled():
-                t.exception()  # retrieved: a reset is the end of the tunnel, not an error
-    finally:
-        for t in tasks:
-            t.cancel()
-
-
 class EgressProxy:
     """The forward proxy and the gates, on one event loop in one thread.
 
@@ -292,6 +243,7 @@ class EgressProxy:
         loop.close()
         self._loop = self._thread = self._server = None
         self._dns.shutdown(wait=False, cancel_futures=True)
+        self._log.close()
 
     def _call(self, coro: Awaitable[object]) -> object:
         assert self._loop is not None  # noqa: S101 - started
@@ -324,8 +276,8 @@ class EgressProxy:
         self._conns.add(task)
         try:
             await handling
-        except (OSError, asyncio.IncompleteReadError):
-            pass
+        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went away, or the proxy stops
         except Exception:  # one connection's bug must not end the proxy
             log.exception("egress connection")
         finally:
@@ -411,9 +363,8 @@ class EgressProxy:
 
     async def _head(self, reader: asyncio.StreamReader) -> _Head:
         try:
-            raw = await asyncio.wait_for(
-                reader.readuntil(b"\r\n\r\n"), timeout=self.limits.head_timeout
-            )
+            async with asyncio.timeout(self.limits.head_timeout):
+                raw = await reader.readuntil(b"\r\n\r\n")
         except TimeoutError:
             raise _Refused(408, "the request head did not arrive in time") from None
         except asyncio.LimitOverrunError:
@@ -423,7 +374,7 @@ class EgressProxy:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client = str(writer.get_extra_info("peername")[0])
         method, host, port = "-", "", 0
-        addr: Address | None = None
+        tunnel = Tunnel(self.limits.idle_timeout)
         try:
             head = await self._head(reader)
             method = head.method
@@ -432,11 +383,11 @@ class EgressProxy:
                 send = b""
             else:
                 host, port, send = _origin_request(head)
-            addr, verdict, up = await self._open(host, port)
+            addr, verdict = await self._open(host, port, tunnel)
         except _Refused as r:
             if method != "-" or r.verdict is not None:  # a request, not noise: log it
                 v = r.verdict or Verdict(False, r.reason)
-                self._record(self._row(client, host, port, addr, v, method))
+                self._record(self._row(client, host, port, r.addr, v, method))
             msg = f"hal-9000 egress: {host}:{port} " if host else "hal-9000 egress: "
             why = r.verdict.rule if r.verdict else r.reason
             hint = "; allow it in [network] allow" if r.status == 403 else ""
@@ -445,13 +396,11 @@ class EgressProxy:
             return
         self._record(self._row(client, host, port, addr, verdict, method))
         try:
-            if send:
-                up[1].write(send)
-            else:
+            if not send:
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            await _pipe((reader, writer), up, self.limits.idle_timeout)
+            await tunnel.run(writer, reader, send)
         finally:
-            up[1].close()
+            tunnel.close()
 
     def _row(
         self, client: str, host: str, port: int, addr: Address | None, v: Verdict, method: str
@@ -473,10 +422,8 @@ class EgressProxy:
             return [one]
         loop = asyncio.get_running_loop()
         try:
-            found = await asyncio.wait_for(
-                loop.run_in_executor(self._dns, self._resolve, host, port),
-                timeout=self.limits.resolve_timeout,
-            )
+            async with asyncio.timeout(self.limits.resolve_timeout):
+                found = await loop.run_in_executor(self._dns, self._resolve, host, port)
         except (OSError, TimeoutError, UnicodeError) as e:
             reason = "timed out" if isinstance(e, TimeoutError) else "no such name"
             raise _Refused(
@@ -484,10 +431,9 @@ class EgressProxy:
             ) from None
         return list(dict.fromkeys(found))  # in order, once each
 
-    async def _open(
-        self, host: str, port: int
-    ) -> tuple[Address, Verdict, tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-        """Decide, resolve, decide on each address, connect to the first allowed one."""
+    async def _open(self, host: str, port: int, tunnel: Tunnel) -> tuple[Address, Verdict]:
+        """Decide, resolve, decide on each address, connect `tunnel` to the first allowed
+        one: that address and the verdict that allowed it."""
         policy = self._policy
         if (early := policy.may_resolve(host, port)) is not None:
             raise _Refused(403, early.rule, early)
@@ -499,25 +445,25 @@ class EgressProxy:
                 denied = denied or (addr, verdict)
                 continue
             try:
-                up = await asyncio.wait_for(
-                    asyncio.open_connection(str(addr), port), timeout=self.limits.connect_timeout
-                )
+                async with asyncio.timeout(self.limits.connect_timeout):
+                    await tunnel.connect(str(addr), port)
             except (OSError, TimeoutError) as e:
                 failed = failed or (
                     addr,
                     "timed out" if isinstance(e, TimeoutError) else e.strerror or str(e),
                 )
                 continue
-            return addr, verdict, up
+            return addr, verdict
         if failed is not None:
             raise _Refused(
                 502,
                 f"cannot connect to {failed[0]}: {failed[1]}",
                 Verdict(True, f"connect failed: {failed[1]}"),
+                failed[0],
             )
         if denied is not None:
             addr, verdict = denied
-            raise _Refused(403, verdict.rule, verdict)  # logged with the address below
+            raise _Refused(403, verdict.rule, verdict, addr)
         raise _Refused(502, "name not resolved", Verdict(False, "name not resolved"))
 
     # -- the gates --------------------------------------------------------------------------
@@ -529,6 +475,7 @@ class EgressProxy:
             client = str(writer.get_extra_info("peername")[0])
             host = str(writer.get_extra_info("sockname")[0])
             method = "-"
+            tunnel = Tunnel(self.limits.idle_timeout)
             try:
                 head = await self._head(reader)
                 method = head.method
@@ -537,10 +484,8 @@ class EgressProxy:
                     why = "gate: no token" if not given else "gate: wrong token"
                     raise _Refused(401, why, Verdict(False, why))
                 try:
-                    up = await asyncio.wait_for(
-                        asyncio.open_connection("127.0.0.1", upstream),
-                        timeout=self.limits.connect_timeout,
-                    )
+                    async with asyncio.timeout(self.limits.connect_timeout):
+                        await tunnel.connect("127.0.0.1", upstream)
                 except (OSError, TimeoutError):
                     raise _Refused(
                         502, "the service is not answering", Verdict(True, "gate: service down")
@@ -557,10 +502,9 @@ class EgressProxy:
                 self._row(client, host, port, _ip("127.0.0.1"), Verdict(True, "gate"), method)
             )
             try:
-                up[1].write(head.raw)
-                await _pipe((reader, writer), up, self.limits.idle_timeout)
+                await tunnel.run(writer, reader, head.raw)
             finally:
-                up[1].close()
+                tunnel.close()
 
         return handle
 
