@@ -44,6 +44,7 @@ import hmac
 import ipaddress
 import itertools
 import logging
+import re
 import socket
 import threading
 import time
@@ -149,6 +150,17 @@ def _parse_head(raw: bytes) -> _Head:
     return _Head(method.upper(), target, version, tuple(headers), raw)
 
 
+_NAME = re.compile(r"[a-z0-9_.-]{1,253}")
+
+
+def _checked(host: str) -> str:
+    """A host that is a name (letters, digits, `-`, `_`, `.`) or an IP literal, else 400."""
+    host = normalise_host(host)
+    if literal(host) is None and not _NAME.fullmatch(host):
+        raise _Refused(400, "not a host name or address")
+    return host
+
+
 def _host_port(authority: str) -> tuple[str, int]:
     """`host:port` or `[v6]:port` → (host, port)."""
     if authority.startswith("["):
@@ -157,7 +169,7 @@ def _host_port(authority: str) -> tuple[str, int]:
         host, sep, port = authority.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise _Refused(400, f"{authority!r} is not host:port")
-    return normalise_host(host), int(port)
+    return _checked(host), int(port)
 
 
 def _origin_request(head: _Head) -> tuple[str, int, bytes]:
@@ -169,12 +181,11 @@ def _origin_request(head: _Head) -> tuple[str, int, bytes]:
         port = url.port or 80
     except ValueError:
         raise _Refused(400, "a bad port in the URL") from None
-    host = normalise_host(url.hostname)
+    host = _checked(url.hostname)
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
-    lines = [f"{head.method} {path} {head.version}"]
-    if head.header("host") is None:
-        lines.append(f"Host: {url.netloc.rpartition('@')[2]}")
-    lines += [f"{k}: {v}" for k, v in head.headers if k.lower() not in HOP_BY_HOP]
+    # the Host the server sees is the one decided on (no fronting another name)
+    lines = [f"{head.method} {path} {head.version}", f"Host: {url.netloc.rpartition('@')[2]}"]
+    lines += [f"{k}: {v}" for k, v in head.headers if k.lower() not in HOP_BY_HOP | {"host"}]
     lines.append("Connection: close")  # one request per connection: the pipe carries it
     return host, port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
 
