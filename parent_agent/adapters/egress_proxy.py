@@ -18,8 +18,9 @@ Runs in its own thread (its own event loop) in the parent's network namespace, l
 - Gates (`set_gates`): listeners on the proxy's host, one per service port, that want
   `Authorization: Bearer <token>` on the first request head (compared in constant time;
   401 otherwise) and then pipe the connection, head included, to `127.0.0.1:<upstream>`.
-- Bounded: at most `max_connections` clients at once (503 past that), and tunnels idle in
-  both directions for `idle_timeout` are closed.
+- Bounded: at most `max_connections` clients at once, and `per_client` from one address, so
+  one worker cannot starve the others (503 past either); tunnels idle in both directions for
+  `idle_timeout` (gates: `gate_idle_timeout`, for MCP's long-lived event streams) are closed.
 
 Why not tinyproxy or squid (Debian has both). The proxy must (a) decide on the address it
 actually connects to, so that a name cannot lead a worker to 127.0.0.1, the LAN or
@@ -32,8 +33,9 @@ file descriptor; so (a), (b), (c) fail. squid can do (a) and (b) with `dst` and 
 generated into its config, but attributing a request to a worker takes an external ACL
 helper or a log post-processor, `squid -k reconfigure` restarts its helpers, the token gates
 need an accelerator setup of their own, and it adds 8 MB and a dozen libraries (Kerberos,
-LDAP, GnuTLS…) to the parent image, whose size is a benchmark target. What is left to write
-is about 400 lines of asyncio, tested here against real sockets.
+LDAP, GnuTLS…) to the parent image, whose size is a benchmark target. Written here instead:
+this module, `tcp_relay` and `egress_log`, about 800 lines of stdlib asyncio, tested against
+real sockets.
 """
 
 from __future__ import annotations
@@ -48,10 +50,11 @@ import re
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit
 
 from hal_common.egress import (
@@ -79,11 +82,13 @@ class ProxyLimits:
     """Bounds on what a worker can make the proxy hold."""
 
     max_connections: int = 512  # open client connections, proxy and gates together
+    per_client: int = 128  # of those, from one client address (one worker)
     head_bytes: int = 16 << 10  # a request head larger than this: 431
     head_timeout: float = 10.0  # seconds for the whole head to arrive: else 408
     resolve_timeout: float = 5.0
     connect_timeout: float = 10.0
     idle_timeout: float = 600.0  # a tunnel with no byte either way for this long is closed
+    gate_idle_timeout: float = 3600.0
 
 
 def _nobody(_ip: str) -> str | None:
@@ -221,7 +226,8 @@ class EgressProxy:
         self._server: asyncio.Server | None = None
         self._gates: dict[int, tuple[int, asyncio.Server]] = {}
         self._conns: set[asyncio.Task[None]] = set()
-        self._dns = ThreadPoolExecutor(max_workers=8, thread_name_prefix="egress-dns")
+        self._per_client: dict[str, int] = {}
+        self._dns: ThreadPoolExecutor | None = None
 
     # -- the thread -------------------------------------------------------------------------
 
@@ -229,14 +235,13 @@ class EgressProxy:
         """Bind the proxy's listener and serve in a new thread; OSError when it cannot bind."""
         if self._thread is not None:
             return
+        self._dns = ThreadPoolExecutor(max_workers=8, thread_name_prefix="egress-dns")
         loop = asyncio.new_event_loop()
         self._loop = loop
         self._thread = threading.Thread(target=loop.run_forever, name="egress-proxy", daemon=True)
         self._thread.start()
         try:
-            server = self._call(self._serve(self._listen, self._client))
-            assert isinstance(server, asyncio.Server)  # noqa: S101 - what _serve returns
-            self._server = server
+            self._server = cast(asyncio.Server, self._call(self._serve(self._listen, self._client)))
         except BaseException:
             self.stop()
             raise
@@ -253,7 +258,8 @@ class EgressProxy:
         thread.join(10)
         loop.close()
         self._loop = self._thread = self._server = None
-        self._dns.shutdown(wait=False, cancel_futures=True)
+        if self._dns is not None:
+            self._dns.shutdown(wait=False, cancel_futures=True)
         self._log.close()
 
     def _call(self, coro: Awaitable[object]) -> object:
@@ -263,7 +269,9 @@ class EgressProxy:
     async def _serve(
         self,
         at: tuple[str, int],
-        handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        handler: Callable[
+            [asyncio.StreamReader, asyncio.StreamWriter], Coroutine[object, object, None]
+        ],
     ) -> asyncio.Server:
         return await asyncio.start_server(
             lambda r, w: self._track(handler(r, w), w),
@@ -274,17 +282,23 @@ class EgressProxy:
             backlog=256,
         )
 
-    async def _track(self, handling: Awaitable[None], writer: asyncio.StreamWriter) -> None:
+    async def _track(
+        self, handling: Coroutine[object, object, None], writer: asyncio.StreamWriter
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None  # noqa: S101 - inside a task
-        if len(self._conns) >= self.limits.max_connections:
+        client = str(writer.get_extra_info("peername")[0])
+        if (
+            len(self._conns) >= self.limits.max_connections
+            or self._per_client.get(client, 0) >= self.limits.per_client
+        ):
             with contextlib.suppress(OSError):
                 writer.write(_response(503, "hal-9000 egress: too many connections"))
             writer.close()
-            with contextlib.suppress(Exception):
-                await handling  # a coroutine: closed unawaited otherwise
+            handling.close()  # never run
             return
         self._conns.add(task)
+        self._per_client[client] = self._per_client.get(client, 0) + 1
         try:
             await handling
         except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
@@ -293,6 +307,9 @@ class EgressProxy:
             log.exception("egress connection")
         finally:
             self._conns.discard(task)
+            left = self._per_client.pop(client) - 1
+            if left:
+                self._per_client[client] = left
             writer.close()
 
     async def _close_all(self) -> None:
@@ -325,7 +342,7 @@ class EgressProxy:
         problems (a port that could not be bound), one sentence each; the others open."""
         self._token = token.encode()
         if self._loop is None:
-            raise RuntimeError("the egress proxy is not running")
+            raise RuntimeError("the egress proxy is not running: start() it first")
         problems = self._call(self._set_gates(dict(gates)))
         assert isinstance(problems, list)  # noqa: S101 - what _set_gates returns
         return problems
@@ -481,12 +498,12 @@ class EgressProxy:
 
     def _gate(
         self, port: int, upstream: int
-    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[object, object, None]]:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             client = str(writer.get_extra_info("peername")[0])
             host = str(writer.get_extra_info("sockname")[0])
             method = "-"
-            tunnel = Tunnel(self.limits.idle_timeout)
+            tunnel = Tunnel(self.limits.gate_idle_timeout)
             try:
                 head = await self._head(reader)
                 method = head.method

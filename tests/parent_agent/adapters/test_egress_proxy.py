@@ -299,8 +299,9 @@ def test_the_head_has_a_size_limit(make: list[EgressProxy], log_path: Path) -> N
     assert status(recv_until(s, b"\r\n\r\n")) == 431
 
 
-def test_connections_are_bounded(make: list[EgressProxy], log_path: Path) -> None:
-    p = _proxy(log_path, ["127.0.0.1"], max_connections=2, head_timeout=5)
+@pytest.mark.parametrize("bound", ["max_connections", "per_client"])
+def test_connections_are_bounded(make: list[EgressProxy], log_path: Path, bound: str) -> None:
+    p = _proxy(log_path, ["127.0.0.1"], head_timeout=5, **{bound: 2})
     make.append(p)
     held = [connect(p), connect(p)]
     for h in held:
@@ -468,3 +469,16 @@ def test_bytes_sent_with_the_head_and_a_large_transfer_arrive_whole(
     s.sendall(blob)
     reader.join(30)
     assert bytes(got) == blob
+
+
+def test_a_stopped_proxy_starts_again(log_path: Path, echo_server: Server) -> None:
+    p = _proxy(log_path, ["lan.test", "127.0.0.1"])
+    p.stop()
+    p.start()
+    try:
+        looked_up.clear()
+        assert status(tunnel(p, f"127.0.0.1:{echo_server.port}")[1]) == 200
+        assert status(tunnel(p, "lan.test:443")[1]) == 403  # resolved in a fresh pool
+        assert looked_up == ["lan.test"]
+    finally:
+        p.stop()
