@@ -482,3 +482,19 @@ def test_a_stopped_proxy_starts_again(log_path: Path, echo_server: Server) -> No
         assert looked_up == ["lan.test"]
     finally:
         p.stop()
+
+
+@pytest.mark.parametrize("spelling", ["127.1", "2130706433", "0x7f000001", "0177.0.0.1"])
+def test_other_spellings_of_loopback_are_decided_on_the_address(
+    make: list[EgressProxy], log_path: Path, echo_server: Server, spelling: str
+) -> None:
+    """In open mode a numeric name goes to the resolver (the real one: glibc reads these
+    spellings itself, no query leaves), and the address it gives is special."""
+    p = EgressProxy(policy("open", []), log_path, listen=("127.0.0.1", 0))
+    p.start()
+    make.append(p)
+    _, head = tunnel(p, f"{spelling}:{echo_server.port}")
+    assert status(head) == 403
+    (row,) = rows(log_path)
+    assert (row.addr, row.rule) == ("127.0.0.1", "special address")
+    assert echo_server.served == 0
