@@ -26,16 +26,16 @@ Why not tinyproxy or squid (Debian has both). The proxy must (a) decide on the a
 actually connects to, so that a name cannot lead a worker to 127.0.0.1, the LAN or
 169.254.169.254; (b) take CIDR entries and a port per entry; (c) say in one log line which
 worker asked; (d) take a new list within 2 s without dropping open tunnels; and also guard
-the service ports with a token. tinyproxy's `Filter` matches the *name* in the request
+the service ports with a token. tinyproxy 1.11's `Filter` matches the *name* in the request
 (regex or fnmatch), never the address it resolves to; its `Allow`/`Deny` are about clients;
 `ConnectPort` is one global list; its log spreads a request over several lines keyed by a
-file descriptor; so (a), (b), (c) fail. squid can do (a) and (b) with `dst` and `port` ACLs
-generated into its config, but attributing a request to a worker takes an external ACL
-helper or a log post-processor, `squid -k reconfigure` restarts its helpers, the token gates
-need an accelerator setup of their own, and it adds 8 MB and a dozen libraries (Kerberos,
-LDAP, GnuTLS…) to the parent image, whose size is a benchmark target. Written here instead:
-this module, `tcp_relay` and `egress_log`, about 800 lines of stdlib asyncio, tested against
-real sockets.
+file descriptor: (a), (b) and (c) fail, though its SIGUSR1 reload would do for (d). squid
+can do (a) and (b) with `dst` and `port` ACLs generated into its config, but attributing a
+request to a worker takes an external ACL helper or a log post-processor, `squid -k
+reconfigure` restarts its helpers, the token gates need an accelerator setup of their own,
+and it adds 8 MB and a dozen libraries (Kerberos, LDAP, GnuTLS…) to the parent image, whose
+size is a benchmark target. Written here instead: this module, `tcp_relay` and
+`egress_log`, about 800 lines of stdlib asyncio, tested against real sockets.
 """
 
 from __future__ import annotations
