@@ -39,6 +39,8 @@ class Changes:
     - services: start, stop or restart `[services.*]`
     - log: the log level
     - watch: restart the config watcher with the new mode and interval
+    - network: the egress proxy's new policy (`egress.policy(mode, allow)`), for running
+      workers too
     - restart_needed: `[parent]` keys; they apply when the parent is recreated
     """
 
@@ -49,6 +51,7 @@ class Changes:
     services: ServiceChanges = field(default_factory=ServiceChanges)
     log: tuple[str, ...] = ()
     watch: tuple[str, ...] = ()
+    network: tuple[str, ...] = ()
     restart_needed: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
@@ -65,6 +68,7 @@ class Changes:
             or self.services
             or self.log
             or self.watch
+            or self.network
         )
 
 

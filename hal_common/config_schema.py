@@ -13,6 +13,8 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from hal_common import __version__
+from hal_common.egress import MODES as EGRESS_MODES
+from hal_common.egress import check_allow
 from hal_common.shared_services import ServiceSpec, effective
 
 SECURITY_MODES = ("auto", "caps", "privileged", "sysbox")
@@ -98,6 +100,15 @@ class WatchConfig:
 
 
 @dataclass(frozen=True)
+class NetworkConfig:
+    """The workers' egress: `allowlist` (the defaults plus `allow`) or `open` (any public
+    address); special addresses always need an IP/CIDR entry (`hal_common.egress`)."""
+
+    mode: str = "allowlist"
+    allow: tuple[str, ...] = ()  # added to `egress.DEFAULT_ALLOW`
+
+
+@dataclass(frozen=True)
 class Config:
     parent: ParentConfig = field(default_factory=ParentConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
@@ -105,6 +116,7 @@ class Config:
     keys: KeysConfig = field(default_factory=KeysConfig)
     log: LogConfig = field(default_factory=LogConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
+    network: NetworkConfig = field(default_factory=NetworkConfig)
     # every service, the built-ins included (merged with the user's tables), disabled ones too
     services: tuple[ServiceSpec, ...] = field(default_factory=lambda: effective({}))
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -117,6 +129,7 @@ SECTIONS: dict[str, type[Any]] = {
     "keys": KeysConfig,
     "log": LogConfig,
     "watch": WatchConfig,
+    "network": NetworkConfig,
 }
 
 # How a change reaches the running system; `hal_common.config_diff` groups changes by it.
@@ -130,6 +143,7 @@ _SECTION_APPLY = {
     "log": "log",
     "watch": "watch",
     "services": "services",
+    "network": "network",  # the proxy swaps its policy: running workers within 2 s
 }
 _WORKER_LIMITS = frozenset({"cpus", "memory", "pids"})
 
@@ -318,6 +332,8 @@ _CHECKS: dict[tuple[str, str], Any] = {
     ("log", "level"): _one_of(LOG_LEVELS),
     ("watch", "mode"): _one_of(WATCH_MODES),
     ("watch", "poll_interval"): _positive,
+    ("network", "mode"): _one_of(EGRESS_MODES),
+    ("network", "allow"): check_allow,
     **{("keys", f.name): _tmux_key for f in fields(KeysConfig)},
 }
 

@@ -445,3 +445,70 @@ class Ready:
     @classmethod
     def from_exit(cls, code: int, output: str) -> Self:
         return cls(code == 0, output.strip())
+
+
+# --- egress --json (and the egress log's lines) ----------------------------------------------
+
+
+@dataclass(frozen=True)
+class EgressRow:
+    """One request through the parent's egress proxy or a service gate: a line of the egress
+    log (`ParentLayout.egress_log`) and a row of `hal-agent egress --json`."""
+
+    t: float  # seconds since the epoch
+    worker: str | None  # the worker session the client address belongs to; None: unknown
+    client: str  # the client's IP address
+    host: str  # as the request named it (a gate: the gate's address)
+    port: int
+    addr: str | None  # the address connected to (or refused); None: never resolved
+    verdict: str  # "allow" | "deny"
+    rule: str  # the entry that allowed it, "open", "gate", or why it was denied
+    method: str  # "CONNECT", "GET", … ; "GATE" for a service gate
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "t": self.t,
+            "worker": self.worker,
+            "client": self.client,
+            "host": self.host,
+            "port": self.port,
+            "addr": self.addr,
+            "verdict": self.verdict,
+            "rule": self.rule,
+            "method": self.method,
+        }
+
+    @classmethod
+    def from_json(cls, doc: object, where: str = "") -> Self:
+        f = _Fields(doc, "egress --json", where)
+        t = f.opt_number("t")
+        if t is None:
+            raise _bad("egress --json", f"{where}t is missing")
+        return cls(
+            t=float(t),
+            worker=f.opt_text("worker"),
+            client=f.text("client"),
+            host=f.text("host"),
+            port=f.integer("port"),
+            addr=f.opt_text("addr"),
+            verdict=f.text("verdict"),
+            rule=f.text("rule"),
+            method=f.text("method"),
+        )
+
+
+@dataclass(frozen=True)
+class EgressReply(_Reply):
+    """`hal-agent egress --json`: the newest requests last."""
+
+    WHAT: ClassVar[str] = "egress --json"
+    rows: tuple[EgressRow, ...]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [r.to_json() for r in self.rows]
+
+    @classmethod
+    def from_json(cls, doc: object) -> Self:
+        if not isinstance(doc, list):
+            raise _bad("egress --json", "the reply is not a list")
+        return cls(tuple(EgressRow.from_json(r, f"[{i}].") for i, r in enumerate(doc)))
