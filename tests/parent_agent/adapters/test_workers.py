@@ -187,7 +187,7 @@ def test_the_lister_inspects_only_what_changed(
 
 
 def test_identity_files_are_written_read_only_and_restored(
-    engine: InnerEngine, project: Path, claude_home: str, parent_layout: ParentLayout
+    engine: InnerEngine, project: Path, claude_home: ParentLayout, parent_layout: ParentLayout
 ) -> None:
     spec = worker_spec(
         str(project), WorkerConfig(memory="512m"), 1234, 1235, {}, layout=parent_layout

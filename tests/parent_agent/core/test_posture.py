@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from hal_common.config import WorkerConfig
+from hal_common.layout import ParentLayout
 from parent_agent.core.posture import engine_seccomp, posture, proc_status
 from parent_agent.core.spec import DEDICATED_UID, create_kwargs, worker_spec
 
@@ -29,7 +30,7 @@ ROOT_STATUS = ROOT_STATUS.replace("NoNewPrivs:\t1", "NoNewPrivs:\t0")
 
 def hardened_attrs(uid: int = 1234) -> dict[str, Any]:
     """Inspect data as the engine gives it for a worker made by create_kwargs."""
-    kw = create_kwargs(worker_spec("/p", WorkerConfig(), uid, 1235, {}), "/config/claude")
+    kw = create_kwargs(worker_spec("/p", WorkerConfig(), uid, 1235, {}), ParentLayout())
     return {
         "Name": "/" + kw["name"],
         "State": {"Status": "running"},

@@ -51,7 +51,7 @@ def test_worker_spec_and_create_kwargs() -> None:
 def test_create_kwargs_confine_the_worker() -> None:
     layout = ParentLayout(run_dir=ParentLayout().run_dir.parent / "x")
     spec = worker_spec("/home/u/p", WorkerConfig(), 1000, 1001, {}, layout=layout)
-    kw = create_kwargs(spec, "/config/claude")
+    kw = create_kwargs(spec, layout)
     assert kw["cap_drop"] == ["ALL"] and "cap_add" not in kw
     assert kw["security_opt"] == ["no-new-privileges"]  # seccomp: the engine's default profile
     assert kw["privileged"] is False and "devices" not in kw
