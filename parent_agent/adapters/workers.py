@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -138,8 +139,9 @@ def write_identity(run_dir: str, uid: int, gid: int) -> None:
         path = os.path.join(run_dir, name)
         if os.path.isdir(path) and not os.path.islink(path):
             os.rmdir(path)  # empty: made by the engine for a missing bind source
-        tmp = f"{path}.tmp"
-        with open(tmp, "w", encoding="utf-8") as fh:
+        # a temp name of its own: two spawns of one session may write at once
+        fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=run_dir)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
