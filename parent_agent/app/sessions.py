@@ -110,7 +110,8 @@ def spawn(
     with session_lock(spec.session, layout.lock_dir):
         workers.check_image(engine, spec.image, image_id)
         prepare_claude_home(claude_home, uid, gid, project, layout.lock_dir)
-        plan = services_core.plan(cfg.services, layout.service_data)
+        bearer = services.ensure_token(layout.mcp_token_file)
+        plan = services_core.plan(cfg.services, layout.service_data, bearer)
         try:  # MCP servers, even if the loop lags
             token = services.shared_token(plan)
             owner = (layout.host_uid, layout.host_gid)

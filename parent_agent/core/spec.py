@@ -10,6 +10,7 @@ from typing import Any
 
 from hal_common import __version__, labels
 from hal_common.config import WorkerConfig, parse_memory
+from hal_common.egress import GATEWAY, WORKER_NETWORK, proxy_env
 from hal_common.layout import WORKER_CLAUDE_HOME
 from hal_common.naming import container_name, session_name
 
@@ -26,7 +27,6 @@ class WorkerSpec:
     memory: int
     nano_cpus: int
     pids: int
-    network: str
     restart: str
     env: dict[str, str]
     labels: dict[str, str]
@@ -41,14 +41,13 @@ def pick_owner(host_uid: int, host_gid: int, dir_uid: int, dir_gid: int) -> tupl
     return dir_uid, dir_gid
 
 
-LAYOUT = 2  # the mounts create_kwargs makes; 2: read-only plugins
+LAYOUT = 3  # the mounts and network create_kwargs makes; 2: read-only plugins; 3: the
+# internal network (workers made on the parent's host network show as outdated)
 
 
 def template_hash(cfg: WorkerConfig, image: str | None = None) -> str:
     """What a worker was created from, beyond its limits: a changed one marks it outdated."""
-    text = json.dumps(
-        [image or cfg.image, list(cfg.command), cfg.network, cfg.restart, sorted(cfg.env), LAYOUT]
-    )
+    text = json.dumps([image or cfg.image, list(cfg.command), cfg.restart, sorted(cfg.env), LAYOUT])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -76,7 +75,6 @@ def worker_spec(
         memory=parse_memory(cfg.memory),
         nano_cpus=int(cfg.cpus * 1e9),
         pids=cfg.pids,
-        network=cfg.network,
         restart=cfg.restart,
         env=env,
         labels={
@@ -132,8 +130,16 @@ def confinement(spec: WorkerSpec) -> dict[str, Any]:
 
 
 def network(spec: WorkerSpec) -> dict[str, Any]:
-    """The worker's network."""
-    return {"network_mode": spec.network}
+    """The worker's network: its own namespace on the parent's internal network (no route
+    out; other workers unreachable), its way out the parent's proxy, named in its
+    environment (over `[worker].env`: a worker cannot be told another way out). DNS goes
+    to the gateway, where nothing answers: a tool that ignores the proxy resolves no
+    outside name."""
+    return {
+        "network": WORKER_NETWORK,
+        "dns": [GATEWAY],
+        "environment": {**spec.env, **proxy_env()},
+    }
 
 
 def same_spec(attrs: Mapping[str, Any], spec: WorkerSpec) -> bool:
