@@ -58,12 +58,14 @@ class Boundary:
         self.engine = engine
         engine.ensure_network()
         self.refresh()
+        self.apply_firewall()  # first: a proxy that fails to start leaves workers fenced in
         if self.proxy is None:
             proxy = EgressProxy(self.policy(cfg), self.layout.egress_log, who=self.who)
             proxy.start()
             self.proxy = proxy
             log.info("egress proxy listening", extra={"address": str(proxy.address)})
-        self.apply_firewall()
+            if self.gates:  # the services were planned before the proxy was up
+                self.set_gates(self.gates, self._token)
 
     def policy(self, cfg: Config) -> Policy:
         return policy(cfg.network.mode, cfg.network.allow, own_addresses())
