@@ -247,6 +247,14 @@ class InnerEngine:
                     raise
             return dict(self.client.api.inspect_network(WORKER_NETWORK))
 
+    def network(self, name: str, what: str = "") -> dict[str, Any] | None:
+        """The inspect data of network `name`, or None when there is none."""
+        with translated(what or f"looking up network {name}"):
+            try:
+                return dict(self.client.api.inspect_network(name))
+            except docker.errors.NotFound:
+                return None
+
     def network_members(self, what: str = "listing the workers' addresses") -> dict[str, str]:
         """The containers on the workers' network: IPv4 address → container name (one call;
         {} when the network is missing)."""
