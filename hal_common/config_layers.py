@@ -17,6 +17,7 @@ import tomlkit
 from tomlkit.exceptions import ParseError
 
 from hal_common.config_schema import RETIRED, SECTIONS, check_value, coerce, describe, find_key
+from hal_common.egress import first_bad
 from hal_common.errors import ConfigError
 from hal_common.shared_services import SERVICE_KEYS, ServiceSpec, effective
 from hal_common.shared_services import check_value as check_service_value
@@ -55,6 +56,7 @@ class Collector:
 
     def __init__(self, source: str, text: str | None) -> None:
         self.source = source
+        self.text = text or ""
         self.positions = key_positions(text) if text else {}
         self.errors: list[tuple[KeyPos | None, str]] = []
         self.warnings: list[str] = []
@@ -68,6 +70,25 @@ class Collector:
 
     def error(self, path: tuple[str, ...], message: str, value: bool = True) -> None:
         self.errors.append((locate(self.positions, path), f"{self.at(path, value)} {message}"))
+
+    def error_in_array(self, path: tuple[str, ...], item: str, message: str) -> None:
+        """An error at `item`'s string inside the array at `path` (else at the array)."""
+        pos = locate(self.positions, path)
+        if pos is None:
+            return self.error(path, message)
+        lines = self.text.split("\n")
+        start = sum(len(line) + 1 for line in lines[: pos.value_line - 1]) + pos.value_column - 1
+        found = min(
+            (i for q in ('"', "'") if (i := self.text.find(f"{q}{item}{q}", start)) >= 0),
+            default=-1,
+        )
+        if found < 0:
+            return self.error(path, message)
+        line = self.text.count("\n", 0, found) + 1
+        col = found - (self.text.rfind("\n", 0, found) + 1) + 1
+        at = KeyPos(pos.line, pos.column, line, col)
+        self.errors.append((at, f"{self.source}:{line}:{col}: {message}"))
+        return None
 
     def warn(self, path: tuple[str, ...], message: str) -> None:
         self.warnings.append(f"{self.at(path, value=False)} {message}")
@@ -137,7 +158,11 @@ def file_layer(
                 c.error((section, key), f"[{section}].{key} must be {e}, got {describe(raw)}")
                 continue
             if problem := check_value(section, key, value):
-                c.error((section, key), f"[{section}].{key} {problem}")
+                bad = first_bad(value) if (section, key) == ("network", "allow") else None
+                if bad:  # point at the entry itself, not at the array
+                    c.error_in_array((section, key), bad[0], f"[{section}].{key} {problem}")
+                else:
+                    c.error((section, key), f"[{section}].{key} {problem}")
                 continue
             values[(section, key)] = value
     return values, services

@@ -51,7 +51,7 @@ def test_the_firewall_opens_only_the_gates_that_listen(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     opened: list[tuple[int, ...]] = []
-    monkeypatch.setattr(boundary_mod.firewall, "apply", lambda ports: opened.append(tuple(ports)))
+    monkeypatch.setattr(firewall, "apply", lambda ports: opened.append(tuple(ports)))
 
     class Proxy:
         def set_gates(self, gates: Any, token: str) -> list[str]:
