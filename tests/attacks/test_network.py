@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import socketserver
 import subprocess
 import sys
 import threading
@@ -28,6 +29,7 @@ import pytest
 from libtmux.test.retry import retry_until
 
 from hal_common.egress import GATEWAY, PROXY_PORT
+from hal_common.naming import session_name
 from hal_testing.engine import GID, UID
 from hal_testing.host import HostParent
 
@@ -45,7 +47,12 @@ class H(BaseHTTPRequestHandler):
         self.send_response(200); self.send_header("Content-Length", str(len(body)))
         self.end_headers(); self.wfile.write(body)
     def log_message(self, *a): pass
-ThreadingHTTPServer((host, port), H).serve_forever()
+class S(ThreadingHTTPServer):
+    def server_bind(self):  # no getfqdn: no reverse lookup, no DNS query leaves
+        import socketserver
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = host, port
+S((host, port), H).serve_forever()
 """
 
 
@@ -67,6 +74,12 @@ class Recorder(BaseHTTPRequestHandler):
 
     def log_message(self, *_a: Any) -> None:
         pass
+
+
+class QuietServer(ThreadingHTTPServer):
+    def server_bind(self) -> None:  # no getfqdn: no reverse lookup, no DNS query leaves
+        socketserver.TCPServer.server_bind(self)
+        self.server_name, self.server_port = "test", int(self.server_address[1])
 
 
 def sh(*argv: str) -> str:
@@ -97,7 +110,7 @@ class Targets:
 
     # the host: one server on all of this machine's addresses
     def start_host(self) -> None:
-        self.http = ThreadingHTTPServer(("0.0.0.0", 0), Recorder)  # noqa: S104 - the test's own
+        self.http = QuietServer(("0.0.0.0", 0), Recorder)  # noqa: S104 - the test's own
         self.host_port = self.http.server_address[1]
         threading.Thread(target=self.http.serve_forever, daemon=True).start()
         self.host_ip = own_address()
@@ -133,7 +146,8 @@ class Targets:
         enter = ["nsenter", "-t", pid, "-n"]
         # first a blackhole: with the stand-in gone, nothing for it leaves the parent
         sh(*enter, "ip", "route", "add", "blackhole", "169.254.169.254/32")
-        sh(*enter, "ip", "link", "add", "hxmeta0", "type", "dummy")
+        # a dummy interface: a bridge without ports (this kernel has no `dummy` driver)
+        sh(*enter, "ip", "link", "add", "hxmeta0", "type", "bridge")
         self.undo.append([*enter, "ip", "link", "del", "hxmeta0"])
         sh(*enter, "ip", "addr", "add", "169.254.169.254/32", "dev", "hxmeta0")
         sh(*enter, "ip", "link", "set", "hxmeta0", "up")
@@ -375,8 +389,9 @@ def test_an_allowed_host_goes_through_and_a_denied_one_is_logged_then_allowed_on
     url = f"http://lan.hal-test:{t.lan_port}/"
     before = curl(p, "a", url, "connect")
     assert refused(before, "connect"), before
-    rows = [r for r in egress_rows(p) if r["host"] == "lan.hal-test" and r["verdict"] == "deny"]
-    assert rows and rows[-1]["worker"], rows
+    logged = [json.loads(ln) for ln in p.sh("cat /var/log/hal9000/egress.jsonl").splitlines()]
+    denied = [r for r in logged if r["host"] == "lan.hal-test" and r["verdict"] == "deny"]
+    assert denied and denied[-1]["worker"] == session_name(str(p.root / "a")), denied
     # allowed: the name, and its (private) address, on that port
     text = p.config_file.read_text()
     allow = f'\n[network]\nallow = ["lan.hal-test:{t.lan_port}", "{t.lan_ip}:{t.lan_port}"]\n'
@@ -399,6 +414,9 @@ def test_an_allowed_host_goes_through_and_a_denied_one_is_logged_then_allowed_on
     finally:
         p.config_file.write_text(text)
     assert retry_until(lambda: refused(curl(p, "a", url, "connect"), "connect"), 10, raises=False)
+    # `hal-agent egress` lists the denial, with its worker
+    rows = [r for r in egress_rows(p) if r["host"] == "lan.hal-test" and r["verdict"] == "deny"]
+    assert rows and rows[-1]["worker"] == session_name(str(p.root / "a")), rows
 
 
 def test_claude_lists_the_shared_mcp_servers_connected_through_the_gates(
