@@ -34,7 +34,7 @@ from host_shim.adapters import images
 from host_shim.adapters.engine import HostEngine
 from host_shim.core.parent_spec import CAPS, SECURITY_OPT
 
-EXPECTED = ("1", "2", "3", "4", "5a", "5b", "6a", "6b", "7", "8")
+EXPECTED = ("1", "2", "3", "4", "5a", "5b", "6a", "6b", "7", "8", "9")
 INSIDE = Path(__file__).with_name("inside.py")
 UID = GID = 4321
 
@@ -382,6 +382,12 @@ class Bench:
             )
         )
 
+    def egress(self) -> None:
+        """Row 9: the egress proxy's added latency per new HTTPS request (loopback only)."""
+        from benchmarks import egress
+
+        self.report.add(egress.measure(self.reps, 40 if self.reps >= 5 else 15))
+
     def cleanup(self) -> None:
         self.host.down()
 
@@ -402,6 +408,7 @@ def main() -> int:
     try:
         bench.images()
         bench.dashboard_render()
+        bench.egress()  # before the workers load the machine
         bench.cold_start()
         bench.warm_attach()
         bench.spawn_and_scale()

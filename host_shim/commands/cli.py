@@ -55,7 +55,7 @@ class _Group(click.Group):
 
 # hal-agent commands that claudy passes on to the parent, so they work from the host too.
 FORWARDED = ("ls", "spawn", "attach", "start", "restart", "rm", "logs", "stats", "shell",
-             "keys", "gc", "version")  # fmt: skip
+             "keys", "gc", "version", "egress")  # fmt: skip
 TOP_OPTIONS = ("--help", "-h", "--version")
 
 

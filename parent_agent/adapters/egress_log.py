@@ -7,10 +7,12 @@ that does not parse (a write cut short by a crash) is skipped, never fatal.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import threading
+import time
 from pathlib import Path
 
 from hal_common.egress import LOG_MAX_BYTES
@@ -34,6 +36,9 @@ class EgressLog:
         self.path, self.max_bytes = path, max_bytes
         self._lock = threading.Lock()
         self._failed = False
+        self._fd = -1  # kept open between appends: one write(2) a request
+        self._size = 0
+        self._checked = 0.0  # when the path was last seen to be our file
 
     def append(self, row: EgressRow) -> None:
         line = (json.dumps(row.to_json(), separators=(",", ":")) + "\n").encode()
@@ -46,18 +51,39 @@ class EgressLog:
                     log.warning("egress log %s: %s", self.path, e)
                 self._failed = True
 
-    def _write(self, line: bytes) -> None:
+    def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        fd = os.open(self.path, flags, 0o640)
+        self._fd = os.open(self.path, flags, 0o640)
+        self._size = os.fstat(self._fd).st_size
+
+    def _write(self, line: bytes) -> None:
+        if self._fd >= 0 and time.monotonic() - self._checked > 1.0:
+            self._checked = time.monotonic()
+            try:
+                moved = os.stat(self.path).st_ino != os.fstat(self._fd).st_ino
+            except FileNotFoundError:
+                moved = True
+            if moved:  # removed or replaced under us: write where a reader looks
+                self.close()
+        if self._fd < 0:
+            self._open()
+        if self._size + len(line) > self.max_bytes and self._size > 0:
+            self.close()
+            os.replace(self.path, rotated(self.path))
+            self._open()
         try:
-            if os.fstat(fd).st_size + len(line) > self.max_bytes:
-                os.replace(self.path, rotated(self.path))
-                os.close(fd)
-                fd = os.open(self.path, flags, 0o640)
-            os.write(fd, line)
-        finally:
-            os.close(fd)
+            os.write(self._fd, line)
+        except OSError:
+            self.close()  # opened afresh on the next line (the file may have been removed)
+            raise
+        self._size += len(line)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self._fd >= 0:
+                os.close(self._fd)
+        self._fd = -1
 
 
 def _rows(path: Path, into: list[EgressRow], limit: int) -> None:

@@ -18,22 +18,24 @@ Runs in its own thread (its own event loop) in the parent's network namespace, l
 - Gates (`set_gates`): listeners on the proxy's host, one per service port, that want
   `Authorization: Bearer <token>` on the first request head (compared in constant time;
   401 otherwise) and then pipe the connection, head included, to `127.0.0.1:<upstream>`.
-- Bounded: at most `max_connections` clients at once (503 past that), and tunnels idle in
-  both directions for `idle_timeout` are closed.
+- Bounded: at most `max_connections` clients at once, and `per_client` from one address, so
+  one worker cannot starve the others (503 past either); tunnels idle in both directions for
+  `idle_timeout` (gates: `gate_idle_timeout`, for MCP's long-lived event streams) are closed.
 
 Why not tinyproxy or squid (Debian has both). The proxy must (a) decide on the address it
 actually connects to, so that a name cannot lead a worker to 127.0.0.1, the LAN or
 169.254.169.254; (b) take CIDR entries and a port per entry; (c) say in one log line which
 worker asked; (d) take a new list within 2 s without dropping open tunnels; and also guard
-the service ports with a token. tinyproxy's `Filter` matches the *name* in the request
+the service ports with a token. tinyproxy 1.11's `Filter` matches the *name* in the request
 (regex or fnmatch), never the address it resolves to; its `Allow`/`Deny` are about clients;
 `ConnectPort` is one global list; its log spreads a request over several lines keyed by a
-file descriptor; so (a), (b), (c) fail. squid can do (a) and (b) with `dst` and `port` ACLs
-generated into its config, but attributing a request to a worker takes an external ACL
-helper or a log post-processor, `squid -k reconfigure` restarts its helpers, the token gates
-need an accelerator setup of their own, and it adds 8 MB and a dozen libraries (Kerberos,
-LDAP, GnuTLS…) to the parent image, whose size is a benchmark target. What is left to write
-is about 400 lines of asyncio, tested here against real sockets.
+file descriptor: (a), (b) and (c) fail, though its SIGUSR1 reload would do for (d). squid
+can do (a) and (b) with `dst` and `port` ACLs generated into its config, but attributing a
+request to a worker takes an external ACL helper or a log post-processor, `squid -k
+reconfigure` restarts its helpers, the token gates need an accelerator setup of their own,
+and it adds 8 MB and a dozen libraries (Kerberos, LDAP, GnuTLS…) to the parent image, whose
+size is a benchmark target. Written here instead: this module, `tcp_relay` and
+`egress_log`, about 800 lines of stdlib asyncio, tested against real sockets.
 """
 
 from __future__ import annotations
@@ -44,13 +46,15 @@ import hmac
 import ipaddress
 import itertools
 import logging
+import re
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 from urllib.parse import urlsplit
 
 from hal_common.egress import (
@@ -64,13 +68,13 @@ from hal_common.egress import (
 )
 from hal_common.protocol import EgressRow
 from parent_agent.adapters.egress_log import EgressLog
+from parent_agent.adapters.tcp_relay import Tunnel
 
 log = logging.getLogger(__name__)
 
 HOP_BY_HOP = frozenset(
     ("connection", "keep-alive", "proxy-connection", "proxy-authorization", "te", "upgrade")
 )
-_CHUNK = 1 << 16
 
 
 @dataclass(frozen=True)
@@ -78,11 +82,13 @@ class ProxyLimits:
     """Bounds on what a worker can make the proxy hold."""
 
     max_connections: int = 512  # open client connections, proxy and gates together
+    per_client: int = 128  # of those, from one client address (one worker)
     head_bytes: int = 16 << 10  # a request head larger than this: 431
     head_timeout: float = 10.0  # seconds for the whole head to arrive: else 408
     resolve_timeout: float = 5.0
     connect_timeout: float = 10.0
     idle_timeout: float = 600.0  # a tunnel with no byte either way for this long is closed
+    gate_idle_timeout: float = 3600.0
 
 
 def _nobody(_ip: str) -> str | None:
@@ -92,9 +98,11 @@ def _nobody(_ip: str) -> str | None:
 class _Refused(Exception):
     """Answer the client with `status` and `reason`, and log `verdict` (when given)."""
 
-    def __init__(self, status: int, reason: str, verdict: Verdict | None = None) -> None:
+    def __init__(
+        self, status: int, reason: str, verdict: Verdict | None = None, addr: Address | None = None
+    ) -> None:
         super().__init__(reason)
-        self.status, self.reason, self.verdict = status, reason, verdict
+        self.status, self.reason, self.verdict, self.addr = status, reason, verdict, addr
 
 
 @dataclass(frozen=True)
@@ -147,6 +155,17 @@ def _parse_head(raw: bytes) -> _Head:
     return _Head(method.upper(), target, version, tuple(headers), raw)
 
 
+_NAME = re.compile(r"[a-z0-9_.-]{1,253}")
+
+
+def _checked(host: str) -> str:
+    """A host that is a name (letters, digits, `-`, `_`, `.`) or an IP literal, else 400."""
+    host = normalise_host(host)
+    if literal(host) is None and not _NAME.fullmatch(host):
+        raise _Refused(400, "not a host name or address")
+    return host
+
+
 def _host_port(authority: str) -> tuple[str, int]:
     """`host:port` or `[v6]:port` → (host, port)."""
     if authority.startswith("["):
@@ -155,7 +174,7 @@ def _host_port(authority: str) -> tuple[str, int]:
         host, sep, port = authority.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise _Refused(400, f"{authority!r} is not host:port")
-    return normalise_host(host), int(port)
+    return _checked(host), int(port)
 
 
 def _origin_request(head: _Head) -> tuple[str, int, bytes]:
@@ -167,65 +186,13 @@ def _origin_request(head: _Head) -> tuple[str, int, bytes]:
         port = url.port or 80
     except ValueError:
         raise _Refused(400, "a bad port in the URL") from None
-    host = normalise_host(url.hostname)
+    host = _checked(url.hostname)
     path = (url.path or "/") + (f"?{url.query}" if url.query else "")
-    lines = [f"{head.method} {path} {head.version}"]
-    if head.header("host") is None:
-        lines.append(f"Host: {url.netloc.rpartition('@')[2]}")
-    lines += [f"{k}: {v}" for k, v in head.headers if k.lower() not in HOP_BY_HOP]
+    # the Host the server sees is the one decided on (no fronting another name)
+    lines = [f"{head.method} {path} {head.version}", f"Host: {url.netloc.rpartition('@')[2]}"]
+    lines += [f"{k}: {v}" for k, v in head.headers if k.lower() not in HOP_BY_HOP | {"host"}]
     lines.append("Connection: close")  # one request per connection: the pipe carries it
     return host, port, ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
-
-
-class _Activity:
-    """When a tunnel last moved a byte, either way."""
-
-    def __init__(self) -> None:
-        self.last = time.monotonic()
-
-
-async def _copy(
-    src: asyncio.StreamReader, dst: asyncio.StreamWriter, seen: _Activity, idle: float
-) -> None:
-    while True:
-        try:
-            data = await asyncio.wait_for(src.read(_CHUNK), timeout=idle)
-        except TimeoutError:
-            if time.monotonic() - seen.last >= idle:
-                return
-            continue  # the other direction is busy
-        if not data:
-            if dst.can_write_eof():
-                with contextlib.suppress(OSError):
-                    dst.write_eof()
-            return
-        seen.last = time.monotonic()
-        dst.write(data)
-        await dst.drain()
-
-
-async def _pipe(
-    a: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    b: tuple[asyncio.StreamReader, asyncio.StreamWriter],
-    idle: float,
-) -> None:
-    """Both ways until both ends are done (half-closes passed on), or idle in both."""
-    seen = _Activity()
-    tasks = [
-        asyncio.ensure_future(_copy(a[0], b[1], seen, idle)),
-        asyncio.ensure_future(_copy(b[0], a[1], seen, idle)),
-    ]
-    try:
-        done, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
-        if pending:  # one side failed: the other cannot go on alone
-            for t in pending:
-                t.cancel()
-        for t in done:
-            if not t.cancelled():
-                t.exception()  # retrieved: a reset is the end of the tunnel, not an error
-    finally:
-        for t in tasks:
-            t.cancel()
 
 
 class EgressProxy:
@@ -259,7 +226,8 @@ class EgressProxy:
         self._server: asyncio.Server | None = None
         self._gates: dict[int, tuple[int, asyncio.Server]] = {}
         self._conns: set[asyncio.Task[None]] = set()
-        self._dns = ThreadPoolExecutor(max_workers=8, thread_name_prefix="egress-dns")
+        self._per_client: dict[str, int] = {}
+        self._dns: ThreadPoolExecutor | None = None
 
     # -- the thread -------------------------------------------------------------------------
 
@@ -267,14 +235,13 @@ class EgressProxy:
         """Bind the proxy's listener and serve in a new thread; OSError when it cannot bind."""
         if self._thread is not None:
             return
+        self._dns = ThreadPoolExecutor(max_workers=8, thread_name_prefix="egress-dns")
         loop = asyncio.new_event_loop()
         self._loop = loop
         self._thread = threading.Thread(target=loop.run_forever, name="egress-proxy", daemon=True)
         self._thread.start()
         try:
-            server = self._call(self._serve(self._listen, self._client))
-            assert isinstance(server, asyncio.Server)  # noqa: S101 - what _serve returns
-            self._server = server
+            self._server = cast(asyncio.Server, self._call(self._serve(self._listen, self._client)))
         except BaseException:
             self.stop()
             raise
@@ -291,7 +258,9 @@ class EgressProxy:
         thread.join(10)
         loop.close()
         self._loop = self._thread = self._server = None
-        self._dns.shutdown(wait=False, cancel_futures=True)
+        if self._dns is not None:
+            self._dns.shutdown(wait=False, cancel_futures=True)
+        self._log.close()
 
     def _call(self, coro: Awaitable[object]) -> object:
         assert self._loop is not None  # noqa: S101 - started
@@ -300,7 +269,9 @@ class EgressProxy:
     async def _serve(
         self,
         at: tuple[str, int],
-        handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]],
+        handler: Callable[
+            [asyncio.StreamReader, asyncio.StreamWriter], Coroutine[object, object, None]
+        ],
     ) -> asyncio.Server:
         return await asyncio.start_server(
             lambda r, w: self._track(handler(r, w), w),
@@ -311,25 +282,34 @@ class EgressProxy:
             backlog=256,
         )
 
-    async def _track(self, handling: Awaitable[None], writer: asyncio.StreamWriter) -> None:
+    async def _track(
+        self, handling: Coroutine[object, object, None], writer: asyncio.StreamWriter
+    ) -> None:
         task = asyncio.current_task()
         assert task is not None  # noqa: S101 - inside a task
-        if len(self._conns) >= self.limits.max_connections:
+        client = str(writer.get_extra_info("peername")[0])
+        if (
+            len(self._conns) >= self.limits.max_connections
+            or self._per_client.get(client, 0) >= self.limits.per_client
+        ):
             with contextlib.suppress(OSError):
                 writer.write(_response(503, "hal-9000 egress: too many connections"))
             writer.close()
-            with contextlib.suppress(Exception):
-                await handling  # a coroutine: closed unawaited otherwise
+            handling.close()  # never run
             return
         self._conns.add(task)
+        self._per_client[client] = self._per_client.get(client, 0) + 1
         try:
             await handling
-        except (OSError, asyncio.IncompleteReadError):
-            pass
+        except (OSError, asyncio.IncompleteReadError, asyncio.CancelledError):
+            pass  # the client went away, or the proxy stops
         except Exception:  # one connection's bug must not end the proxy
             log.exception("egress connection")
         finally:
             self._conns.discard(task)
+            left = self._per_client.pop(client) - 1
+            if left:
+                self._per_client[client] = left
             writer.close()
 
     async def _close_all(self) -> None:
@@ -362,7 +342,7 @@ class EgressProxy:
         problems (a port that could not be bound), one sentence each; the others open."""
         self._token = token.encode()
         if self._loop is None:
-            raise RuntimeError("the egress proxy is not running")
+            raise RuntimeError("the egress proxy is not running: start() it first")
         problems = self._call(self._set_gates(dict(gates)))
         assert isinstance(problems, list)  # noqa: S101 - what _set_gates returns
         return problems
@@ -411,9 +391,8 @@ class EgressProxy:
 
     async def _head(self, reader: asyncio.StreamReader) -> _Head:
         try:
-            raw = await asyncio.wait_for(
-                reader.readuntil(b"\r\n\r\n"), timeout=self.limits.head_timeout
-            )
+            async with asyncio.timeout(self.limits.head_timeout):
+                raw = await reader.readuntil(b"\r\n\r\n")
         except TimeoutError:
             raise _Refused(408, "the request head did not arrive in time") from None
         except asyncio.LimitOverrunError:
@@ -423,7 +402,7 @@ class EgressProxy:
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         client = str(writer.get_extra_info("peername")[0])
         method, host, port = "-", "", 0
-        addr: Address | None = None
+        tunnel = Tunnel(self.limits.idle_timeout)
         try:
             head = await self._head(reader)
             method = head.method
@@ -432,11 +411,11 @@ class EgressProxy:
                 send = b""
             else:
                 host, port, send = _origin_request(head)
-            addr, verdict, up = await self._open(host, port)
+            addr, verdict = await self._open(host, port, tunnel)
         except _Refused as r:
             if method != "-" or r.verdict is not None:  # a request, not noise: log it
                 v = r.verdict or Verdict(False, r.reason)
-                self._record(self._row(client, host, port, addr, v, method))
+                self._record(self._row(client, host, port, r.addr, v, method))
             msg = f"hal-9000 egress: {host}:{port} " if host else "hal-9000 egress: "
             why = r.verdict.rule if r.verdict else r.reason
             hint = "; allow it in [network] allow" if r.status == 403 else ""
@@ -445,13 +424,11 @@ class EgressProxy:
             return
         self._record(self._row(client, host, port, addr, verdict, method))
         try:
-            if send:
-                up[1].write(send)
-            else:
+            if not send:
                 writer.write(b"HTTP/1.1 200 Connection established\r\n\r\n")
-            await _pipe((reader, writer), up, self.limits.idle_timeout)
+            await tunnel.run(writer, reader, send)
         finally:
-            up[1].close()
+            tunnel.close()
 
     def _row(
         self, client: str, host: str, port: int, addr: Address | None, v: Verdict, method: str
@@ -473,10 +450,8 @@ class EgressProxy:
             return [one]
         loop = asyncio.get_running_loop()
         try:
-            found = await asyncio.wait_for(
-                loop.run_in_executor(self._dns, self._resolve, host, port),
-                timeout=self.limits.resolve_timeout,
-            )
+            async with asyncio.timeout(self.limits.resolve_timeout):
+                found = await loop.run_in_executor(self._dns, self._resolve, host, port)
         except (OSError, TimeoutError, UnicodeError) as e:
             reason = "timed out" if isinstance(e, TimeoutError) else "no such name"
             raise _Refused(
@@ -484,10 +459,9 @@ class EgressProxy:
             ) from None
         return list(dict.fromkeys(found))  # in order, once each
 
-    async def _open(
-        self, host: str, port: int
-    ) -> tuple[Address, Verdict, tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-        """Decide, resolve, decide on each address, connect to the first allowed one."""
+    async def _open(self, host: str, port: int, tunnel: Tunnel) -> tuple[Address, Verdict]:
+        """Decide, resolve, decide on each address, connect `tunnel` to the first allowed
+        one: that address and the verdict that allowed it."""
         policy = self._policy
         if (early := policy.may_resolve(host, port)) is not None:
             raise _Refused(403, early.rule, early)
@@ -499,36 +473,37 @@ class EgressProxy:
                 denied = denied or (addr, verdict)
                 continue
             try:
-                up = await asyncio.wait_for(
-                    asyncio.open_connection(str(addr), port), timeout=self.limits.connect_timeout
-                )
+                async with asyncio.timeout(self.limits.connect_timeout):
+                    await tunnel.connect(str(addr), port)
             except (OSError, TimeoutError) as e:
                 failed = failed or (
                     addr,
                     "timed out" if isinstance(e, TimeoutError) else e.strerror or str(e),
                 )
                 continue
-            return addr, verdict, up
+            return addr, verdict
         if failed is not None:
             raise _Refused(
                 502,
                 f"cannot connect to {failed[0]}: {failed[1]}",
                 Verdict(True, f"connect failed: {failed[1]}"),
+                failed[0],
             )
         if denied is not None:
             addr, verdict = denied
-            raise _Refused(403, verdict.rule, verdict)  # logged with the address below
+            raise _Refused(403, verdict.rule, verdict, addr)
         raise _Refused(502, "name not resolved", Verdict(False, "name not resolved"))
 
     # -- the gates --------------------------------------------------------------------------
 
     def _gate(
         self, port: int, upstream: int
-    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]:
+    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], Coroutine[object, object, None]]:
         async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
             client = str(writer.get_extra_info("peername")[0])
             host = str(writer.get_extra_info("sockname")[0])
             method = "-"
+            tunnel = Tunnel(self.limits.gate_idle_timeout)
             try:
                 head = await self._head(reader)
                 method = head.method
@@ -537,10 +512,8 @@ class EgressProxy:
                     why = "gate: no token" if not given else "gate: wrong token"
                     raise _Refused(401, why, Verdict(False, why))
                 try:
-                    up = await asyncio.wait_for(
-                        asyncio.open_connection("127.0.0.1", upstream),
-                        timeout=self.limits.connect_timeout,
-                    )
+                    async with asyncio.timeout(self.limits.connect_timeout):
+                        await tunnel.connect("127.0.0.1", upstream)
                 except (OSError, TimeoutError):
                     raise _Refused(
                         502, "the service is not answering", Verdict(True, "gate: service down")
@@ -557,10 +530,9 @@ class EgressProxy:
                 self._row(client, host, port, _ip("127.0.0.1"), Verdict(True, "gate"), method)
             )
             try:
-                up[1].write(head.raw)
-                await _pipe((reader, writer), up, self.limits.idle_timeout)
+                await tunnel.run(writer, reader, head.raw)
             finally:
-                up[1].close()
+                tunnel.close()
 
         return handle
 

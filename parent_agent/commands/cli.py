@@ -39,6 +39,7 @@ LAZY = {
     "config": "hal_io.config_cli:parent_group",
     "auth": "parent_agent.commands.auth:auth",
     "sync": "parent_agent.commands.auth:sync",
+    "egress": "parent_agent.commands.egress:egress",
 }  # fmt: skip
 
 

@@ -60,3 +60,12 @@ def test_table_and_json_carry_only_measured_numbers() -> None:
     assert data["machine"] == "test machine"
     assert data["rows"][0]["samples"] == [0.5, 0.7] and data["rows"][0]["floor_median"] == 0.25
     assert data["rows"][1]["ratio"] is None and data["rows"][1]["met"] is False
+
+
+def test_the_egress_row_is_measured_on_loopback() -> None:
+    """Row 9 end to end, tiny: a TLS server and the proxy, each in a process of its own."""
+    from benchmarks.egress import measure
+
+    r = measure(1, 3)
+    assert r.key == "9" and r.floor and r.samples and r.ratio is not None
+    assert "requests logged" in r.note

@@ -223,3 +223,19 @@ def test_only_the_engine_facade_imports_docker_py_on_the_host() -> None:
 def test_the_protocol_is_pure() -> None:
     roots = {name.split(".")[0] for name in _imports(Path(protocol.__file__))}
     assert not roots & {"docker", "click", "rich", "libtmux"}
+
+
+def test_egress_rows_round_trip_and_say_what_is_wrong() -> None:
+    import pytest
+
+    from hal_common.errors import HalError
+    from hal_common.protocol import EgressReply, EgressRow
+
+    row = EgressRow(1.5, None, "10.213.213.3", "x.example", 443, None, "deny", "r", "CONNECT")
+    reply = EgressReply((row,))
+    assert EgressReply.loads(reply.dumps()) == reply
+    with pytest.raises(HalError, match=r"\[0\]\.port"):
+        EgressReply.loads('[{"t": 1, "client": "c", "host": "h", "port": "x", "verdict": "deny",'
+                          ' "rule": "r", "method": "GET"}]')  # fmt: skip
+    with pytest.raises(HalError, match="not a list"):
+        EgressReply.loads("{}")

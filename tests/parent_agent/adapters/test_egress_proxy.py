@@ -165,7 +165,7 @@ def test_plain_http_is_rewritten_and_a_chunked_response_streams(
         make.append(p)
         s = connect(p)
         s.sendall(
-            f"GET http://127.0.0.1:{origin.port}/path?q=1 HTTP/1.1\r\nHost: 127.0.0.1:{origin.port}"
+            f"GET http://127.0.0.1:{origin.port}/path?q=1 HTTP/1.1\r\nHost: fronted.example"
             "\r\nProxy-Connection: keep-alive\r\nProxy-Authorization: Basic eA==\r\n"
             "Accept: */*\r\n\r\n".encode()
         )
@@ -176,7 +176,7 @@ def test_plain_http_is_rewritten_and_a_chunked_response_streams(
     head = got["head"].decode()
     assert head.startswith("GET /path?q=1 HTTP/1.1\r\n")
     assert f"Host: 127.0.0.1:{origin.port}" in head and "Accept: */*" in head
-    assert "Proxy-" not in head and "Connection: close" in head
+    assert "Proxy-" not in head and "Connection: close" in head and "fronted" not in head
     assert [r.method for r in rows(log_path)] == ["GET"]
 
 
@@ -246,6 +246,8 @@ def test_a_refused_connection_is_502(make: list[EgressProxy], log_path: Path) ->
         b"CONNECT 127.0.0.1:99999 HTTP/1.1\r\n\r\n",
         b"NOT HTTP\r\n\r\n",
         b"GET http://x/ HTTP/1.1\r\nbad header\r\n\r\n",
+        b"CONNECT a\x00b.test:443 HTTP/1.1\r\n\r\n",
+        b"CONNECT a%2fb.test:443 HTTP/1.1\r\n\r\n",
     ],
 )
 def test_bad_requests_are_400(make: list[EgressProxy], log_path: Path, request_: bytes) -> None:
@@ -297,8 +299,9 @@ def test_the_head_has_a_size_limit(make: list[EgressProxy], log_path: Path) -> N
     assert status(recv_until(s, b"\r\n\r\n")) == 431
 
 
-def test_connections_are_bounded(make: list[EgressProxy], log_path: Path) -> None:
-    p = _proxy(log_path, ["127.0.0.1"], max_connections=2, head_timeout=5)
+@pytest.mark.parametrize("bound", ["max_connections", "per_client"])
+def test_connections_are_bounded(make: list[EgressProxy], log_path: Path, bound: str) -> None:
+    p = _proxy(log_path, ["127.0.0.1"], head_timeout=5, **{bound: 2})
     make.append(p)
     held = [connect(p), connect(p)]
     for h in held:
@@ -439,3 +442,59 @@ def test_tail_skips_torn_lines_and_a_missing_log_is_empty(tmp_path: Path) -> Non
 
 def test_own_addresses_include_loopback() -> None:
     assert ip_address("127.0.0.1") in own_addresses()
+
+
+def test_bytes_sent_with_the_head_and_a_large_transfer_arrive_whole(
+    make: list[EgressProxy], log_path: Path, echo_server: Server
+) -> None:
+    p = _proxy(log_path, ["127.0.0.1"])
+    make.append(p)
+    s = connect(p)
+    target = f"127.0.0.1:{echo_server.port}"
+    s.sendall(f"CONNECT {target} HTTP/1.1\r\n\r\nearly bytes".encode())  # no wait for 200
+    answer = recv_until(s, b"early bytes")
+    assert status(answer) == 200 and answer.endswith(b"\r\n\r\nearly bytes")
+    blob = bytes(range(256)) * (16 << 10)  # 4 MiB: more than any buffer on the way
+    got = bytearray()
+
+    def read() -> None:
+        while len(got) < len(blob):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                return
+            got.extend(chunk)
+
+    reader = threading.Thread(target=read)
+    reader.start()
+    s.sendall(blob)
+    reader.join(30)
+    assert bytes(got) == blob
+
+
+def test_a_stopped_proxy_starts_again(log_path: Path, echo_server: Server) -> None:
+    p = _proxy(log_path, ["lan.test", "127.0.0.1"])
+    p.stop()
+    p.start()
+    try:
+        looked_up.clear()
+        assert status(tunnel(p, f"127.0.0.1:{echo_server.port}")[1]) == 200
+        assert status(tunnel(p, "lan.test:443")[1]) == 403  # resolved in a fresh pool
+        assert looked_up == ["lan.test"]
+    finally:
+        p.stop()
+
+
+@pytest.mark.parametrize("spelling", ["127.1", "2130706433", "0x7f000001", "0177.0.0.1"])
+def test_other_spellings_of_loopback_are_decided_on_the_address(
+    make: list[EgressProxy], log_path: Path, echo_server: Server, spelling: str
+) -> None:
+    """In open mode a numeric name goes to the resolver (the real one: glibc reads these
+    spellings itself, no query leaves), and the address it gives is special."""
+    p = EgressProxy(policy("open", []), log_path, listen=("127.0.0.1", 0))
+    p.start()
+    make.append(p)
+    _, head = tunnel(p, f"{spelling}:{echo_server.port}")
+    assert status(head) == 403
+    (row,) = rows(log_path)
+    assert (row.addr, row.rule) == ("127.0.0.1", "special address")
+    assert echo_server.served == 0
