@@ -38,7 +38,7 @@ def test_a_worker_is_on_the_internal_network_with_the_proxy_and_no_dns() -> None
     environ = {"HTTPS_PROXY": "http://evil:1", "no_proxy": "*", "FOO": "1"}
     kw = create_kwargs(worker_spec("/p", cfg, 1000, 1000, environ), "/config/claude")
     assert kw["network"] == WORKER_NETWORK and "network_mode" not in kw
-    assert kw["dns"] == [GATEWAY]
+    assert kw["dns"] == [GATEWAY] and kw["dns_opt"] == ["timeout:1", "attempts:1"]
     assert kw["environment"]["HTTPS_PROXY"] == f"http://{GATEWAY}:3128"
     assert kw["environment"]["https_proxy"] == kw["environment"]["http_proxy"]
     assert kw["environment"]["no_proxy"] == f"localhost,127.0.0.1,{GATEWAY}"
