@@ -11,6 +11,7 @@ import time
 import docker
 
 from hal_common import labels
+from hal_common.egress import GATEWAY, WORKER_NETWORK
 from parent_agent.core.services import is_wrapper
 
 INNER = "unix:///run/hal9000/docker.sock"
@@ -33,11 +34,14 @@ def spawn_times(dirs: list[str]) -> list[float]:
 
 
 def bare_run_times(image: str, reps: int) -> list[float]:
+    """A bare `docker run --rm` on the same kind of network as a worker's: the internal one
+    (a veth pair and an address each), with DNS at the gateway."""
     out = []
+    net = ["--network", WORKER_NETWORK, "--dns", GATEWAY]
     for _ in range(reps):
         t0 = time.monotonic()
         subprocess.run(
-            ["docker", "-H", INNER, "run", "--rm", "--entrypoint", "true", image],
+            ["docker", "-H", INNER, "run", "--rm", *net, "--entrypoint", "true", image],
             check=True,
             capture_output=True,
         )

@@ -218,7 +218,7 @@ class Bench:
                 "worker spawn → agent pid inside",
                 "s",
                 single,
-                floor_name="bare nested docker run --rm",
+                floor_name="bare nested docker run --rm, internal network",
                 floor=floor,
                 target="≤ 1.5×",
                 limit=1.5,

@@ -16,7 +16,7 @@ from typing import Any
 import tomlkit
 from tomlkit.exceptions import ParseError
 
-from hal_common.config_schema import SECTIONS, check_value, coerce, describe, find_key
+from hal_common.config_schema import RETIRED, SECTIONS, check_value, coerce, describe, find_key
 from hal_common.egress import first_bad
 from hal_common.errors import ConfigError
 from hal_common.shared_services import SERVICE_KEYS, ServiceSpec, effective
@@ -146,6 +146,9 @@ def file_layer(
         names = [f.name for f in fields(cls)]
         for key, raw in table.items():
             spec = find_key(section, key)
+            if (section, key) in RETIRED:
+                c.warn((section, key), RETIRED[(section, key)])
+                continue
             if spec is None:
                 c.warn((section, key), f"unknown key [{section}].{key} ignored{_close(key, names)}")
                 continue
@@ -215,6 +218,9 @@ def env_layer(env: Mapping[str, str], c: Collector) -> dict[tuple[str, str], tup
             continue
         key = name[len(env_name(section, "")) :].lower()
         spec = find_key(section, key)
+        if (section, key) in RETIRED:
+            c.warnings.append(f"{ENV_SOURCE}: {name}: {RETIRED[(section, key)]}")
+            continue
         if spec is None:
             names = [f.name for f in fields(SECTIONS[section])]
             c.warnings.append(

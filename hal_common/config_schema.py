@@ -18,7 +18,6 @@ from hal_common.egress import check_allow
 from hal_common.shared_services import ServiceSpec, effective
 
 SECURITY_MODES = ("auto", "caps", "privileged", "sysbox")
-NETWORK_MODES = ("host", "bridge", "none")
 RESTART_POLICIES = ("no", "on-failure", "unless-stopped", "always")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 WATCH_MODES = ("auto", "inotify", "poll")
@@ -63,7 +62,6 @@ class WorkerConfig:
     memory: str = "4g"
     cpus: float = 2.0
     pids: int = 1024
-    network: str = "host"
     restart: str = "no"
     env: tuple[str, ...] = ()
 
@@ -324,7 +322,6 @@ _CHECKS: dict[tuple[str, str], Any] = {
     ("worker", "memory"): _worker_memory,
     ("worker", "cpus"): _worker_cpus,
     ("worker", "pids"): _worker_pids,
-    ("worker", "network"): _one_of(NETWORK_MODES),
     ("worker", "restart"): _one_of(RESTART_POLICIES),
     ("worker", "env"): _env_names,
     ("dashboard", "refresh"): _positive,
@@ -335,6 +332,17 @@ _CHECKS: dict[tuple[str, str], Any] = {
     ("network", "mode"): _one_of(EGRESS_MODES),
     ("network", "allow"): check_allow,
     **{("keys", f.name): _tmux_key for f in fields(KeysConfig)},
+}
+
+
+# Keys that no longer exist, with what replaced them: a file (or an environment variable)
+# that still sets one is told so, and the value is ignored.
+RETIRED: dict[tuple[str, str], str] = {
+    ("worker", "network"): (
+        "[worker].network is gone and ignored: workers always run on hal-9000's internal "
+        "network, their only way out the parent's egress proxy; what they may reach is "
+        '[network] mode ("allowlist" or "open") and allow = [...]'
+    ),
 }
 
 

@@ -20,9 +20,11 @@ from typing import Any, Literal
 
 import docker
 import docker.errors
+import docker.types
 import requests.exceptions
 
 from hal_common import labels
+from hal_common.egress import GATEWAY, WORKER_BRIDGE, WORKER_NETWORK, WORKER_SUBNET
 from hal_common.errors import HalError, ImageMissing, NameConflict
 from hal_io.engine import connect, translated
 from parent_agent.core.model import ContainerEvent, Listed, to_event, to_listed
@@ -38,6 +40,24 @@ class ExecResult:
 
     exit_code: int
     output: str
+
+
+NETWORK_OPTIONS = {
+    "com.docker.network.bridge.name": WORKER_BRIDGE,
+    "com.docker.network.bridge.enable_icc": "false",
+}
+
+
+def network_fits(attrs: Mapping[str, Any]) -> bool:
+    """The network's inspect data says it is the workers' network as hal-9000 makes it."""
+    configs = (attrs.get("IPAM") or {}).get("Config") or []
+    options = attrs.get("Options") or {}
+    return (
+        attrs.get("Driver") == "bridge"
+        and attrs.get("Internal") is True
+        and all(options.get(k) == v for k, v in NETWORK_OPTIONS.items())
+        and [(c.get("Subnet"), c.get("Gateway")) for c in configs] == [(WORKER_SUBNET, GATEWAY)]
+    )
 
 
 @contextmanager
@@ -185,6 +205,70 @@ class InnerEngine:
                 res.raise_for_status()
             except requests.exceptions.HTTPError as e:
                 docker.errors.create_api_error_from_http_exception(e)
+
+    # --- the workers' network -----------------------------------------------------------------
+
+    def ensure_network(self, what: str = "making the workers' network") -> dict[str, Any]:
+        """The workers' network (`hal_common.egress`): an internal bridge, ICC off, with a
+        fixed bridge name, subnet and gateway. Made when missing; one made otherwise (by an
+        older hal-9000, by hand) is replaced while no container is on it, else HalError: a
+        worker must never land on a network with a way out. Its inspect data."""
+        with translated(what):
+            try:
+                have = dict(self.client.api.inspect_network(WORKER_NETWORK))
+            except docker.errors.NotFound:
+                have = None
+            if have is not None and network_fits(have):
+                return have
+            if have is not None:
+                if have.get("Containers"):
+                    raise HalError(
+                        f"{what}: network {WORKER_NETWORK} is not the internal one hal-9000 "
+                        "makes and has containers on it",
+                        hint=f"remove them and the network (docker network rm {WORKER_NETWORK})",
+                    )
+                log.warning("replacing network %s: not the one hal-9000 makes", WORKER_NETWORK)
+                self.client.api.remove_network(have["Id"])
+            ipam = docker.types.IPAMConfig(
+                pool_configs=[docker.types.IPAMPool(subnet=WORKER_SUBNET, gateway=GATEWAY)]
+            )
+            try:
+                self.client.api.create_network(
+                    WORKER_NETWORK,
+                    driver="bridge",
+                    internal=True,
+                    ipam=ipam,
+                    options=dict(NETWORK_OPTIONS),
+                    labels={labels.MANAGED: "true"},
+                    check_duplicate=True,
+                )
+            except docker.errors.APIError as e:
+                if e.status_code != 409:  # made at once by another: theirs is the same
+                    raise
+            return dict(self.client.api.inspect_network(WORKER_NETWORK))
+
+    def network(self, name: str, what: str = "") -> dict[str, Any] | None:
+        """The inspect data of network `name`, or None when there is none."""
+        with translated(what or f"looking up network {name}"):
+            try:
+                return dict(self.client.api.inspect_network(name))
+            except docker.errors.NotFound:
+                return None
+
+    def network_members(self, what: str = "listing the workers' addresses") -> dict[str, str]:
+        """The containers on the workers' network: IPv4 address → container name (one call;
+        {} when the network is missing)."""
+        with translated(what):
+            try:
+                attrs = self.client.api.inspect_network(WORKER_NETWORK)
+            except docker.errors.NotFound:
+                return {}
+        out = {}
+        for member in (attrs.get("Containers") or {}).values():
+            ip = str(member.get("IPv4Address") or "").split("/")[0]
+            if ip:
+                out[ip] = str(member.get("Name") or "")
+        return out
 
     # --- looking inside ------------------------------------------------------------------------
 

@@ -41,16 +41,25 @@ log = logging.getLogger(__name__)
 
 
 def ensure_token(path: Path) -> str:
-    """ChromaDB's token: made once, kept in the data volume, 0600."""
+    """The services' bearer token (the gates', ChromaDB's): made once, kept in the data
+    volume, 0600, the parent's only. Made whole under a temporary name, then linked into
+    place, so a spawn and the loop making it at once agree on one token."""
     try:
         return path.read_text().strip()
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(token)  # no newline: ChromaDB compares the file's lines with the header
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "w") as fh:
+            fh.write(token)  # no newline: ChromaDB compares the file's lines with the header
+        os.link(tmp, path)  # fails when another made it first: theirs is the token
+    except FileExistsError:
+        return path.read_text().strip()
+    finally:
+        tmp.unlink(missing_ok=True)
     return token
 
 

@@ -30,6 +30,7 @@ from parent_agent.adapters.dockerd import Dockerd
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.tmux import TmuxUI, server_for
 from parent_agent.adapters.usage import BackgroundSampler
+from parent_agent.app.boundary import Boundary
 from parent_agent.app.events import (
     ControlRequest,
     DockerdExited,
@@ -84,6 +85,8 @@ class Agent:
         self.watcher = ConfigWatcher(layout.config_file, self.inbox.put, watch=cfg.watch)
         # the only actor on service containers; it runs what this loop submits, in order
         self.services = ServiceRunner(self.inbox.put, layout)
+        # the egress boundary: the workers' network, the proxy, the firewall, the gates
+        self.boundary = Boundary(layout)
         self.control = ControlServer(
             layout.control_socket,
             lambda request, reply: self.inbox.put(ControlRequest(request, reply)),
@@ -106,6 +109,7 @@ class Agent:
         self.engine = self.dockerd.start()
         self.engine_up_at = time.monotonic()
         self.sampler = BackgroundSampler(self.engine, interval=1.0)
+        self.start_boundary()  # before any worker: they are made on its network
         self.apply_services()  # in the runner: the loop is ready without waiting for it
         threading.Thread(
             target=watch_dockerd,
@@ -116,6 +120,16 @@ class Agent:
         threading.Thread(
             target=watch_events, args=(self.engine, self.inbox), name="docker-events", daemon=True
         ).start()
+
+    def start_boundary(self) -> None:
+        """The workers' network, the proxy on its gateway and the firewall; what fails is
+        reported (the dashboard and `hal-agent doctor` show it), and tried again on the next
+        engine start."""
+        assert self.engine is not None  # noqa: S101 - after the engine started
+        try:
+            self.boundary.start(self.engine, self.cfg)
+        except (HalError, OSError, ValueError) as e:
+            self.record_error(f"the workers' egress boundary is not complete: {e}")
 
     def _engine_lost(self) -> None:
         """The engine is gone: forget it, and wait a little longer each time before the next
@@ -175,17 +189,31 @@ class Agent:
             self.restart_needed |= set(changes.restart_needed)
         if changes.services and self.engine is not None:
             self.apply_services()
+        if changes.network:
+            try:  # the proxy decides every request from now on with the new list
+                self.boundary.set_policy(new)
+            except ValueError as e:
+                self.record_error(f"[network]: {e}; keeping the last good list")
         # worker_template: new workers read the file; running ones show as outdated.
         # dashboard: the snapshot carries the new refresh and row count.
 
     def service_plan(self) -> services_core.ServicePlan:
-        return services_core.plan(self.cfg.services, self.layout.service_data)
+        token = services_mod.ensure_token(self.layout.mcp_token_file)
+        return services_core.plan(self.cfg.services, self.layout.service_data, token)
 
     def apply_services(self, reply: Reply | None = None) -> None:
         """Have the runner start, recreate or remove the `[services.*]` containers; its
-        errors come back as a ServicesDone and are reported only."""
+        errors come back as a ServicesDone and are reported only. The gates follow the
+        plan at once (a gate to a service still starting answers when it does)."""
         assert self.engine is not None  # noqa: S101 - callers check
-        self.services.submit(ApplyServices(self.engine, self.service_plan(), reply))
+        plan = self.service_plan()
+        try:
+            token = services_mod.ensure_token(self.layout.mcp_token_file)
+            for problem in self.boundary.set_gates(plan.gates, token):
+                self.record_error(f"service gate: {problem}")
+        except (HalError, OSError) as e:
+            self.record_error(f"the service gates are not in place: {e}")
+        self.services.submit(ApplyServices(self.engine, plan, reply))
 
     def on_request(self, ev: ControlRequest) -> None:
         """A command's request: refused here, or handed to the service runner (which answers
@@ -297,6 +325,7 @@ class Agent:
             max_rows=self.cfg.dashboard.max_rows,
             services=self.service_health if up else (),
             refresh=self.cfg.dashboard.refresh,
+            last_denial=self.boundary.last_denial,
         )
 
     def publish(self) -> None:
@@ -327,11 +356,15 @@ class Agent:
             ):
                 what = "service" if role == "service" else "worker"
                 self.record_error(f"{what} {session} exited with code {code}")
+                self.boundary.refresh()
             case WorkerEvent(action="start", role=role, session=session) if (
                 role != "service" and self.engine is not None
             ):
                 # a spawn that read the config just before a reload gets today's limits too
                 self.record_failures(workers.update_limits(self.engine, self.cfg.worker, session))
+                self.boundary.refresh()  # its address, for the egress log
+            case WorkerEvent(role=role) if role != "service":
+                self.boundary.refresh()  # a worker stopped or went: its address is free
             case _:
                 pass
         if not self._ensure_engine():
@@ -382,7 +415,7 @@ class Agent:
 
     def shutdown(self) -> None:
         """In order: requests, the config watcher, the service runner, the sampler, workers,
-        then dockerd, then tmux."""
+        the egress proxy and firewall, then dockerd, then tmux."""
         self.layout.ready_file.unlink(missing_ok=True)
         self.control.stop()
         self.watcher.stop()
@@ -394,6 +427,7 @@ class Agent:
                 workers.stop_all(self.engine)
             except HalError as e:
                 log.error("stopping workers: %s", e)
+        self.boundary.stop()  # the workers are gone: nothing left behind the firewall
         self.dockerd.stop()
         self.ui.kill_server()
         log.info("parent stopped")

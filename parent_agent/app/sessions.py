@@ -113,7 +113,8 @@ def spawn(
     spec = worker_spec(project, cfg.worker, uid, gid, env, session=name, image=image, layout=layout)
     with session_lock(spec.session, layout.lock_dir):
         workers.check_image(engine, spec.image, image_id)
-        plan = services_core.plan(cfg.services, layout.service_data)
+        bearer = services.ensure_token(layout.mcp_token_file)
+        plan = services_core.plan(cfg.services, layout.service_data, bearer)
         # its private state, with the MCP servers even if the loop lags; a file the worker
         # broke is logged and left alone (untrusted), never a reason to hang or fail
         token = services.shared_token(plan)
@@ -124,6 +125,8 @@ def spawn(
             silent = services.wait_for_mcp(engine, plan.waits)
             if silent:
                 log.warning("starting %s before MCP servers %s answer", spec.session, silent)
+        if existing is None:  # made on the workers' network (the loop makes it first;
+            engine.ensure_network()  # one inspect here, so a spawn never races it)
         workers.ensure_worker(engine, spec, layout)
         if ui is not None:
             command = worker_window_command(spec.container, layout.inner_docker_host)

@@ -185,6 +185,7 @@ def doctor(p: Parent) -> None:
             )
         _doctor_services(engine, cfg.services, report)
         _doctor_workers(engine, p.layout, report)
+        _doctor_network(engine, report)
     except HalError as e:
         report(False, "inner engine", e.message, "see /var/log/hal9000/dockerd.log")
     ui = p.ui()
@@ -290,6 +291,30 @@ def _doctor_services(
             detail += f"; last log: {line}" if line else ""
         fix = f"docker logs {container_name(s.name)} says more; workers start without it"
         report(s.ok, title, detail, fix)
+
+
+def _doctor_network(engine: InnerEngine, report: Callable[[bool, str, str, str], None]) -> None:
+    """The egress boundary: the workers' network, the proxy listening, the firewall."""
+    import socket
+
+    from hal_common.egress import GATEWAY, PROXY_PORT, WORKER_NETWORK
+    from parent_agent.adapters import firewall
+    from parent_agent.adapters.engine import network_fits
+
+    restart = "restart the parent (claudy down && claudy); hal-agent health shows why"
+    attrs = engine.network(WORKER_NETWORK)
+    fits = attrs is not None and network_fits(attrs)
+    detail = f"{WORKER_NETWORK} internal, ICC off" if fits else f"{WORKER_NETWORK} missing or not"
+    report(fits, "workers' network", detail + ("" if fits else " internal"), restart)
+    try:
+        with socket.create_connection((GATEWAY, PROXY_PORT), timeout=0.5):
+            listening = True
+    except OSError:
+        listening = False
+    report(listening, "egress proxy", f"{GATEWAY}:{PROXY_PORT}", restart)
+    rules = firewall.status()
+    ok = bool(rules) and not any(r.startswith("missing") for r in rules)
+    report(ok, "firewall", "; ".join(rules) or "no rules for the workers' bridge", restart)
 
 
 @click.command()

@@ -17,13 +17,17 @@ from pathlib import Path
 from typing import Any
 
 from hal_common import __version__, labels
+from hal_common.egress import GATEWAY
 from hal_common.shared_services import ServiceSpec, problems, running
 from parent_agent.core.model import ServiceState
 
 PREFIX = "hal9000-s-"
 SPEC = f"{labels.PREFIX}.spec"  # a digest of the create arguments: changed → recreated
 ROLE = "service"
-TOKEN_NAME = "chromadb.token"  # noqa: S105 - a file name, beside the services' data
+# The services' one bearer token: every gate wants it, and ChromaDB checks it too (its
+# clients in workers send one Authorization header, which must pass the gate and ChromaDB).
+# The same file as `ParentLayout.mcp_token_file`.
+TOKEN_NAME = "mcp.token"  # noqa: S105 - a file name, beside the services' data
 TOKEN_IN_CONTAINER = "/run/hal/token"  # noqa: S105 - a path
 CPU_SHARES = 256
 
@@ -33,7 +37,8 @@ def container_name(name: str) -> str:
 
 
 def token_file(data_root: Path) -> Path:
-    """ChromaDB's token, in the services' data; mounted read-only where it is needed."""
+    """The services' bearer token (the gates', ChromaDB's), in the services' data; mounted
+    read-only into the services that check it, never into a worker."""
     return data_root / TOKEN_NAME
 
 
@@ -109,9 +114,11 @@ class ServicePlan:
 
     wanted: tuple[Wanted, ...] = ()
     data_dirs: tuple[Path, ...] = ()
-    token: Path | None = None  # made when a service mounts it
+    token: Path | None = None  # the bearer token's file: made when any service runs
     share_token: bool = False  # ChromaDB runs with its token: clients in workers need it
-    mcp: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    mcp: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # the gates workers reach the services through: {port on the gateway: port on 127.0.0.1}
+    gates: Mapping[int, int] = field(default_factory=dict)
     waits: tuple[McpWait, ...] = ()
     # enabled but unable to start (no image; MCP without a port): reported, left as they are
     errors: tuple[str, ...] = ()
@@ -126,25 +133,39 @@ class ServicePlan:
         return frozenset(w.image for w in self.wanted)
 
 
-def mcp_entries(specs: Iterable[ServiceSpec]) -> dict[str, dict[str, str]]:
-    """The `mcpServers` entries of `.claude.json` for the enabled MCP services."""
-    return {s.name: {"type": "http", "url": url} for s in running(specs) if (url := s.mcp_url)}
+def gate_url(spec: ServiceSpec) -> str | None:
+    """Where a worker reaches a service's MCP server: its gate on the workers' gateway."""
+    if not spec.mcp or spec.port is None:
+        return None
+    return f"http://{GATEWAY}:{spec.port}{spec.mcp_path}"
 
 
-def plan(specs: Iterable[ServiceSpec], data_root: Path) -> ServicePlan:
+def mcp_entries(specs: Iterable[ServiceSpec], token: str) -> dict[str, dict[str, Any]]:
+    """The `mcpServers` entries of a worker's `.claude.json` for the enabled MCP services:
+    each through its gate, with the bearer token the gate wants."""
+    auth = {"Authorization": f"Bearer {token}"}
+    return {
+        s.name: {"type": "http", "url": url, "headers": dict(auth)}
+        for s in running(specs)
+        if (url := gate_url(s))
+    }
+
+
+def plan(specs: Iterable[ServiceSpec], data_root: Path, token: str = "") -> ServicePlan:
     """The plan for `specs` (the config's, disabled ones included) with data under
-    `data_root`."""
+    `data_root`; `token` is the services' bearer token (`token_file`), for the MCP entries
+    workers are told."""
     enabled = running(specs)
     broken = tuple(s.name for s in enabled if problems(s))
     errors = tuple(f"[services.{s.name}] {p}" for s in enabled for p in problems(s))
     on = tuple(s for s in enabled if s.name not in broken)
-    token = token_file(data_root) if any(s.token for s in on) else None
     return ServicePlan(
         wanted=tuple(Wanted(s.name, create_kwargs(s, data_root)) for s in on),
         data_dirs=tuple(data_root / s.data for s in on if s.data),
-        token=token,
+        token=token_file(data_root) if on else None,
         share_token=any(s.name == "chromadb" and s.token for s in on),
-        mcp=mcp_entries(on),
+        mcp=mcp_entries(on, token),
+        gates={s.port: s.port for s in on if s.port is not None},
         waits=tuple(McpWait(s.name, s.port, s.image) for s in on if s.mcp and s.port is not None),
         errors=errors,
         broken=broken,

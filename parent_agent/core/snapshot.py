@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from hal_common.errors import HalError
+from hal_common.protocol import EgressRow
 from hal_common.protocol import (
     LoopError as LoopError,  # the loop's errors, as `health` reports them
 )
@@ -48,6 +50,7 @@ class Snapshot:
     max_rows: int = 0  # 0: as many as fit
     services: tuple[ServiceState, ...] = ()
     refresh: float = 2.0  # [dashboard].refresh as the loop last read it
+    last_denial: EgressRow | None = None  # the egress proxy's (or a gate's) latest refusal
 
     def recent_errors(self, now: datetime, count: int = 3) -> tuple[str, ...]:
         """The last `count` errors younger than ERROR_WINDOW_S, as 'HH:MM:SS text'."""
@@ -73,6 +76,7 @@ class Snapshot:
                 "max_rows": self.max_rows,
                 "services": [asdict(s) for s in self.services],
                 "refresh": self.refresh,
+                "last_denial": self.last_denial.to_json() if self.last_denial else None,
             }
         )
 
@@ -95,9 +99,19 @@ class Snapshot:
                 max_rows=int(doc["max_rows"]),
                 services=tuple(ServiceState(**s) for s in doc["services"]),
                 refresh=float(doc["refresh"]),
+                last_denial=_denial(doc.get("last_denial")),
             )
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"malformed snapshot: {e!r}") from None
+
+
+def _denial(doc: object) -> EgressRow | None:
+    if doc is None:
+        return None
+    try:
+        return EgressRow.from_json(doc, "last_denial.")
+    except HalError:
+        return None  # a newer parent's row: the dashboard leaves the line out
 
 
 _TIMES = ("started_at", "created", "finished_at")

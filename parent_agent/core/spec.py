@@ -12,6 +12,7 @@ from typing import Any
 from hal_common import __version__, labels
 from hal_common.config import WorkerConfig, parse_memory
 from hal_common.config_schema import WORKER_MIN_CPUS, WORKER_MIN_MEMORY, WORKER_MIN_PIDS
+from hal_common.egress import GATEWAY, WORKER_NETWORK, proxy_env
 from hal_common.layout import WORKER_CLAUDE_HOME, WORKER_HOME, WORKER_MANAGED_DIR, ParentLayout
 from hal_common.naming import container_name, session_name
 from parent_agent.core.claude_state import CREDENTIALS, SHARED_DIRS, SHARED_FILES
@@ -29,7 +30,6 @@ class WorkerSpec:
     memory: int
     nano_cpus: int
     pids: int
-    network: str
     restart: str
     env: dict[str, str]
     labels: dict[str, str]
@@ -96,16 +96,14 @@ def group_text(gid: int) -> str:
     return "".join(f"{row}\n" for n, row in rows if n != gid) + f"hal:x:{gid}:\n"
 
 
-# the mounts create_kwargs makes; 2: read-only plugins; 3: hardened (confinement) and
-# private Claude state
+# what create_kwargs makes; 2: read-only plugins; 3: hardened (confinement), private Claude
+# state, the internal network (workers made before show as outdated)
 LAYOUT = 3
 
 
 def template_hash(cfg: WorkerConfig, image: str | None = None) -> str:
     """What a worker was created from, beyond its limits: a changed one marks it outdated."""
-    text = json.dumps(
-        [image or cfg.image, list(cfg.command), cfg.network, cfg.restart, sorted(cfg.env), LAYOUT]
-    )
+    text = json.dumps([image or cfg.image, list(cfg.command), cfg.restart, sorted(cfg.env), LAYOUT])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -135,7 +133,6 @@ def worker_spec(
         memory=_memory(cfg),
         nano_cpus=_nano_cpus(cfg),
         pids=_pids(cfg),
-        network=cfg.network,
         restart=cfg.restart,
         env=env,
         labels={
@@ -251,8 +248,17 @@ def confinement(spec: WorkerSpec) -> dict[str, Any]:
 
 
 def network(spec: WorkerSpec) -> dict[str, Any]:
-    """The worker's network."""
-    return {"network_mode": spec.network}
+    """The worker's network: its own namespace on the parent's internal network (no route
+    out; other workers unreachable), its way out the parent's proxy, named in its
+    environment (over `[worker].env`: a worker cannot be told another way out). DNS goes
+    to the gateway, where nothing answers: a tool that ignores the proxy resolves no
+    outside name, and is told so in about a second rather than twenty (one try, 1 s each)."""
+    return {
+        "network": WORKER_NETWORK,
+        "dns": [GATEWAY],
+        "dns_opt": ["timeout:1", "attempts:1"],
+        "environment": {**spec.env, **proxy_env()},
+    }
 
 
 def same_spec(attrs: Mapping[str, Any], spec: WorkerSpec) -> bool:

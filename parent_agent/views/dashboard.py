@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from hal_common.protocol import EgressRow
 from parent_agent.core.model import ServiceState, Worker
 from parent_agent.core.snapshot import Health, Snapshot
 from parent_agent.core.usage import Usage, human_bytes
@@ -83,6 +84,17 @@ def services_lines(services: tuple[ServiceState, ...]) -> list[Text]:
     return lines
 
 
+def denial_line(row: EgressRow) -> Text:
+    """The egress proxy's latest refusal, in one line: when, who, where, why."""
+    when = datetime.fromtimestamp(row.t, UTC).astimezone()
+    who = row.worker or row.client
+    text = (
+        f"egress denied {when:%H:%M:%S} {who} → {row.host}:{row.port} ({row.rule})"
+        "  hal-agent egress lists them; [network] allow adds a host"
+    )
+    return Text(text, style="yellow", no_wrap=True, overflow="ellipsis")
+
+
 def render(status: Snapshot, height: int = 24, width: int = 80) -> RenderableType:
     """One frame that fits `height` rows: rows beyond it are counted, not drawn."""
     running = [w for w in status.workers if w.state == "running"]
@@ -113,6 +125,8 @@ def render(status: Snapshot, height: int = 24, width: int = 80) -> RenderableTyp
         else []
     )
     notes[:0] = services_lines(status.services) if status.services else []
+    if status.last_denial is not None:
+        notes.append(denial_line(status.last_denial))
     errors = status.recent_errors(status.now)
     room = max(1, height - CHROME_ROWS - len(errors) - len(notes))
     if status.max_rows:

@@ -31,10 +31,10 @@ pytestmark = pytest.mark.e2e
 
 CANARY = f"sk-ant-oat01-CANARY{uuid.uuid4().hex}"
 PROBE = Path(__file__).with_name("worker_probe.py")
-MCP = {
-    "chroma-mcp": "http://127.0.0.1:8811/mcp",
-    "memory-bank": "http://127.0.0.1:8812/mcp",
-    "scratch": "http://127.0.0.1:8820/mcp",
+MCP = {  # through the gates on the workers' gateway
+    "chroma-mcp": "http://10.213.213.1:8811/mcp",
+    "memory-bank": "http://10.213.213.1:8812/mcp",
+    "scratch": "http://10.213.213.1:8820/mcp",
 }
 
 

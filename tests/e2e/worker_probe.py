@@ -20,12 +20,16 @@ import urllib.request
 from typing import Any
 
 PROTOCOL = "2025-03-26"
+GATE = "10.213.213.1"  # hal_common.egress.GATEWAY: where workers reach the services
 
 
 def _post(
     url: str, body: dict[str, Any], session: str | None
 ) -> tuple[dict[str, Any] | None, str | None]:
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    bearer = _token()
+    if bearer:  # the gate in front of every service wants it
+        headers["Authorization"] = "Bearer " + bearer
     if session:
         headers["Mcp-Session-Id"] = session
     req = urllib.request.Request(url, json.dumps(body).encode(), headers, method="POST")  # noqa: S310
@@ -72,15 +76,23 @@ def call(url: str, method: str, params: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _token() -> str:
+    """The services' bearer token as the worker was given it (beside its Claude state)."""
+    home = os.environ.get("CLAUDE_CONFIG_DIR", os.path.expanduser("~/.claude"))
+    try:
+        with open(os.path.join(home, ".hal-chroma-token")) as fh:
+            return fh.read().strip()
+    except OSError:
+        return ""
+
+
 def chroma(method: str, path: str, body: str | None, token: bool) -> dict[str, Any]:
     headers = {"Content-Type": "application/json"}
     if token:
-        home = os.environ.get("CLAUDE_CONFIG_DIR", os.path.expanduser("~/.claude"))
-        with open(os.path.join(home, ".hal-chroma-token")) as fh:
-            headers["Authorization"] = "Bearer " + fh.read().strip()
+        headers["Authorization"] = "Bearer " + _token()
     port = os.environ.get("HAL_CHROMA_PORT", "8000")
     data = body.encode() if body else None
-    url = f"http://127.0.0.1:{port}{path}"
+    url = f"http://{GATE}:{port}{path}"  # the service's gate on the workers' gateway
     req = urllib.request.Request(url, data, headers, method=method)
     try:
         with urllib.request.urlopen(req, timeout=60) as resp:  # noqa: S310 - localhost

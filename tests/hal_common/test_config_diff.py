@@ -19,7 +19,7 @@ def test_diff_groups_changes_by_how_they_apply() -> None:
     )
     new = parse_config(
         '[worker]\nmemory = "2g"\ncpus = 1\npids = 100\nimage = "b"\ncommand = ["sh"]\n'
-        'network = "none"\nrestart = "always"\nenv = ["X"]\n'
+        'restart = "always"\nenv = ["X"]\n'
         '[parent]\nname = "p2"\nroots = ["/src"]\n[keys]\nprefix = "C-a"\n'
         "[dashboard]\nrefresh = 5\n[log]\nlevel = 'debug'\n[watch]\nmode = 'poll'\n"
         "[services.web]\nport = 2\n[services.db]\nenabled = false\n[services.cron]\n"
@@ -30,7 +30,6 @@ def test_diff_groups_changes_by_how_they_apply() -> None:
         worker_template=(
             "worker.image",
             "worker.command",
-            "worker.network",
             "worker.restart",
             "worker.env",
         ),

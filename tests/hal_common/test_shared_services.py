@@ -18,9 +18,10 @@ def test_builtin_services_and_the_users_tables_over_them() -> None:
     assert [s.name for s in eff] == ["chromadb", "chroma-mcp", "memory-bank"]
     assert eff == Config().services
     assert images(eff) == {SERVICES_IMAGE}
-    assert mcp_entries(eff) == {
-        "chroma-mcp": {"type": "http", "url": "http://127.0.0.1:8811/mcp"},
-        "memory-bank": {"type": "http", "url": "http://127.0.0.1:8812/mcp"},
+    bearer = {"Authorization": "Bearer t"}
+    assert mcp_entries(eff, "t") == {  # through the gates on the workers' gateway
+        "chroma-mcp": {"type": "http", "url": "http://10.213.213.1:8811/mcp", "headers": bearer},
+        "memory-bank": {"type": "http", "url": "http://10.213.213.1:8812/mcp", "headers": bearer},
     }
     # the user moves chromadb's port, disables memory-bank, adds a stdio MCP server
     eff = _services(
@@ -32,8 +33,8 @@ def test_builtin_services_and_the_users_tables_over_them() -> None:
     assert by["chromadb"].image == SERVICES_IMAGE  # the built-in's keys stay
     assert by["fetch"].command == ("hal-service", "bridge", "--", "uvx", "mcp-server-fetch")
     assert by["fetch"].image == SERVICES_IMAGE and by["fetch"].mcp
-    assert set(mcp_entries(eff)) == {"chroma-mcp", "fetch"}
+    assert set(mcp_entries(eff, "t")) == {"chroma-mcp", "fetch"}
     # registration keeps the user's own servers and drops ours that went away
     state = {"mcpServers": {"mine": {"command": "x"}, "memory-bank": {"url": "old"}}}
-    new = with_mcp(state, mcp_entries(eff), managed=["memory-bank", "chroma-mcp"])
+    new = with_mcp(state, mcp_entries(eff, "t"), managed=["memory-bank", "chroma-mcp"])
     assert set(new["mcpServers"]) == {"mine", "chroma-mcp", "fetch"}

@@ -308,7 +308,7 @@ def test_a_resave_of_the_same_text_is_still_a_reload(
 BAD = [
     ("syntax", "[worker\nmemory = 1\n", (1, 8), "Unexpected character"),
     ("wrong_type", '[worker]\ncpus = "two"\n', (2, 8), "[worker].cpus must be a number"),
-    ("bad_value", '[worker]\n\nnetwork = "wifi"\n', (3, 11), "expected one of host, bridge"),
+    ("bad_value", '[worker]\n\nrestart = "wifi"\n', (3, 11), "expected one of no, on-failure"),
     ("empty", "", (1, 1), "the file is empty"),
     ("truncated", '[worker]\nmemory = "2', (2, None), "config.toml:2:"),
     ("truncated_header", '[worker]\nmemory = "2g"\n[dashb', (3, None), "config.toml:3:"),

@@ -31,7 +31,7 @@ def test_service_create_kwargs() -> None:
     assert kw["environment"] == {"HAL_PORT": "8812"}
     assert kw["entrypoint"] == ["hal-service"] and kw["command"] == ["memory-bank"]
     (chroma,) = [s for s in _services("") if s.name == "chromadb"]
-    assert "/d/chromadb.token" in create_kwargs(chroma, Path("/d"))["volumes"]
+    assert "/d/mcp.token" in create_kwargs(chroma, Path("/d"))["volumes"]
 
 
 def test_service_plan_and_actions() -> None:
@@ -48,7 +48,8 @@ def test_service_plan_and_actions() -> None:
     p = plan(specs, Path("/d"))
     assert p.names == ("chromadb", "chroma-mcp", "web")
     assert p.images == {SERVICES_IMAGE, "w:1"} and p.data_dirs == (Path("/d/chromadb"),)
-    assert p.token == Path("/d/chromadb.token") and p.share_token
+    assert p.token == Path("/d/mcp.token") and p.share_token
+    assert p.gates == {8000: 8000, 8811: 8811}  # enabled, with a port ("web" has none)
     assert [(w.name, w.port) for w in p.waits] == [("chroma-mcp", 8811)]
     digest = {w.name: w.digest for w in p.wanted}
     found = [
@@ -99,3 +100,29 @@ def test_service_health_says_why() -> None:
     assert found["memory-bank"].state == "broken" and "--restart" in found["memory-bank"].detail
     lonely = states(Config().services, {"chromadb": running}, probe=lambda port: False)
     assert [s.state for s in lonely] == ["starting", "missing", "missing"]
+
+
+def test_workers_are_told_the_gates_with_the_bearer_token() -> None:
+    from parent_agent.core.services import plan
+
+    specs = _services('[services.web]\nimage = "w:1"\nport = 9000\nmcp = true\nmcp_path = "/x"\n')
+    p = plan(specs, Path("/d"), "tok")
+    bearer = {"Authorization": "Bearer tok"}
+    assert p.mcp == {
+        "chroma-mcp": {"type": "http", "url": "http://10.213.213.1:8811/mcp", "headers": bearer},
+        "memory-bank": {"type": "http", "url": "http://10.213.213.1:8812/mcp", "headers": bearer},
+        "web": {"type": "http", "url": "http://10.213.213.1:9000/x", "headers": bearer},
+    }
+    assert p.gates == {8000: 8000, 8811: 8811, 8812: 8812, 9000: 9000}
+    # health and the spawn's wait stay on 127.0.0.1 (the services' own address)
+    assert {w.port for w in p.waits} == {8811, 8812, 9000}
+    assert (
+        plan(
+            _services(
+                "[services.chromadb]\nenabled = false\n[services.chroma-mcp]\n"
+                "enabled = false\n[services.memory-bank]\nenabled = false\n"
+            ),
+            Path("/d"),
+        ).gates
+        == {}
+    )

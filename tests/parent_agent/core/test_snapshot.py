@@ -46,3 +46,19 @@ def test_the_snapshot_round_trips_through_its_json() -> None:
     for junk in ("", "[]", '{"version": 99}', '{"version": 1}'):
         with pytest.raises(ValueError):
             Snapshot.from_json(junk)
+
+
+def test_the_last_denial_round_trips_and_a_malformed_one_is_left_out() -> None:
+    import json
+
+    from hal_common.protocol import EgressRow
+
+    row = EgressRow(1.5e9, "one-1234", "10.213.213.2", "evil.test", 443, None, "deny",
+                    "not in the allowlist", "CONNECT")  # fmt: skip
+    snap = Snapshot(now=datetime(2026, 1, 1, tzinfo=UTC), health=Health(True), last_denial=row)
+    assert Snapshot.from_json(snap.to_json()).last_denial == row
+    doc = json.loads(snap.to_json())
+    doc["last_denial"] = {"t": "soon"}
+    assert Snapshot.from_json(json.dumps(doc)).last_denial is None
+    del doc["last_denial"]  # a snapshot from before the boundary
+    assert Snapshot.from_json(json.dumps(doc)).last_denial is None

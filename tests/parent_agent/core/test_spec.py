@@ -5,7 +5,9 @@ from __future__ import annotations
 import pytest
 
 from hal_common import labels
-from hal_common.config import WorkerConfig
+from hal_common.config import Config, WorkerConfig
+from hal_common.config_layers import Collector, env_layer, file_layer, parse_toml
+from hal_common.egress import GATEWAY, WORKER_NETWORK, proxy_env
 from hal_common.layout import ParentLayout
 from hal_common.naming import container_name, session_name
 from parent_agent.core.spec import (
@@ -40,9 +42,9 @@ def test_worker_spec_and_create_kwargs() -> None:
     assert "/config/claude" not in kw["volumes"]  # never the shared home whole
     managed = kw["volumes"]["/run/hal9000/claude-managed"]
     assert managed == {"bind": "/etc/claude-code", "mode": "ro"}
-    assert kw["environment"] == {"FOO": "1"}
+    assert kw["environment"] == {"FOO": "1", **proxy_env()}
     assert kw["mem_limit"] == 1 << 30 and kw["nano_cpus"] == 1_500_000_000
-    assert kw["pids_limit"] == 100 and kw["network_mode"] == "host" and kw["init"] is True
+    assert kw["pids_limit"] == 100 and kw["init"] is True
     assert kw["labels"][labels.SESSION] == spec.session
     assert kw["labels"][labels.PROJECT] == "/home/u/p"
     assert kw["labels"][labels.MANAGED] == "true"
@@ -116,3 +118,30 @@ def test_passwd_and_group_name_the_worker_user() -> None:
     group = group_text(1235)
     assert group.endswith("hal:x:1235:\n") and "root:x:0:" in group
     assert group_text(5).count(":5:") == 1
+
+
+def test_a_worker_is_on_the_internal_network_with_the_proxy_and_no_dns() -> None:
+    # [worker].env cannot name another way out: the proxy's variables win
+    cfg = WorkerConfig(env=("HTTPS_PROXY", "no_proxy", "FOO"))
+    environ = {"HTTPS_PROXY": "http://evil:1", "no_proxy": "*", "FOO": "1"}
+    kw = create_kwargs(worker_spec("/p", cfg, 1000, 1000, environ), ParentLayout())
+    assert kw["network"] == WORKER_NETWORK and "network_mode" not in kw
+    assert kw["dns"] == [GATEWAY] and kw["dns_opt"] == ["timeout:1", "attempts:1"]
+    assert kw["environment"]["HTTPS_PROXY"] == f"http://{GATEWAY}:3128"
+    assert kw["environment"]["https_proxy"] == kw["environment"]["http_proxy"]
+    assert kw["environment"]["no_proxy"] == f"localhost,127.0.0.1,{GATEWAY}"
+    assert kw["environment"]["FOO"] == "1"
+
+
+def test_worker_network_is_retired_with_a_pointer_to_the_network_section() -> None:
+    text = '[worker]\nnetwork = "host"\nmemory = "1g"\n'
+    c = Collector("config.toml", text)
+    values, _ = file_layer(parse_toml(text, "config.toml"), c)
+    assert values == {("worker", "memory"): "1g"}
+    (warning,) = c.warnings
+    assert warning.startswith("config.toml:2:1: [worker].network is gone and ignored")
+    assert "[network] mode" in warning
+    c = Collector("environment", None)
+    assert env_layer({"HAL9000_WORKER_NETWORK": "host"}, c) == {}
+    assert "[network] mode" in c.warnings[0] and not c.errors
+    assert not hasattr(Config().worker, "network")

@@ -108,3 +108,22 @@ def test_the_services_line_says_which_is_down_and_why_in_one_row() -> None:
     assert line.startswith("services ✗ chroma-mcp exited 137  - memory-bank off  ✓ chro")
     assert len(line) <= 60 and not any(ln.startswith("- memory-bank") for ln in lines)
     assert any("hal-agent services says why; its --restart NAME" in ln for ln in lines)
+
+
+def test_the_last_egress_denial_is_one_line() -> None:
+    from datetime import UTC, datetime
+
+    from rich.console import Console
+
+    from hal_common.protocol import EgressRow
+    from parent_agent.core.snapshot import Health, Snapshot
+    from parent_agent.views.dashboard import render
+
+    row = EgressRow(1.5e9, "one-1234", "10.213.213.2", "evil.test", 443, None, "deny",
+                    "not in the allowlist", "CONNECT")  # fmt: skip
+    snap = Snapshot(now=datetime(2026, 1, 1, tzinfo=UTC), health=Health(True), last_denial=row)
+    console = Console(width=200, record=True, color_system=None)
+    console.print(render(snap, height=24, width=200))
+    lines = [ln for ln in console.export_text().splitlines() if "egress denied" in ln]
+    assert len(lines) == 1
+    assert "one-1234 → evil.test:443 (not in the allowlist)" in lines[0]
