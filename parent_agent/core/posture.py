@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from hal_common.egress import WORKER_NETWORK
 from parent_agent.core.spec import DEDICATED_UID
 
 # The engines' sockets a worker must not reach: the parent's inner engine and the usual ones.
@@ -127,7 +128,10 @@ def posture(
         problems.append("no CPU limit")
     if not pids or pids < 0:
         problems.append("no pids limit")
-    facts.append(f"network {host.get('NetworkMode') or '?'}")
+    net = str(host.get("NetworkMode") or "?")
+    facts.append(f"network {net}")
+    if net != WORKER_NETWORK:
+        problems.append(f"not on {WORKER_NETWORK} (its way out bypasses the egress proxy)")
 
     if status is not None:
         st = proc_status(status)

@@ -44,7 +44,7 @@ def hardened_attrs(uid: int = 1234) -> dict[str, Any]:
             "Memory": kw["mem_limit"],
             "NanoCpus": kw["nano_cpus"],
             "PidsLimit": kw["pids_limit"],
-            "NetworkMode": kw["network_mode"],
+            "NetworkMode": kw["network"],
             "Devices": [],
         },
         "Mounts": [{"Source": s, "Destination": v["bind"]} for s, v in kw["volumes"].items()],
@@ -55,7 +55,7 @@ def test_a_hardened_worker_shows_its_posture() -> None:
     p = posture(hardened_attrs(), HARDENED_STATUS)
     assert p.ok, p.problems
     assert p.facts[:4] == ("uid 1234", "CapEff 0", "NoNewPrivs 1", "Seccomp 2")
-    assert "read-only root" in p.facts and "network host" in p.facts
+    assert "read-only root" in p.facts and "network hal9000-workers" in p.facts
     assert "mem 4g, cpus 2, pids 1024" in p.facts
     assert not p.dedicated and posture(hardened_attrs(DEDICATED_UID), HARDENED_STATUS).dedicated
 
@@ -79,6 +79,7 @@ def test_an_outdated_worker_is_flagged_for_each_thing_it_lacks() -> None:
         "no memory limit",
         "no CPU limit",
         "no pids limit",
+        "not on hal9000-workers",
         "a process runs with uid 0",
         "CapEff 00000000a80425fb",
         "NoNewPrivs 0",
