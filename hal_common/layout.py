@@ -136,13 +136,16 @@ class ParentLayout:
         return self.data_dir / "workers" / session / "claude"
 
     def worker_run(self, session: str) -> Path:
-        """Parent-only files of one worker (mounted read-only into it)."""
-        return self.run_dir / "workers" / session
+        """Parent-only files of one worker (its passwd and group, each mounted read-only into
+        it), beside its state in the data volume: a worker that its restart policy starts
+        before hal-agent runs still finds them."""
+        return self.data_dir / "workers" / session / "etc"
 
     @property
     def managed_dir(self) -> Path:
-        """hal-9000's Claude Code managed settings, mounted read-only at /etc/claude-code."""
-        return self.run_dir / "claude-managed"
+        """hal-9000's Claude Code managed settings, mounted read-only at /etc/claude-code
+        (in the data volume, for the same reason as `worker_run`)."""
+        return self.data_dir / "claude-managed"
 
     @property
     def egress_log(self) -> Path:

@@ -22,8 +22,8 @@ from hal_common.config_diff import diff
 from hal_common.errors import HalError, ImageMissing
 from hal_common.layout import ParentLayout
 from hal_common.shared_services import running as running_services
+from parent_agent.adapters import claude_home, snapshot_file, workers
 from parent_agent.adapters import services as services_mod
-from parent_agent.adapters import snapshot_file, workers
 from parent_agent.adapters.config_watch import ConfigChanged, ConfigRejected, ConfigWatcher
 from parent_agent.adapters.control import ControlServer, Reply
 from parent_agent.adapters.dockerd import Dockerd
@@ -110,6 +110,7 @@ class Agent:
         self.engine_up_at = time.monotonic()
         self.sampler = BackgroundSampler(self.engine, interval=1.0)
         self.start_boundary()  # before any worker: they are made on its network
+        self.restore_worker_files()
         self.apply_services()  # in the runner: the loop is ready without waiting for it
         threading.Thread(
             target=watch_dockerd,
@@ -130,6 +131,17 @@ class Agent:
             self.boundary.start(self.engine, self.cfg)
         except (HalError, OSError, ValueError) as e:
             self.record_error(f"the workers' egress boundary is not complete: {e}")
+
+    def restore_worker_files(self) -> None:
+        """What workers mount from the parent and a parent may lack (one made before these
+        files existed, or a data volume restored): each worker's passwd and group, and
+        hal-9000's managed settings. Written before any start or attach needs them."""
+        assert self.engine is not None  # noqa: S101 - after the engine started
+        try:
+            claude_home.write_managed_settings(self.layout)
+            workers.restore_identities(self.engine, self.layout)
+        except (HalError, OSError) as e:
+            self.record_error(f"workers' files not restored: {e}")
 
     def _engine_lost(self) -> None:
         """The engine is gone: forget it, and wait a little longer each time before the next

@@ -40,7 +40,7 @@ def test_worker_spec_and_create_kwargs() -> None:
         }
     assert kw["volumes"]["/config/claude/.credentials.json"]["mode"] == "rw"
     assert "/config/claude" not in kw["volumes"]  # never the shared home whole
-    managed = kw["volumes"]["/run/hal9000/claude-managed"]
+    managed = kw["volumes"]["/data/claude-managed"]
     assert managed == {"bind": "/etc/claude-code", "mode": "ro"}
     assert kw["environment"] == {"FOO": "1", **proxy_env()}
     assert kw["mem_limit"] == 1 << 30 and kw["nano_cpus"] == 1_500_000_000
