@@ -112,6 +112,10 @@ def ensure_worker(engine: InnerEngine, spec: WorkerSpec, layout: ParentLayout) -
         log.info("recreating outdated worker %s", spec.container)
         engine.remove(spec.container, force=True, what=what)
         attrs = None
+    if attrs is None or _state(attrs) != "running":
+        # workers live on the workers' network: the loop makes it at engine start; one
+        # inspect here, so that no spawn (or a test of this adapter) ever races it
+        engine.ensure_network()
     if attrs is None:
         try:
             attrs = engine.create(what, **create_kwargs(spec, layout))

@@ -125,8 +125,6 @@ def spawn(
             silent = services.wait_for_mcp(engine, plan.waits)
             if silent:
                 log.warning("starting %s before MCP servers %s answer", spec.session, silent)
-        if existing is None:  # made on the workers' network (the loop makes it first;
-            engine.ensure_network()  # one inspect here, so a spawn never races it)
         workers.ensure_worker(engine, spec, layout)
         if ui is not None:
             command = worker_window_command(spec.container, layout.inner_docker_host)

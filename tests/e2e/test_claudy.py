@@ -16,6 +16,7 @@ import pytest
 from libtmux.test.retry import retry_until
 
 from hal_common import labels
+from hal_common.egress import WORKER_NETWORK
 from hal_common.naming import container_name, session_name
 from hal_testing.engine import GID, UID
 from hal_testing.host import HostParent
@@ -48,7 +49,7 @@ def test_first_claudy_starts_the_parent_and_a_labelled_worker(env: HostParent) -
     assert mounts[str(proj)] == str(proj)  # the same absolute path as on the host
     assert w["Config"]["User"] == f"{UID}:{GID}"
     assert w["Config"]["WorkingDir"] == str(proj)
-    assert w["HostConfig"]["NetworkMode"] == "host"
+    assert w["HostConfig"]["NetworkMode"] == WORKER_NETWORK
     # a file the agent writes in the project belongs to the project's user
     env.inner("exec", str(w["Id"]), "touch", f"{proj}/written-by-worker")
     st = (proj / "written-by-worker").stat()
