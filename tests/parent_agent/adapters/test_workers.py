@@ -12,6 +12,7 @@ from libtmux.test.retry import retry_until
 
 from hal_common import labels
 from hal_common.config import WorkerConfig
+from hal_common.egress import WORKER_NETWORK
 from hal_common.errors import ImageMissing, NoSuchSession
 from hal_common.layout import ParentLayout
 from hal_io.engine import run_in
@@ -77,7 +78,7 @@ def test_ensure_worker_creates_labels_mounts_limits_and_is_idempotent(
     assert attrs["Config"]["User"] == "1234:1235"
     assert attrs["HostConfig"]["Memory"] == 512 << 20
     assert attrs["HostConfig"]["PidsLimit"] == 256
-    assert attrs["HostConfig"]["NetworkMode"] == "host"
+    assert attrs["HostConfig"]["NetworkMode"] == WORKER_NETWORK
     listed = [w for w in workers.list_workers(engine) if w.name == spec.session]
     assert listed and listed[0].state == "running" and listed[0].project == spec.project
 
