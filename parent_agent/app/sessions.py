@@ -64,6 +64,17 @@ def host_owner(project: str, layout: ParentLayout) -> tuple[int, int]:
     return uid, gid
 
 
+def write_warning(spec: WorkerSpec) -> str | None:
+    """What the user must hear before working in `spec`'s project: the agent runs as the
+    dedicated uid and cannot write it (None when it can, or when it runs as the user)."""
+    try:
+        st = Path(spec.project).stat()
+    except OSError:
+        return None
+    note = owner_note(spec.uid, spec.gid, spec.project, st.st_uid, st.st_gid, st.st_mode)
+    return note if note and "cannot write" in note else None
+
+
 def prepare_claude_home(
     layout: ParentLayout,
     session: str,

@@ -20,6 +20,7 @@ from parent_agent.app import sessions
 from parent_agent.commands.context import Parent, pass_parent
 from parent_agent.core.listing import gc_plan, ls_row, parse_duration
 from parent_agent.core.model import Worker
+from parent_agent.core.spec import WorkerSpec
 from parent_agent.core.tmux import DETACH_KEYS, attach_argv, worker_window_command
 
 CLIENT = click.option("--client", default=None, hidden=True, help="tmux client to show it on.")
@@ -103,10 +104,27 @@ def spawn(
     )
     if no_attach or no_window:
         click.echo(spec.session)
-    elif client:
+        return
+    warn(p, spec, client)
+    if client:
         p.ui().focus(client, spec.session)
     else:
         exec_attach(p, spec.session)
+
+
+def warn(p: Parent, spec: WorkerSpec, client: str | None) -> None:
+    """Say so before the user lands in a project the agent cannot write: on the client's
+    status line until a key is pressed, or on this terminal until Enter (never unseen
+    behind tmux)."""
+    note = sessions.write_warning(spec)
+    if note is None:
+        return
+    if client:
+        p.ui().message(client, f"hal-agent: {note}", hold=True)
+        return
+    click.echo(f"hal-agent: {note}", err=True)
+    if sys.stdin.isatty():
+        click.pause("press Enter to open the session anyway")
 
 
 @click.command()
@@ -126,6 +144,7 @@ def attach(p: Parent, target: str, image_id: str | None, client: str | None) -> 
     if sessions.looks_like_path(target):
         spec = sessions.spawn(inner, p.ui(), p.config(), target, p.layout, p.env, image_id=image_id)
         name, container = spec.session, spec.container
+        warn(p, spec, client)
     else:
         _, name, w = _worker(p, target, inner)
         with _told(p, client):
