@@ -97,18 +97,26 @@ def check_image(engine: InnerEngine, image: str, expected_id: str | None) -> str
     return have
 
 
-def ensure_worker(engine: InnerEngine, spec: WorkerSpec, layout: ParentLayout) -> dict[str, Any]:
+def ensure_worker(
+    engine: InnerEngine, spec: WorkerSpec, layout: ParentLayout, image_id: str | None = None
+) -> dict[str, Any]:
     """The running worker for `spec` (its inspect data): started if stopped, created if
     missing. Idempotent.
 
     A stopped worker made from another spec (an older image or command, another user, an
     older hal-9000) is made afresh: there is no agent to lose, and starting the old one
     would bring back what the config no longer says. A running one is left alone.
+    `image_id`: the image's id now (a stopped worker of an older build is outdated too).
     """
     what = f"starting worker {spec.session}"
     write_identity(spec.run_dir, spec.uid, spec.gid)
     attrs = engine.inspect(spec.container, what)
-    if attrs is not None and _state(attrs) != "running" and not same_spec(attrs, spec):
+    older_build = attrs is not None and bool(image_id) and attrs.get("Image") != image_id
+    if (
+        attrs is not None
+        and _state(attrs) != "running"
+        and (older_build or not same_spec(attrs, spec))
+    ):
         log.info("recreating outdated worker %s", spec.container)
         engine.remove(spec.container, force=True, what=what)
         attrs = None

@@ -123,7 +123,7 @@ def spawn(
         name = existing.name  # the project's worker, whatever its name
     spec = worker_spec(project, cfg.worker, uid, gid, env, session=name, image=image, layout=layout)
     with session_lock(spec.session, layout.lock_dir):
-        workers.check_image(engine, spec.image, image_id)
+        current = workers.check_image(engine, spec.image, image_id)
         bearer = services.ensure_token(layout.mcp_token_file)
         plan = services_core.plan(cfg.services, layout.service_data, bearer)
         # its private state, with the MCP servers even if the loop lags; a file the worker
@@ -136,7 +136,7 @@ def spawn(
             silent = services.wait_for_mcp(engine, plan.waits)
             if silent:
                 log.warning("starting %s before MCP servers %s answer", spec.session, silent)
-        workers.ensure_worker(engine, spec, layout)
+        workers.ensure_worker(engine, spec, layout, image_id=current)
         if ui is not None:
             command = worker_window_command(spec.container, layout.inner_docker_host)
             ui.ensure_window(spec.session, command)

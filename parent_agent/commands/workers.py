@@ -122,9 +122,11 @@ def warn(p: Parent, spec: WorkerSpec, client: str | None) -> None:
     if client:
         p.ui().message(client, f"hal-agent: {note}", hold=True)
         return
-    click.echo(f"hal-agent: {note}", err=True)
+    # the spawn logged the note on this terminal already (stderr): hold it there
     if sys.stdin.isatty():
-        click.pause("press Enter to open the session anyway")
+        click.pause(
+            "hal-agent: the agent cannot write this project (above); press Enter to open it anyway"
+        )
 
 
 @click.command()

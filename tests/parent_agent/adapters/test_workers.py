@@ -166,6 +166,11 @@ def test_a_stopped_worker_from_another_spec_is_made_afresh_a_running_one_kept(
     fresh.stop(timeout=5)
     again = ensure(engine, other, claude_home)  # same spec: restarted as is
     assert again.id == fresh.id and again.status == "running"
+    again.stop(timeout=5)
+    # a stopped worker of an older build of its image (claudy loaded a new one): made afresh
+    built = str(again.attrs["Image"])
+    attrs = workers.ensure_worker(engine, other, claude_home, image_id="sha256:" + "1" * 64)
+    assert attrs["Id"] != again.id and attrs["Image"] == built
 
 
 def test_the_lister_inspects_only_what_changed(
