@@ -377,8 +377,10 @@ class EgressProxy:
 
     # -- one request ------------------------------------------------------------------------
 
-    def _record(self, row: EgressRow) -> None:
-        if row.verdict == "deny":
+    def _record(self, row: EgressRow, status: int = 0) -> None:
+        """Log `row`; a refusal by the policy or a gate (403, 401) is also the last denial
+        (a name that does not resolve, or a bad request, is logged but denies nothing)."""
+        if row.verdict == "deny" and status in (401, 403):
             self._last_denial = row
         self._log.append(row)
 
@@ -415,7 +417,7 @@ class EgressProxy:
         except _Refused as r:
             if method != "-" or r.verdict is not None:  # a request, not noise: log it
                 v = r.verdict or Verdict(False, r.reason)
-                self._record(self._row(client, host, port, r.addr, v, method))
+                self._record(self._row(client, host, port, r.addr, v, method), r.status)
             msg = f"hal-9000 egress: {host}:{port} " if host else "hal-9000 egress: "
             why = r.verdict.rule if r.verdict else r.reason
             hint = "; allow it in [network] allow" if r.status == 403 else ""
@@ -521,7 +523,8 @@ class EgressProxy:
             except _Refused as r:
                 if method != "-" or r.verdict is not None:
                     v = r.verdict or Verdict(False, r.reason)
-                    self._record(self._row(client, host, port, _ip("127.0.0.1"), v, method))
+                    row = self._row(client, host, port, _ip("127.0.0.1"), v, method)
+                    self._record(row, r.status)
                 extra = 'WWW-Authenticate: Bearer realm="hal-9000"\r\n' if r.status == 401 else ""
                 writer.write(_response(r.status, f"hal-9000 gate: {r.reason}", extra))
                 await writer.drain()
