@@ -148,6 +148,12 @@ class ParentLayout:
         return self.data_dir / "claude-managed"
 
     @property
+    def unfenced_flag(self) -> Path:
+        """Present while the workers' firewall is not in place (the loop makes it before it
+        tries, removes it once the boundary stands): no worker is created or started then."""
+        return self.run_dir / "workers-unfenced"
+
+    @property
     def egress_log(self) -> Path:
         """One JSON line per request the egress proxy saw (allowed or denied)."""
         return self.log_dir / "egress.jsonl"

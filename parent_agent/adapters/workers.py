@@ -97,6 +97,16 @@ def check_image(engine: InnerEngine, image: str, expected_id: str | None) -> str
     return have
 
 
+def check_fenced(layout: ParentLayout) -> None:
+    """HalError while the loop says the workers' firewall is not in place: a worker is
+    never created or started without its egress boundary (fail closed)."""
+    if layout.unfenced_flag.exists():
+        raise HalError(
+            "the workers' firewall is not in place: no worker is started until it is",
+            hint="hal-agent doctor says why; `claudy down && claudy` restarts the parent",
+        )
+
+
 def ensure_worker(
     engine: InnerEngine, spec: WorkerSpec, layout: ParentLayout, image_id: str | None = None
 ) -> dict[str, Any]:
@@ -121,6 +131,7 @@ def ensure_worker(
         engine.remove(spec.container, force=True, what=what)
         attrs = None
     if attrs is None or _state(attrs) != "running":
+        check_fenced(layout)
         # workers live on the workers' network: the loop makes it at engine start; one
         # inspect here, so that no spawn (or a test of this adapter) ever races it
         engine.ensure_network()

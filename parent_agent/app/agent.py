@@ -127,10 +127,15 @@ class Agent:
         reported (the dashboard and `hal-agent doctor` show it), and tried again on the next
         engine start."""
         assert self.engine is not None  # noqa: S101 - after the engine started
+        flag = self.layout.unfenced_flag
+        flag.parent.mkdir(parents=True, exist_ok=True)
+        flag.touch()  # fail closed: no worker starts until the boundary stands
         try:
             self.boundary.start(self.engine, self.cfg)
         except (HalError, OSError, ValueError) as e:
             self.record_error(f"the workers' egress boundary is not complete: {e}")
+            return
+        flag.unlink(missing_ok=True)
 
     def restore_worker_files(self) -> None:
         """What workers mount from the parent and a parent may lack (one made before these

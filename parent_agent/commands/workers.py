@@ -152,6 +152,7 @@ def attach(p: Parent, target: str, image_id: str | None, client: str | None) -> 
         with _told(p, client):
             _allowed(p, w)
         if w.state != "running":
+            workers.check_fenced(p.layout)
             inner.start(w.container, f"starting {name}")
         container = w.container
     show(p, name, container, client)
@@ -188,6 +189,7 @@ def start(p: Parent, name: str, client: str | None) -> None:
     engine, name, w = _worker(p, name)
     with _told(p, client):
         _allowed(p, w)
+    workers.check_fenced(p.layout)
     engine.start(w.container, f"starting {name}")
     window_for(p, name, w.container, client)
     click.echo(f"started {name}")
@@ -220,6 +222,7 @@ def restart_worker(p: Parent, name: str, client: str | None) -> None:
     with _told(p, client):
         _allowed(p, w)
     p.ui().kill_window(name)
+    workers.check_fenced(p.layout)
     engine.restart(w.container, timeout=10, what=f"restarting {name}")
     window_for(p, name, w.container, client)
 

@@ -13,7 +13,7 @@ from libtmux.test.retry import retry_until
 from hal_common import labels
 from hal_common.config import WorkerConfig
 from hal_common.egress import WORKER_NETWORK
-from hal_common.errors import ImageMissing, NoSuchSession
+from hal_common.errors import HalError, ImageMissing, NoSuchSession
 from hal_common.layout import ParentLayout
 from hal_io.engine import run_in
 from hal_testing.engine import Projects
@@ -215,3 +215,26 @@ def test_identity_files_are_written_read_only_and_restored(
     assert (run / "passwd").is_file() and (run / "group").is_file()
     c.start()
     assert run_in(c, ["id", "-un"]) == (0, "hal\n")
+
+
+def test_no_worker_starts_while_the_firewall_is_not_in_place(
+    engine: InnerEngine, spec: WorkerSpec, claude_home: ParentLayout
+) -> None:
+    flag = claude_home.unfenced_flag
+    flag.parent.mkdir(parents=True, exist_ok=True)
+    flag.touch()  # what the loop leaves when the boundary could not be put in place
+    try:
+        with pytest.raises(HalError, match="firewall is not in place"):
+            workers.ensure_worker(engine, spec, claude_home)
+        assert engine.inspect(spec.container, "looking") is None  # nothing was made
+    finally:
+        flag.unlink()
+    c = ensure(engine, spec, claude_home)
+    assert c.status == "running"
+    c.stop(timeout=5)
+    flag.touch()
+    try:  # a stopped one is not started either
+        with pytest.raises(HalError, match="firewall is not in place"):
+            workers.ensure_worker(engine, spec, claude_home)
+    finally:
+        flag.unlink()
