@@ -461,7 +461,7 @@ class EgressRow:
     host: str  # as the request named it (a gate: the gate's address)
     port: int
     addr: str | None  # the address connected to (or refused); None: never resolved
-    verdict: str  # "allow" | "deny"
+    verdict: str  # "allow" | "deny" (a rule or a gate refused) | "error" (no rule did)
     rule: str  # the entry that allowed it, "open", "gate", or why it was denied
     method: str  # "CONNECT", "GET", … ; "GATE" for a service gate
 

@@ -126,5 +126,8 @@ def run_checks(host: Host) -> int:
     doc.check("build context", lambda: str(context_dir(host.env)))
     host_credential(console, host)
     if os.getuid() == 0 and not host.env.get("SUDO_UID"):
-        console.print("[yellow]![/] running as root: each worker runs as its project's owner")
+        console.print(
+            "[yellow]![/] running as root: a worker runs as its project's owner, never as root "
+            "(uid 65532 for a project of root's)"
+        )
     return 1 if doc.failures else 0

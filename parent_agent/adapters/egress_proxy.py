@@ -52,7 +52,7 @@ import threading
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import cast
 from urllib.parse import urlsplit
@@ -378,9 +378,12 @@ class EgressProxy:
     # -- one request ------------------------------------------------------------------------
 
     def _record(self, row: EgressRow, status: int = 0) -> None:
-        """Log `row`; a refusal by the policy or a gate (403, 401) is also the last denial
-        (a name that does not resolve, or a bad request, is logged but denies nothing)."""
-        if row.verdict == "deny" and status in (401, 403):
+        """Log `row` (`status`: the answer when refused). A refusal by the policy or a gate
+        (403, 401) is a denial, and the last one is kept; a name that does not resolve or a
+        bad request is an `error`: no rule denied it."""
+        if row.verdict == "deny" and status not in (0, 401, 403):
+            row = replace(row, verdict="error")  # refused by no rule: it failed
+        if row.verdict == "deny":
             self._last_denial = row
         self._log.append(row)
 
