@@ -48,13 +48,6 @@ class ServiceSpec:
     def environment(self) -> dict[str, str]:
         return dict(self.env)
 
-    @property
-    def mcp_url(self) -> str | None:
-        """Where workers reach its MCP server, when it serves one."""
-        if not self.mcp or self.port is None:
-            return None
-        return f"http://127.0.0.1:{self.port}{self.mcp_path}"
-
 
 # The keys a table takes and their types (as in config_schema: tuple is an array of strings,
 # dict a table of strings). `port` is an integer that may be absent.

@@ -172,7 +172,7 @@ def test_service_tables_merge_over_the_builtins_and_resolve_stdio() -> None:
     assert by["chromadb"].environment == {"X": "1"} and by["chromadb"].token
     assert by["chroma-mcp"].environment == {"HAL_CHROMA_PORT": "9000"}
     assert by["s"].command == ("hal-service", "bridge", "--", "srv", "-v")
-    assert by["s"].mcp and by["s"].mcp_url == "http://127.0.0.1:8820/mcp"
+    assert by["s"].mcp and (by["s"].port, by["s"].mcp_path) == (8820, "/mcp")
     # every problem of every table at once, each where it is
     e = _error('[services.a]\nport = "x"\n[services.b]\ncommand = 1\nport = 0\n')
     assert [ln.split(" ")[0] for ln in e.message.splitlines()] == [
