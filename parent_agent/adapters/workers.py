@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import tempfile
 import threading
 import time
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from hal_common import labels
 from hal_common.config import WorkerConfig
-from hal_common.errors import HalError, ImageMissing, NameConflict, NoSuchSession
+from hal_common.errors import HalError, ImageMissing, NameConflict, NoSuchSession, UsageError
 from hal_common.layout import ParentLayout
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core.model import Failure, Listed, Outcome, Worker, to_worker
@@ -142,12 +144,56 @@ def ensure_worker(
         except NameConflict:  # a concurrent spawn created it first
             attrs = _created_by_another(engine, spec.container, what)
     if _state(attrs) != "running":
+        checked = project_identity(spec.project)
         engine.start(spec.container, what)
         attrs = engine.inspect(spec.container, what)
         if attrs is None:
             raise NoSuchSession(f"{what}: {spec.container} was removed as it started")
+        check_mounted(engine, attrs, spec.project, checked)
         log.info("started worker %s", spec.container)
     return attrs
+
+
+def project_identity(project: str) -> tuple[int, int]:
+    """The project directory's (device, inode), just before the engine mounts it: still the
+    real directory the path policy passed (not a link put in its place since). UsageError
+    otherwise, and nothing is started."""
+    try:
+        st = os.lstat(project)
+    except OSError as e:
+        raise UsageError(f"{project}: {e.strerror}", hint="create it or pick another") from None
+    if not stat.S_ISDIR(st.st_mode) or os.path.realpath(project) != project:
+        raise UsageError(
+            f"{project} is no longer the directory that was checked (a link took its place)",
+            hint="name the project by its real path",
+        )
+    return st.st_dev, st.st_ino
+
+
+def check_mounted(
+    engine: InnerEngine, attrs: Mapping[str, Any], project: str, checked: tuple[int, int]
+) -> None:
+    """The engine resolves a bind's source as it starts the container: the directory the
+    worker got must be the one that was checked, or a swap in between (a link to ~/.ssh put
+    in the project's place) reached the worker. Then it is stopped and HalError says so.
+    Unverifiable (the agent already gone, no /proc access): logged, let be."""
+    pid = int((attrs.get("State") or {}).get("Pid") or 0)
+    if pid <= 0:
+        return
+    try:
+        st = os.stat(f"/proc/{pid}/root{project}")
+    except OSError as e:
+        log.debug("could not verify the project mount of %s: %s", attrs.get("Name"), e)
+        return
+    if (st.st_dev, st.st_ino) == checked:
+        return
+    name = str(attrs.get("Name") or "").lstrip("/")
+    engine.stop(name, timeout=0, what=f"stopping {name}")
+    raise HalError(
+        f"{project} was replaced while its worker started: the worker got another directory "
+        "and was stopped",
+        hint="look at what changed the project's path; start it again when it is the project",
+    )
 
 
 def write_identity(run_dir: str, uid: int, gid: int) -> None:

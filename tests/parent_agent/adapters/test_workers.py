@@ -13,7 +13,7 @@ from libtmux.test.retry import retry_until
 from hal_common import labels
 from hal_common.config import WorkerConfig
 from hal_common.egress import WORKER_NETWORK
-from hal_common.errors import HalError, ImageMissing, NoSuchSession
+from hal_common.errors import HalError, ImageMissing, NoSuchSession, UsageError
 from hal_common.layout import ParentLayout
 from hal_io.engine import run_in
 from hal_testing.engine import Projects
@@ -238,3 +238,25 @@ def test_no_worker_starts_while_the_firewall_is_not_in_place(
             workers.ensure_worker(engine, spec, claude_home)
     finally:
         flag.unlink()
+
+
+def test_a_project_swapped_for_a_link_before_the_mount_is_refused_and_its_worker_stopped(
+    engine: InnerEngine, spec: WorkerSpec, claude_home: ParentLayout, tmp_path: Path
+) -> None:
+    secret = tmp_path / "secret"
+    secret.mkdir()
+    link = tmp_path / "link"
+    link.symlink_to(secret)
+    with pytest.raises(UsageError, match="no longer the directory that was checked"):
+        workers.project_identity(str(link))  # a link where the checked directory was
+    c = ensure(engine, spec, claude_home)
+    attrs = engine.inspect(spec.container, "looking")
+    assert attrs is not None
+    # what the worker got is its project: passes
+    workers.check_mounted(engine, attrs, spec.project, workers.project_identity(spec.project))
+    # the engine mounted another directory than the one checked (a swap in between)
+    other = workers.project_identity(str(secret))
+    with pytest.raises(HalError, match="was replaced while its worker started"):
+        workers.check_mounted(engine, attrs, spec.project, other)
+    c.reload()
+    assert c.status != "running"
