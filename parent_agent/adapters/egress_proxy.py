@@ -366,6 +366,11 @@ class EgressProxy:
         return problems
 
     @property
+    def gate_ports(self) -> frozenset[int]:
+        """The ports whose gates listen now."""
+        return frozenset(self._gates)
+
+    @property
     def last_denial(self) -> EgressRow | None:
         """The newest denied request (proxy or gate) since the start; None: none yet."""
         return self._last_denial

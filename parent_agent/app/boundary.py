@@ -11,7 +11,6 @@ worker events, with one engine lookup (at most once a second) for an address it 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 import time
 from collections.abc import Mapping
@@ -81,16 +80,15 @@ class Boundary:
         if self.proxy is None:
             return []
         problems = self.proxy.set_gates(self.gates, token)
-        self.apply_firewall(problems)
+        self.apply_firewall()
         return problems
 
-    def apply_firewall(self, problems: list[str] | None = None) -> None:
+    def apply_firewall(self) -> None:
         """Open the gates that listen: a port a gate could not bind (something else holds it,
-        maybe on every address) stays closed to workers."""
-        failed = " ".join(problems or ())
-        self.open_ports = tuple(
-            p for p in sorted(self.gates) if not re.search(rf"(?<!\d){p}(?!\d)", failed)
-        )
+        maybe on every address) stays closed to workers. Before the proxy runs, the planned
+        ones (the proxy opens them as it starts)."""
+        listening = self.proxy.gate_ports if self.proxy is not None else frozenset(self.gates)
+        self.open_ports = tuple(p for p in sorted(self.gates) if p in listening)
         firewall.apply(self.open_ports)
 
     def stop(self) -> None:

@@ -18,7 +18,14 @@ from parent_agent.adapters import claude_home as claude_home_mod
 from parent_agent.adapters import services, workers
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core import services as services_core
-from parent_agent.core.spec import WorkerSpec, owner_note, pick_owner, worker_spec
+from parent_agent.core.spec import (
+    DEDICATED_UID,
+    WorkerSpec,
+    dedicated_can_write,
+    owner_note,
+    pick_owner,
+    worker_spec,
+)
 from parent_agent.core.tmux import worker_window_command
 
 if TYPE_CHECKING:
@@ -71,8 +78,9 @@ def write_warning(spec: WorkerSpec) -> str | None:
         st = Path(spec.project).stat()
     except OSError:
         return None
-    note = owner_note(spec.uid, spec.gid, spec.project, st.st_uid, st.st_gid, st.st_mode)
-    return note if note and "cannot write" in note else None
+    if spec.uid != DEDICATED_UID or dedicated_can_write(spec.gid, st.st_gid, st.st_mode):
+        return None
+    return owner_note(spec.uid, spec.gid, spec.project, st.st_uid, st.st_gid, st.st_mode)
 
 
 def prepare_claude_home(

@@ -59,6 +59,12 @@ def pick_owner(host_uid: int, host_gid: int, dir_uid: int, dir_gid: int) -> tupl
     return uid, gid or DEDICATED_GID
 
 
+def dedicated_can_write(gid: int, dir_gid: int, dir_mode: int) -> bool:
+    """The dedicated uid (never the directory's owner) may write a directory of `dir_gid`
+    and `dir_mode` when it runs with group `gid`."""
+    return bool(dir_mode & (0o020 if gid == dir_gid else 0o002))
+
+
 def owner_note(
     uid: int, gid: int, project: str, dir_uid: int, dir_gid: int, dir_mode: int
 ) -> str | None:
@@ -71,7 +77,7 @@ def owner_note(
         f"{project} belongs to root ({dir_uid}:{dir_gid}) and claudy runs as root: the agent "
         f"runs as uid {uid}, group {gid}, never as root"
     )
-    if dir_mode & (0o020 if gid == dir_gid else 0o002):
+    if dedicated_can_write(gid, dir_gid, dir_mode):
         return f"{note}, and can write it"
     return (
         f"{note}, and cannot write it. To let it: `chgrp -R {gid} {project} && chmod -R g+rwX "

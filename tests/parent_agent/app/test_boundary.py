@@ -54,6 +54,8 @@ def test_the_firewall_opens_only_the_gates_that_listen(
     monkeypatch.setattr(firewall, "apply", lambda ports: opened.append(tuple(ports)))
 
     class Proxy:
+        gate_ports = frozenset({80, 8811})  # 8000 could not listen
+
         def set_gates(self, gates: Any, token: str) -> list[str]:
             return ["gate 10.213.213.1:8000: address in use"]
 
