@@ -27,6 +27,7 @@ class Worker:
     created: datetime | None
     finished_at: datetime | None = None
     exit_code: int = 0
+    oom: bool = False  # the kernel killed a process of it for memory (State.OOMKilled)
     memory: int = 0  # limits: bytes, nano-CPUs, pids (0 = none)
     nano_cpus: int = 0
     pids: int = 0
@@ -50,6 +51,7 @@ def to_worker(attrs: Mapping[str, Any]) -> Worker:
         created=parse_time(attrs.get("Created")),
         finished_at=parse_time(state.get("FinishedAt")),
         exit_code=int(state.get("ExitCode") or 0),
+        oom=bool(state.get("OOMKilled")),
         memory=int(host.get("Memory") or 0),
         nano_cpus=int(host.get("NanoCpus") or 0),
         pids=int(host.get("PidsLimit") or 0),

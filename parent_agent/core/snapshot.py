@@ -18,6 +18,7 @@ from hal_common.protocol import EgressRow
 from hal_common.protocol import (
     LoopError as LoopError,  # the loop's errors, as `health` reports them
 )
+from parent_agent.core.agent_state import AgentState
 from parent_agent.core.model import ServiceState, Worker
 from parent_agent.core.usage import Usage
 
@@ -51,6 +52,7 @@ class Snapshot:
     services: tuple[ServiceState, ...] = ()
     refresh: float = 2.0  # [dashboard].refresh as the loop last read it
     last_denial: EgressRow | None = None  # the egress proxy's (or a gate's) latest refusal
+    agents: dict[str, AgentState] = field(default_factory=dict)  # session → its Claude's state
 
     def recent_errors(self, now: datetime, count: int = 3) -> tuple[str, ...]:
         """The last `count` errors younger than ERROR_WINDOW_S, as 'HH:MM:SS text'."""
@@ -77,6 +79,7 @@ class Snapshot:
                 "services": [asdict(s) for s in self.services],
                 "refresh": self.refresh,
                 "last_denial": self.last_denial.to_json() if self.last_denial else None,
+                "agents": {name: a.to_json() for name, a in sorted(self.agents.items())},
             }
         )
 
@@ -100,9 +103,20 @@ class Snapshot:
                 services=tuple(ServiceState(**s) for s in doc["services"]),
                 refresh=float(doc["refresh"]),
                 last_denial=_denial(doc.get("last_denial")),
+                agents=_agents(doc.get("agents")),
             )
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"malformed snapshot: {e!r}") from None
+
+
+def _agents(doc: object) -> dict[str, AgentState]:
+    out: dict[str, AgentState] = {}
+    for name, entry in (doc or {}).items() if isinstance(doc, dict) else ():
+        try:
+            out[str(name)] = AgentState.from_json(entry)
+        except ValueError:
+            continue  # a newer parent's entry: that worker shows no state
+    return out
 
 
 def _denial(doc: object) -> EgressRow | None:
