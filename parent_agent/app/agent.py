@@ -22,12 +22,14 @@ from hal_common.config_diff import diff
 from hal_common.errors import HalError, ImageMissing
 from hal_common.layout import ParentLayout
 from hal_common.shared_services import running as running_services
-from parent_agent.adapters import claude_home, snapshot_file, workers
+from parent_agent.adapters import agent_record, claude_home, snapshot_file, workers
 from parent_agent.adapters import services as services_mod
+from parent_agent.adapters.agent_reports import AgentReport, ReportWatcher
 from parent_agent.adapters.config_watch import ConfigChanged, ConfigRejected, ConfigWatcher
 from parent_agent.adapters.control import ControlServer, Reply
 from parent_agent.adapters.dockerd import Dockerd
 from parent_agent.adapters.engine import InnerEngine
+from parent_agent.adapters.notifier import Notifier
 from parent_agent.adapters.tmux import TmuxUI, server_for
 from parent_agent.adapters.usage import BackgroundSampler
 from parent_agent.app.boundary import Boundary
@@ -35,6 +37,7 @@ from parent_agent.app.events import (
     ControlRequest,
     DockerdExited,
     Event,
+    LoopNote,
     Shutdown,
     Tick,
     WorkerEvent,
@@ -47,8 +50,10 @@ from parent_agent.app.service_runner import (
     ServiceRunner,
     ServicesDone,
 )
-from parent_agent.core import control
+from parent_agent.app.sessions import project_path
+from parent_agent.core import agent_state, control
 from parent_agent.core import services as services_core
+from parent_agent.core.agent_state import EXITED, AgentState, HookEvent
 from parent_agent.core.keys import bindings, duplicates, status_text
 from parent_agent.core.model import Outcome, ServiceState, Worker
 from parent_agent.core.reconcile import EnsureWindow, KillWindow, plan
@@ -63,6 +68,7 @@ SERVICES_EVERY_S = 3.0  # the services' health: an inspect and a connect each
 MAX_DOCKERD_RESTARTS = 5  # in a row; an engine up for HEALTHY_S gets its budget back
 HEALTHY_S = 300.0
 BACKOFF_S = (0.5, 30.0)  # the first wait before restarting dockerd, and the longest
+RECORD_EVERY_S = 1.0  # the agents' record is written at most this often (and at shutdown)
 
 
 class Agent:
@@ -104,6 +110,17 @@ class Agent:
         self.restarts = 0
         self.engine_up_at = 0.0
         self.retry_at = 0.0
+        # what each worker's Claude is doing (its hooks, its container), kept across restarts
+        record = agent_record.load(layout)
+        self.agents: dict[str, AgentState] = dict(record.agents)
+        self.ran: frozenset[str] = record.running  # the workers that ran, to bring back
+        self.record_dirty = False
+        self.recorded_at = 0.0
+        self.record_failed = ""
+        self.oom: set[str] = set()  # workers the kernel killed for memory (their `die` is next)
+        self.want_window: set[str] = set()  # workers brought back: a window once they run
+        self.reports = ReportWatcher(layout, self.inbox.put)
+        self.notifier = Notifier(cfg.notify, on_error=lambda text: self.inbox.put(LoopNote(text)))
 
     def _start_engine(self) -> None:
         self.engine = self.dockerd.start()
@@ -112,6 +129,7 @@ class Agent:
         self.start_boundary()  # before any worker: they are made on its network
         self.restore_worker_files()
         self.apply_services()  # in the runner: the loop is ready without waiting for it
+        self.bring_back()
         threading.Thread(
             target=watch_dockerd,
             args=(self.dockerd, self.inbox),
@@ -147,6 +165,46 @@ class Agent:
             workers.restore_identities(self.engine, self.layout)
         except (HalError, OSError) as e:
             self.record_error(f"workers' files not restored: {e}")
+        self.write_resumes()
+
+    def write_resumes(self) -> None:
+        """Each worker's `resume` file: its last conversation's id (with `[worker] resume`),
+        which its next start continues."""
+        for session, state in self.agents.items():
+            self.write_resume(session, state.session_id)
+
+    def write_resume(self, session: str, session_id: str | None) -> None:
+        try:
+            workers.write_resume(
+                self.layout, session, session_id if self.cfg.worker.resume else None
+            )
+        except OSError as e:
+            self.record_error(f"{session}: its conversation id not saved for resume: {e}")
+
+    def bring_back(self) -> None:
+        """Start the workers that ran before this parent (or its engine) stopped, and those
+        whose agent died unexpectedly: no `claudy` per project after a restart or a reboot.
+        Each goes through the same checks as a start: the boundary stands, the project is
+        still the directory the path policy passes, and it is the one mounted."""
+        assert self.engine is not None  # noqa: S101 - after the engine started
+        wanted = set(self.ran) | {s for s, a in self.agents.items() if agent_state.unexpected(a)}
+        for session in sorted(wanted):
+            try:
+                w = workers.find_by_session(self.engine, session)
+                if w is None or w.state == "running":
+                    continue
+                what = f"bringing back {session}"
+                project_path(w.project, self.layout)
+                workers.check_fenced(self.layout)
+                checked = workers.project_identity(w.project)
+                self.engine.start(w.container, what)
+                attrs = self.engine.inspect(w.container, what)
+                if attrs is not None:
+                    workers.check_mounted(self.engine, attrs, w.project, checked)
+                self.want_window.add(session)
+                log.info("brought back %s", session)
+            except HalError as e:
+                self.record_error(f"{session} not brought back: {e}")
 
     def _engine_lost(self) -> None:
         """The engine is gone: forget it, and wait a little longer each time before the next
@@ -189,8 +247,10 @@ class Agent:
 
     def apply_config(self, new: Config) -> None:
         """A saved config: apply what can be applied live, flag what needs a restart."""
-        changes = diff(self.cfg, new)
+        changes, old = diff(self.cfg, new), self.cfg
         self.cfg = new
+        if new.worker.resume != old.worker.resume:
+            self.write_resumes()  # read at each worker's next start
         if not changes:
             return
         log.info("config reloaded", extra={"changes": str(changes)})
@@ -206,6 +266,8 @@ class Agent:
             self.restart_needed |= set(changes.restart_needed)
         if changes.services and self.engine is not None:
             self.apply_services()
+        if changes.notify:
+            self.notifier.configure(new.notify)
         if changes.network:
             try:  # the proxy decides every request from now on with the new list
                 self.boundary.set_policy(new)
@@ -283,17 +345,18 @@ class Agent:
             log.warning("reconcile skipped: %s", e)
             return
         self.workers, self.listed_at = tuple(found), time.monotonic()
-        running = sum(1 for w in found if w.state == "running")
-        status = status_text(running, len(found) - running)
-        if status != self.status:
-            self.ui.set_status(status)
-            self.status = status
+        self.sync_agents(found)
         for action in plan(found, self.ui.window_names(), fresh):
             if isinstance(action, EnsureWindow):
                 command = worker_window_command(action.container, self.layout.inner_docker_host)
                 self.ui.ensure_window(action.session, command)
             elif isinstance(action, KillWindow):
                 self.ui.kill_window(action.session)
+        for w in found:  # brought back (or restarted by policy): its window again
+            if w.name in self.want_window and w.state == "running":
+                self.want_window.discard(w.name)
+                command = worker_window_command(w.container, self.layout.inner_docker_host)
+                self.ui.ensure_window(w.name, command)
 
     def _listing_due(self) -> bool:
         """A tick lists the workers once per `[dashboard].refresh` (one list call, inspects
@@ -343,6 +406,7 @@ class Agent:
             services=self.service_health if up else (),
             refresh=self.cfg.dashboard.refresh,
             last_denial=self.boundary.last_denial,
+            agents=dict(self.agents) if up else {},
         )
 
     def publish(self) -> None:
@@ -368,15 +432,22 @@ class Agent:
             case DockerdExited(code=code):
                 self.record_error(f"the inner dockerd exited with code {code}; restarting it")
                 self._engine_lost()
-            case WorkerEvent(action="die", exit_code=code, role=role, session=session) if (
-                code not in (0, 143)
-            ):
-                what = "service" if role == "service" else "worker"
-                self.record_error(f"{what} {session} exited with code {code}")
+            case AgentReport(session=session, events=events):
+                self.on_report(session, events)
+            case LoopNote(text=text):
+                self.record_error(text)
+            case WorkerEvent(action="oom", role=role, session=session) if role != "service":
+                self.oom.add(session)
+            case WorkerEvent(action="die", exit_code=code, role=role, session=session):
+                if role != "service":
+                    self.on_exit(session, code)
+                elif code not in (0, 143):
+                    self.record_error(f"service {session} exited with code {code}")
                 self.boundary.refresh()
             case WorkerEvent(action="start", role=role, session=session) if (
                 role != "service" and self.engine is not None
             ):
+                self.set_agent(session, agent_state.on_start(self.agents.get(session), _now()))
                 # a spawn that read the config just before a reload gets today's limits too
                 self.record_failures(workers.update_limits(self.engine, self.cfg.worker, session))
                 self.boundary.refresh()  # its address, for the egress log
@@ -386,11 +457,100 @@ class Agent:
                 pass
         if not self._ensure_engine():
             return False
-        # a tick lists the workers only every [dashboard].refresh; events always do
-        self.reconcile(full=not isinstance(ev, Tick) or self._listing_due())
+        # a tick lists the workers only every [dashboard].refresh; events from the engine,
+        # the config and commands always do (not the agents' reports: they change no worker)
+        quiet = isinstance(ev, Tick | AgentReport | LoopNote)
+        self.reconcile(full=not quiet or self._listing_due())
+        self.show_agents()
         self._probe()
+        self.save_record()
         self.publish()
         return True
+
+    # -- the agents ------------------------------------------------------------------------
+
+    def set_agent(self, session: str, state: AgentState) -> None:
+        """The agent of `session` is now `state`: recorded, its resume id kept, and the user
+        told when it starts needing them or dies (the notifier filters and debounces)."""
+        old = self.agents.get(session)
+        if old == state:
+            return
+        self.agents[session] = state
+        self.record_dirty = True
+        if state.session_id != (old.session_id if old else None):
+            self.write_resume(session, state.session_id)
+        if old is None or old.state != state.state or old.reason != state.reason:
+            log.info("agent %s: %s %s", session, state.label(), state.reason)
+            if state.needs_you or agent_state.unexpected(state):
+                self.notifier.notify(session, self.project_of(session), state)
+
+    def on_report(self, session: str, events: tuple[HookEvent, ...]) -> None:
+        """Hook events from the worker's own report directory (already bounded)."""
+        state = self.agents.get(session)
+        for ev in events:
+            state = agent_state.on_hook(state, ev, _now())
+        if state is not None:
+            self.set_agent(session, state)
+
+    def on_exit(self, session: str, code: int) -> None:
+        oom = session in self.oom
+        self.oom.discard(session)
+        state = agent_state.on_exit(self.agents.get(session), code, oom, _now())
+        self.set_agent(session, state)
+        if agent_state.unexpected(state):
+            self.record_error(f"worker {session}: the agent {state.label()}")
+            self.want_window.add(session)  # `restart = "on-failure"` brings it back: its window
+
+    def project_of(self, session: str) -> str:
+        return next((w.project for w in self.workers if w.name == session), "")
+
+    def sync_agents(self, found: list[Worker]) -> None:
+        """The agents as the engine's list shows them: a worker that runs without a state
+        is starting, one that stopped (while no event said so: the parent was down) exited;
+        a removed worker's state goes. The set of running workers is recorded."""
+        now = _now()
+        names = {w.name for w in found}
+        for gone in [s for s in self.agents if s not in names]:
+            del self.agents[gone]
+            self.record_dirty = True
+        for w in found:
+            current = self.agents.get(w.name)
+            running = w.state == "running"
+            if running and (current is None or current.state == EXITED):
+                self.set_agent(w.name, agent_state.on_start(current, w.started_at or now))
+            elif not running and (current is None or current.state != EXITED):
+                since = w.finished_at or now
+                self.set_agent(w.name, agent_state.on_exit(current, w.exit_code, w.oom, since))
+        ran = frozenset(w.name for w in found if w.state == "running")
+        if ran != self.ran:
+            self.ran, self.record_dirty = ran, True
+
+    def show_agents(self) -> None:
+        """The status line (with how many need you) and each window's mark."""
+        running = sum(1 for w in self.workers if w.state == "running")
+        waiting = len(agent_state.need_you(self.agents))
+        status = status_text(running, len(self.workers) - running, waiting)
+        if status != self.status:
+            self.ui.set_status(status)
+            self.status = status
+        self.ui.set_marks({s: a.state for s, a in self.agents.items()})
+
+    def save_record(self, force: bool = False) -> None:
+        """The agents' record on disk, at most every RECORD_EVERY_S; a full disk is
+        reported once and tried again, the loop goes on."""
+        if not self.record_dirty or not (
+            force or time.monotonic() - self.recorded_at >= RECORD_EVERY_S
+        ):
+            return
+        self.recorded_at = time.monotonic()
+        try:
+            agent_record.save(self.layout, agent_record.Record(dict(self.agents), self.ran))
+        except OSError as e:
+            if str(e) != self.record_failed:
+                self.record_error(f"the agents' record not saved: {e}")
+            self.record_failed = str(e)
+            return
+        self.record_dirty, self.record_failed = False, ""
 
     def install_signals(self) -> None:
         def on_signal(signum: int, _frame: FrameType | None) -> None:
@@ -403,6 +563,9 @@ class Agent:
         self.install_signals()
         self.layout.run_dir.mkdir(parents=True, exist_ok=True)
         self.layout.data_dir.mkdir(parents=True, exist_ok=True)
+        # a ready file left by an earlier run (a /run that is not a tmpfs) must not tell
+        # claudy this one is ready
+        self.layout.ready_file.unlink(missing_ok=True)
         self.publish()  # the dashboard says "starting" until the engine is up
         first = self.watcher.start()
         if isinstance(first, ConfigRejected):
@@ -412,6 +575,7 @@ class Agent:
         self._start_engine()
         self.reconcile()
         self.control.start()  # before "ready": claudy's load-image asks the loop
+        self.reports.start()
         self.publish()
         self.layout.ready_file.write_text("ready\n")
         log.info("parent ready")
@@ -426,6 +590,12 @@ class Agent:
                         break
                 except HalError as e:  # log, keep the last good state, go on
                     self.record_error(str(e))
+                except Exception as e:  # one event's fault must not stop every worker
+                    log.exception("unexpected error handling %s", type(ev).__name__)
+                    self.record_error(
+                        f"unexpected error handling {type(ev).__name__}: {e!r} (logged; "
+                        "carrying on)"
+                    )
         finally:
             self.shutdown()
         return 0
@@ -435,6 +605,9 @@ class Agent:
         the egress proxy and firewall, then dockerd, then tmux."""
         self.layout.ready_file.unlink(missing_ok=True)
         self.control.stop()
+        self.reports.stop()
+        self.notifier.close()
+        self.save_record(force=True)  # before the workers stop: which of them ran
         self.watcher.stop()
         self.services.stop()
         if self.sampler is not None:
@@ -448,6 +621,10 @@ class Agent:
         self.dockerd.stop()
         self.ui.kill_server()
         log.info("parent stopped")
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
 
 
 def disk_free(path: Path) -> int | None:

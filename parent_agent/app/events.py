@@ -11,6 +11,7 @@ import queue
 from dataclasses import dataclass
 
 from hal_common import labels
+from parent_agent.adapters.agent_reports import AgentReport
 from parent_agent.adapters.config_watch import ConfigChanged, ConfigRejected
 from parent_agent.adapters.control import Reply
 from parent_agent.adapters.dockerd import Dockerd
@@ -43,6 +44,13 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class LoopNote:
+    """A thread's error for the loop to record (it shows in the dashboard and `health`)."""
+
+    text: str
+
+
+@dataclass(frozen=True)
 class ControlRequest:
     """A command asks the loop (over the control socket) and waits on `reply`."""
 
@@ -59,6 +67,8 @@ Event = (
     | ConfigRejected
     | ServicesDone
     | ControlRequest
+    | AgentReport
+    | LoopNote
 )
 
 
@@ -69,5 +79,6 @@ def watch_dockerd(dockerd: Dockerd, inbox: queue.Queue[Event]) -> None:
 def watch_events(engine: InnerEngine, inbox: queue.Queue[Event]) -> None:
     # only what changes the picture: every `docker exec` into a worker is an event too, and a
     # reconcile per exec would list (and inspect) every worker each time
-    for ev in engine.events(["start", "die", "destroy", "rename"]):  # ends with the engine
+    # `oom` comes just before the `die` of a worker the kernel killed for memory
+    for ev in engine.events(["start", "die", "oom", "destroy", "rename"]):  # ends with the engine
         inbox.put(WorkerEvent(ev.action, ev.session, ev.exit_code, ev.role))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import re
@@ -11,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hal_common.config import Config
-from hal_common.errors import NoSuchSession, UsageError
+from hal_common.errors import HalError, NoSuchSession, UsageError
 from hal_common.layout import ParentLayout
 from hal_common.projects import PathPolicy, resolve_project
 from parent_agent.adapters import claude_home as claude_home_mod
@@ -130,7 +131,7 @@ def spawn(
     elif existing is not None:
         name = existing.name  # the project's worker, whatever its name
     spec = worker_spec(project, cfg.worker, uid, gid, env, session=name, image=image, layout=layout)
-    with session_lock(spec.session, layout.lock_dir):
+    with session_lock(spec.session, layout.lock_dir), disk_errors(spec.session, layout):
         current = workers.check_image(engine, spec.image, image_id)
         bearer = services.ensure_token(layout.mcp_token_file)
         plan = services_core.plan(cfg.services, layout.service_data, bearer)
@@ -149,6 +150,25 @@ def spawn(
             command = worker_window_command(spec.container, layout.inner_docker_host)
             ui.ensure_window(spec.session, command)
     return spec
+
+
+@contextmanager
+def disk_errors(session: str, layout: ParentLayout) -> Iterator[None]:
+    """An OSError writing the worker's files (a full disk, a read-only volume) as a clear
+    HalError: the spawn fails, nothing else does."""
+    try:
+        yield
+    except OSError as e:
+        where = f" ({e.filename})" if e.filename else ""
+        hint = ""
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):
+            hint = (
+                f"the parent's data volume ({layout.data_dir}) is full: free space there "
+                "(`hal-agent gc` removes old stopped workers) and try again"
+            )
+        raise HalError(
+            f"cannot prepare worker {session}: {e.strerror or e}{where}", hint=hint
+        ) from None
 
 
 _CUSTOM_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,47}$")
