@@ -368,7 +368,11 @@ TMUX_KEY_FORMS = (
 
 def tmux_key(text: str) -> bool:
     """Whether tmux can bind `text` (its key_string_lookup_string; None and Any, which bind
-    nothing, and control characters are refused, which tmux would take)."""
+    nothing, and control characters are refused, which tmux would take). A key ending in
+    `;` is refused too: the parent passes keys to tmux as arguments, where a trailing `;`
+    separates commands."""
+    if text.endswith(";"):
+        return False
     s, ctrl = text, False
     if len(s) > 1 and s[0] == "^":  # ^B: Ctrl
         s, ctrl = s[1:], True
