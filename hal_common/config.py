@@ -32,6 +32,7 @@ from hal_common.config_schema import (
     KeysConfig,
     LogConfig,
     NetworkConfig,
+    NotifyConfig,
     ParentConfig,
     WatchConfig,
     WorkerConfig,
@@ -50,6 +51,7 @@ __all__ = [
     "KeysConfig",
     "LogConfig",
     "NetworkConfig",
+    "NotifyConfig",
     "Origin",
     "ParentConfig",
     "Resolved",
@@ -64,6 +66,7 @@ __all__ = [
     "resolve",
     "resolve_saved",
     "text_value",
+    "worker_env",
 ]
 
 Origin = Literal["default", "file", "env"]
@@ -176,6 +179,15 @@ def read_config(path: Path, env: Mapping[str, str], *, missing_ok: bool) -> Reso
     except (OSError, UnicodeDecodeError) as e:
         raise ConfigError(f"cannot read {path}: {e}", hint=HINT, source=str(path)) from None
     return resolve_saved(text, str(path), env)
+
+
+def worker_env(cfg: WorkerConfig, environ: Mapping[str, str]) -> dict[str, str]:
+    """A worker's own variables from `[worker] env`: an array of names takes each value from
+    `environ` (the parent's environment; a name it lacks is left out), a table gives literal
+    values. Names and values were checked at load (names, no NUL)."""
+    if isinstance(cfg.env, dict):
+        return dict(cfg.env)
+    return {name: environ[name] for name in cfg.env if name in environ}
 
 
 def load_config(path: Path, env: Mapping[str, str] | None = None) -> Config:

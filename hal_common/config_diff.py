@@ -9,7 +9,13 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from hal_common.config_schema import RESTART, WORKER_LIMITS, WORKER_TEMPLATE, Config, schema_keys
+from hal_common.config_schema import (
+    RESTART,
+    WORKER_LIMITS,
+    WORKER_TEMPLATE,
+    Config,
+    schema_keys,
+)
 from hal_common.shared_services import ServiceSpec, running
 
 
@@ -41,6 +47,8 @@ class Changes:
     - watch: restart the config watcher with the new mode and interval
     - network: the egress proxy's new policy (`egress.policy(mode, allow)`), for running
       workers too
+    - notify: the notifier's command, states and debounce (`Notifier.configure`)
+    - resume: `worker.resume`; read whenever a resume file is written, nothing to redo
     - restart_needed: `[parent]` keys; they apply when the parent is recreated
     """
 
@@ -52,6 +60,8 @@ class Changes:
     log: tuple[str, ...] = ()
     watch: tuple[str, ...] = ()
     network: tuple[str, ...] = ()
+    notify: tuple[str, ...] = ()
+    resume: tuple[str, ...] = ()
     restart_needed: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
@@ -69,6 +79,8 @@ class Changes:
             or self.log
             or self.watch
             or self.network
+            or self.notify
+            or self.resume
         )
 
 

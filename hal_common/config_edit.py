@@ -104,6 +104,10 @@ def set_value(text: str, path: KeyPath, value: Any, source: str = "config.toml")
                 hint="fix the file in an editor",
                 source=source,
             )
+    if isinstance(value, dict):  # a value, not a new [section]: `env = { A = "b" }`
+        inline = tomlkit.inline_table()
+        inline.update(value)
+        value = inline
     node[path[-1]] = value
     new = doc.as_string()
     if not new.endswith("\n") and (not text or text.endswith("\n")):

@@ -63,7 +63,9 @@ class WorkerConfig:
     cpus: float = 2.0
     pids: int = 1024
     restart: str = "no"
-    env: tuple[str, ...] = ()
+    # names passed from the parent's environment, or a table NAME = "literal value"
+    env: tuple[str, ...] | dict[str, str] = ()
+    resume: bool = True  # a restarted worker continues its last conversation
 
 
 @dataclass(frozen=True)
@@ -84,6 +86,7 @@ class KeysConfig:
     shell: str = "S"
     choose: str = "W"
     stats: str = "T"
+    next_waiting: str = "A"
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,18 @@ class NetworkConfig:
     allow: tuple[str, ...] = ()  # added to `egress.DEFAULT_ALLOW`
 
 
+NOTIFY_STATES = ("waiting", "idle", "exited")
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """A command the parent runs when a worker enters one of the states in `on`."""
+
+    command: tuple[str, ...] = ()  # argv, no shell; empty: no notifications
+    on: tuple[str, ...] = ("waiting", "exited")
+    debounce: float = 30.0  # seconds: the same worker and state notify once in this time
+
+
 @dataclass(frozen=True)
 class Config:
     parent: ParentConfig = field(default_factory=ParentConfig)
@@ -115,6 +130,7 @@ class Config:
     log: LogConfig = field(default_factory=LogConfig)
     watch: WatchConfig = field(default_factory=WatchConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
     # every service, the built-ins included (merged with the user's tables), disabled ones too
     services: tuple[ServiceSpec, ...] = field(default_factory=lambda: effective({}))
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -128,12 +144,14 @@ SECTIONS: dict[str, type[Any]] = {
     "log": LogConfig,
     "watch": WatchConfig,
     "network": NetworkConfig,
+    "notify": NotifyConfig,
 }
 
 # How a change reaches the running system; `hal_common.config_diff` groups changes by it.
 RESTART = "restart"  # the parent container must be recreated: `claudy down && claudy`
 WORKER_LIMITS = "worker_limits"  # running workers updated in place (docker update)
 WORKER_TEMPLATE = "worker_template"  # workers created from now on
+RESUME = "resume"  # read whenever a worker's resume file is written: nothing to redo
 _SECTION_APPLY = {
     "parent": RESTART,
     "dashboard": "dashboard",
@@ -142,12 +160,15 @@ _SECTION_APPLY = {
     "watch": "watch",
     "services": "services",
     "network": "network",  # the proxy swaps its policy: running workers within 2 s
+    "notify": "notify",  # the notifier takes the new command, states and debounce
 }
 _WORKER_LIMITS = frozenset({"cpus", "memory", "pids"})
 
 
 def apply_class(section: str, key: str) -> str:
     """`restart`, `worker_limits`, `worker_template`, or the section's own live group."""
+    if (section, key) == ("worker", "resume"):
+        return RESUME
     if section == "worker":
         return WORKER_LIMITS if key in _WORKER_LIMITS else WORKER_TEMPLATE
     return _SECTION_APPLY[section]
@@ -171,11 +192,24 @@ class Key:
         return apply_class(self.section, self.name)
 
 
+class NamesOrTable:
+    """The kind of `[worker] env`: an array of variable names (values from the parent's
+    environment) or a table of literal strings (`NAME = "value"`)."""
+
+
+# keys whose kind is not their default's type
+_KINDS: dict[tuple[str, str], type[Any]] = {("worker", "env"): NamesOrTable}
+
+
+def _key(section: str, name: str, default: Any) -> Key:
+    return Key(section, name, _KINDS.get((section, name), type(default)), default)
+
+
 def schema_keys() -> list[Key]:
     """Every fixed key, in declaration order (a service table's keys are
     `shared_services.SERVICE_KEYS`)."""
     return [
-        Key(section, f.name, type(getattr(cls(), f.name)), getattr(cls(), f.name))
+        _key(section, f.name, getattr(cls(), f.name))
         for section, cls in SECTIONS.items()
         for f in fields(cls)
     ]
@@ -185,8 +219,7 @@ def find_key(section: str, name: str) -> Key | None:
     cls = SECTIONS.get(section)
     if cls is None or name not in {f.name for f in fields(cls)}:
         return None
-    default = getattr(cls(), name)
-    return Key(section, name, type(default), default)
+    return _key(section, name, getattr(cls(), name))
 
 
 # -- types ---------------------------------------------------------------------------------
@@ -198,6 +231,7 @@ TYPE_NAMES: dict[type[Any], str] = {
     bool: "true or false",
     tuple: "an array of strings",
     dict: "a table of strings",
+    NamesOrTable: 'an array of variable names or a table of strings (NAME = "value")',
 }
 
 
@@ -221,7 +255,12 @@ def describe(value: object) -> str:
 
 def coerce(value: Any, kind: type[Any]) -> Any:
     """`value` as `kind`, or TypeError naming the expected type (ints are fine for numbers)."""
-    if kind is tuple:
+    if kind is NamesOrTable:
+        if isinstance(value, list) and all(isinstance(v, str) for v in value):
+            return tuple(value)
+        if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
+            return dict(value)
+    elif kind is tuple:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
     elif kind is dict:
@@ -286,25 +325,91 @@ def _not_negative(v: float) -> str | None:
     return "must not be negative" if v < 0 else None
 
 
-def _positive(v: float) -> str | None:
-    if not math.isfinite(v) or v <= 0:
-        return "must be a positive number of seconds"
-    return None
+def _seconds(low: float, high: float) -> Any:
+    def check(v: float) -> str | None:
+        if not math.isfinite(v) or not low <= v <= high:
+            return f"is {v!r}; expected {low:g} to {high:g} seconds"
+        return None
+
+    return check
+
+
+# Intervals the parent runs with: below 0.1 s a tick or poll becomes a busy loop; above an
+# hour nothing would seem to happen. `notify.debounce` 0 means every change notifies.
+INTERVAL_RANGE = (0.1, 3600.0)
+DEBOUNCE_RANGE = (0.0, 3600.0)
 
 
 def _non_empty(v: str | tuple[str, ...]) -> str | None:
     return "must not be empty" if not v or (isinstance(v, str) and not v.strip()) else None
 
 
+# tmux's key names (key-string.c, tmux 3.3a; compared case-insensitively, as tmux does).
+# Mouse keys and User keys are tmux names too, but nothing a keyboard binding can use.
+TMUX_NAMED_KEYS = (
+    *(f"F{n}" for n in range(1, 13)),
+    "Up", "Down", "Left", "Right", "Home", "End",
+    "PageUp", "PgUp", "PPage", "PageDown", "PgDn", "NPage",
+    "Insert", "IC", "Delete", "DC",
+    "Tab", "BTab", "Space", "Enter", "Escape", "BSpace",
+    *(f"KP{k}" for k in "0123456789/*-+."), "KPEnter",
+)  # fmt: skip
+_NAMED = frozenset(n.lower() for n in TMUX_NAMED_KEYS)
+# with C-, these characters stay "C-" keys (extended keys); any other must map to a control
+# character (C-a … C-z, C-@ … C-_, C-Space, C-?), else tmux cannot bind it (e.g. C-~, C-%)
+_CTRL_KEEPS = frozenset("!#()+,-.0123456789:;<=>'`/")
+TMUX_KEY_FORMS = (
+    "a tmux key: one character ('N', '%') or a name (F1-F12, Up, Down, Left, Right, Home, "
+    "End, PageUp, PageDown, Insert, Delete, Tab, BTab, Space, Enter, Escape, BSpace, "
+    "KP0-KP9, KPEnter), after any of the modifiers C- (Ctrl), M- (Alt), S- (Shift), e.g. "
+    "'C-b', 'M-a', 'C-S-Up', 'F5', '^B'"
+)
+
+
+def tmux_key(text: str) -> bool:
+    """Whether tmux can bind `text` (its key_string_lookup_string; None and Any, which bind
+    nothing, and control characters are refused, which tmux would take). A key ending in
+    `;` is refused too: the parent passes keys to tmux as arguments, where a trailing `;`
+    separates commands."""
+    if text.endswith(";"):
+        return False
+    s, ctrl = text, False
+    if len(s) > 1 and s[0] == "^":  # ^B: Ctrl
+        s, ctrl = s[1:], True
+    while len(s) > 1 and s[1] == "-":
+        if s[0] not in "CcMmSs":
+            return False
+        ctrl = ctrl or s[0] in "Cc"
+        s = s[2:]
+    if len(s) != 1:
+        return s.lower() in _NAMED
+    if not s.isprintable() or s.isspace():
+        return False
+    if ctrl and s.isascii() and s not in _CTRL_KEEPS:
+        return s.isalpha() or "@" <= s <= "_" or s == "?"
+    return True
+
+
 def _tmux_key(v: str) -> str | None:
-    if not v or any(c.isspace() for c in v):
-        return "must be a tmux key name without spaces (e.g. 'C-b', 'N', 'F5')"
+    return None if tmux_key(v) else f"is {v!r}, which tmux cannot bind; use {TMUX_KEY_FORMS}"
+
+
+def _env(v: tuple[str, ...] | dict[str, str]) -> str | None:
+    bad = [n for n in v if not _ENV_NAME_RE.match(n)]
+    if bad:
+        return f"has {bad[0]!r}, which is not an environment variable name"
+    if isinstance(v, dict):
+        nul = [n for n, value in v.items() if "\0" in value]
+        if nul:
+            return f"has a NUL character in the value of {nul[0]}"
     return None
 
 
-def _env_names(v: tuple[str, ...]) -> str | None:
-    bad = [n for n in v if not _ENV_NAME_RE.match(n)]
-    return f"has {bad[0]!r}, which is not an environment variable name" if bad else None
+def _notify_on(v: tuple[str, ...]) -> str | None:
+    bad = [s for s in v if s not in NOTIFY_STATES]
+    if bad:
+        return f"has {bad[0]!r}; expected states among {', '.join(NOTIFY_STATES)}"
+    return None
 
 
 _CHECKS: dict[tuple[str, str], Any] = {
@@ -323,14 +428,16 @@ _CHECKS: dict[tuple[str, str], Any] = {
     ("worker", "cpus"): _worker_cpus,
     ("worker", "pids"): _worker_pids,
     ("worker", "restart"): _one_of(RESTART_POLICIES),
-    ("worker", "env"): _env_names,
-    ("dashboard", "refresh"): _positive,
+    ("worker", "env"): _env,
+    ("dashboard", "refresh"): _seconds(*INTERVAL_RANGE),
     ("dashboard", "max_rows"): _not_negative,
     ("log", "level"): _one_of(LOG_LEVELS),
     ("watch", "mode"): _one_of(WATCH_MODES),
-    ("watch", "poll_interval"): _positive,
+    ("watch", "poll_interval"): _seconds(*INTERVAL_RANGE),
     ("network", "mode"): _one_of(EGRESS_MODES),
     ("network", "allow"): check_allow,
+    ("notify", "on"): _notify_on,
+    ("notify", "debounce"): _seconds(*DEBOUNCE_RANGE),
     **{("keys", f.name): _tmux_key for f in fields(KeysConfig)},
 }
 

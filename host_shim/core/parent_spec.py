@@ -18,6 +18,19 @@ PARENT_LAYOUT = ParentLayout()
 CAPS = ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE"]
 SECURITY_OPT = ["seccomp=unconfined", "apparmor=unconfined"]
 
+# Seconds `docker stop`/`restart` and a host shutdown give the parent before SIGKILL: its
+# ordered shutdown stops the workers (SIGTERM, each up to 10 s, in parallel), the egress
+# boundary, then dockerd (up to 20 s). 60 s covers that with room, and stays inside a host's
+# own limit: dockerd waits the longest StopTimeout + 5 s at shutdown, and systemd gives
+# docker.service 90 s by default. `claudy stop` and `down` ask for the same.
+STOP_TIMEOUT = 60
+# The run directory (sockets, the ready file, dockerd.pid, the status, locks, dockerd's exec
+# root) is a tmpfs: a restart or a host reboot starts it empty, so nothing stale survives.
+RUN_TMPFS = "rw,nosuid,nodev,mode=0755,size=64m"
+# A host reboot (or a dockerd restart) brings the parent back, and with it the workers that
+# ran; `claudy stop` (docker stop) keeps it stopped until the next `claudy`.
+RESTART_POLICY = {"Name": "unless-stopped"}
+
 
 @dataclass(frozen=True)
 class HostUser:
@@ -64,7 +77,9 @@ def parent_kwargs(
     security: str,
     layout: ParentLayout = PARENT_LAYOUT,
 ) -> dict[str, Any]:
-    """Keyword arguments for `client.containers.run` of the parent (docker-py)."""
+    """Keyword arguments for `client.containers.run` of the parent (docker-py), plus
+    `stop_timeout`, which docker-py's `run` does not take (`HostEngine.run_container` sets it
+    through the create API)."""
     volumes: dict[str, dict[str, str]] = {
         vol: {"bind": target, "mode": "rw"}
         for target, vol in volume_names(cfg.parent.name, layout).items()
@@ -89,7 +104,9 @@ def parent_kwargs(
             "HAL_HOST_CONFIG_DIR": config_dir,
         },
         "detach": True,
-        "restart_policy": {"Name": "unless-stopped"},
+        "restart_policy": dict(RESTART_POLICY),
+        "tmpfs": {str(layout.run_dir): RUN_TMPFS},
+        "stop_timeout": STOP_TIMEOUT,
         **security_kwargs(security),
     }
     if memory := parse_memory(cfg.parent.memory):

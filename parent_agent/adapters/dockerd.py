@@ -27,20 +27,37 @@ def dockerd_argv(layout: ParentLayout) -> list[str]:
     ]  # fmt: skip
 
 
-def remove_stale_pidfile(pidfile: Path) -> None:
-    """Remove a pid file whose process is gone (a crash leaves one and dockerd then refuses)."""
+def _is_dockerd(pid: int) -> bool:
+    """Whether `pid` is a live dockerd (not a zombie): its command name says so."""
     try:
-        pid = int(pidfile.read_text().strip() or "0")
-    except (FileNotFoundError, ValueError):
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # "PID (COMM) STATE ...": COMM may hold spaces and parentheses; the last ")" ends it
+    comm, _, rest = stat.partition(" (")[2].rpartition(") ")
+    return comm == "dockerd" and not rest.startswith(("Z", "X"))
+
+
+def remove_stale_pidfile(pidfile: Path) -> None:
+    """Remove a pid file that no running dockerd owns: dockerd refuses to start over one.
+
+    A crash leaves one, and so does a restart of the parent when the run directory survives:
+    the pids of the new boot start again from 1, so the number in the file may well be a
+    live process now (tini, hal-agent itself, tmux). Only a dockerd other than us counts as
+    its owner; then dockerd itself says that one runs."""
+    try:
+        text = pidfile.read_text().strip()
+    except FileNotFoundError:
+        return
+    except OSError as e:
+        log.warning("unreadable dockerd pid file %s (%s): removing it", pidfile, e)
         pidfile.unlink(missing_ok=True)
         return
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        log.info("removing stale dockerd pid file", extra={"pid": pid})
-        pidfile.unlink(missing_ok=True)
-    except PermissionError:
-        pass  # alive, owned by someone else: dockerd itself will say so
+    pid = int(text) if text.isdigit() else 0
+    if pid > 0 and pid != os.getpid() and _is_dockerd(pid):
+        return
+    log.info("removing stale dockerd pid file", extra={"pid": text[:20]})
+    pidfile.unlink(missing_ok=True)
 
 
 def log_tail(path: Path, lines: int = 20) -> str:

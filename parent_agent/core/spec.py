@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hal_common import __version__, labels
-from hal_common.config import WorkerConfig, parse_memory
+from hal_common.config import WorkerConfig, parse_memory, worker_env
 from hal_common.config_schema import WORKER_MIN_CPUS, WORKER_MIN_MEMORY, WORKER_MIN_PIDS
 from hal_common.egress import GATEWAY, WORKER_NETWORK, proxy_env
 from hal_common.layout import WORKER_CLAUDE_HOME, WORKER_HOME, WORKER_MANAGED_DIR, ParentLayout
@@ -109,7 +109,9 @@ LAYOUT = 3
 
 def template_hash(cfg: WorkerConfig, image: str | None = None) -> str:
     """What a worker was created from, beyond its limits: a changed one marks it outdated."""
-    text = json.dumps([image or cfg.image, list(cfg.command), cfg.restart, sorted(cfg.env), LAYOUT])
+    # a table of literal values counts its values; an array of names stays as it always was
+    env = sorted(cfg.env.items()) if isinstance(cfg.env, dict) else sorted(cfg.env)
+    text = json.dumps([image or cfg.image, list(cfg.command), cfg.restart, env, LAYOUT])
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -127,7 +129,7 @@ def worker_spec(
     `layout` (default: the parent image's) says where the worker's parent-side files go."""
     session = session or session_name(project)
     image = image or cfg.image
-    env = {k: environ[k] for k in cfg.env if k in environ}
+    env = worker_env(cfg, environ)
     return WorkerSpec(
         session=session,
         container=container_name(session),

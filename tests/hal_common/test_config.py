@@ -86,7 +86,7 @@ def test_parse_errors_carry_line_and_1_based_column() -> None:
         ("[dashboard]\nmax_rows = -1\n", 2, 12, "[dashboard].max_rows must not be negative"),
         ("[worker]\ncpus = inf\n", 2, 8, "[worker].cpus must be a finite number"),
         ('[keys]\nstop = "R"\n', 2, 8, "[keys].stop is 'R', which [keys].restart also uses"),
-        ('[keys]\nshell = " "\n', 2, 9, "[keys].shell must be a tmux key name"),
+        ('[keys]\nshell = " "\n', 2, 9, "[keys].shell is ' ', which tmux cannot bind"),
         ("[services.web]\nenabled = 1\n", 2, 11, "[services.web].enabled must be true or false"),
         ("services = 3\n", 1, 12, "[services] must be a table"),
         (

@@ -34,3 +34,39 @@ def test_the_parent_is_told_the_path_policys_inputs() -> None:
     assert env["HAL_ROOTS"] == "/home/u:/srv"
     assert env["HAL_HOST_HOME"] == "/home/u"
     assert env["HAL_HOST_CONFIG_DIR"] == "/home/u/.config/hal9000"
+
+
+def test_the_run_directory_is_a_tmpfs_so_no_restart_keeps_stale_state() -> None:
+    from hal_common.layout import RUN_DIR
+
+    kw = parent_kwargs(Config(), ("/h",), "/h/.config/hal9000", HostUser(1, 1), "caps")
+    opts = kw["tmpfs"][str(RUN_DIR)].split(",")
+    assert "rw" in opts and "mode=0755" in opts and "nosuid" in opts
+    assert any(o.startswith("size=") for o in opts)
+    # the ready file, dockerd's pid file and every socket live in it
+    from host_shim.core.parent_spec import PARENT_LAYOUT
+
+    for path in (
+        PARENT_LAYOUT.ready_file,
+        PARENT_LAYOUT.dockerd_pidfile,
+        PARENT_LAYOUT.inner_docker_sock,
+        PARENT_LAYOUT.tmux_sock,
+        PARENT_LAYOUT.control_socket,
+    ):
+        assert path.is_relative_to(RUN_DIR), path
+    assert str(RUN_DIR) not in kw["volumes"]  # no volume over it
+
+
+def test_the_stop_timeout_covers_the_ordered_shutdown_and_a_reboot_brings_it_back() -> None:
+    import inspect
+
+    from parent_agent.adapters.dockerd import Dockerd
+    from parent_agent.adapters.workers import stop_all
+
+    kw = parent_kwargs(Config(), ("/h",), "/h/.config/hal9000", HostUser(1, 1), "caps")
+    # the parent's shutdown: workers (each its timeout, in parallel), then dockerd; the host's
+    # dockerd waits StopTimeout + 5 s, inside systemd's default 90 s for docker.service
+    workers = inspect.signature(stop_all).parameters["timeout"].default
+    dockerd = inspect.signature(Dockerd.stop).parameters["timeout"].default
+    assert workers + dockerd < kw["stop_timeout"] <= 85
+    assert kw["restart_policy"] == {"Name": "unless-stopped"}  # back after a reboot, not after stop
