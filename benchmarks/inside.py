@@ -49,6 +49,35 @@ def bare_run_times(image: str, reps: int) -> list[float]:
     return out
 
 
+def hook_delays(sessions: list[str], reps: int) -> dict[str, list[float]]:
+    """Row 10: a hook event inside a worker (its `hal-worker hook`, as Claude Code runs it)
+    → the state it means in `hal-agent ls --json`, polled; the floor is one `ls --json`
+    (the poll's own grain). Prompt and stop alternate, so each event changes the state."""
+    client = docker.DockerClient(base_url=INNER)
+    delays, floor = [], []
+    for i in range(reps):
+        name = sessions[i % len(sessions)]
+        event, want = ("UserPromptSubmit", "working") if i % 2 == 0 else ("Stop", "idle")
+        payload = json.dumps({"hook_event_name": event, "session_id": None})
+        worker = client.containers.get("hal9000-w-" + name)
+        run = ["docker", "-H", INNER, "exec", "-i", worker.name or "", "hal-worker", "hook"]
+        subprocess.run(run, input=payload, text=True, check=True, capture_output=True)
+        t0 = time.monotonic()
+        while True:
+            t1 = time.monotonic()
+            out = subprocess.run(
+                ["hal-agent", "ls", "--json"], capture_output=True, text=True, check=True
+            ).stdout
+            floor.append(time.monotonic() - t1)
+            row = next(r for r in json.loads(out) if r["name"] == name)
+            if (row.get("agent") or {}).get("state") == want:
+                break
+            if time.monotonic() - t0 > 30:
+                raise SystemExit(f"{name}: {event} never showed as {want}: {row}")
+        delays.append(time.monotonic() - t0)
+    return {"delays": delays, "floor": floor}
+
+
 Procs = dict[int, tuple[int, float, str]]
 
 
@@ -149,3 +178,5 @@ if __name__ == "__main__":
         print(json.dumps(memory()))
     elif what == "services":
         print(json.dumps(services()))
+    elif what == "hook":
+        print(json.dumps(hook_delays(json.loads(sys.argv[2]), int(sys.argv[3]))))

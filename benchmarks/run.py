@@ -34,7 +34,7 @@ from host_shim.adapters import images
 from host_shim.adapters.engine import HostEngine
 from host_shim.core.parent_spec import CAPS, SECURITY_OPT
 
-EXPECTED = ("1", "2", "3", "4", "5a", "5b", "6a", "6b", "7", "8", "9")
+EXPECTED = ("1", "2", "3", "4", "5a", "5b", "6a", "6b", "7", "8", "9", "10")
 INSIDE = Path(__file__).with_name("inside.py")
 UID = GID = 4321
 
@@ -262,6 +262,30 @@ class Bench:
             )
         )
 
+    def hook_to_state(self) -> None:
+        """Row 10: with `scale` workers running, a hook event inside one → its state in
+        `hal-agent ls --json` (the loop's report watcher, the loop, the snapshot)."""
+        code, out = self.host.run(["hal-agent", "ls", "--json"])
+        if code != 0:
+            raise MissingMeasurement(f"hal-agent ls --json failed: {out[-2000:]}")
+        names = [r["name"] for r in json.loads(out) if r["state"] == "running"]
+        if len(names) < self.scale:
+            raise MissingMeasurement(f"{len(names)} workers running, not {self.scale}")
+        found = self.inside("hook", json.dumps(names), str(max(10, self.reps * 4)))
+        assert isinstance(found, dict)  # noqa: S101 - the shape inside.py prints
+        self.report.add(
+            row(
+                "10",
+                f"hook event → its state in ls --json ({self.scale} workers)",
+                "s",
+                found["delays"],
+                target="≤ 1 s",
+                limit=1.0,
+                note=f"one hal-agent ls --json (the poll's grain) takes "
+                f"{statistics.median(found['floor']):.3f}s",
+            )
+        )
+
     def shared_services(self) -> None:
         """Row 8: the shared MCP servers, one process each for every worker, against what one
         stdio copy per worker (the seed's fallback) would take for `scale` workers."""
@@ -412,6 +436,7 @@ def main() -> int:
         bench.cold_start()
         bench.warm_attach()
         bench.spawn_and_scale()
+        bench.hook_to_state()
         bench.shared_services()
         rows = bench.report.complete(EXPECTED)
     finally:

@@ -26,6 +26,10 @@ def toml_text(value: Any) -> str:
     """A value as it would be written in the file."""
     if isinstance(value, tuple):
         value = list(value)
+    if isinstance(value, dict):  # one line, as `key = {…}` (a table would span several)
+        table = tomlkit.inline_table()
+        table.update(value)
+        value = table
     return str(tomlkit.item(value).as_string())
 
 

@@ -15,6 +15,7 @@ from typing import IO, Any
 
 import docker
 import docker.errors
+import docker.models.containers
 from docker.models.containers import Container
 from docker.models.images import Image
 from docker.utils.socket import frames_iter
@@ -156,9 +157,28 @@ class HostEngine:
                 return None
 
     def run_container(self, kwargs: Mapping[str, Any], what: str = "") -> ContainerHandle:
-        """Create and start a detached container from `client.containers.run` arguments."""
+        """Create and start a detached container from `client.containers.run` arguments, plus
+        `stop_timeout` (the container's own `docker stop` timeout), which docker-py's `run`
+        does not take: then it is created through the API with it, and started."""
+        args = dict(kwargs)
+        stop_timeout = args.pop("stop_timeout", None)
         with translated(what or f"starting {kwargs.get('name', 'a container')}"):
-            found = self._client.containers.run(**kwargs)
+            if stop_timeout is None:
+                found = self._client.containers.run(**args)
+            else:
+                # the create arguments `run` would build (docker-py's own helper), plus the
+                # stop timeout, which `run` refuses
+                build = docker.models.containers._create_container_args  # type: ignore[attr-defined]
+                create = build(
+                    {
+                        **args,
+                        "command": args.get("command"),
+                        "version": self._client.api.api_version,
+                    }
+                )
+                created = self._client.api.create_container(**create, stop_timeout=stop_timeout)
+                found = self._client.containers.get(created["Id"])
+                found.start()
         if not isinstance(found, Container):
             raise HalError(f"{kwargs.get('name')} did not start detached")
         return ContainerHandle(found)

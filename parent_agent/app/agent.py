@@ -481,7 +481,9 @@ class Agent:
             self.write_resume(session, state.session_id)
         if old is None or old.state != state.state or old.reason != state.reason:
             log.info("agent %s: %s %s", session, state.label(), state.reason)
-            if state.needs_you or agent_state.unexpected(state):
+            # [notify] on chooses among waiting, idle and exited; a stop the user asked for
+            # (or a clean /exit) is no news
+            if state.state != EXITED or agent_state.unexpected(state):
                 self.notifier.notify(session, self.project_of(session), state)
 
     def on_report(self, session: str, events: tuple[HookEvent, ...]) -> None:
@@ -512,6 +514,7 @@ class Agent:
         names = {w.name for w in found}
         for gone in [s for s in self.agents if s not in names]:
             del self.agents[gone]
+            self.notifier.forget(gone)
             self.record_dirty = True
         for w in found:
             current = self.agents.get(w.name)

@@ -1,0 +1,223 @@
+"""The loop survives its own faults, and knows each worker's agent.
+
+The loop runs in-process (the harness's `agent_loop`: the test engine stands in for the inner
+one, a real tmux server, real workers). Faults are real where the kernel can make them: a full
+disk is a small tmpfs filled to the last byte. An exception "in a handler" is injected through
+our own seam (an `Agent` method replaced for one event): nothing else raises on demand.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import docker
+import pytest
+from libtmux.test.retry import retry_until
+
+from hal_common.errors import HalError
+from hal_common.layout import ParentLayout
+from hal_testing.agent import AgentLoop
+from hal_testing.config_text import NO_BUILTIN_SERVICES as NO_BUILTIN
+from hal_testing.engine import Projects
+from parent_agent.adapters import agent_record, snapshot_file
+from parent_agent.adapters.agent_reports import AgentReport
+from parent_agent.app import sessions
+from parent_agent.app.agent import Agent
+from parent_agent.app.events import LoopNote
+from parent_agent.core.agent_state import AgentState, HookEvent
+from parent_agent.core.snapshot import Snapshot
+
+BASE = '[worker]\nmemory = "512m"\ncpus = 1.0\n' + NO_BUILTIN
+SID = "0b5e4a8c-1f2d-4e3a-9b7c-6d5e4f3a2b1c"
+
+
+def published(layout: ParentLayout) -> Snapshot:
+    snap = snapshot_file.read(layout.status_file)
+    assert snap is not None
+    return snap
+
+
+def errors(layout: ParentLayout) -> list[str]:
+    return [e.text for e in published(layout).errors]
+
+
+def _spawn(agent: Agent, proj: Path) -> str:
+    """A worker for `proj`, with its window (as `hal-agent spawn` makes them)."""
+    assert agent.engine is not None
+    return sessions.spawn(agent.engine, agent.ui, agent.cfg, str(proj), agent.layout, {}).session
+
+
+# -- the record, without engines -------------------------------------------------------------
+
+
+def test_the_record_round_trips_and_a_broken_one_reads_as_empty(tmp_path: Path) -> None:
+    layout = ParentLayout(data_dir=tmp_path)
+    now = datetime.now(UTC)
+    rec = agent_record.Record({"a": AgentState("idle", now, "turn done", SID)}, frozenset({"a"}))
+    agent_record.save(layout, rec)
+    assert agent_record.load(layout) == rec
+    for junk in (b"", b"{", b'{"version": 99}', b"[1, 2]", b'{"version": 1, "agents": 3}'):
+        agent_record.record_path(layout).write_bytes(junk)
+        assert agent_record.load(layout) == agent_record.Record()
+
+
+# -- with the loop ---------------------------------------------------------------------------
+
+
+@pytest.mark.docker
+@pytest.mark.tmux
+def test_an_exception_in_a_handler_is_recorded_and_the_loop_goes_on(
+    agent_loop: Callable[[str], AgentLoop],
+) -> None:
+    loop = agent_loop(BASE)
+    agent = loop.agent
+    real = agent.on_report
+
+    def broken(session: str, events: tuple[HookEvent, ...]) -> None:
+        agent.on_report = real  # type: ignore[method-assign]
+        raise RuntimeError("injected fault")
+
+    agent.on_report = broken  # type: ignore[method-assign]
+    agent.inbox.put(AgentReport("nobody", (HookEvent("Stop"),)))
+
+    def reported() -> bool:
+        return any("injected fault" in e and "AgentReport" in e for e in errors(loop.layout))
+
+    assert retry_until(reported, 5), errors(loop.layout)
+    assert loop.thread.is_alive()
+    agent.inbox.put(LoopNote("still listening"))
+    assert retry_until(lambda: "still listening" in errors(loop.layout), 5)
+
+
+@pytest.fixture
+def small_disk(parent_layout: ParentLayout) -> Iterator[Callable[[], None]]:
+    """The layout's data and run directories on 1 MiB tmpfs mounts; `fill()` takes every
+    byte left (a file that grows until ENOSPC). Unmounted afterwards."""
+    mounts = [parent_layout.data_dir, parent_layout.run_dir]
+    for m in mounts:
+        m.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(m)], check=True)
+
+    def fill() -> None:
+        for m in mounts:
+            with (m / "filler").open("wb") as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 65536)
+                        f.flush()
+                except OSError as e:
+                    assert e.errno == errno.ENOSPC
+
+    yield fill
+    for m in mounts:
+        subprocess.run(["umount", "-l", str(m)], check=False)
+
+
+@pytest.mark.docker
+@pytest.mark.tmux
+def test_a_full_disk_fails_a_spawn_clearly_and_the_loop_goes_on(
+    agent_loop: Callable[[str], AgentLoop],
+    small_disk: Callable[[], None],
+    projects: Projects,
+    dclient: docker.DockerClient,
+) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root (CI runs as root)")
+    loop = agent_loop(BASE)
+    layout = loop.layout
+    running = _spawn(loop.agent, projects.make("before"))
+    small_disk()
+    # a state change: the record and the snapshot cannot be written
+    loop.agent.inbox.put(AgentReport(running, (HookEvent("UserPromptSubmit", session_id=SID),)))
+    with pytest.raises(HalError) as e:
+        _spawn(loop.agent, projects.make("after"))
+    assert "No space left on device" in str(e.value) and "is full" in str(e.value)
+    assert loop.thread.is_alive()
+    assert dclient.containers.get(f"hal9000-w-{running}").status == "running"
+    # space again: what the loop kept while the disk was full is there
+    (layout.data_dir / "filler").unlink()
+    (layout.run_dir / "filler").unlink()
+    loop.agent.inbox.put(LoopNote("space again"))
+
+    def caught_up() -> bool:
+        snap = snapshot_file.read(layout.status_file)
+        return snap is not None and any("space again" in e.text for e in snap.errors)
+
+    assert retry_until(caught_up, 5)
+    assert any("record not saved" in e and "No space" in e for e in errors(layout))
+    assert published(layout).agents[running].state == "working"
+
+    def recorded() -> bool:
+        rec = agent_record.load(layout)
+        return running in rec.agents and rec.agents[running].session_id == SID
+
+    assert retry_until(recorded, 5)
+
+
+@pytest.mark.docker
+@pytest.mark.tmux
+def test_a_stale_ready_file_is_not_taken_for_this_run(
+    parent_layout: ParentLayout, agent_loop: Callable[[str], AgentLoop]
+) -> None:
+    parent_layout.ready_file.parent.mkdir(parents=True, exist_ok=True)
+    parent_layout.ready_file.write_text("ready\n")
+    stale = parent_layout.ready_file.stat().st_mtime_ns
+    time.sleep(0.01)
+    loop = agent_loop(BASE)
+    assert loop.layout.ready_file.stat().st_mtime_ns > stale
+
+
+@pytest.mark.docker
+@pytest.mark.tmux
+def test_a_bad_prefix_at_boot_runs_on_the_defaults_and_says_so(
+    agent_loop: Callable[[str], AgentLoop],
+) -> None:
+    loop = agent_loop('[keys]\nprefix = "Ctrl-B"\n' + NO_BUILTIN)
+    assert loop.agent.cfg.keys.prefix == "C-b"
+    assert any("prefix" in e and "defaults" in e for e in errors(loop.layout)), errors(
+        loop.layout
+    )
+    assert loop.agent.ui.server.cmd("show-options", "-gv", "prefix").stdout == ["C-b"]
+
+
+@pytest.mark.docker
+@pytest.mark.tmux
+def test_reports_and_exits_make_the_agent_state(
+    agent_loop: Callable[[str], AgentLoop], projects: Projects, dclient: docker.DockerClient
+) -> None:
+    """The loop folds a worker's reports (put on its inbox as the report watcher does) and
+    its container's exit into the state `ls`, the dashboard and the marks show."""
+    loop = agent_loop(BASE)
+    agent, layout = loop.agent, loop.layout
+    name = _spawn(agent, projects.make("states"))
+
+    def state() -> AgentState | None:
+        return published(layout).agents.get(name)
+
+    assert retry_until(lambda: state() is not None, 5)
+    permission = HookEvent("Notification", SID, "permission_prompt", "Claude needs your permission")
+    agent.inbox.put(AgentReport(name, (HookEvent("UserPromptSubmit", SID), permission)))
+    assert retry_until(lambda: (s := state()) is not None and s.state == "waiting", 5), state()
+    mark = agent.ui.server.cmd("show-options", "-wqv", "-t", f"=hal:={name}", "@hal_agent")
+    assert mark.stdout == ["waiting"], mark.stdout
+    assert retry_until(lambda: agent.status.startswith("1 need you"), 5), agent.status
+    resume = (layout.worker_run(name) / "resume").read_text().strip()
+    assert resume == SID
+    dclient.containers.get(f"hal9000-w-{name}").kill()  # SIGKILL: exit 137
+
+    def exited() -> bool:
+        s = state()
+        return s is not None and s.state == "exited" and s.exit_code == 137
+
+    assert retry_until(exited, 10), state()
+    s = state()
+    assert s is not None and s.session_id == SID and s.label() == "exited 137"
+    rec = json.loads(agent_record.record_path(layout).read_text())
+    assert rec["agents"][name]["exit_code"] == 137
