@@ -152,6 +152,8 @@ class TmuxUI:
             window.cmd("set-option", "-w", WINDOW_MARK, name)
         except LibTmuxException as e:
             raise HalError(f"cannot open a window for {name}: {e}") from None
+        if window.window_id:
+            self._windows[window.window_id] = name  # set_marks marks it at its next call
         log.info("window created", extra={"window": name})
         return True
 
