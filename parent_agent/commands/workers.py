@@ -369,7 +369,8 @@ def send_argvs(text: str, no_enter: bool, keys: tuple[str, ...]) -> list[list[st
     """The `hal-worker` commands that type `text` (then Enter) and press `keys`, in order."""
     argvs = []
     if text:
-        argvs.append([WORKER_BIN, "send", *(["--no-enter"] if no_enter else []), text])
+        # `--`: a text that starts with a dash (or is `--no-enter`) is typed, not parsed
+        argvs.append([WORKER_BIN, "send", *(["--no-enter"] if no_enter else []), "--", text])
     if keys:
         argvs.append([WORKER_BIN, "keys", *keys])
     return argvs

@@ -58,8 +58,8 @@ def test_send_types_into_the_agent_then_presses_enter_and_keys(agents: AgentComm
     agents.ok("send", name, "--key", "Enter")  # a key by its tmux name
     assert retry_until(lambda: _pane(agents, name).count("hello there") == 2, 10)
     # Enter by default; a text that looks like an option, or like tmux key names, is text
-    agents.ok("send", str(proj), "--", "-n C-c Enter")  # the project's path names it too
-    assert retry_until(lambda: _pane(agents, name).count("-n C-c Enter") == 2, 10), _pane(
+    agents.ok("send", str(proj), "--", "--no-enter C-c Enter")  # the path names it too
+    assert retry_until(lambda: _pane(agents, name).count("--no-enter C-c Enter") == 2, 10), _pane(
         agents, name
     )
     assert agents.state(name) == "running"  # no C-c reached cat
