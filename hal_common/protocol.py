@@ -156,6 +156,40 @@ class Limits:
 
 
 @dataclass(frozen=True)
+class AgentRow:
+    """What a worker's Claude is doing, as `ls --json` says under `agent` (the parent's
+    `AgentState.to_json()`; docs/cli.md has the states)."""
+
+    state: str  # starting, working, waiting, idle, exited
+    since: str  # ISO 8601
+    reason: str
+    session_id: str | None
+    exit_code: int | None
+    oom: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "state": self.state,
+            "since": self.since,
+            "reason": self.reason,
+            "session_id": self.session_id,
+            "exit_code": self.exit_code,
+            "oom": self.oom,
+        }
+
+    @classmethod
+    def from_json(cls, f: _Fields) -> AgentRow:
+        return cls(
+            state=f.text("state"),
+            since=f.text("since"),
+            reason=f.opt_text("reason") or "",
+            session_id=f.opt_text("session_id"),
+            exit_code=f.opt_integer("exit_code"),
+            oom=f.flag("oom", default=False),
+        )
+
+
+@dataclass(frozen=True)
 class WorkerRow:
     """One worker in `hal-agent ls --json` (the stable schema of docs/cli.md)."""
 
@@ -167,6 +201,7 @@ class WorkerRow:
     uptime_s: int
     window: bool
     limits: Limits
+    agent: AgentRow | None = None  # None: the parent does not know (yet), or is older
 
     def to_json(self) -> dict[str, Any]:
         lim = self.limits
@@ -179,6 +214,7 @@ class WorkerRow:
             "uptime_s": self.uptime_s,
             "window": self.window,
             "limits": {"memory": lim.memory, "cpus": lim.cpus, "pids": lim.pids},
+            "agent": self.agent.to_json() if self.agent else None,
         }
 
     @classmethod
@@ -193,6 +229,7 @@ class WorkerRow:
             uptime_s=f.integer("uptime_s"),
             window=f.flag("window"),
             limits=Limits.from_json(f.obj("limits")),
+            agent=AgentRow.from_json(f.obj("agent")) if f.doc.get("agent") is not None else None,
         )
 
 

@@ -124,6 +124,15 @@ class ParentClient:
         argv = ["sync", *(["--force"] if force else []), *(["--dry-run"] if dry_run else [])]
         return self._send(argv, [archive], "sync")
 
+    def send(self, name: str, text: str, enter: bool = True, keys: Iterable[str] = ()) -> str:
+        """Type `text` into worker `name`'s Claude (then Enter unless not `enter`), then press
+        `keys` (tmux key names): `hal-agent send`. TEXT goes after `--`, so a text that
+        starts with a dash is typed, never taken for an option."""
+        argv = ["send", name, *(["--no-enter"] if not enter else [])]
+        argv += [a for key in keys for a in ("--key", key)]
+        argv += ["--", text] if text else []
+        return self._ok(self._ask(argv, f"sending to {name}"), "send").strip()
+
     def load_image(self, image: str, chunks: Iterable[bytes]) -> str:
         """Load a `docker save` stream of `image` into the inner engine."""
         return self._send(

@@ -226,6 +226,39 @@ def down(host: Host, volumes: bool, yes: bool) -> None:
 
 
 @main.command()
+@click.argument("name")
+@click.argument("text", nargs=-1)
+@click.option("--no-enter", is_flag=True, help="Type TEXT without pressing Enter after it.")
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="KEY",
+    help="A tmux key name to press after TEXT (Enter, Escape, Down, …); repeatable.",
+)
+@pass_host
+def send(
+    host: Host, name: str, text: tuple[str, ...], no_enter: bool, keys: tuple[str, ...]
+) -> None:
+    """Type TEXT into worker NAME's Claude as from the keyboard, then Enter.
+
+    NAME is a session name or a project directory. `claudy send myproj-1a2b3c4d yes`;
+    a text starting with a dash goes after `--`.
+    """
+    c = load_ctx(host)
+    parent = running_parent(c.engine(), c.cfg.parent.name)
+    # a project directory is the parent's path too (roots are mounted at the same place)
+    target = os.path.realpath(name) if os.path.isdir(name) else name
+    try:
+        out = ParentClient(parent).send(target, " ".join(text), not no_enter, keys)
+    except ParentCommandFailed as e:
+        click.echo(e.output.strip(), err=True)  # hal-agent's own message and hint
+        sys.exit(e.code)
+    if out:
+        click.echo(out)
+
+
+@main.command()
 @pass_host
 def doctor(host: Host) -> None:
     """Check the engine, privileges, images and roots; say what is wrong and how to fix it."""

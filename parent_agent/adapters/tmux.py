@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
 
 import libtmux
@@ -24,6 +25,22 @@ log = logging.getLogger(__name__)
 WINDOW_MARK = WINDOW_OPTION  # window option: the worker session a window shows
 KEYS_MARK = "@hal-keys"  # global option: the keys hal-agent bound (to unbind on rebind)
 STATUS_MARK = "@hal-status"  # global option: worker counts for the status line
+AGENT_MARK = "@hal_agent"  # window option: the state of the worker's agent (core/agent_state)
+
+# A waiting agent's window shows a bold red `!` before its name in the window list (tmux's
+# defaults otherwise). A format, not a literal: a window's name is ours, its state a word.
+_WAITING = f"#{{?#{{==:#{{{AGENT_MARK}}},waiting}},#[fg=red bold]!#[default],}}"
+WINDOW_FORMAT = f"#I:{_WAITING}#W#{{?window_flags,#{{window_flags}}, }}"
+# Global options (every session of the group sees them), set whenever the session is made:
+# the window list's mark, and bells: a bell in any window (Claude's, passed on by the
+# worker's own tmux through `docker exec`) reaches the user's terminal as a bell.
+SESSION_OPTIONS: tuple[tuple[str, ...], ...] = (
+    ("set-option", "-g", "window-status-format", WINDOW_FORMAT),
+    ("set-option", "-g", "window-status-current-format", WINDOW_FORMAT),
+    ("set-option", "-g", "bell-action", "any"),
+    ("set-option", "-g", "visual-bell", "off"),
+    ("set-option", "-gw", "monitor-bell", "on"),
+)
 
 
 def server_for(sock: Path) -> libtmux.Server:
@@ -35,6 +52,10 @@ class TmuxUI:
 
     def __init__(self, server: libtmux.Server) -> None:
         self.server = server
+        self._marks: dict[str, str] = {}  # window id → the AGENT_MARK we set on it
+        self._wanted: dict[str, str] = {}  # the states of the last set_marks
+        self._windows: dict[str, str] = {}  # worker window id → session (last listing)
+        self._listed = False
 
     def alive(self) -> bool:
         return self.server.is_alive()
@@ -49,6 +70,7 @@ class TmuxUI:
         """Session `hal` with the dashboard window; True when it had to be created."""
         if self.session() is not None:
             return False
+        self._marks.clear()  # a new server: none of our marks survived
         try:
             session = self.server.new_session(
                 session_name=SESSION,
@@ -66,8 +88,14 @@ class TmuxUI:
             session.windows[0].split(shell=shell_command(), percentage=35, attach=True)
         except LibTmuxException as e:
             raise HalError(f"cannot split the dashboard window: {e}") from None
+        self.apply_session_options()
         log.info("tmux session created", extra={"socket": self.server.socket_path})
         return True
+
+    def apply_session_options(self) -> None:
+        """The window list's marks and the bell passthrough (ensure_session sets them)."""
+        for args in SESSION_OPTIONS:
+            self._cmd(*args)
 
     def window_names(self) -> set[str]:
         """Names of the worker windows (marked with WINDOW_MARK; shells and others are not)."""
@@ -76,12 +104,40 @@ class TmuxUI:
             return set()
         try:
             out = self.server.cmd(
-                "list-windows", "-t", f"={SESSION}", "-F", f"#{{{WINDOW_MARK}}}"
+                "list-windows", "-t", f"={SESSION}", "-F", f"#{{window_id}} #{{{WINDOW_MARK}}}"
             ).stdout
         except LibTmuxException as e:  # the server died under us: no windows
             log.debug("listing windows: %s", e)
             return set()
-        return {line for line in out if line}
+        pairs = [line.split(" ", 1) for line in out]
+        self._windows = {p[0]: p[1] for p in pairs if len(p) == 2 and p[1]}
+        self._listed = True
+        return set(self._windows.values())
+
+    def set_marks(self, states: Mapping[str, str]) -> None:
+        """Each worker window's AGENT_MARK = its agent's state word (`states`: session →
+        state; a window of a session not in it has none). tmux is asked only for what
+        changed: when `states` differ from the last call the windows are listed afresh, else
+        the last `window_names()` listing tells of windows opened since (by other commands)."""
+        wanted = dict(states)
+        if wanted != self._wanted or not self._listed:
+            self.window_names()
+        self._wanted = wanted
+        for wid, session in self._windows.items():
+            state = wanted.get(session, "")
+            if self._marks.get(wid, "") == state:
+                continue
+            args = ["-w", AGENT_MARK, state] if state else ["-wu", AGENT_MARK]
+            try:
+                res = self.server.cmd("set-option", "-t", wid, *args)
+            except LibTmuxException as e:
+                log.debug("marking %s: %s", session, e)
+                continue
+            if res.stderr:  # the window closed since it was listed
+                continue
+            self._marks[wid] = state
+        for wid in set(self._marks) - set(self._windows):
+            del self._marks[wid]  # closed windows
 
     def ensure_window(self, name: str, command: str) -> bool:
         """A window named `name` running `command`; True when it had to be created."""
@@ -96,6 +152,8 @@ class TmuxUI:
             window.cmd("set-option", "-w", WINDOW_MARK, name)
         except LibTmuxException as e:
             raise HalError(f"cannot open a window for {name}: {e}") from None
+        if window.window_id:
+            self._windows[window.window_id] = name  # set_marks marks it at its next call
         log.info("window created", extra={"window": name})
         return True
 

@@ -25,7 +25,7 @@ from parent_agent.adapters import claude_home, workers
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.usage import Sampler
 from parent_agent.commands.context import Parent, pass_parent
-from parent_agent.commands.workers import open_shell, restart_worker
+from parent_agent.commands.workers import go_next_waiting, open_shell, restart_worker
 from parent_agent.core.keys import bindings, display
 from parent_agent.core.services import container_name
 from parent_agent.core.usage import Usage, human_bytes
@@ -362,7 +362,10 @@ def services(p: Parent, as_json: bool, restart: tuple[str, ...]) -> None:
 
 @click.command(hidden=True)
 @click.argument(
-    "action", type=click.Choice(["new-session", "stop", "restart", "shell", "choose", "stats"])
+    "action",
+    type=click.Choice(
+        ["new-session", "stop", "restart", "shell", "choose", "stats", "next-waiting"]
+    ),
 )
 @click.option("--client", required=True, help="The tmux client that pressed the key.")
 @click.option("--window", default="", help="The window it was pressed in.")
@@ -405,6 +408,8 @@ def key(p: Parent, action: str, client: str, window: str) -> None:
         ui.menu(client, " workers ", items)
     elif action == "stats":
         ui.popup(client, f"{me} stats", " worker stats (ctrl-c closes) ")
+    elif action == "next-waiting":
+        go_next_waiting(p, client, window)
     else:
         if window not in ui.window_names():
             ui.message(client, f"{window or 'this window'} is not a worker window")

@@ -1,4 +1,5 @@
-"""hal-agent's worker commands: spawn, attach, ls, start, stop, restart, rm, logs, shell, gc."""
+"""hal-agent's worker commands: spawn, attach, ls, start, stop, restart, rm, logs, shell, gc,
+send, and the next-waiting key."""
 
 from __future__ import annotations
 
@@ -12,12 +13,15 @@ from typing import Literal, NoReturn
 
 import click
 
-from hal_common.errors import UsageError
+from hal_common.errors import HalError, UsageError
+from hal_common.layout import WORKER_BIN
 from hal_common.protocol import LsReply
-from parent_agent.adapters import workers
+from parent_agent.adapters import snapshot_file, workers
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.app import sessions
 from parent_agent.commands.context import Parent, pass_parent
+from parent_agent.core.agent_state import AgentState
+from parent_agent.core.keys import next_waiting
 from parent_agent.core.listing import gc_plan, ls_row, parse_duration
 from parent_agent.core.model import Worker
 from parent_agent.core.spec import WorkerSpec
@@ -168,16 +172,28 @@ def ls_(p: Parent, as_json: bool, show_all: bool) -> None:
     if not show_all:
         found = [w for w in found if w.state == "running"]
     windows = p.ui().window_names()
+    agents = published_agents(p)
     now = datetime.now(UTC)
-    rows = [ls_row(w, now, windows) for w in found]
+    rows = [ls_row(w, now, windows, agents.get(w.name)) for w in found]
     if as_json:
         click.echo(LsReply.from_json(rows).dumps())
         return
     if not rows:
         click.echo("no workers" + ("" if show_all else " running (--all shows stopped ones)"))
-    for r in rows:
+        return
+    click.echo(f"{'NAME':32} {'STATE':8} {'WIN':4} {'AGENT':16} PROJECT")
+    for w, r in zip(found, rows, strict=True):
         win = "win" if r["window"] else "-"
-        click.echo(f"{r['name']:32} {r['state']:8} {win:4} {r['project']}")
+        agent = agents.get(w.name)
+        label = agent.label() if agent else "-"
+        click.echo(f"{r['name']:32} {r['state']:8} {win:4} {label:16} {r['project']}")
+
+
+def published_agents(p: Parent) -> dict[str, AgentState]:
+    """Each worker's agent state as the loop last published it; none when there is no
+    snapshot (the loop is starting, or gone): the listing goes on without them."""
+    snap = snapshot_file.read(p.layout.status_file)
+    return dict(snap.agents) if snap is not None else {}
 
 
 @click.command()
@@ -315,3 +331,60 @@ def gc(p: Parent, older_than: str, dry_run: bool) -> None:
         if not dry_run:
             engine.remove(item.worker.container, what=f"removing {item.worker.container}")
         click.echo(f"{'would remove' if dry_run else 'removed'} {item.worker.name} ({item.reason})")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("text", nargs=-1)
+@click.option("--no-enter", is_flag=True, help="Type TEXT without pressing Enter after it.")
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="KEY",
+    help="A tmux key name to press after TEXT (Enter, Escape, Up, Down, C-c, …); repeatable.",
+)
+@pass_parent
+def send(
+    p: Parent, name: str, text: tuple[str, ...], no_enter: bool, keys: tuple[str, ...]
+) -> None:
+    """Type TEXT into NAME's Claude as from the keyboard, then Enter (then each --key).
+
+    TEXT's words are joined by spaces. `send NAME yes`, `send NAME --key Down --key Enter`.
+    """
+    typed = " ".join(text)
+    if not typed and not keys:
+        raise UsageError("nothing to send", hint="give TEXT, or --key KEY")
+    engine, name, w = _worker(p, name)
+    if w.state != "running":
+        raise UsageError(f"{name} is {w.state}, not running", hint=f"hal-agent start {name}")
+    for argv in send_argvs(typed, no_enter, keys):
+        res = engine.exec(w.container, argv, f"sending keys to {name}")
+        if res.exit_code != 0:
+            said = res.output.strip() or f"exit code {res.exit_code}"
+            raise HalError(f"{name} did not take the keys: {said}")
+
+
+def send_argvs(text: str, no_enter: bool, keys: tuple[str, ...]) -> list[list[str]]:
+    """The `hal-worker` commands that type `text` (then Enter) and press `keys`, in order."""
+    argvs = []
+    if text:
+        # `--`: a text that starts with a dash (or is `--no-enter`) is typed, not parsed
+        argvs.append([WORKER_BIN, "send", *(["--no-enter"] if no_enter else []), "--", text])
+    if keys:
+        argvs.append([WORKER_BIN, "keys", *keys])
+    return argvs
+
+
+def go_next_waiting(p: Parent, client: str, window: str) -> None:
+    """The `next_waiting` key: show `client` the next worker whose agent needs the user
+    (after `window`, oldest wait first), from the loop's published snapshot."""
+    ui = p.ui()
+    found = next_waiting(published_agents(p), ui.window_names(), window)
+    if found is None:
+        ui.message(client, "no agent needs you")
+        return
+    target, count = found
+    ui.focus(client, target)
+    if count > 1:
+        ui.message(client, f"{count} agents need you")

@@ -6,6 +6,8 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from parent_agent.core.agent_state import AgentState, need_you
+
 DEFAULT_KEYS: dict[str, str] = {
     "new_session": "N",
     "dashboard": "D",
@@ -14,6 +16,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "shell": "S",
     "choose": "W",
     "stats": "T",
+    "next_waiting": "A",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -24,6 +27,7 @@ DESCRIPTIONS: dict[str, str] = {
     "shell": "open a shell in this window's worker",
     "choose": "choose a worker from a list",
     "stats": "live CPU / memory of all workers (popup)",
+    "next_waiting": "go to the next worker whose agent needs you",
 }
 
 
@@ -66,10 +70,25 @@ def duplicates(binds: list[Binding]) -> list[str]:
     return clashes
 
 
-def status_text(running: int, stopped: int) -> str:
-    """The status line's worker counts."""
-    return f"{running} running · {stopped} stopped"
+def status_text(running: int, stopped: int, waiting: int = 0) -> str:
+    """The status line's worker counts: `2 need you · 5 running · 1 stopped` (the first
+    part only while an agent waits for the user)."""
+    counts = f"{running} running · {stopped} stopped"
+    return f"{waiting} need you · {counts}" if waiting else counts
 
 
 def display(command: tuple[str, ...]) -> str:
     return shlex.join(command)
+
+
+def next_waiting(
+    agents: Mapping[str, AgentState], windows: set[str], current: str
+) -> tuple[str, int] | None:
+    """The window the `next_waiting` key goes to from window `current`, and how many wait:
+    the waiting workers with a window, oldest wait first, the one after `current` (wrapping
+    round; the first when `current` is not one of them). None when no agent needs you."""
+    order = [s for s in need_you(agents) if s in windows]
+    if not order:
+        return None
+    at = order.index(current) + 1 if current in order else 0
+    return order[at % len(order)], len(order)

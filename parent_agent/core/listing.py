@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from hal_common.errors import UsageError
+from parent_agent.core.agent_state import AgentState
 from parent_agent.core.model import Worker
 
 STOPPED = ("exited", "created", "dead")
@@ -22,8 +23,11 @@ def uptime_s(w: Worker, now: datetime) -> int:
     return max(0, int((now - w.started_at).total_seconds()))
 
 
-def ls_row(w: Worker, now: datetime, windows: set[str]) -> dict[str, Any]:
-    """One worker in `hal-agent ls --json` (the documented, stable schema)."""
+def ls_row(
+    w: Worker, now: datetime, windows: set[str], agent: AgentState | None = None
+) -> dict[str, Any]:
+    """One worker in `hal-agent ls --json` (the documented, stable schema); `agent`: what
+    its Claude does, as the loop last published it (None: unknown)."""
     return {
         "name": w.name,
         "project": w.project,
@@ -37,6 +41,7 @@ def ls_row(w: Worker, now: datetime, windows: set[str]) -> dict[str, Any]:
             "cpus": (w.nano_cpus / 1e9) if w.nano_cpus else None,
             "pids": w.pids or None,
         },
+        "agent": agent.to_json() if agent is not None else None,
     }
 
 

@@ -9,12 +9,14 @@ from rich.table import Table
 from rich.text import Text
 
 from hal_common.protocol import EgressRow
+from parent_agent.core.agent_state import EXITED, AgentState, clean, need_you, unexpected
 from parent_agent.core.model import ServiceState, Worker
 from parent_agent.core.snapshot import Health, Snapshot
 from parent_agent.core.usage import Usage, human_bytes
 
 STATE_STYLE = {"running": "green", "exited": "red", "created": "yellow", "paused": "yellow"}
 CHROME_ROWS = 4  # header, column titles, totals, a hidden-rows note
+WIDE = 110  # narrower panes leave out the project and pids columns: the agent matters more
 
 
 def uptime(w: Worker, now: datetime) -> str:
@@ -36,6 +38,25 @@ def _state(w: Worker, template: str) -> Text:
     if w.state == "exited" and w.exit_code == 0:
         style = "dim"
     return Text(label, style=style)
+
+
+AGENT_STYLE = {"waiting": "bold red", "working": "green", "idle": "cyan", "starting": "yellow"}
+
+
+def agent_cell(a: AgentState | None) -> Text:
+    """The agent's state and why: `waiting permission: Bash`. The reason is the worker's own
+    text: a Text (never markup), cleaned again of anything but printable characters."""
+    if a is None:
+        return Text("-", style="dim")
+    if a.state == EXITED:
+        style = "bold red" if unexpected(a) else "dim"
+    else:
+        style = AGENT_STYLE.get(a.state, "")
+    cell = Text(a.label(), style=style)
+    reason = clean(a.reason)
+    if reason:
+        cell.append(f" {reason}", style="dim" if not a.needs_you else "")
+    return cell
 
 
 def _mem(u: Usage | None) -> str:
@@ -98,19 +119,28 @@ def denial_line(row: EgressRow) -> Text:
 def render(status: Snapshot, height: int = 24, width: int = 80) -> RenderableType:
     """One frame that fits `height` rows: rows beyond it are counted, not drawn."""
     running = [w for w in status.workers if w.state == "running"]
+    names = {w.name for w in running}
+    waiting = [s for s in need_you(status.agents) if s in names]
     head = Text.assemble(
         ("hal-9000", "bold"),
-        f"  {len(running)} running, {len(status.workers) - len(running)} stopped   ",
+        "  ",
+        (f"{len(waiting)} need you" if waiting else "", "bold red"),
+        " · " if waiting else "",
+        f"{len(running)} running, {len(status.workers) - len(running)} stopped   ",
         _health(status.health),
         f"   {status.now:%H:%M:%S}",
     )
     table = Table(box=None, expand=True, pad_edge=False, header_style="bold", width=width)
+    wide = width >= WIDE
     table.add_column("name", no_wrap=True, overflow="ellipsis", ratio=3)
-    table.add_column("project", no_wrap=True, overflow="ellipsis", ratio=4)
+    if wide:
+        table.add_column("project", no_wrap=True, overflow="ellipsis", ratio=4)
     table.add_column("state", no_wrap=True)
+    table.add_column("agent", no_wrap=True, overflow="ellipsis", ratio=4)
     table.add_column("cpu", no_wrap=True, justify="right")
     table.add_column("mem", no_wrap=True, justify="right")
-    table.add_column("pids", no_wrap=True, justify="right")
+    if wide:
+        table.add_column("pids", no_wrap=True, justify="right")
     table.add_column("up", no_wrap=True, justify="right")
     table.add_column("win", no_wrap=True)
     notes = (
@@ -131,22 +161,29 @@ def render(status: Snapshot, height: int = 24, width: int = 80) -> RenderableTyp
     room = max(1, height - CHROME_ROWS - len(errors) - len(notes))
     if status.max_rows:
         room = min(room, status.max_rows)
-    # running first, so the ones that matter stay visible when rows run out
-    ordered = sorted(status.workers, key=lambda w: (w.state != "running", w.name))
+    # those that need you first (oldest wait first), then the running, so they stay
+    # visible when rows run out
+    wait = {name: i for i, name in enumerate(waiting)}
+    ordered = sorted(
+        status.workers,
+        key=lambda w: (wait.get(w.name, len(wait)), w.state != "running", w.name),
+    )
     shown = ordered[:room]
     for w in shown:
         u = status.usage.get(w.name)
         cpu = f"{u.cpu_pct:.0f}%" if u is not None and u.cpu_pct is not None else "-"
-        table.add_row(
-            w.name,
-            w.project,
+        cells: list[RenderableType] = [
+            Text(w.name),  # Texts: a name or a path is shown as it is, never as markup
+            *([Text(w.project)] if wide else []),
             _state(w, status.template),
+            agent_cell(status.agents.get(w.name)),
             cpu,
             _mem(u),
-            str(u.pids) if u else "-",
+            *([str(u.pids) if u else "-"] if wide else []),
             uptime(w, status.now),
             "yes" if w.name in status.windows else "-",
-        )
+        ]
+        table.add_row(*cells, style="bold" if w.name in wait else None)
     parts: list[RenderableType] = [head, table]
     hidden = len(ordered) - len(shown)
     if status.usage:

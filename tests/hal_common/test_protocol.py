@@ -29,6 +29,7 @@ from hal_common.protocol import (
 )
 from hal_testing import REPO
 from parent_agent.adapters import claude_home
+from parent_agent.core.agent_state import AgentState
 from parent_agent.core.listing import ls_row
 from parent_agent.core.model import ServiceState, Worker
 from parent_agent.core.usage import Usage
@@ -83,6 +84,37 @@ def test_ls_json_is_byte_identical_to_the_documented_schema() -> None:
     assert (first.name, first.window, first.uptime_s) == ("myproj-1a2b3c4d", True, 512)
     assert first.limits.cpus == 2.0 and reply.rows[1].limits.memory is None
     assert LsReply.loads("[]").rows == ()
+    assert json.loads(before)[0]["agent"] is None  # no state known: null
+
+
+def test_ls_json_carries_the_agent_state_as_the_parent_has_it() -> None:
+    sid = "0b7e3c1a-2d4f-4e5a-9b6c-7d8e9f0a1b2c"
+    states = [
+        AgentState("waiting", NOW, "permission: Bash", sid),
+        AgentState("exited", NOW, "out of memory", sid, exit_code=137, oom=True),
+    ]
+    rows = [ls_row(w, NOW, set(), a) for w, a in zip(_workers(), [*states, None], strict=True)]
+    before = json.dumps(rows, indent=2)
+    assert rows[0]["agent"] == {
+        "state": "waiting",
+        "since": NOW.isoformat(),
+        "reason": "permission: Bash",
+        "session_id": sid,
+        "exit_code": None,
+        "oom": False,
+    }
+    reply = LsReply.loads(before)
+    assert reply.dumps() == before
+    second = reply.rows[1].agent
+    assert second is not None and (second.state, second.exit_code, second.oom) == (
+        "exited",
+        137,
+        True,
+    )
+    # an older parent's rows have no `agent`: read as unknown
+    old = [{k: v for k, v in r.items() if k != "agent"} for r in rows]
+    assert all(r.agent is None for r in LsReply.from_json(old).rows)
+    assert reply.rows[2].agent is None
 
 
 def test_stats_json_is_byte_identical() -> None:
@@ -170,6 +202,12 @@ def test_health_and_sync_status_are_unchanged(tmp_path: Path) -> None:
             '[{"name": "n", "project": "/p", "state": "running", "image": "i",'
             ' "created": null, "uptime_s": 1, "window": true, "limits": []}]',
             "[0].limits is [], not dict",
+        ),
+        (
+            LsReply,
+            '[{"name": "n", "project": "/p", "state": "running", "image": "i", "created": null,'
+            ' "uptime_s": 1, "window": true, "limits": {}, "agent": {"state": 3}}]',
+            "[0].agent.state is 3, not str",
         ),
         (StatsReply, '{"w": {"cpu_pct": "high"}}', "w.cpu_pct is 'high', not int or float"),
         (AuthStatus, '{"kind": "oauth"}', "present is missing"),

@@ -99,3 +99,27 @@ def test_stdin_carries_the_bytes_and_failures_keep_their_messages() -> None:
         agent.auth_status()
     with pytest.raises(HalError, match="reply to `ls --json` is not understood"):
         agent.ls()
+
+
+def test_send_passes_the_text_after_a_double_dash_and_says_why_it_failed() -> None:
+    ok = ScriptedParent({"hal-agent send": ExecResult(0, "")})
+    seen: list[list[str]] = []
+    real = ok.exec
+
+    def record(argv: list[str], what: str = "") -> ExecResult:
+        seen.append(argv)
+        return real(argv, what)
+
+    ok.exec = record  # type: ignore[method-assign]
+    ParentClient(ok).send("p-1", "-rf yes")
+    ParentClient(ok).send("/home/me/p", "", enter=False, keys=["Down", "Enter"])
+    ParentClient(ok).send("p-1", "no", enter=False)
+    assert seen == [
+        ["hal-agent", "send", "p-1", "--", "-rf yes"],
+        ["hal-agent", "send", "/home/me/p", "--no-enter", "--key", "Down", "--key", "Enter"],
+        ["hal-agent", "send", "p-1", "--no-enter", "--", "no"],
+    ]
+    stopped = ScriptedParent({"hal-agent send": ExecResult(2, "hal-agent: p-1 is exited\n")})
+    with pytest.raises(ParentCommandFailed) as e:
+        ParentClient(stopped).send("p-1", "yes")
+    assert e.value.code == 2 and "p-1 is exited" in e.value.message

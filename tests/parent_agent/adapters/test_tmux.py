@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
 import libtmux
 import pytest
 from libtmux.test.retry import retry_until
 
-from parent_agent.adapters.tmux import TmuxUI
+from hal_testing.layout import short_dir
+from parent_agent.adapters.tmux import AGENT_MARK, TmuxUI, server_for
 from parent_agent.core.tmux import DASHBOARD
 
 pytestmark = pytest.mark.tmux
@@ -52,3 +58,112 @@ def test_kill_server_then_ensure_session_rebuilds(server: libtmux.Server) -> Non
     assert not ui.alive()
     assert ui.window_names() == set()
     assert ui.ensure_session() is True
+
+
+# -- agent marks and bells: the window list and the user's terminal ---------------------------
+
+
+@pytest.fixture
+def hal_server(tmp_path: Path) -> Iterator[libtmux.Server]:
+    """The parent's tmux (its own tmux.conf) on a private socket; `server` is then the
+    user's terminal: a client of this one runs in a pane there."""
+    sock = short_dir(tmp_path / "t", "tmux.sock") / "tmux.sock"
+    srv = server_for(sock)
+    yield srv
+    if srv.is_alive():
+        srv.kill()
+
+
+def _client(outer: libtmux.Server, hal: libtmux.Server) -> libtmux.Pane:
+    attach = f"env -u TMUX tmux -S {hal.socket_path} attach -t =hal"
+    session = outer.new_session("term", x=120, y=20, window_command=attach)
+    assert retry_until(lambda: bool(hal.cmd("list-clients").stdout), 10)
+    return session.windows[0].panes[0]
+
+
+def _mark(hal: libtmux.Server, window: str) -> str:
+    out = hal.cmd("show-options", "-wqv", "-t", f"=hal:={window}", AGENT_MARK).stdout
+    return out[0] if out else ""
+
+
+def _status_line(pane: libtmux.Pane) -> str:
+    return pane.capture_pane()[-1]
+
+
+def test_a_waiting_window_is_marked_in_the_window_list(
+    server: libtmux.Server, hal_server: libtmux.Server
+) -> None:
+    ui = TmuxUI(hal_server)
+    ui.ensure_window("alpha-1", "sleep 300")
+    ui.ensure_window("beta-2", "sleep 300")
+    term = _client(server, hal_server)
+    calls: list[tuple[str, ...]] = []
+    real = hal_server.cmd
+
+    def counted(*args: str, **kw: Any) -> Any:
+        calls.append(args)
+        return real(*args, **kw)
+
+    hal_server.cmd = counted  # type: ignore[method-assign]
+    ui.set_marks({"alpha-1": "waiting", "beta-2": "working", "gone-3": "idle"})
+    assert (_mark(hal_server, "alpha-1"), _mark(hal_server, "beta-2")) == ("waiting", "working")
+    assert retry_until(lambda: "!alpha-1" in _status_line(term), 5), _status_line(term)
+    assert "beta-2" in _status_line(term) and "!beta-2" not in _status_line(term)
+    # the same states again: no tmux command at all
+    calls.clear()
+    ui.set_marks({"alpha-1": "waiting", "beta-2": "working", "gone-3": "idle"})
+    assert calls == []
+    # one change: one listing, one option set
+    ui.set_marks({"alpha-1": "idle", "beta-2": "waiting"})
+    sets = [c for c in calls if c[0] == "set-option"]
+    assert len(sets) == 2 and _mark(hal_server, "beta-2") == "waiting"
+    assert retry_until(lambda: "!beta-2" in _status_line(term), 5), _status_line(term)
+    assert "!alpha-1" not in _status_line(term)
+    # a session no longer in the states: its mark goes
+    ui.set_marks({"beta-2": "waiting"})
+    assert _mark(hal_server, "alpha-1") == ""
+    # another process closes beta's window and opens it again: once this process lists
+    # the windows (the loop does for every snapshot), the new window gets its mark
+    other = TmuxUI(hal_server)
+    other.kill_window("beta-2")
+    other.ensure_window("beta-2", "sleep 300")
+    assert _mark(hal_server, "beta-2") == ""
+    ui.window_names()
+    ui.set_marks({"beta-2": "waiting"})
+    assert _mark(hal_server, "beta-2") == "waiting"
+    # the whole server remade: the marks are set anew
+    ui.kill_server()
+    ui.ensure_window("beta-2", "sleep 300")
+    ui.set_marks({"beta-2": "waiting"})
+    assert _mark(hal_server, "beta-2") == "waiting"
+
+
+def test_a_bell_in_a_worker_window_reaches_the_users_terminal(
+    server: libtmux.Server, hal_server: libtmux.Server
+) -> None:
+    """Claude's bell arrives in a worker's window (its own tmux passes it to the `docker
+    exec` client); the parent's tmux passes it on to the terminal of its client: here a pane
+    of another server, whose window's bell flag says it rang."""
+    ui = TmuxUI(hal_server)
+    ring = "read x; printf '\\a'; sleep 300"
+    ui.ensure_window("quiet-1", ring)
+    ui.ensure_window("loud-2", ring)
+    term = _client(server, hal_server)
+
+    def rung() -> list[str]:
+        return list(term.window.cmd("display-message", "-p", "#{window_bell_flag}").stdout)
+
+    # the control: with bells off in the parent's tmux, none reaches the terminal
+    hal_server.cmd("set-option", "-g", "bell-action", "none")
+    hal_server.cmd("send-keys", "-t", "=hal:=quiet-1", "Enter")
+    assert retry_until(
+        lambda: hal_server.cmd("display-message", "-p", "-t", "=hal:=quiet-1",
+                               "#{window_bell_flag}").stdout == ["1"], 5)  # fmt: skip
+    time.sleep(0.5)
+    assert rung() == ["0"]
+    # what ensure_session sets: the bell passes through
+    ui.apply_session_options()
+    shown = hal_server.cmd("show-options", "-g", "bell-action").stdout
+    assert shown == ["bell-action any"]
+    hal_server.cmd("send-keys", "-t", "=hal:=loud-2", "Enter")
+    assert retry_until(lambda: rung() == ["1"], 5)

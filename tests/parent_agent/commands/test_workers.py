@@ -9,12 +9,16 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 from libtmux.test.retry import retry_until
 
 from hal_common.naming import session_name
 from hal_testing.agent import AgentCommands
+from parent_agent.adapters import snapshot_file
+from parent_agent.core.agent_state import AgentState
+from parent_agent.core.snapshot import Health, Snapshot
 
 pytestmark = [pytest.mark.docker, pytest.mark.tmux]
 
@@ -35,12 +39,33 @@ def test_spawn_and_ls_json_schema(hal_agent: AgentCommands) -> None:
         "uptime_s",
         "window",
         "limits",
+        "agent",
     }
     assert row["project"] == str(proj) and row["state"] == "running" and row["window"] is True
     assert row["image"] == "hal9000/worker:minimal" and isinstance(row["uptime_s"], int)
     assert row["created"].endswith("+00:00")
     assert row["limits"] == {"memory": 512 << 20, "cpus": 2.0, "pids": 1024}
-    assert name in hal_agent.ok("ls")
+    assert row["agent"] is None  # no loop has published a state: unknown, and ls still works
+    table = hal_agent.ok("ls").splitlines()
+    assert table[0].split() == ["NAME", "STATE", "WIN", "AGENT", "PROJECT"]
+    assert any(line.split()[:4] == [name, "running", "win", "-"] for line in table[1:])
+    # the loop's published state of the agent: in both
+    since = datetime.now(UTC)
+    state = AgentState("exited", since, "out of memory", exit_code=137, oom=True)
+    snap = Snapshot(since, Health(True), agents={name: state})
+    snapshot_file.publish(hal_agent.layout.status_file, snap)
+    try:
+        (row,) = [r for r in json.loads(hal_agent.ok("ls", "--json")) if r["name"] == name]
+        assert row["agent"] == state.to_json()
+        assert any(
+            line.split()[:6] == [name, "running", "win", "exited", "137", "(OOM)"]
+            for line in hal_agent.ok("ls").splitlines()
+        )
+        hal_agent.layout.status_file.write_text("{not a snapshot")
+        (row,) = [r for r in json.loads(hal_agent.ok("ls", "--json")) if r["name"] == name]
+        assert row["agent"] is None  # unreadable: unknown, and ls still works
+    finally:
+        hal_agent.layout.status_file.unlink(missing_ok=True)
 
 
 def test_stop_start_restart_rm_and_ls_all(hal_agent: AgentCommands) -> None:

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from rich.console import Console
 
+from parent_agent.core.agent_state import AgentState
 from parent_agent.core.model import Worker
 from parent_agent.core.snapshot import Health, LoopError, Snapshot
 from parent_agent.core.usage import Usage
@@ -45,7 +46,9 @@ def test_fifty_workers_fit_80x24_and_say_how_many_are_hidden() -> None:
     assert len(lines) <= 24
     assert all(len(line) <= 80 for line in lines)
     assert "37 running, 13 stopped" in lines[0] and "engine up" in lines[0]
-    shown = sum(1 for line in lines if "proj-" in line and "/home/u/src" in line)
+    # 80 columns: no project or pids column, the agent's state instead
+    assert "agent" in lines[1] and "project" not in lines[1] and "pids" not in lines[1]
+    shown = sum(1 for line in lines if "proj-" in line and ("running" in line or "exited" in line))
     assert f"{50 - shown} more not shown" in "\n".join(lines)
     # running workers come first, so they stay visible
     assert "exited" not in "\n".join(lines[2 : 2 + shown])
@@ -81,7 +84,7 @@ def test_outdated_restart_needed_errors_and_exit_codes() -> None:
 @pytest.mark.parametrize("rows", [1, 5])
 def test_max_rows_caps_the_list(rows: int) -> None:
     ws = tuple(worker(i) for i in range(10))
-    lines = text(Snapshot(NOW, Health(True), ws, max_rows=rows))
+    lines = text(Snapshot(NOW, Health(True), ws, max_rows=rows), width=120)
     assert sum(1 for line in lines if "/home/u/src" in line) == rows
 
 
@@ -127,3 +130,69 @@ def test_the_last_egress_denial_is_one_line() -> None:
     lines = [ln for ln in console.export_text().splitlines() if "egress denied" in ln]
     assert len(lines) == 1
     assert "one-1234 → evil.test:443 (not in the allowlist)" in lines[0]
+
+
+def agent(state: str, ago: int, reason: str = "", code: int | None = None) -> AgentState:
+    return AgentState(state, NOW - timedelta(seconds=ago), reason, exit_code=code)
+
+
+def test_the_agent_column_says_who_needs_you_first() -> None:
+    ws = (*(worker(i) for i in range(6)), worker(6, "exited", code=137))
+    agents = {
+        ws[0].name: agent("working", 5, "Bash"),
+        ws[1].name: agent("idle", 9, "turn done"),
+        ws[3].name: agent("waiting", 30, "permission: Bash"),
+        ws[4].name: agent("waiting", 60, "a question"),
+        ws[6].name: AgentState("exited", NOW, "out of memory", exit_code=137, oom=True),
+    }
+    st = Snapshot(NOW, Health(True), ws, agents=agents, max_rows=3)
+    for width in (80, 120):
+        lines = text(st, width=width)
+        assert lines[0].startswith("hal-9000  2 need you · 6 running, 1 stopped"), lines[0]
+        # the two waiting rows come first (the oldest wait first), then the running
+        assert "waiting a question" in lines[2] or "waiting a…" in lines[2], lines
+        assert "waiting" in lines[3] and ws[3].name[:6] in lines[3]
+        assert "waiting" not in lines[4]
+    out = "\n".join(text(Snapshot(NOW, Health(True), ws, agents=agents), width=160))
+    assert "working Bash" in out and "idle turn done" in out
+    assert "exited 137 (OOM) out of memory" in out
+    row = next(line for line in out.splitlines() if ws[2].name in line)
+    assert " - " in row  # a worker whose agent has said nothing yet
+
+
+def test_waiting_rows_are_bold_and_their_state_red() -> None:
+    ws = (worker(1), worker(2))
+    st = Snapshot(NOW, Health(True), ws, agents={ws[1].name: agent("waiting", 3, "permission")})
+    console = Console(width=120, height=24, file=io.StringIO(), force_terminal=True)
+    console.print(render(st, 24, 120))
+    raw = console.file.getvalue()  # type: ignore[attr-defined]
+    waiting = next(line for line in raw.splitlines() if ws[1].name in line)
+    other = next(line for line in raw.splitlines() if ws[0].name in line)
+    assert "\x1b[1m" in waiting and "\x1b[1m" not in other  # bold
+    assert "\x1b[1;31m" in waiting  # the state, bold red
+
+
+@pytest.mark.parametrize(
+    ("reason", "tail"),
+    [
+        ("[bold red]fake[/] \x1b[2J\x1b]0;owned\x07gone", "gone"),
+        ("[link=file:///etc]x[/link]\r\nrow", "row"),
+    ],
+)
+def test_a_reason_is_shown_literally_never_as_markup_or_escapes(reason: str, tail: str) -> None:
+    """The reason is the worker's own text: rich markup shows as typed; escape sequences,
+    bells and newlines never reach the terminal."""
+    w = worker(1)
+    # straight into the state (no from_json, which cleans too): the view cleans it itself
+    st = Snapshot(NOW, Health(True), (w,), agents={w.name: agent("waiting", 1, reason)})
+    console = Console(width=200, height=24, file=io.StringIO(), force_terminal=True)
+    console.print(render(st, 24, 200))
+    raw = console.file.getvalue()  # type: ignore[attr-defined]
+    plain = "\n".join(text(st, width=200))
+    visible = reason.split("\x1b")[0].split("\r")[0]
+    assert visible in plain  # `[bold red]fake[/]` as typed
+    for bad in ("\x1b[2J", "\x1b]0;", "\x07", "owned\x07"):
+        assert bad not in raw
+    assert "\r" not in raw
+    row = next(line for line in plain.splitlines() if w.name in line)
+    assert visible in row and tail in row  # one row: nothing broke it
