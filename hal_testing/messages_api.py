@@ -277,7 +277,7 @@ class MessagesAPI:
         events = [sse("message_start", {"type": "message_start", "message": start})]
         for i, block in enumerate(blocks):
             if block["type"] == "text":
-                first = {"type": "text", "text": ""}
+                first: dict[str, Any] = {"type": "text", "text": ""}
                 deltas = [{"type": "text_delta", "text": c} for c in _chunks(block["text"])]
             else:
                 first = {**block, "input": {}}
@@ -325,7 +325,7 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: _Server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 (the base's name)
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # quiet: the requests are recorded
 
     def _body(self) -> tuple[bytes, Any]:

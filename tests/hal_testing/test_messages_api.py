@@ -8,6 +8,7 @@ import io
 import json
 import os
 import tarfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from hal_testing.messages_api import (
     TEST_KEY,
     MessagesAPI,
     Request,
+    Step,
     Text,
     ToolUse,
     check_host,
@@ -68,7 +70,12 @@ def test_a_streamed_text_reply_has_the_apis_events_in_order() -> None:
     got = events(raw)
     kinds = [k for k, _ in got]
     assert kinds[:3] == ["message_start", "content_block_start", "ping"]
-    assert kinds[-4:] == ["content_block_delta", "content_block_stop", "message_delta", "message_stop"]
+    assert kinds[-4:] == [
+        "content_block_delta",
+        "content_block_stop",
+        "message_delta",
+        "message_stop",
+    ]
     start = got[0][1]["message"]
     assert start["role"] == "assistant" and start["content"] == [] and start["model"] == "claude-x"
     assert start["stop_reason"] is None and start["usage"]["input_tokens"] > 0
@@ -96,7 +103,11 @@ def test_a_tool_use_streams_its_input_as_json_deltas() -> None:
 
 
 def test_main_requests_take_the_script_in_order_and_side_requests_do_not() -> None:
-    script = [Text("one"), ToolUse("Bash", {"command": "true"}, id="toolu_fixed"), Text("three")]
+    script: list[Step] = [
+        Text("one"),
+        ToolUse("Bash", {"command": "true"}, id="toolu_fixed"),
+        Text("three"),
+    ]
     with MessagesAPI("127.0.0.1", script=script, side_text="A title") as api:
         replies = [
             json.loads(post(api, turn(tools=tools, stream=False))[1])
@@ -139,7 +150,7 @@ def test_wait_for_names_what_came_when_it_times_out() -> None:
         api.wait_for(lambda rs: bool(rs), timeout=0.2)
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "::", "localhost", "example.com"])
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "localhost", "example.com"])  # noqa: S104 (rejected)
 def test_it_binds_no_wildcard_and_no_name(host: str) -> None:
     with pytest.raises(ValueError):
         check_host(host)
@@ -214,7 +225,7 @@ def test_real_claude_code_runs_a_text_turn_and_an_approved_tool_turn(
     project.mkdir()
     touched, hook_log = tmp_path / "touched", tmp_path / "hooks.jsonl"
     settings = claude_home(tmp_path / "config", project, hook_log)
-    script = [
+    script: list[Step] = [
         Text("Hello from the stand-in."),
         ToolUse("Bash", {"command": f"touch {touched}", "description": "touch a file"}),
         Text("Touched it."),
@@ -252,7 +263,10 @@ def test_real_claude_code_runs_a_text_turn_and_an_approved_tool_turn(
         )
         assert retry_until(lambda: "PermissionRequest" in hook_events(hook_log), 5, raises=False)
         assert not touched.exists()
-        pane.send_keys("1", enter=False)  # "1. Yes" (Enter, on the preselected Yes, too)
+        # keys in the first ~0.3 s of a permission dialog are dropped (measured: 0.1 s
+        # ignored, 0.3 s taken); "1" picks "1. Yes", as Enter on the preselected Yes does
+        time.sleep(1.0)
+        pane.send_keys("1", enter=False)
         assert retry_until(lambda: "Touched it." in screen(), 20, raises=False), screen()
         assert touched.exists()
         assert retry_until(lambda: hook_events(hook_log).count("Stop") == 2, 10, raises=False)
