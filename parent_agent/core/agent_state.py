@@ -43,6 +43,9 @@ MAX_REASON = 160  # characters of a reason kept (it is the worker's text: shown,
 _SESSION_ID = re.compile(
     r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 )
+# Notification types that mean the agent waits for the user (`agent_needs_input`: auto
+# mode's "can't check actions" screen, Claude Code 2.1.332)
+WAITING_NOTIFICATIONS = frozenset({"permission_prompt", "elicitation_dialog", "agent_needs_input"})
 # tools that ask the user something: running one means the agent waits for an answer
 ASKING_TOOLS = frozenset({"AskUserQuestion"})
 
@@ -151,7 +154,10 @@ class HookEvent:
 def on_hook(current: AgentState | None, ev: HookEvent, now: datetime) -> AgentState:
     """The state after hook event `ev`. The session id is kept from the latest event that
     carried one."""
-    sid = ev.session_id or (current.session_id if current else None)
+    # SessionEnd names the id it was asked for, even one with no conversation (a failed
+    # `--resume`): only events of a live session say which conversation to continue
+    reported = ev.session_id if ev.event != "SessionEnd" else None
+    sid = reported or (current.session_id if current else None)
     state, reason = _transition(current, ev)
     if current is not None and current.state == state and current.reason == reason:
         return replace(current, session_id=sid)  # no change: `since` stays
@@ -172,7 +178,7 @@ def _transition(current: AgentState | None, ev: HookEvent) -> tuple[str, str]:
             return WAITING, f"permission: {ev.tool_name}" if ev.tool_name else "permission"
         case "Notification":
             kind = ev.notification_type
-            if kind in ("permission_prompt", "elicitation_dialog") or (
+            if kind in WAITING_NOTIFICATIONS or (
                 not kind and "permission" in ev.message.lower()
             ):
                 return WAITING, ev.message or "permission"
