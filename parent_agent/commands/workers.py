@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
@@ -358,11 +359,25 @@ def send(
     engine, name, w = _worker(p, name)
     if w.state != "running":
         raise UsageError(f"{name} is {w.state}, not running", hint=f"hal-agent start {name}")
+    settle(published_agents(p).get(name))
     for argv in send_argvs(typed, no_enter, keys):
         res = engine.exec(w.container, argv, f"sending keys to {name}")
         if res.exit_code != 0:
             said = res.output.strip() or f"exit code {res.exit_code}"
             raise HalError(f"{name} did not take the keys: {said}")
+
+
+DIALOG_SETTLE_S = 0.5  # Claude Code drops keys in a dialog's first ~0.3 s (2.1.332)
+
+
+def settle(agent: AgentState | None) -> None:
+    """Wait until a dialog that just opened takes keys: an answer sent at once (a script
+    that saw `waiting`) would be dropped without a word."""
+    if agent is None or not agent.needs_you:
+        return
+    age = (datetime.now(UTC) - agent.since).total_seconds()
+    if 0 <= age < DIALOG_SETTLE_S:
+        time.sleep(DIALOG_SETTLE_S - age)
 
 
 def send_argvs(text: str, no_enter: bool, keys: tuple[str, ...]) -> list[list[str]]:
