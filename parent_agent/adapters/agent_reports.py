@@ -8,7 +8,7 @@ in it is untrusted input. `ReportWatcher` polls every directory (0.2 s by defaul
 
 - opens it without following links (`untrusted.directory`: a link in its place is refused);
 - looks at no more than `MAX_NAMES` entries of each directory per scan, reads no more than
-  `MAX_READS` reports, each through `untrusted.read` (no link followed, never blocking on a
+  `MAX_SCAN_BYTES` of reports, each through `untrusted.read` (no link followed, never blocking on a
   FIFO, a regular file of one link, at most `MAX_REPORT` bytes), and parses it only then
   (`json.loads` on at most 64 KiB; a too deep nesting is an error like any other);
 - deletes what it read and what does not belong (links, FIFOs, other names, empty
@@ -43,7 +43,8 @@ log = logging.getLogger(__name__)
 
 MAX_REPORT = 64 * 1024  # bytes of one report (hal-worker hook writes at most this)
 MAX_NAMES = 512  # entries of one directory looked at per scan
-MAX_READS = 64  # reports of one directory read per scan
+MAX_READS = MAX_NAMES  # reports of one directory opened per scan
+MAX_SCAN_BYTES = 1 << 20  # bytes of one directory read per scan (the rest: next scan)
 STALE_TMP_S = 60.0  # a report still being written after this was abandoned
 REPORT_NAME = re.compile(r"^[0-9]{1,20}-[0-9]{1,10}\.json$")
 TMP_NAME = re.compile(r"^\.[0-9]{1,20}-[0-9]{1,10}\.tmp$")
@@ -100,18 +101,22 @@ def _names(fd: int, limit: int) -> list[str]:
 
 def read_reports(fd: int, now: float | None = None) -> list[HookEvent]:
     """The events in the report directory `fd`, oldest first, each report deleted once
-    read; junk deleted. Bounded work (`MAX_NAMES`, `MAX_READS`)."""
+    read; junk deleted. Bounded work (`MAX_NAMES`, `MAX_READS`, `MAX_SCAN_BYTES`)."""
     now = time.time() if now is None else now
     names = _names(fd, MAX_NAMES)
     reports = sorted(n for n in names if REPORT_NAME.match(n))
     events: list[HookEvent] = []
+    budget = MAX_SCAN_BYTES
     for name in reports[:MAX_READS]:
+        if budget <= 0:
+            break  # the rest on the next scan, still in order
         try:
             data = untrusted.read(fd, name, MAX_REPORT)
         except OSError as e:  # refused (a link, a FIFO, too big...) or vanished
             log.debug("report %s refused: %s", name, e)
             data = None
         _remove(fd, name)
+        budget -= len(data) if data is not None else 0
         ev = parse(data) if data is not None else None
         if ev is not None:
             events.append(ev)
