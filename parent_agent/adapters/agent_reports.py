@@ -32,6 +32,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
@@ -76,17 +77,10 @@ def _remove(fd: int, name: str) -> None:
     with something in it stays (the worker's own clutter, looked at again each scan)."""
     try:
         os.unlink(name, dir_fd=fd)
-    except IsADirectoryError:
-        try:
-            os.rmdir(name, dir_fd=fd)
-        except OSError:
-            pass
     except OSError as e:
         if e.errno in (errno.EISDIR, errno.EPERM):
-            try:
+            with suppress(OSError):
                 os.rmdir(name, dir_fd=fd)
-            except OSError:
-                pass
 
 
 def _names(fd: int, limit: int) -> list[str]:
@@ -152,9 +146,7 @@ class ReportWatcher:
         """One pass over every worker's report directory: the news, one report per worker."""
         root = self.layout.workers_dir
         try:
-            sessions = sorted(
-                e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False)
-            )
+            sessions = sorted(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False))
         except FileNotFoundError:
             return []
         out: list[AgentReport] = []
@@ -180,7 +172,7 @@ class ReportWatcher:
             try:
                 for report in self.scan():
                     self.put(report)
-            except Exception:  # noqa: BLE001 - the watcher outlives any one bad scan
+            except Exception:  # the watcher outlives any one bad scan
                 log.exception("scanning the workers' reports failed; going on")
             self._stop.wait(self.interval)
 

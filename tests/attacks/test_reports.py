@@ -56,7 +56,9 @@ def pair(
 
 
 def sh(c: Container, script: str) -> str:
-    return str(c.exec_run(["sh", "-c", script + "\ntrue"]).output.decode(errors="replace"))
+    out = c.exec_run(["sh", "-c", script + "\ntrue"]).output
+    assert isinstance(out, bytes)
+    return out.decode(errors="replace")
 
 
 def session(c: Container) -> str:
@@ -65,7 +67,7 @@ def session(c: Container) -> str:
 
 def report(c: Container, sid: str, event: str = "Stop") -> str:
     return sh(
-        c, f"printf '{{\"hook_event_name\":\"{event}\",\"session_id\":\"{sid}\"}}' | hal-worker hook"
+        c, f'printf \'{{"hook_event_name":"{event}","session_id":"{sid}"}}\' | hal-worker hook'
     )
 
 

@@ -49,8 +49,12 @@ def hook(d: Path | str, data: bytes, timeout: float = 5) -> subprocess.Completed
     """The worker's `hal-worker hook`, as Claude Code runs it: stdin the event's JSON."""
     env = {"PATH": os.environ["PATH"], "HAL_WORKER_REPORT_DIR": str(d)}
     return subprocess.run(
-        ["sh", str(HAL_WORKER), "hook"], input=data, capture_output=True, env=env,
-        timeout=timeout, check=False,
+        ["sh", str(HAL_WORKER), "hook"],
+        input=data,
+        capture_output=True,
+        env=env,
+        timeout=timeout,
+        check=False,
     )
 
 
@@ -216,7 +220,9 @@ def test_the_watcher_thread_delivers_within_a_second_and_survives_its_callback(
 def test_many_workers_each_get_their_own(layout: ParentLayout) -> None:
     for n in range(20):
         d = report_dir(layout, f"s{n}")
-        (d / "1-1.json").write_bytes(payload("Stop", session_id=f"{n:08d}-0000-0000-0000-000000000000"))
+        (d / "1-1.json").write_bytes(
+            payload("Stop", session_id=f"{n:08d}-0000-0000-0000-000000000000")
+        )
     got = {r.session: r.events for r in ReportWatcher(layout, lambda r: None).scan()}
     assert len(got) == 20
     assert got["s7"][0].session_id == "00000007-0000-0000-0000-000000000000"

@@ -28,7 +28,7 @@ from parent_agent.core.spec import worker_spec
 pytestmark = pytest.mark.docker
 
 SID = "0b9c2d36-5a8e-4c3f-9a61-2f0e8d7c6b5a"
-SOCK = "/tmp/hal-worker.tmux"  # noqa: S108 - inside the worker
+SOCK = "/tmp/hal-worker.tmux"  # inside the worker
 
 
 @pytest.fixture
@@ -55,7 +55,8 @@ def start(
 
 def sh(c: Container, script: str) -> tuple[int, str]:
     res = c.exec_run(["sh", "-c", script])
-    return res.exit_code, res.output.decode(errors="replace").strip()
+    assert isinstance(res.output, bytes)
+    return int(res.exit_code or 0), res.output.decode(errors="replace").strip()
 
 
 def ended(c: Container, timeout: float = 30) -> dict[str, Any]:
@@ -75,7 +76,10 @@ def test_kill_9_of_the_agent_ends_the_worker_with_137(
 ) -> None:
     c = start(engine, parent_layout, projects.make("k"), ("sleep", "1000"))
     pane_ready(c)
-    assert sh(c, "ps -o comm= -p $(hal-worker pid) 2>/dev/null || cat /proc/$(hal-worker pid)/comm")[1] == "sleep"
+    assert (
+        sh(c, "ps -o comm= -p $(hal-worker pid) 2>/dev/null || cat /proc/$(hal-worker pid)/comm")[1]
+        == "sleep"
+    )
     sh(c, "kill -9 $(hal-worker pid)")
     state = ended(c)
     assert state["ExitCode"] == 137 and state["OOMKilled"] is False
@@ -109,9 +113,7 @@ def test_docker_stop_stops_it_promptly_with_143(
     assert time.monotonic() - t0 < 5
     assert ended(c)["ExitCode"] == 143
     # an agent that ignores SIGTERM is hung up on after ~3 s: still before the engine's kill
-    c = start(
-        engine, parent_layout, projects.make("s2"), ("sh", "-c", "trap '' TERM; sleep 1000")
-    )
+    c = start(engine, parent_layout, projects.make("s2"), ("sh", "-c", "trap '' TERM; sleep 1000"))
     pane_ready(c)
     t0 = time.monotonic()
     c.stop(timeout=10)
@@ -232,7 +234,7 @@ def test_a_hook_lands_in_its_own_workers_report_dir(
 ) -> None:
     a = start(engine, parent_layout, projects.make("ha"), ("sleep", "1000"))
     b = start(engine, parent_layout, projects.make("hb"), ("sleep", "1000"))
-    code, out = sh(
+    _, out = sh(
         a,
         'printf \'{"hook_event_name":"UserPromptSubmit","session_id":"%s"}\' '
         f"{SID} | hal-worker hook; echo rc=$?",

@@ -30,7 +30,7 @@ def test_the_report_dir_is_the_workers_and_mended_at_each_start(layout: ParentLa
     st = d.stat()
     assert (st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)) == (1234, 1235, 0o700)
     assert stat.S_IMODE(d.parent.stat().st_mode) == 0o700 and d.parent.stat().st_uid == 0
-    os.chmod(d, 0o777)  # the worker's doing
+    os.chmod(d, 0o500)  # the worker's doing
     os.chown(d, 1234, 99)
     workers.ensure_report_dir(layout, "s", 1234, 1235)
     st = d.stat()
