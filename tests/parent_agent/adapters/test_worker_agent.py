@@ -249,3 +249,17 @@ def test_a_hook_lands_in_its_own_workers_report_dir(
     (report,) = ReportWatcher(parent_layout, lambda r: None).scan()
     assert report.session == sa and report.events[0].session_id == SID
     assert report.events[0].event == "UserPromptSubmit"
+
+
+def test_the_real_claude_code_reports_its_session_start_through_the_managed_hooks(
+    engine: InnerEngine, parent_layout: ParentLayout, projects: Projects
+) -> None:
+    c = start(engine, parent_layout, projects.make("real"))
+    reports = parent_layout.worker_reports(str(c.labels[labels.SESSION]))
+    assert retry_until(lambda: bool(os.listdir(reports)), 30), sh(
+        c, f"tmux -S {SOCK} capture-pane -p -t =agent:"
+    )[1]
+    got = ReportWatcher(parent_layout, lambda r: None).scan()
+    events = [e for r in got for e in r.events]
+    assert events and events[0].event == "SessionStart", events
+    assert events[0].session_id is not None
