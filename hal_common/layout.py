@@ -23,6 +23,11 @@ WORKER_HOME = "/home/hal"
 WORKER_CLAUDE_HOME = f"{WORKER_HOME}/.claude"
 WORKER_BIN = "/usr/local/bin/hal-worker"
 WORKER_MANAGED_DIR = "/etc/claude-code"  # Claude Code's managed (policy) settings on Linux
+# where the worker's hooks write their reports (its own report directory, read-write)
+WORKER_REPORT_DIR = "/run/hal-report"
+# the worker's parent-only files (`ParentLayout.worker_run`), read-only: `resume`, ...
+WORKER_RUN_DIR = "/etc/hal/run"
+RESUME_FILE = "resume"  # in WORKER_RUN_DIR: a Claude session id to resume, or empty
 
 # Fixed mount points of the parent container (claudy makes the mounts).
 PARENT_CONFIG_DIR = Path("/config/hal9000")
@@ -137,9 +142,21 @@ class ParentLayout:
 
     def worker_run(self, session: str) -> Path:
         """Parent-only files of one worker (its passwd and group, each mounted read-only into
-        it), beside its state in the data volume: a worker that its restart policy starts
-        before hal-agent runs still finds them."""
+        it; the directory itself read-only at `WORKER_RUN_DIR`, for `resume`), beside its
+        state in the data volume: a worker that its restart policy starts before hal-agent
+        runs still finds them."""
         return self.data_dir / "workers" / session / "etc"
+
+    def worker_reports(self, session: str) -> Path:
+        """Where one worker's hooks report (`hal-worker hook`), mounted read-write at
+        `WORKER_REPORT_DIR` in that worker only: the worker user's, 0700, made by the parent
+        before each start. Worker-writable: untrusted input (`adapters/agent_reports`)."""
+        return self.data_dir / "workers" / session / "report"
+
+    @property
+    def workers_dir(self) -> Path:
+        """The per-worker directories (`workers/SESSION/{claude,etc,report}`)."""
+        return self.data_dir / "workers"
 
     @property
     def managed_dir(self) -> Path:

@@ -15,8 +15,10 @@ from typing import Any
 from hal_common import labels
 from hal_common.config import WorkerConfig
 from hal_common.errors import HalError, ImageMissing, NameConflict, NoSuchSession, UsageError
-from hal_common.layout import ParentLayout
+from hal_common.layout import RESUME_FILE, ParentLayout
+from parent_agent.adapters import untrusted
 from parent_agent.adapters.engine import InnerEngine
+from parent_agent.core import agent_state
 from parent_agent.core.model import Failure, Listed, Outcome, Worker, to_worker
 from parent_agent.core.spec import (
     GROUP,
@@ -122,6 +124,7 @@ def ensure_worker(
     """
     what = f"starting worker {spec.session}"
     write_identity(spec.run_dir, spec.uid, spec.gid)
+    ensure_report_dir(layout, spec.session, spec.uid, spec.gid)
     attrs = engine.inspect(spec.container, what)
     older_build = attrs is not None and bool(image_id) and attrs.get("Image") != image_id
     if (
@@ -228,10 +231,42 @@ def restore_identities(engine: InnerEngine, layout: ParentLayout) -> int:
         if session and uid.isdigit() and gid.isdigit():
             try:
                 write_identity(str(layout.worker_run(session)), int(uid), int(gid))
+                ensure_report_dir(layout, session, int(uid), int(gid))
                 done += 1
             except OSError as e:
                 log.warning("could not write the passwd of %s: %s", session, e)
     return done
+
+
+def ensure_report_dir(layout: ParentLayout, session: str, uid: int, gid: int) -> None:
+    """The worker's report directory (its hooks write there, the parent reads and empties
+    it: `adapters/agent_reports`): made if missing, and at each start the worker user's,
+    0700, whatever the worker did to it (a link in its place is refused: `Refused`).
+    Before the worker is created too: the engine would make a missing bind source as
+    root's, where the worker cannot write."""
+    d = layout.worker_reports(session)
+    d.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with untrusted.directory(d, create=True, owner=(uid, gid)) as fd:
+        st = os.fstat(fd)
+        if (st.st_uid, st.st_gid) != (uid, gid):
+            os.fchown(fd, uid, gid)
+        if stat.S_IMODE(st.st_mode) != 0o700:
+            os.fchmod(fd, 0o700)
+
+
+def write_resume(layout: ParentLayout, session: str, session_id: str | None) -> None:
+    """What the worker resumes at its next start (`/etc/hal/run/resume`, read-only in it):
+    Claude's session id, or nothing (None: a fresh conversation). Anything but a session
+    id (a UUID; it came from the worker's reports) is written as nothing."""
+    sid = agent_state.session_id(session_id)
+    if session_id is not None and sid is None:
+        log.warning("worker %s: not resuming %r (not a session id)", session, session_id)
+    d = layout.worker_run(session)
+    d.mkdir(mode=0o755, parents=True, exist_ok=True)
+    with untrusted.directory(d) as fd:
+        data = f"{sid}\n".encode() if sid else b""
+        if untrusted.read(fd, RESUME_FILE, 4096) != data:
+            untrusted.write(fd, RESUME_FILE, data, (os.getuid(), os.getgid()), 0o644)
 
 
 def _state(attrs: dict[str, Any]) -> str:

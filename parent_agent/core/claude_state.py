@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from hal_common.layout import WORKER_BIN
+from parent_agent.core.agent_state import HOOK_EVENTS
 from parent_agent.core.services import with_mcp
 
 # what of the base never goes into a worker's state as such
@@ -22,10 +24,32 @@ CREDENTIALS = ".credentials.json"  # the one shared writable file
 EMPTY_CREDENTIALS = b"{}\n"  # Claude Code reads `{}` as "no OAuth login" (not as corrupt)
 PLACEHOLDERS: dict[str, bytes] = {"settings.json": b"{}\n", "CLAUDE.md": b""}
 
+# the hook events whose matcher is a tool name ("*": every tool); the others take none
+TOOL_EVENTS = frozenset({"PreToolUse", "PostToolUse", "PermissionRequest"})
+HOOK_COMMAND = f"{WORKER_BIN} hook"  # writes the event's JSON into the worker's report dir
+HOOK_TIMEOUT_S = 5  # it returns at once; Claude Code kills it after this
+
+
+def hook_settings(events: Iterable[str] = HOOK_EVENTS) -> dict[str, Any]:
+    """The `hooks` of the managed settings: `hal-worker hook` on each of `events`. Managed
+    hooks run beside the user's own (settings, project, plugins): `allowManagedHooksOnly`
+    is never set."""
+    hook = {"type": "command", "command": HOOK_COMMAND, "timeout": HOOK_TIMEOUT_S}
+    out: dict[str, Any] = {}
+    for event in events:
+        group: dict[str, Any] = {"hooks": [dict(hook)]}
+        if event in TOOL_EVENTS:
+            group = {"matcher": "*", **group}
+        out[event] = [group]
+    return out
+
+
 # hal-9000's managed settings (/etc/claude-code/managed-settings.json): what it enforces
 MANAGED_SETTINGS: dict[str, Any] = {
     # the binary is pinned in the image; an agent must not swap it for another
     "env": {"DISABLE_AUTOUPDATER": "1"},
+    # each worker's agent state (core/agent_state) comes from these
+    "hooks": hook_settings(),
 }
 
 

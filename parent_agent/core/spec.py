@@ -13,7 +13,14 @@ from hal_common import __version__, labels
 from hal_common.config import WorkerConfig, parse_memory, worker_env
 from hal_common.config_schema import WORKER_MIN_CPUS, WORKER_MIN_MEMORY, WORKER_MIN_PIDS
 from hal_common.egress import GATEWAY, WORKER_NETWORK, proxy_env
-from hal_common.layout import WORKER_CLAUDE_HOME, WORKER_HOME, WORKER_MANAGED_DIR, ParentLayout
+from hal_common.layout import (
+    WORKER_CLAUDE_HOME,
+    WORKER_HOME,
+    WORKER_MANAGED_DIR,
+    WORKER_REPORT_DIR,
+    WORKER_RUN_DIR,
+    ParentLayout,
+)
 from hal_common.naming import container_name, session_name
 from parent_agent.core.claude_state import CREDENTIALS, SHARED_DIRS, SHARED_FILES
 
@@ -103,8 +110,9 @@ def group_text(gid: int) -> str:
 
 
 # what create_kwargs makes; 2: read-only plugins; 3: hardened (confinement), private Claude
-# state, the internal network (workers made before show as outdated)
-LAYOUT = 3
+# state, the internal network; 4: the report directory (hooks) and the run directory
+# (resume) mounted (workers made before show as outdated)
+LAYOUT = 4
 
 
 def template_hash(cfg: WorkerConfig, image: str | None = None) -> str:
@@ -200,7 +208,8 @@ def create_kwargs(spec: WorkerSpec, layout: ParentLayout) -> dict[str, Any]:
 def mounts(spec: WorkerSpec, layout: ParentLayout) -> dict[str, dict[str, str]]:
     """The worker's volumes: its project; its private Claude state as its Claude home; over
     that, read-only, the shared config (settings, CLAUDE.md, agents, commands, skills,
-    plugins), and read-write the one shared credentials file; hal-9000's managed settings.
+    plugins), and read-write the one shared credentials file; hal-9000's managed settings;
+    its own report directory (its hooks write there; no other worker's is ever mounted).
 
     The engine mounts a parent before what lies inside it; every source exists (the parent
     makes them before it creates the worker)."""
@@ -214,6 +223,7 @@ def mounts(spec: WorkerSpec, layout: ParentLayout) -> dict[str, dict[str, str]]:
     # a refresh rotates the OAuth token: every worker must see the one new copy
     volumes[str(home / CREDENTIALS)] = {"bind": f"{WORKER_CLAUDE_HOME}/{CREDENTIALS}", "mode": "rw"}
     volumes[str(layout.managed_dir)] = {"bind": WORKER_MANAGED_DIR, "mode": "ro"}
+    volumes[str(layout.worker_reports(spec.session))] = {"bind": WORKER_REPORT_DIR, "mode": "rw"}
     return volumes
 
 
@@ -225,7 +235,8 @@ def confinement(spec: WorkerSpec) -> dict[str, Any]:
     privileges, the engine's default seccomp profile (set by leaving it alone), no devices
     but the engine's defaults, no engine socket; a read-only image with tmpfs on /tmp,
     /var/tmp and HOME (the Claude state mounts land on HOME's tmpfs: the engine mounts by
-    depth); its passwd and group from the parent, read-only; its limits, always set.
+    depth); its passwd and group from the parent, read-only, and their directory (with
+    `resume`) read-only at `WORKER_RUN_DIR`; its limits, always set.
 
     The tmpfs mounts are `exec` (the agent runs what it builds there, as in the project);
     the engine copies the image's directory into each (its mode too: the image's /home/hal
@@ -251,6 +262,7 @@ def confinement(spec: WorkerSpec) -> dict[str, Any]:
         kwargs["volumes"] = {
             f"{spec.run_dir}/{PASSWD}": {"bind": "/etc/passwd", "mode": "ro"},
             f"{spec.run_dir}/{GROUP}": {"bind": "/etc/group", "mode": "ro"},
+            spec.run_dir: {"bind": WORKER_RUN_DIR, "mode": "ro"},
         }
     return kwargs
 

@@ -67,6 +67,11 @@ def test_create_kwargs_confine_the_worker() -> None:
     # the parent's passwd and group, read-only, next to mounts()' volumes
     assert kw["volumes"][f"{run}/passwd"] == {"bind": "/etc/passwd", "mode": "ro"}
     assert kw["volumes"][f"{run}/group"] == {"bind": "/etc/group", "mode": "ro"}
+    # their directory (with `resume`) read-only; the worker's own report directory rw
+    assert kw["volumes"][str(run)] == {"bind": "/etc/hal/run", "mode": "ro"}
+    reports = layout.worker_reports(spec.session)
+    assert kw["volumes"][str(reports)] == {"bind": "/run/hal-report", "mode": "rw"}
+    assert reports.parent == run.parent and reports != run
     assert kw["volumes"]["/home/u/p"]["bind"] == "/home/u/p"
     assert not any("docker.sock" in k or "/run/hal9000/docker" in k for k in kw["volumes"])
     # limits always set
