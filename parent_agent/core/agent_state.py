@@ -178,9 +178,7 @@ def _transition(current: AgentState | None, ev: HookEvent) -> tuple[str, str]:
             return WAITING, f"permission: {ev.tool_name}" if ev.tool_name else "permission"
         case "Notification":
             kind = ev.notification_type
-            if kind in WAITING_NOTIFICATIONS or (
-                not kind and "permission" in ev.message.lower()
-            ):
+            if kind in WAITING_NOTIFICATIONS or (not kind and "permission" in ev.message.lower()):
                 return WAITING, ev.message or "permission"
             # idle_prompt, auth_success, ...: no change of state
             return (current.state, current.reason) if current else (IDLE, "")

@@ -57,7 +57,8 @@ def s(host_parents: Callable[..., HostParent], api: MessagesAPI) -> HostParent:
     )
     extra = (
         f'\n[network]\nallow = ["{api.host}:{api.port}"]\n'
-        f'\n[notify]\ncommand = ["sh", "-c", "{{ env | grep ^HAL_ | sort; cat; }} >> {NOTIFY_LOG}"]\n'
+        "\n[notify]\n"
+        f'command = ["sh", "-c", "{{ env | grep ^HAL_ | sort; cat; }} >> {NOTIFY_LOG}"]\n'
         'on = ["waiting", "exited"]\ndebounce = 0.0\n'
     )
     parent = host_parents(
@@ -96,7 +97,7 @@ def wait_agent(s: HostParent, name: str, check: Callable[[dict[str, Any]], bool]
 
 
 def notified(s: HostParent) -> str:
-    code, out = s.run(["sh", "-c", f"cat {NOTIFY_LOG} 2>/dev/null || true"])
+    _code, out = s.run(["sh", "-c", f"cat {NOTIFY_LOG} 2>/dev/null || true"])
     return out
 
 
@@ -133,7 +134,7 @@ def test_a_conversation_is_seen_answered_survives_a_kill_and_a_parent_restart(
     assert "Bash" in agent(s, name)["reason"]
     assert retry_until(lambda: f"HAL_SESSION={name}" in notified(s), 10, raises=False), notified(s)
     assert "HAL_STATE=waiting" in notified(s)
-    code, mark = s.tmux("show-options", "-wqv", "-t", f"=hal:={name}", "@hal_agent")
+    _code, mark = s.tmux("show-options", "-wqv", "-t", f"=hal:={name}", "@hal_agent")
     assert mark.strip() == "waiting", mark
 
     # 3. approved with `send` at once (it waits out the dialog's first moments, in which

@@ -181,9 +181,7 @@ def test_a_bad_prefix_at_boot_runs_on_the_defaults_and_says_so(
 ) -> None:
     loop = agent_loop('[keys]\nprefix = "Ctrl-B"\n' + NO_BUILTIN)
     assert loop.agent.cfg.keys.prefix == "C-b"
-    assert any("prefix" in e and "defaults" in e for e in errors(loop.layout)), errors(
-        loop.layout
-    )
+    assert any("prefix" in e and "defaults" in e for e in errors(loop.layout)), errors(loop.layout)
     assert loop.agent.ui.server.cmd("show-options", "-gv", "prefix").stdout == ["C-b"]
 
 
