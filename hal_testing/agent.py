@@ -19,7 +19,8 @@ import libtmux
 from libtmux.test.retry import retry_until
 
 from hal_common import labels
-from hal_common.config import load_config
+from hal_common.config import Config, load_config
+from hal_common.errors import ConfigError
 from hal_common.layout import ParentLayout
 from hal_common.naming import container_name
 from hal_testing.engine import chown_project
@@ -182,7 +183,11 @@ class AgentLoop:
         self.layout = layout
         self.ui = TmuxUI(libtmux.Server(socket_path=str(layout.tmux_sock)))
         seam = EngineSeam(docker_host)
-        self.agent = Agent(load_config(layout.config_file), layout, dockerd=seam, ui=self.ui)  # type: ignore[arg-type]
+        try:  # as `hal-agent run` starts: on the defaults when the file is bad
+            cfg = load_config(layout.config_file)
+        except ConfigError:
+            cfg = Config()
+        self.agent = Agent(cfg, layout, dockerd=seam, ui=self.ui)  # type: ignore[arg-type]
         # signals are the main thread's; the loop runs in another
         self.agent.install_signals = lambda: None  # type: ignore[method-assign]
         self.thread = threading.Thread(target=self.agent.run, name="agent-loop")

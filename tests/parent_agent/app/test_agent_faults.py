@@ -23,18 +23,20 @@ from libtmux.test.retry import retry_until
 
 from hal_common.errors import HalError
 from hal_common.layout import ParentLayout
-from hal_testing.agent import AgentLoop
+from hal_testing.agent import AgentLoop, agent_env
 from hal_testing.config_text import NO_BUILTIN_SERVICES as NO_BUILTIN
 from hal_testing.engine import Projects
 from parent_agent.adapters import agent_record, snapshot_file
 from parent_agent.adapters.agent_reports import AgentReport
+from parent_agent.adapters.engine import InnerEngine
 from parent_agent.app import sessions
 from parent_agent.app.agent import Agent
 from parent_agent.app.events import LoopNote
 from parent_agent.core.agent_state import AgentState, HookEvent
 from parent_agent.core.snapshot import Snapshot
 
-BASE = '[worker]\nmemory = "512m"\ncpus = 1.0\n' + NO_BUILTIN
+# the agent is a sleep: no Claude Code of its own reporting (the test's reports are the only ones)
+BASE = '[worker]\nmemory = "512m"\ncpus = 1.0\ncommand = ["sleep", "86400"]\n' + NO_BUILTIN
 SID = "0b5e4a8c-1f2d-4e3a-9b7c-6d5e4f3a2b1c"
 
 
@@ -141,6 +143,11 @@ def test_a_full_disk_fails_a_spawn_clearly_and_the_loop_goes_on(
     assert "No space left on device" in str(e.value) and "is full" in str(e.value)
     assert loop.thread.is_alive()
     assert dclient.containers.get(f"hal9000-w-{running}").status == "running"
+
+    def refused() -> bool:  # the loop's own list: the snapshot cannot be written either
+        return any("record not saved" in e.text and "No space" in e.text for e in loop.agent.errors)
+
+    assert retry_until(refused, 5), loop.agent.errors
     # space again: what the loop kept while the disk was full is there
     (layout.data_dir / "filler").unlink()
     (layout.run_dir / "filler").unlink()
@@ -151,7 +158,6 @@ def test_a_full_disk_fails_a_spawn_clearly_and_the_loop_goes_on(
         return snap is not None and any("space again" in e.text for e in snap.errors)
 
     assert retry_until(caught_up, 5)
-    assert any("record not saved" in e and "No space" in e for e in errors(layout))
     assert published(layout).agents[running].state == "working"
 
     def recorded() -> bool:
@@ -164,14 +170,36 @@ def test_a_full_disk_fails_a_spawn_clearly_and_the_loop_goes_on(
 @pytest.mark.docker
 @pytest.mark.tmux
 def test_a_stale_ready_file_is_not_taken_for_this_run(
-    parent_layout: ParentLayout, agent_loop: Callable[[str], AgentLoop]
+    parent_layout: ParentLayout,
+    docker_host: str,
+    built_images: dict[str, str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """A ready file an earlier run left (a /run that is not a tmpfs) is gone before the
+    engine starts (claudy's `hal-agent ready` would take it for this run's), and written
+    again once this run is ready. The engine seam records what it saw when started."""
+    for key, value in agent_env(parent_layout).items():
+        monkeypatch.setenv(key, value)
+    parent_layout.config_file.parent.mkdir(parents=True, exist_ok=True)
+    parent_layout.config_file.write_text(BASE)
     parent_layout.ready_file.parent.mkdir(parents=True, exist_ok=True)
-    parent_layout.ready_file.write_text("ready\n")
-    stale = parent_layout.ready_file.stat().st_mtime_ns
-    time.sleep(0.01)
-    loop = agent_loop(BASE)
-    assert loop.layout.ready_file.stat().st_mtime_ns > stale
+    parent_layout.ready_file.write_text("stale\n")
+    loop = AgentLoop(parent_layout, docker_host)
+    seen: list[bool] = []
+    start = loop.agent.dockerd.start
+
+    def recording_start() -> InnerEngine:
+        seen.append(parent_layout.ready_file.exists())
+        return start()
+
+    loop.agent.dockerd.start = recording_start  # type: ignore[method-assign]
+    loop.thread.start()
+    try:
+        ready = parent_layout.ready_file
+        assert retry_until(lambda: ready.exists() and ready.read_text() == "ready\n", 20)
+        assert seen == [False]
+    finally:
+        assert not loop.stop()
 
 
 @pytest.mark.docker
