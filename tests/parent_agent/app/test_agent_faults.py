@@ -12,7 +12,6 @@ import errno
 import json
 import os
 import subprocess
-import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -192,7 +191,7 @@ def test_a_stale_ready_file_is_not_taken_for_this_run(
         seen.append(parent_layout.ready_file.exists())
         return start()
 
-    loop.agent.dockerd.start = recording_start  # type: ignore[method-assign]
+    loop.agent.dockerd.start = recording_start  # type: ignore[method-assign,assignment]
     loop.thread.start()
     try:
         ready = parent_layout.ready_file
