@@ -26,6 +26,7 @@ from host_shim.commands.context import Host, current_host, load_ctx, pass_host, 
 from host_shim.commands.doctor import run_checks
 from host_shim.commands.launch import fast_session, prepare
 from host_shim.core import fastpath, handover
+from host_shim.core.parent_spec import STOP_TIMEOUT
 from host_shim.core.parent_spec import PARENT_LAYOUT, volume_names
 
 log = logging.getLogger("host_shim")
@@ -196,7 +197,7 @@ def stop(host: Host, yes: bool) -> None:
         names = ", ".join(r.name for r in running)
         if not click.confirm(f"{len(running)} worker(s) running ({names}). Stop them all?"):
             raise click.Abort()
-    parent.stop(timeout=60, what="stopping the parent")
+    parent.stop(timeout=STOP_TIMEOUT, what="stopping the parent")
     click.echo("stopped")
 
 
@@ -216,7 +217,7 @@ def down(host: Host, volumes: bool, yes: bool) -> None:
     what = "removing the parent"
     if parent is not None:
         if parent.status in (PARENT_RUNNING, PARENT_RESTARTING):
-            parent.stop(timeout=60, what=what)
+            parent.stop(timeout=STOP_TIMEOUT, what=what)
         parent.remove(force=True, what=what)
         click.echo(f"removed {c.cfg.parent.name}")
     if volumes:

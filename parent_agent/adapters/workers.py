@@ -294,7 +294,8 @@ def stop_all(engine: InnerEngine, timeout: int = 10) -> None:
         engine.stop(c.id, timeout=timeout, what=f"stopping {c.name}")
         log.info("stopped worker %s", c.name)
 
-    with ThreadPoolExecutor(max_workers=8) as pool:  # all at once, not 10 s each in turn
+    # all at once, not 10 s each in turn: the parent's stop timeout (60 s) covers one round
+    with ThreadPoolExecutor(max_workers=max(1, min(64, len(running)))) as pool:
         for future in [pool.submit(stop, c) for c in running]:
             future.result()
 
