@@ -26,8 +26,7 @@ from host_shim.commands.context import Host, current_host, load_ctx, pass_host, 
 from host_shim.commands.doctor import run_checks
 from host_shim.commands.launch import fast_session, prepare
 from host_shim.core import fastpath, handover
-from host_shim.core.parent_spec import STOP_TIMEOUT
-from host_shim.core.parent_spec import PARENT_LAYOUT, volume_names
+from host_shim.core.parent_spec import PARENT_LAYOUT, STOP_TIMEOUT, volume_names
 
 log = logging.getLogger("host_shim")
 
