@@ -117,6 +117,9 @@ def small_disk(parent_layout: ParentLayout) -> Iterator[Callable[[], None]]:
                     assert e.errno == errno.ENOSPC
 
     yield fill
+    # the loop's tmux server has its socket on the run mount: it goes first (the loop is
+    # stopped after this fixture's teardown, and would not find it)
+    subprocess.run(["tmux", "-S", str(parent_layout.tmux_sock), "kill-server"], check=False)
     for m in mounts:
         subprocess.run(["umount", "-l", str(m)], check=False)
 
