@@ -23,6 +23,7 @@ from parent_agent.adapters import workers
 from parent_agent.adapters.agent_reports import ReportWatcher
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.app.sessions import prepare_claude_home
+from parent_agent.core.agent_state import HookEvent
 from parent_agent.core.spec import worker_spec
 
 pytestmark = pytest.mark.docker
@@ -256,10 +257,16 @@ def test_the_real_claude_code_reports_its_session_start_through_the_managed_hook
 ) -> None:
     c = start(engine, parent_layout, projects.make("real"))
     reports = parent_layout.worker_reports(str(c.labels[labels.SESSION]))
-    assert retry_until(lambda: bool(os.listdir(reports)), 30), sh(
-        c, f"tmux -S {SOCK} capture-pane -p -t =agent:"
-    )[1]
-    got = ReportWatcher(parent_layout, lambda r: None).scan()
-    events = [e for r in got for e in r.events]
-    assert events and events[0].event == "SessionStart", events
+    watcher = ReportWatcher(parent_layout, lambda r: None)
+    events: list[HookEvent] = []
+
+    def reported() -> bool:  # a report being written is a temp file the scan leaves alone
+        events.extend(e for r in watcher.scan() for e in r.events)
+        return bool(events)
+
+    assert retry_until(reported, 30), (
+        os.listdir(reports),
+        sh(c, f"tmux -S {SOCK} capture-pane -p -t =agent:")[1],
+    )
+    assert events[0].event == "SessionStart", events
     assert events[0].session_id is not None
