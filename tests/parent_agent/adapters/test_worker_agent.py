@@ -252,6 +252,28 @@ def test_a_hook_lands_in_its_own_workers_report_dir(
     assert report.events[0].event == "UserPromptSubmit"
 
 
+def test_a_hook_that_means_waiting_rings_the_bell_and_others_do_not(
+    engine: InnerEngine, parent_layout: ParentLayout, projects: Projects
+) -> None:
+    """A permission dialog rings the agent pane's bell (the worker's tmux passes it to its
+    client, the parent's window); a prompt or a tool run does not."""
+    c = start(engine, parent_layout, projects.make("bell"), ("sleep", "1000"))
+    pane_ready(c)
+
+    def bell_flag() -> str:
+        return sh(c, f"tmux -S {SOCK} display -p -t =agent: '#{{window_bell_flag}}'")[1]
+
+    def hook(payload: str) -> None:
+        assert sh(c, f"printf '%s' '{payload}' | hal-worker hook")[0] == 0
+
+    hook('{"hook_event_name": "UserPromptSubmit"}')
+    hook('{"hook_event_name": "PreToolUse", "tool_name": "Bash"}')
+    time.sleep(0.3)
+    assert bell_flag() == "0"
+    hook('{"hook_event_name": "PermissionRequest", "tool_name": "Bash"}')
+    assert retry_until(lambda: bell_flag() == "1", 5), bell_flag()
+
+
 def test_the_real_claude_code_reports_its_session_start_through_the_managed_hooks(
     engine: InnerEngine, parent_layout: ParentLayout, projects: Projects
 ) -> None:
