@@ -155,6 +155,10 @@ def test_a_conversation_is_seen_answered_survives_a_kill_and_a_parent_restart(
     s.parent.restart(timeout=60)
     wait_agent(s, name, lambda a: a.get("state") == "idle", 120)
     assert agent(s, name)["session_id"] == first_id
+    # the worker that was running when the parent stopped is back too (no claudy for it)
+    boot_name = session_name(str(s.root / "boot"))
+    wait_agent(s, boot_name, lambda a: a.get("state") not in (None, "exited"), 30)
+    assert {name, boot_name} <= s.windows()
     time.sleep(0.5)
     send(s, name, "are you still there?")
     reqs = api.wait_for(lambda r: len(main_requests(r)) > before, 60)

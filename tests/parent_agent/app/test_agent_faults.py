@@ -249,3 +249,39 @@ def test_reports_and_exits_make_the_agent_state(
     assert s is not None and s.session_id == SID and s.label() == "exited 137"
     rec = json.loads(agent_record.record_path(layout).read_text())
     assert rec["agents"][name]["exit_code"] == 137
+
+
+@pytest.mark.docker
+@pytest.mark.tmux
+def test_an_agent_that_fails_is_restarted_on_failure_and_an_oom_is_told_as_such(
+    agent_loop: Callable[[str], AgentLoop], projects: Projects, dclient: docker.DockerClient
+) -> None:
+    """The worker's exit status is its agent's: `restart = "on-failure"` restarts an agent
+    that exits 3 (the engine's policy acts on it), and the kernel's OOM kill shows as
+    `exited 137 (OOM)`."""
+    loop = agent_loop(
+        '[worker]\nmemory = "64m"\ncpus = 1.0\nrestart = "on-failure"\n'
+        'command = ["sh", "-c", "sleep 1; exit 3"]\n' + NO_BUILTIN
+    )
+    name = _spawn(loop.agent, projects.make("fails"))
+    c = dclient.containers.get(f"hal9000-w-{name}")
+
+    def restarted() -> bool:
+        c.reload()
+        return int(c.attrs["RestartCount"]) >= 1
+
+    assert retry_until(restarted, 20)
+    assert retry_until(
+        lambda: any(f"{name}: the agent exited 3" in e.text for e in loop.agent.errors), 10
+    ), loop.agent.errors
+
+    save = '[worker]\nmemory = "64m"\ncpus = 1.0\ncommand = ["tail", "/dev/zero"]\n' + NO_BUILTIN
+    loop.layout.config_file.write_text(save)
+    assert retry_until(lambda: loop.agent.cfg.worker.command == ("tail", "/dev/zero"), 10)
+    oom = _spawn(loop.agent, projects.make("oom"))
+
+    def told() -> bool:
+        s = published(loop.layout).agents.get(oom)
+        return s is not None and s.label() == "exited 137 (OOM)"
+
+    assert retry_until(told, 30), published(loop.layout).agents.get(oom)
