@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from rich.console import Group, RenderableType
 from rich.table import Table
@@ -43,20 +43,30 @@ def _state(w: Worker, template: str) -> Text:
 AGENT_STYLE = {"waiting": "bold red", "working": "green", "idle": "cyan", "starting": "yellow"}
 
 
-def agent_cell(a: AgentState | None) -> Text:
-    """The agent's state and why: `waiting permission: Bash`. The reason is the worker's own
-    text: a Text (never markup), cleaned again of anything but printable characters."""
+def agent_cell(a: AgentState | None, now: datetime | None = None) -> Text:
+    """The agent's state, for how long when it waits for you, and why: `waiting 2m
+    permission: Bash`. The reason is the worker's own text: a Text (never markup), cleaned
+    again of anything but printable characters."""
     if a is None:
         return Text("-", style="dim")
     if a.state == EXITED:
         style = "bold red" if unexpected(a) else "dim"
     else:
         style = AGENT_STYLE.get(a.state, "")
-    cell = Text(a.label(), style=style)
+    label = a.label()
+    if a.needs_you and now is not None:
+        label += f" {_age(now - a.since)}"
+    cell = Text(label, style=style)
     reason = clean(a.reason)
     if reason:
         cell.append(f" {reason}", style="dim" if not a.needs_you else "")
     return cell
+
+
+def _age(d: timedelta) -> str:
+    """`40s`, `3m`, `2h`: how long an agent has waited."""
+    s = max(0, int(d.total_seconds()))
+    return f"{s}s" if s < 60 else f"{s // 60}m" if s < 3600 else f"{s // 3600}h"
 
 
 def _mem(u: Usage | None) -> str:
@@ -176,7 +186,7 @@ def render(status: Snapshot, height: int = 24, width: int = 80) -> RenderableTyp
             Text(w.name),  # Texts: a name or a path is shown as it is, never as markup
             *([Text(w.project)] if wide else []),
             _state(w, status.template),
-            agent_cell(status.agents.get(w.name)),
+            agent_cell(status.agents.get(w.name), status.now),
             cpu,
             _mem(u),
             *([str(u.pids) if u else "-"] if wide else []),

@@ -150,10 +150,11 @@ def test_the_agent_column_says_who_needs_you_first() -> None:
         lines = text(st, width=width)
         assert lines[0].startswith("hal-9000  2 need you · 6 running, 1 stopped"), lines[0]
         # the two waiting rows come first (the oldest wait first), then the running
-        assert "waiting a question" in lines[2] or "waiting a…" in lines[2], lines
+        assert "waiting 1m a question" in lines[2] or "waiting 1m a…" in lines[2], lines
         assert "waiting" in lines[3] and ws[3].name[:6] in lines[3]
         assert "waiting" not in lines[4]
     out = "\n".join(text(Snapshot(NOW, Health(True), ws, agents=agents), width=160))
+    assert "waiting 30s permission: Bash" in out  # how long it has waited for you
     assert "working Bash" in out and "idle turn done" in out
     assert "exited 137 (OOM) out of memory" in out
     row = next(line for line in out.splitlines() if ws[2].name in line)
