@@ -167,7 +167,7 @@ class EngineSeam:
 
 
 # threads of the loop that outlive it by design: they end with the engine's stream
-LOOP_DAEMONS = ("docker-events", "dockerd-watch")
+LOOP_DAEMONS = ("docker-events", "dockerd-watch", "bring-back")
 
 
 class AgentLoop:

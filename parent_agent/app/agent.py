@@ -13,6 +13,7 @@ import queue
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -50,7 +51,7 @@ from parent_agent.app.service_runner import (
     ServiceRunner,
     ServicesDone,
 )
-from parent_agent.app.sessions import project_path
+from parent_agent.app.sessions import spawn
 from parent_agent.core import agent_state, control
 from parent_agent.core import services as services_core
 from parent_agent.core.agent_state import EXITED, AgentState, HookEvent
@@ -184,27 +185,21 @@ class Agent:
     def bring_back(self) -> None:
         """Start the workers that ran before this parent (or its engine) stopped, and those
         whose agent died unexpectedly: no `claudy` per project after a restart or a reboot.
-        Each goes through the same checks as a start: the boundary stands, the project is
-        still the directory the path policy passes, and it is the one mounted."""
+        Each is a spawn, as `claudy DIR` would make it (the path policy, its Claude state,
+        an outdated worker made afresh, the boundary, the project checked then mounted), in
+        a thread of its own: the loop is ready meanwhile, and their windows come with their
+        `start` events."""
         assert self.engine is not None  # noqa: S101 - after the engine started
         wanted = set(self.ran) | {s for s, a in self.agents.items() if agent_state.unexpected(a)}
-        for session in sorted(wanted):
-            try:
-                w = workers.find_by_session(self.engine, session)
-                if w is None or w.state == "running":
-                    continue
-                what = f"bringing back {session}"
-                project_path(w.project, self.layout)
-                workers.check_fenced(self.layout)
-                checked = workers.project_identity(w.project)
-                self.engine.start(w.container, what)
-                attrs = self.engine.inspect(w.container, what)
-                if attrs is not None:
-                    workers.check_mounted(self.engine, attrs, w.project, checked)
-                self.want_window.add(session)
-                log.info("brought back %s", session)
-            except HalError as e:
-                self.record_error(f"{session} not brought back: {e}")
+        if not wanted:
+            return
+        self.want_window |= wanted
+        threading.Thread(
+            target=bring_back,
+            args=(self.engine, self.cfg, self.layout, sorted(wanted), self.inbox.put),
+            name="bring-back",
+            daemon=True,
+        ).start()
 
     def _engine_lost(self) -> None:
         """The engine is gone: forget it, and wait a little longer each time before the next
@@ -624,6 +619,29 @@ class Agent:
         self.dockerd.stop()
         self.ui.kill_server()
         log.info("parent stopped")
+
+
+def bring_back(
+    engine: InnerEngine,
+    cfg: Config,
+    layout: ParentLayout,
+    names: list[str],
+    tell: Callable[[Event], None],
+) -> None:
+    """Spawn each of `names` that exists and does not run (a thread: it decides nothing,
+    it does what `hal-agent spawn` would; what fails is told to the loop)."""
+    for session in names:
+        try:
+            w = workers.find_by_session(engine, session)
+            if w is None or w.state == "running":
+                continue
+            spawn(engine, None, cfg, w.project, layout, os.environ, name=session, image=w.image)
+            log.info("brought back %s", session)
+        except HalError as e:
+            tell(LoopNote(f"{session} not brought back: {e}"))
+        except Exception as e:
+            log.exception("bringing back %s", session)
+            tell(LoopNote(f"{session} not brought back: {e!r}"))
 
 
 def _now() -> datetime:

@@ -46,6 +46,13 @@ _SESSION_ID = re.compile(
 # Notification types that mean the agent waits for the user (`agent_needs_input`: auto
 # mode's "can't check actions" screen, Claude Code 2.1.332)
 WAITING_NOTIFICATIONS = frozenset({"permission_prompt", "elicitation_dialog", "agent_needs_input"})
+# SessionStart's source → the reason shown: the agent is ready for a prompt
+SESSION_STARTS = {
+    "startup": "ready",
+    "resume": "resumed",
+    "clear": "cleared",
+    "compact": "compacted",
+}
 # tools that ask the user something: running one means the agent waits for an answer
 ASKING_TOOLS = frozenset({"AskUserQuestion"})
 
@@ -167,7 +174,7 @@ def on_hook(current: AgentState | None, ev: HookEvent, now: datetime) -> AgentSt
 def _transition(current: AgentState | None, ev: HookEvent) -> tuple[str, str]:
     match ev.event:
         case "SessionStart":
-            return IDLE, f"session {ev.source or 'started'}"
+            return IDLE, SESSION_STARTS.get(ev.source, "ready")
         case "UserPromptSubmit":
             return WORKING, "prompt"
         case "PreToolUse" if ev.tool_name in ASKING_TOOLS:

@@ -285,3 +285,38 @@ def test_an_agent_that_fails_is_restarted_on_failure_and_an_oom_is_told_as_such(
         return s is not None and s.label() == "exited 137 (OOM)"
 
     assert retry_until(told, 30), published(loop.layout).agents.get(oom)
+
+
+@pytest.mark.docker
+@pytest.mark.tmux
+def test_the_next_loop_brings_back_the_workers_that_ran(
+    parent_layout: ParentLayout,
+    docker_host: str,
+    agent_loop: Callable[[str], AgentLoop],
+    projects: Projects,
+    dclient: docker.DockerClient,
+) -> None:
+    """The parent stops (its loop stops every worker) and starts again: the workers that
+    ran are started by the loop itself, each with its window, no `claudy` per project.
+    (The first loop is made by hand: the fixture's loops must not overlap.)"""
+    parent_layout.config_file.parent.mkdir(parents=True, exist_ok=True)
+    parent_layout.config_file.write_text(BASE)
+    first = AgentLoop(parent_layout, docker_host)
+    first.start()
+    try:
+        names = [_spawn(first.agent, projects.make(n)) for n in ("back-a", "back-b")]
+
+        def recorded() -> bool:
+            return set(names) <= agent_record.load(parent_layout).running
+
+        assert retry_until(recorded, 10)
+    finally:
+        assert not first.stop()
+    assert {dclient.containers.get(f"hal9000-w-{n}").status for n in names} == {"exited"}
+    second = agent_loop(BASE)
+
+    def back() -> bool:
+        states = {dclient.containers.get(f"hal9000-w-{n}").status for n in names}
+        return states == {"running"} and set(names) <= second.agent.ui.window_names()
+
+    assert retry_until(back, 30), (second.agent.errors, second.agent.ui.window_names())
