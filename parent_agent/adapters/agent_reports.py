@@ -4,7 +4,8 @@ A worker's Claude Code runs `hal-worker hook` on each hook event (managed settin
 writes the event's JSON as one file `NS-PID.json` (nanoseconds, pid) into `/run/hal-report`,
 which is `ParentLayout.worker_reports(session)`: that worker's directory and no other's, so
 a worker can report only for itself. The directory is the worker's to write: whatever is
-in it is untrusted input. `ReportWatcher` polls every directory (0.2 s by default) and:
+in it is untrusted input. `ReportWatcher` polls every directory (0.2 s by default: an lstat
+each, a directory read only when it changed, and every one each SWEEP_S) and:
 
 - opens it without following links (`untrusted.directory`: a link in its place is refused);
 - looks at no more than `MAX_NAMES` entries of each directory per scan, reads no more than
@@ -34,7 +35,7 @@ import time
 from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 from hal_common.layout import ParentLayout
 from parent_agent.adapters import untrusted
@@ -50,6 +51,8 @@ STALE_TMP_S = 60.0  # a report still being written after this was abandoned
 REPORT_NAME = re.compile(r"^[0-9]{1,20}-[0-9]{1,10}\.json$")
 TMP_NAME = re.compile(r"^\.[0-9]{1,20}-[0-9]{1,10}\.tmp$")
 REPORT_DIR = "report"  # in each `workers/SESSION`
+RECENT_NS = 1_000_000_000  # a directory changed within this is read on each pass
+SWEEP_S = 10.0  # every directory read whatever its times say (abandoned temp files age)
 
 
 @dataclass(frozen=True)
@@ -141,17 +144,24 @@ class ReportWatcher:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._refused: set[str] = set()  # sessions whose directory was refused (logged once)
+        self._seen: dict[str, tuple[int, int, int]] = {}  # session → its directory as last read
+        self._swept = 0.0
 
-    def scan(self) -> list[AgentReport]:
-        """One pass over every worker's report directory: the news, one report per worker."""
+    def scan(self, full: bool = True) -> list[AgentReport]:
+        """One pass over every worker's report directory: the news, one report per worker.
+        Not `full`: only the directories that changed since they were last read (an lstat
+        each, no open: idle workers cost next to nothing)."""
         root = self.layout.workers_dir
         try:
-            sessions = sorted(e.name for e in os.scandir(root) if e.is_dir(follow_symlinks=False))
+            with os.scandir(root) as entries:
+                sessions = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
         except FileNotFoundError:
             return []
         out: list[AgentReport] = []
         now = time.time()
         for session in sessions:
+            if not self._changed(root, session) and not full:
+                continue
             try:
                 with untrusted.directory(root, PurePosixPath(session, REPORT_DIR)) as fd:
                     events = read_reports(fd, now)
@@ -167,10 +177,32 @@ class ReportWatcher:
                 out.append(AgentReport(session, tuple(events)))
         return out
 
+    def _changed(self, root: Path, session: str) -> bool:
+        """Whether `session`'s report directory changed since it was last looked at: its
+        inode, mtime or ctime (the parent owns `workers/SESSION`, so the path is no link; a
+        worker can set its directory's mtime, never its ctime). Noted before the read: the
+        read's own deletions make one more (empty) pass, so nothing left over waits."""
+        try:
+            st = os.lstat(f"{root}/{session}/{REPORT_DIR}")  # str: this runs 5 times a second
+        except OSError:
+            self._seen.pop(session, None)
+            return False
+        key = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+        # the kernel's file times are coarse (a tick, ~4 ms): a report written in the tick
+        # of the last read leaves them as they were; a directory changed lately is read again
+        recent = time.time_ns() - st.st_ctime_ns < RECENT_NS
+        if self._seen.get(session) == key and not recent:
+            return False
+        self._seen[session] = key
+        return True
+
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                for report in self.scan():
+                full = time.monotonic() - self._swept >= SWEEP_S
+                if full:
+                    self._swept = time.monotonic()
+                for report in self.scan(full=full):
                     self.put(report)
             except Exception:  # the watcher outlives any one bad scan
                 log.exception("scanning the workers' reports failed; going on")

@@ -11,12 +11,13 @@ import os
 import subprocess
 import threading
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pytest
 
 from hal_common.layout import ParentLayout
-from parent_agent.adapters import agent_reports
+from parent_agent.adapters import agent_reports, untrusted
 from parent_agent.adapters.agent_reports import (
     MAX_NAMES,
     MAX_READS,
@@ -235,3 +236,39 @@ def test_names_are_bounded(layout: ParentLayout) -> None:
     with directory(d) as fd:
         assert read_reports(fd) == []
     assert len(os.listdir(d)) == MAX_NAMES
+
+
+def test_between_sweeps_only_changed_directories_are_read(
+    layout: ParentLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Idle workers cost an lstat each, no open; a new report is read at once, also when the
+    worker put its directory's mtime back (its ctime moved: a worker cannot set that)."""
+    monkeypatch.setattr(agent_reports, "RECENT_NS", 200_000_000)  # a shorter wait, same rule
+    for n in range(20):
+        report_dir(layout, f"w{n}")
+    time.sleep(0.25)  # made just now: they would count as changed lately
+    w = ReportWatcher(layout, lambda r: None)
+    assert w.scan(full=True) == []
+    opened: list[str] = []
+    real = untrusted.directory
+
+    def counting(root: Path, rel: PurePosixPath) -> Any:  # our own seam: which dirs are opened
+        opened.append(str(rel))
+        return real(root, rel)
+
+    monkeypatch.setattr(untrusted, "directory", counting)
+    assert w.scan(full=False) == [] and opened == []
+    d = report_dir(layout, "w7")
+    before = d.stat()
+    (d / "1-1.json").write_bytes(payload("Stop"))
+    os.utime(d, ns=(before.st_atime_ns, before.st_mtime_ns))  # the mtime put back
+    (got,) = w.scan(full=False)
+    assert got.session == "w7" and [e.event for e in got.events] == ["Stop"]
+    assert opened == ["w7/report"]
+    # changed within the last second: read on each pass (file times are coarse), then not
+    opened.clear()
+    assert w.scan(full=False) == [] and opened == ["w7/report"]
+    time.sleep(0.25)
+    w.scan(full=False)
+    opened.clear()
+    assert w.scan(full=False) == [] and opened == []
