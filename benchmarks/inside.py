@@ -4,6 +4,7 @@ where they happen, so no host round trip is counted on either side."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -76,6 +77,44 @@ def hook_delays(sessions: list[str], reps: int) -> dict[str, list[float]]:
                 raise SystemExit(f"{name}: {event} never showed as {want}: {row}")
         delays.append(time.monotonic() - t0)
     return {"delays": delays, "floor": floor}
+
+
+def own_processes(procs: Procs) -> dict[int, str]:
+    """The parent's own processes: the agent's loop, the dashboard (and its restart loop),
+    the tmux server. Not dockerd, containerd, the workers, the services or the `docker
+    exec` clients of the windows (the engine's, not ours)."""
+    out = {}
+    for pid, (_, _, args) in procs.items():
+        if "hal-agent run" in args or "hal-agent dashboard" in args:
+            out[pid] = "agent" if "hal-agent run" in args else "dashboard"
+        elif "tmux" in args.split()[0] and "/run/hal9000/tmux.sock" in args:
+            # the server names itself `tmux: server (/run/hal9000/tmux.sock)`
+            out[pid] = "tmux"
+    return out
+
+
+def cpu_ticks(pid: int) -> int:
+    """User + system clock ticks `pid` has used (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15 of stat)
+
+
+def idle_cpu(seconds: float) -> dict[str, float]:
+    """Row 11: the CPU the parent's own processes use over `seconds` while the workers idle,
+    as a percentage of one core, in all and per kind."""
+    mine = own_processes(processes())
+    before = {pid: cpu_ticks(pid) for pid in mine}
+    time.sleep(seconds)
+    hz = os.sysconf("SC_CLK_TCK")
+    per: dict[str, float] = {}
+    for pid, kind in mine.items():
+        used = max(0, cpu_ticks(pid) - before[pid]) / hz
+        per[kind] = per.get(kind, 0.0) + used / seconds * 100
+    return {"total": sum(per.values()), **per}
 
 
 Procs = dict[int, tuple[int, float, str]]
@@ -178,5 +217,7 @@ if __name__ == "__main__":
         print(json.dumps(memory()))
     elif what == "services":
         print(json.dumps(services()))
+    elif what == "idle-cpu":
+        print(json.dumps(idle_cpu(float(sys.argv[2]))))
     elif what == "hook":
         print(json.dumps(hook_delays(json.loads(sys.argv[2]), int(sys.argv[3]))))

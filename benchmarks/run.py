@@ -34,7 +34,7 @@ from host_shim.adapters import images
 from host_shim.adapters.engine import HostEngine
 from host_shim.core.parent_spec import CAPS, SECURITY_OPT
 
-EXPECTED = ("1", "2", "3", "4", "5a", "5b", "6a", "6b", "7", "8", "9", "10")
+EXPECTED = ("1", "2", "3", "4", "5a", "5b", "6a", "6b", "7", "8", "9", "10", "11")
 INSIDE = Path(__file__).with_name("inside.py")
 UID = GID = 4321
 
@@ -286,6 +286,29 @@ class Bench:
             )
         )
 
+    def idle_cpu(self) -> None:
+        """Row 11: with `scale` workers idle, the CPU of the parent's own processes (the
+        agent's loop, the dashboard, tmux), % of one core, each sample over `window` s."""
+        window = 60.0 if self.reps >= 5 else 10.0
+        samples = []
+        for _ in range(self.reps):
+            found = self.inside("idle-cpu", str(window))
+            assert isinstance(found, dict)  # noqa: S101 - the shape inside.py prints
+            samples.append(found)
+        last = samples[-1]
+        self.report.add(
+            row(
+                "11",
+                f"idle CPU of the parent's own processes ({self.scale} workers idle)",
+                "%",
+                [float(s["total"]) for s in samples],
+                target="≤ 1 % of a core",
+                limit=1.0,
+                note=f"each sample over {window:.0f} s; last: "
+                + ", ".join(f"{k} {v:.2f}%" for k, v in sorted(last.items()) if k != "total"),
+            )
+        )
+
     def shared_services(self) -> None:
         """Row 8: the shared MCP servers, one process each for every worker, against what one
         stdio copy per worker (the seed's fallback) would take for `scale` workers."""
@@ -437,6 +460,7 @@ def main() -> int:
         bench.warm_attach()
         bench.spawn_and_scale()
         bench.hook_to_state()
+        bench.idle_cpu()
         bench.shared_services()
         rows = bench.report.complete(EXPECTED)
     finally:
