@@ -346,8 +346,9 @@ def test_a_disabled_or_killed_service_never_stops_a_worker(shared: HostParent) -
         def dash() -> str:
             return shared.sh(f"tmux -S {IMAGE.tmux_sock} capture-pane -p -t =hal:=dashboard.0")
 
-        assert retry_until(lambda: "✗ chroma-mcp exited 137" in dash(), 20, raises=False), dash()
-        assert "✗ scratch broken" in dash() and "- memory-bank off" in dash()
+        # each service's state comes with the loop's next probe (every 3 s): all of them, then
+        shown = ("✗ chroma-mcp exited 137", "✗ scratch broken", "- memory-bank off")
+        assert retry_until(lambda: all(s in dash() for s in shown), 20, raises=False), dash()
         # Claude in the new worker still starts, the dead server listed as failed
         listed = shared.in_worker(proj, "claude", "mcp", "list")
         assert "memory-bank" not in listed and "chroma-mcp" in listed, listed
