@@ -187,18 +187,21 @@ def test_a_flood_costs_bounded_work_per_scan_and_drains(layout: ParentLayout) ->
     assert len(set(seen)) == 5000
 
 
-def test_the_watcher_thread_delivers_within_a_second_and_survives_its_callback(
+def test_the_watcher_thread_delivers_and_survives_its_callback(
     layout: ParentLayout,
 ) -> None:
+    """The thread reads what arrives and goes on after its callback raised. (How fast is the
+    benchmark's row 10, not a timed test.)"""
     d = report_dir(layout, "w")
     got: list[AgentReport] = []
-    arrived = threading.Event()
+    arrived, raised = threading.Event(), threading.Event()
     calls = 0
 
     def put(r: AgentReport) -> None:
         nonlocal calls
         calls += 1
         if calls == 1:
+            raised.set()
             raise RuntimeError("a bug in the loop's callback")
         got.append(r)
         arrived.set()
@@ -207,11 +210,10 @@ def test_the_watcher_thread_delivers_within_a_second_and_survives_its_callback(
     w.start()
     try:
         (d / "1-1.json").write_bytes(payload("Stop"))  # its put raises
-        time.sleep(0.3)
+        assert raised.wait(10)  # read on its own, before the next one is written
         os.mkfifo(d / "2-1.json")
-        t0 = time.monotonic()
         assert hook(d, payload("UserPromptSubmit")).returncode == 0
-        assert arrived.wait(2) and time.monotonic() - t0 < 1.0
+        assert arrived.wait(10)
         assert [e.event for e in got[0].events] == ["UserPromptSubmit"]
     finally:
         w.stop()
