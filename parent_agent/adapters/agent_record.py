@@ -2,7 +2,7 @@
 (with Claude's conversation id, for resume) and which workers ran.
 
 One JSON file in the parent's data volume (`/data/agents.json`), written only by the loop,
-never mounted in a worker; atomic (temp file, fsync, rename). A file that is missing,
+never mounted in a worker; atomic (`config_edit.atomic_write`). A file that is missing,
 truncated or of another version reads as empty: the parent starts with no record rather than
 not at all.
 """
@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hal_common.config_edit import atomic_write
 from hal_common.layout import ParentLayout
 from parent_agent.core.agent_state import AgentState
 
@@ -76,16 +75,4 @@ def load(layout: ParentLayout) -> Record:
 
 def save(layout: ParentLayout, record: Record) -> None:
     """Write the record atomically; OSError (a full disk) leaves the last one in place."""
-    path = record_path(layout)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    data = record.to_json().encode()
-    fd, tmp = tempfile.mkstemp(prefix=".agents.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(record_path(layout), record.to_json())

@@ -507,6 +507,7 @@ class Agent:
         a removed worker's state goes. The set of running workers is recorded."""
         now = _now()
         names = {w.name for w in found}
+        self.want_window &= names  # a worker removed meanwhile gets no window
         for gone in [s for s in self.agents if s not in names]:
             del self.agents[gone]
             self.notifier.forget(gone)
