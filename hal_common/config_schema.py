@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from hal_common import __version__
+from hal_common import __version__, claude_code
 from hal_common.egress import MODES as EGRESS_MODES
 from hal_common.egress import check_allow
 from hal_common.shared_services import ServiceSpec, effective
@@ -122,6 +122,13 @@ class NotifyConfig:
 
 
 @dataclass(frozen=True)
+class ClaudeConfig:
+    """Which Claude Code workers run, from the parent's store (`claudy claude update`)."""
+
+    version: str = ""  # "": the newest installed (claudy installs the tested one if none)
+
+
+@dataclass(frozen=True)
 class Config:
     parent: ParentConfig = field(default_factory=ParentConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
@@ -131,6 +138,7 @@ class Config:
     watch: WatchConfig = field(default_factory=WatchConfig)
     network: NetworkConfig = field(default_factory=NetworkConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
+    claude: ClaudeConfig = field(default_factory=ClaudeConfig)
     # every service, the built-ins included (merged with the user's tables), disabled ones too
     services: tuple[ServiceSpec, ...] = field(default_factory=lambda: effective({}))
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -145,6 +153,7 @@ SECTIONS: dict[str, type[Any]] = {
     "watch": WatchConfig,
     "network": NetworkConfig,
     "notify": NotifyConfig,
+    "claude": ClaudeConfig,
 }
 
 # How a change reaches the running system; `hal_common.config_diff` groups changes by it.
@@ -160,6 +169,7 @@ _SECTION_APPLY = {
     "watch": "watch",
     "services": "services",
     "network": "network",  # the proxy swaps its policy: running workers within 2 s
+    "claude": WORKER_TEMPLATE,  # the version new spawns and restarts get
     "notify": "notify",  # the notifier takes the new command, states and debounce
 }
 _WORKER_LIMITS = frozenset({"cpus", "memory", "pids"})
@@ -438,6 +448,7 @@ _CHECKS: dict[tuple[str, str], Any] = {
     ("network", "allow"): check_allow,
     ("notify", "on"): _notify_on,
     ("notify", "debounce"): _seconds(*DEBOUNCE_RANGE),
+    ("claude", "version"): lambda v: None if v == "" else claude_code.problem(v),
     **{("keys", f.name): _tmux_key for f in fields(KeysConfig)},
 }
 

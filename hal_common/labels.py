@@ -12,6 +12,7 @@ SESSION = f"{PREFIX}.session"
 PROJECT = f"{PREFIX}.project"
 IMAGE = f"{PREFIX}.image"
 VERSION = f"{PREFIX}.version"
+CLAUDE = f"{PREFIX}.claude-version"  # the Claude Code version the worker mounts
 TEMPLATE = f"{PREFIX}.template"  # hash of image, command, network, restart, env at creation
 
 ROLE_PARENT = "parent"

@@ -61,6 +61,7 @@ class ParentLayout:
     roots: tuple[str, ...] = field(default=())  # the host's roots, mounted at the same path
     host_home: str = ""  # the host user's home (HAL_HOST_HOME): its secrets are never projects
     host_config_dir: str = ""  # hal-9000's config directory on the host (HAL_HOST_CONFIG_DIR)
+    claude_store_dir: Path | None = None  # HAL_CLAUDE_STORE (tests share one); None: data's
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ParentLayout:
@@ -83,6 +84,7 @@ class ParentLayout:
             roots=tuple(r for r in env.get("HAL_ROOTS", "").split(":") if r),
             host_home=env.get("HAL_HOST_HOME", ""),
             host_config_dir=env.get("HAL_HOST_CONFIG_DIR", ""),
+            claude_store_dir=Path(env["HAL_CLAUDE_STORE"]) if env.get("HAL_CLAUDE_STORE") else None,
         )
 
     @property
@@ -163,6 +165,12 @@ class ParentLayout:
         """hal-9000's Claude Code managed settings, mounted read-only at /etc/claude-code
         (in the data volume, for the same reason as `worker_run`)."""
         return self.data_dir / "claude-managed"
+
+    @property
+    def claude_store(self) -> Path:
+        """Claude Code's versions, `VERSION/claude`, root's and read-only (0555): written by
+        `hal-agent claude install` only; each worker mounts one binary read-only."""
+        return self.claude_store_dir or self.data_dir / "claude"
 
     @property
     def unfenced_flag(self) -> Path:

@@ -190,6 +190,23 @@ class AgentRow:
 
 
 @dataclass(frozen=True)
+class ClaudeRow:
+    """The Claude Code a worker runs: its version ("" for a worker made before the store)
+    and whether a restart would give it another (a newer one installed, or the pin moved)."""
+
+    version: str
+    outdated: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {"version": self.version or None, "outdated": self.outdated}
+
+    @classmethod
+    def from_json(cls, doc: object) -> Self:
+        f = _Fields(doc, "ls --json claude")
+        return cls(version=f.opt_text("version") or "", outdated=f.flag("outdated"))
+
+
+@dataclass(frozen=True)
 class WorkerRow:
     """One worker in `hal-agent ls --json` (the stable schema of docs/cli.md)."""
 
@@ -202,6 +219,7 @@ class WorkerRow:
     window: bool
     limits: Limits
     agent: AgentRow | None = None  # None: the parent does not know (yet), or is older
+    claude: ClaudeRow | None = None  # None: an older parent
 
     def to_json(self) -> dict[str, Any]:
         lim = self.limits
@@ -215,6 +233,7 @@ class WorkerRow:
             "window": self.window,
             "limits": {"memory": lim.memory, "cpus": lim.cpus, "pids": lim.pids},
             "agent": self.agent.to_json() if self.agent else None,
+            "claude": self.claude.to_json() if self.claude else None,
         }
 
     @classmethod
@@ -230,6 +249,9 @@ class WorkerRow:
             window=f.flag("window"),
             limits=Limits.from_json(f.obj("limits")),
             agent=AgentRow.from_json(f.obj("agent")) if f.doc.get("agent") is not None else None,
+            claude=ClaudeRow.from_json(f.obj("claude"))
+            if f.doc.get("claude") is not None
+            else None,
         )
 
 

@@ -43,6 +43,7 @@ class EngineInfo:
     driver: str
     cgroup_version: str
     runtimes: frozenset[str]
+    arch: str = ""  # uname -m of the engine's machine (x86_64, aarch64)
 
 
 @dataclass(frozen=True)
@@ -145,6 +146,7 @@ class HostEngine:
             driver=str(info.get("Driver")),
             cgroup_version=str(info.get("CgroupVersion", "1")),
             runtimes=frozenset((info.get("Runtimes") or {}).keys()),
+            arch=str(info.get("Architecture") or ""),
         )
 
     # --- containers -----------------------------------------------------------------------

@@ -8,8 +8,10 @@ HalError from the façade, as anywhere else.
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
+from typing import Any
 
 from hal_common.errors import HalError
 from hal_common.layout import ParentLayout
@@ -132,6 +134,31 @@ class ParentClient:
         argv += [a for key in keys for a in ("--key", key)]
         argv += ["--", text] if text else []
         return self._ok(self._ask(argv, f"sending to {name}"), "send").strip()
+
+    def claude_versions(self) -> list[str]:
+        """The names in the parent's Claude Code store (a cheap `ls`, no Python start-up;
+        `hal-agent claude ls` and each spawn check them for real)."""
+        res = self.parent.exec(
+            ["ls", "-1A", str(self.layout.claude_store)], "listing the Claude Code store"
+        )
+        return res.output.split() if res.code == 0 else []
+
+    def claude_ls(self) -> dict[str, Any]:
+        """`hal-agent claude ls --json`."""
+        out = self._ok(self._ask(["claude", "ls", "--json"], "listing Claude Code"), "claude ls")
+        doc = json.loads(out)
+        if not isinstance(doc, dict):
+            raise HalError("hal-agent claude ls --json did not answer an object")
+        return doc
+
+    def claude_install(self, version: str, chunks: Iterable[bytes]) -> str:
+        """Install Claude Code `version` from its binary (streamed on stdin)."""
+        return self._send(
+            ["claude", "install", version],
+            chunks,
+            "claude install",
+            f"installing Claude Code {version} in the parent failed: ",
+        )
 
     def load_image(self, image: str, chunks: Iterable[bytes]) -> str:
         """Load a `docker save` stream of `image` into the inner engine."""

@@ -22,6 +22,7 @@ from host_shim.adapters.parent import find_parent, running_parent
 from host_shim.adapters.parent_client import ParentClient, ParentCommandFailed
 from host_shim.adapters.terminal import find_docker_cli, hand_over
 from host_shim.commands import auth as cli_auth
+from host_shim.commands.claude import claude_group
 from host_shim.commands.context import Host, current_host, load_ctx, pass_host, stderr_console
 from host_shim.commands.doctor import run_checks
 from host_shim.commands.launch import fast_session, prepare
@@ -79,6 +80,7 @@ def main(ctx: click.Context) -> None:
 main.add_command(config_group(lambda: current_host().layout.config_file))
 main.add_command(cli_auth.auth_group)
 main.add_command(cli_auth.sync)
+main.add_command(claude_group)
 
 
 @main.command("open", hidden=True)

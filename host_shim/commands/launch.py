@@ -14,6 +14,7 @@ from host_shim.adapters import images
 from host_shim.adapters.engine import ContainerHandle, HostEngine
 from host_shim.adapters.parent import ensure_parent, find_parent, runs_older_code
 from host_shim.adapters.parent_client import ParentClient
+from host_shim.commands import claude
 from host_shim.commands.context import Ctx
 from host_shim.core.fastpath import attachable
 
@@ -33,6 +34,7 @@ def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
     say_if_older(c, engine, parent)
     agent = ParentClient(parent)
     image_id = images.ensure_inner_image(engine, agent, c.cfg.worker.image, c.err)
+    claude.ensure(c, engine, agent)  # the Claude Code workers mount (installed once)
     for shared in sorted(service_images(c.cfg.services) & {SERVICES_IMAGE}):
         images.ensure_inner_image(engine, agent, shared, c.err)  # the services start on load
     return agent, image_id

@@ -18,12 +18,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 
+from hal_common import claude_code
 from hal_common.config import Config
 from hal_common.config_diff import diff
 from hal_common.errors import HalError, ImageMissing
 from hal_common.layout import ParentLayout
 from hal_common.shared_services import running as running_services
-from parent_agent.adapters import agent_record, claude_home, snapshot_file, workers
+from parent_agent.adapters import agent_record, claude_home, claude_store, snapshot_file, workers
 from parent_agent.adapters import services as services_mod
 from parent_agent.adapters.agent_reports import AgentReport, ReportWatcher
 from parent_agent.adapters.config_watch import ConfigChanged, ConfigRejected, ConfigWatcher
@@ -89,6 +90,8 @@ class Agent:
         self.status = ""
         self.session_fresh = False  # the tmux session was (re)made; windows to restore
         self.list_workers = workers.WorkerLister()
+        self._claude_key: tuple[int, str] | None = None  # (store mtime, pin) of the target
+        self._claude_target = ""
         self.watcher = ConfigWatcher(layout.config_file, self.inbox.put, watch=cfg.watch)
         # the only actor on service containers; it runs what this loop submits, in order
         self.services = ServiceRunner(self.inbox.put, layout)
@@ -402,7 +405,23 @@ class Agent:
             refresh=self.cfg.dashboard.refresh,
             last_denial=self.boundary.last_denial,
             agents=dict(self.agents) if up else {},
+            claude=self.claude_target(),
         )
+
+    def claude_target(self) -> str:
+        """The Claude Code version a restart gives ("" when none is installed): the store is
+        read again only when its directory changed (an install renames a version into it)."""
+        store = self.layout.claude_store
+        try:
+            stamp = store.stat().st_mtime_ns
+        except OSError:
+            stamp = 0
+        key = (stamp, self.cfg.claude.version)
+        if key != self._claude_key:
+            have = [i.version for i in claude_store.installed(store)]
+            self._claude_key = key
+            self._claude_target = claude_code.target(self.cfg.claude.version, have) or ""
+        return self._claude_target
 
     def publish(self) -> None:
         try:

@@ -16,7 +16,7 @@ from hal_common.errors import HalError, NoSuchSession, UsageError
 from hal_common.layout import ParentLayout
 from hal_common.projects import PathPolicy, resolve_project
 from parent_agent.adapters import claude_home as claude_home_mod
-from parent_agent.adapters import services, workers
+from parent_agent.adapters import claude_store, services, workers
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core import services as services_core
 from parent_agent.core.spec import (
@@ -130,7 +130,12 @@ def spawn(
             )
     elif existing is not None:
         name = existing.name  # the project's worker, whatever its name
-    spec = worker_spec(project, cfg.worker, uid, gid, env, session=name, image=image, layout=layout)
+    claude = claude_binary(
+        layout, cfg, running=existing is not None and existing.state == "running"
+    )
+    spec = worker_spec(
+        project, cfg.worker, uid, gid, env, session=name, image=image, layout=layout, claude=claude
+    )
     with session_lock(spec.session, layout.lock_dir), disk_errors(spec.session, layout):
         current = workers.check_image(engine, spec.image, image_id)
         bearer = services.ensure_token(layout.mcp_token_file)
@@ -150,6 +155,18 @@ def spawn(
             command = worker_window_command(spec.container, layout.inner_docker_host)
             ui.ensure_window(spec.session, command)
     return spec
+
+
+def claude_binary(layout: ParentLayout, cfg: Config, running: bool) -> tuple[str, str] | None:
+    """The Claude Code a new or restarted worker mounts: (version, binary) from the store. A
+    running worker keeps its own, so a missing one is no error then (nothing is created)."""
+    try:
+        found = claude_store.resolve(layout.claude_store, cfg.claude.version)
+    except HalError:
+        if running:
+            return None
+        raise
+    return found.version, str(found.path)
 
 
 @contextmanager

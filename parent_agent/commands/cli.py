@@ -40,6 +40,7 @@ LAZY = {
     "auth": "parent_agent.commands.auth:auth",
     "sync": "parent_agent.commands.auth:sync",
     "egress": "parent_agent.commands.egress:egress",
+    "claude": "parent_agent.commands.claude:claude",
 }  # fmt: skip
 
 

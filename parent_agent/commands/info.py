@@ -130,20 +130,32 @@ def version(p: Parent) -> None:
     click.echo(f"hal-9000 {__version__}")
     tmux = subprocess.run(["tmux", "-V"], capture_output=True, text=True, check=False)
     click.echo(tmux.stdout.strip() or "tmux: not found")
+    click.echo(claude_line(p))
     try:
         engine = p.inner()
         click.echo(f"inner dockerd {engine.version().get('Version', '?')}")
         worker_image = p.config().worker.image
-        found = engine.image_labels(worker_image)
-        if found is None:
+        if engine.image_labels(worker_image) is None:
             click.echo(f"worker image: no such image: {worker_image}")
-        else:
-            claude = found.get("io.hal9000.claude-code-version", "?")
-            click.echo(f"claude code {claude} ({worker_image})")
     except HalError as e:
         click.echo(f"inner engine: {e.message}")
     except Exception as e:  # noqa: BLE001 - version must print what it can, whatever fails
         click.echo(f"worker image: {e}")
+
+
+def claude_line(p: Parent) -> str:
+    """Which Claude Code new workers get, from the store (`hal-agent claude ls` says more)."""
+    from hal_common import claude_code
+    from parent_agent.adapters import claude_store
+
+    have = [i.version for i in claude_store.installed(p.layout.claude_store)]
+    pin = p.config().claude.version
+    goal = claude_code.target(pin, have)
+    if goal is None:
+        return "claude code: none installed (claudy claude update)"
+    why = "pinned" if pin else "newest installed"
+    missing = "" if goal in have else ", not installed"
+    return f"claude code {goal} for new workers ({why}{missing}); installed: {', '.join(have)}"
 
 
 @click.command()

@@ -175,19 +175,32 @@ def ls_(p: Parent, as_json: bool, show_all: bool) -> None:
     windows = p.ui().window_names()
     agents = published_agents(p)
     now = datetime.now(UTC)
-    rows = [ls_row(w, now, windows, agents.get(w.name)) for w in found]
+    target = claude_target(p)
+    rows = [ls_row(w, now, windows, agents.get(w.name), target) for w in found]
     if as_json:
         click.echo(LsReply.from_json(rows).dumps())
         return
     if not rows:
         click.echo("no workers" + ("" if show_all else " running (--all shows stopped ones)"))
         return
-    click.echo(f"{'NAME':32} {'STATE':8} {'WIN':4} {'AGENT':16} PROJECT")
+    click.echo(f"{'NAME':32} {'STATE':8} {'WIN':4} {'AGENT':16} {'CLAUDE':18} PROJECT")
     for w, r in zip(found, rows, strict=True):
         win = "win" if r["window"] else "-"
         agent = agents.get(w.name)
         label = agent.label() if agent else "-"
-        click.echo(f"{r['name']:32} {r['state']:8} {win:4} {label:16} {r['project']}")
+        code = (w.claude or "?") + (" outdated" if r["claude"]["outdated"] else "")
+        click.echo(f"{r['name']:32} {r['state']:8} {win:4} {label:16} {code:18} {r['project']}")
+
+
+def claude_target(p: Parent) -> str | None:
+    """The Claude Code version a new spawn or restart gets (None: none installed)."""
+    from hal_common import claude_code
+    from parent_agent.adapters import claude_store
+
+    pin = p.config().claude.version
+    return claude_code.target(
+        pin, [i.version for i in claude_store.installed(p.layout.claude_store)]
+    )
 
 
 def published_agents(p: Parent) -> dict[str, AgentState]:
@@ -207,7 +220,8 @@ def start(p: Parent, name: str, client: str | None) -> None:
     with _told(p, client):
         _allowed(p, w)
     workers.check_fenced(p.layout)
-    engine.start(w.container, f"starting {name}")
+    if not renew_claude(p, engine, w):
+        engine.start(w.container, f"starting {name}")
     window_for(p, name, w.container, client)
     click.echo(f"started {name}")
 
@@ -240,8 +254,22 @@ def restart_worker(p: Parent, name: str, client: str | None) -> None:
         _allowed(p, w)
     p.ui().kill_window(name)
     workers.check_fenced(p.layout)
-    engine.restart(w.container, timeout=10, what=f"restarting {name}")
+    if not renew_claude(p, engine, w):
+        engine.restart(w.container, timeout=10, what=f"restarting {name}")
     window_for(p, name, w.container, client)
+
+
+def renew_claude(p: Parent, engine: InnerEngine, w: Worker) -> bool:
+    """A worker whose Claude Code is not the one a restart gives is stopped and made afresh
+    with it (its container is recreated: the mount is fixed at creation; its Claude state,
+    and so its conversation, stays). False when its version is current (nothing done)."""
+    target = claude_target(p)
+    if target is None or w.claude == target:
+        return False
+    if w.state == "running":
+        engine.stop(w.container, timeout=10, what=f"stopping {w.name} for Claude Code {target}")
+    sessions.spawn(engine, None, p.config(), w.project, p.layout, p.env, name=w.name, image=w.image)
+    return True
 
 
 @click.command()

@@ -24,10 +24,15 @@ def uptime_s(w: Worker, now: datetime) -> int:
 
 
 def ls_row(
-    w: Worker, now: datetime, windows: set[str], agent: AgentState | None = None
+    w: Worker,
+    now: datetime,
+    windows: set[str],
+    agent: AgentState | None = None,
+    claude_target: str | None = None,
 ) -> dict[str, Any]:
     """One worker in `hal-agent ls --json` (the documented, stable schema); `agent`: what
-    its Claude does, as the loop last published it (None: unknown)."""
+    its Claude does, as the loop last published it (None: unknown); `claude_target`: the
+    Claude Code version a restart would give it (None: none installed)."""
     return {
         "name": w.name,
         "project": w.project,
@@ -42,6 +47,10 @@ def ls_row(
             "pids": w.pids or None,
         },
         "agent": agent.to_json() if agent is not None else None,
+        "claude": {
+            "version": w.claude or None,
+            "outdated": claude_target is not None and w.claude != claude_target,
+        },
     }
 
 

@@ -33,6 +33,7 @@ class Worker:
     pids: int = 0
     template: str = ""
     pid: int = 0  # the worker's init process, as the parent sees it (0 when not running)
+    claude: str = ""  # the Claude Code version it mounts ("": made before the store)
 
 
 def to_worker(attrs: Mapping[str, Any]) -> Worker:
@@ -57,6 +58,7 @@ def to_worker(attrs: Mapping[str, Any]) -> Worker:
         pids=int(host.get("PidsLimit") or 0),
         template=lab.get(labels.TEMPLATE, ""),
         pid=int(state.get("Pid") or 0),
+        claude=lab.get(labels.CLAUDE, ""),
     )
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hal_common import __version__, labels
+from hal_common.claude_code import WORKER_BINARY as WORKER_CLAUDE_BINARY
 from hal_common.config import WorkerConfig, parse_memory, worker_env
 from hal_common.config_schema import WORKER_MIN_CPUS, WORKER_MIN_MEMORY, WORKER_MIN_PIDS
 from hal_common.egress import GATEWAY, WORKER_NETWORK, proxy_env
@@ -41,6 +42,10 @@ class WorkerSpec:
     env: dict[str, str]
     labels: dict[str, str]
     run_dir: str = ""  # the parent's files of this worker (its passwd, group); "" for none
+    # the Claude Code it runs: a version and its binary in the parent's store ("": none
+    # mounted, the image's own `claude` if it has one)
+    claude: str = ""
+    claude_path: str = ""
 
 
 # The uid a worker runs as when both the host user and the project's owner are root: outside
@@ -132,9 +137,12 @@ def worker_spec(
     session: str | None = None,
     image: str | None = None,
     layout: ParentLayout | None = None,
+    claude: tuple[str, str] | None = None,
 ) -> WorkerSpec:
     """The worker for `project`; `[worker].env` names take their values from `environ`.
-    `layout` (default: the parent image's) says where the worker's parent-side files go."""
+    `layout` (default: the parent image's) says where the worker's parent-side files go.
+    `claude`: (version, binary path) from the parent's store, mounted read-only."""
+    version, binary = claude or ("", "")
     session = session or session_name(project)
     image = image or cfg.image
     env = worker_env(cfg, environ)
@@ -154,8 +162,11 @@ def worker_spec(
         labels={
             **labels.worker_labels(session, project, image, __version__),
             labels.TEMPLATE: template_hash(cfg, image),
+            **({labels.CLAUDE: version} if version else {}),
         },
         run_dir=str((layout or ParentLayout()).worker_run(session)),
+        claude=version,
+        claude_path=binary,
     )
 
 
@@ -209,7 +220,8 @@ def mounts(spec: WorkerSpec, layout: ParentLayout) -> dict[str, dict[str, str]]:
     """The worker's volumes: its project; its private Claude state as its Claude home; over
     that, read-only, the shared config (settings, CLAUDE.md, agents, commands, skills,
     plugins), and read-write the one shared credentials file; hal-9000's managed settings;
-    its own report directory (its hooks write there; no other worker's is ever mounted).
+    its own report directory (its hooks write there; no other worker's is ever mounted);
+    Claude Code's binary from the parent's store, read-only, on PATH.
 
     The engine mounts a parent before what lies inside it; every source exists (the parent
     makes them before it creates the worker)."""
@@ -224,6 +236,8 @@ def mounts(spec: WorkerSpec, layout: ParentLayout) -> dict[str, dict[str, str]]:
     volumes[str(home / CREDENTIALS)] = {"bind": f"{WORKER_CLAUDE_HOME}/{CREDENTIALS}", "mode": "rw"}
     volumes[str(layout.managed_dir)] = {"bind": WORKER_MANAGED_DIR, "mode": "ro"}
     volumes[str(layout.worker_reports(spec.session))] = {"bind": WORKER_REPORT_DIR, "mode": "rw"}
+    if spec.claude_path:  # the store's file, read-only: no worker can change what another runs
+        volumes[spec.claude_path] = {"bind": WORKER_CLAUDE_BINARY, "mode": "ro"}
     return volumes
 
 
@@ -284,9 +298,11 @@ def network(spec: WorkerSpec) -> dict[str, Any]:
 def same_spec(attrs: Mapping[str, Any], spec: WorkerSpec) -> bool:
     """The container (its inspect data) was made from `spec`'s template, for `spec`'s user."""
     config = attrs.get("Config") or {}
-    made = (config.get("Labels") or {}).get(labels.TEMPLATE)
+    found = config.get("Labels") or {}
     return (
-        made == spec.labels.get(labels.TEMPLATE) and config.get("User") == f"{spec.uid}:{spec.gid}"
+        found.get(labels.TEMPLATE) == spec.labels.get(labels.TEMPLATE)
+        and found.get(labels.CLAUDE, "") == spec.claude  # a restart takes the current version
+        and config.get("User") == f"{spec.uid}:{spec.gid}"
     )
 
 

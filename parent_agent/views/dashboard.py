@@ -30,9 +30,22 @@ def uptime(w: Worker, now: datetime) -> str:
     return f"{secs // 86400}d{secs % 86400 // 3600:02d}h"
 
 
-def _state(w: Worker, template: str) -> Text:
-    if w.state == "running" and template and w.template and w.template != template:
-        return Text("outdated", style="yellow")  # restart it to get the new image/command
+def claude_outdated(w: Worker, target: str) -> bool:
+    """The worker runs another Claude Code than a restart would give it."""
+    return bool(target) and w.claude != target
+
+
+def claude_cell(w: Worker, target: str) -> Text:
+    """The worker's Claude Code version; `outdated` (yellow) when a restart gives another."""
+    if claude_outdated(w, target):
+        return Text(f"{w.claude or '?'} outdated", style="yellow")
+    return Text(w.claude or "-")
+
+
+def _state(w: Worker, template: str, claude: str = "") -> Text:
+    old_template = template and w.template and w.template != template
+    if w.state == "running" and (old_template or claude_outdated(w, claude)):
+        return Text("outdated", style="yellow")  # restart it: new image/command/Claude Code
     label = w.state if w.state != "exited" else f"exited {w.exit_code}"
     style = STATE_STYLE.get(w.state, "")
     if w.state == "exited" and w.exit_code == 0:
@@ -152,6 +165,8 @@ def render(status: Snapshot, height: int = 24, width: int = 80) -> RenderableTyp
     if wide:
         table.add_column("pids", no_wrap=True, justify="right")
     table.add_column("up", no_wrap=True, justify="right")
+    if wide:
+        table.add_column("claude", no_wrap=True)
     table.add_column("win", no_wrap=True)
     notes = (
         [
@@ -185,12 +200,13 @@ def render(status: Snapshot, height: int = 24, width: int = 80) -> RenderableTyp
         cells: list[RenderableType] = [
             Text(w.name),  # Texts: a name or a path is shown as it is, never as markup
             *([Text(w.project)] if wide else []),
-            _state(w, status.template),
+            _state(w, status.template, status.claude),
             agent_cell(status.agents.get(w.name), status.now),
             cpu,
             _mem(u),
             *([str(u.pids) if u else "-"] if wide else []),
             uptime(w, status.now),
+            *([claude_cell(w, status.claude)] if wide else []),
             "yes" if w.name in status.windows else "-",
         ]
         table.add_row(*cells, style="bold" if w.name in wait else None)
