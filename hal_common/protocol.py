@@ -201,8 +201,7 @@ class ClaudeRow:
         return {"version": self.version or None, "outdated": self.outdated}
 
     @classmethod
-    def from_json(cls, doc: object) -> Self:
-        f = _Fields(doc, "ls --json claude")
+    def from_json(cls, f: _Fields) -> Self:
         return cls(version=f.opt_text("version") or "", outdated=f.flag("outdated"))
 
 

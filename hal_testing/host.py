@@ -21,6 +21,7 @@ from hal_common.errors import HalError
 from hal_common.layout import ParentLayout
 from hal_common.naming import container_name, session_name
 from hal_io.engine import run_in
+from hal_testing import claude
 from hal_testing.engine import GID, UID, chown_project
 
 IMAGE = ParentLayout()  # the paths inside the parent image
@@ -72,6 +73,9 @@ class HostParent:
             XDG_CONFIG_HOME=str(cfg.parent),
             HAL9000_OFFLINE="1",
             HOME=str(base / (home or "")),
+            # Claude Code from the runner's cache (filled by the set-up), never from npm
+            XDG_CACHE_HOME=str(claude.cache_home()),
+            HAL9000_NPM_REGISTRY=claude.NO_REGISTRY,
             TERM="xterm-256color",
             **(env or {}),
         )

@@ -13,6 +13,7 @@ import tempfile
 from pathlib import Path
 
 from hal_common.layout import ParentLayout
+from hal_testing.claude import shared_store
 
 SOCKET_MAX = 100  # Linux caps unix socket paths at 108 bytes; keep a margin
 LONGEST_SOCKET = "control.sock"  # of the run directory's sockets (tmux.sock, docker.sock)
@@ -58,6 +59,7 @@ def parent_layout(
         roots=tuple(os.path.realpath(r) for r in roots),
         host_home=os.path.realpath(home),
         host_config_dir=os.path.realpath(config_file.parent),
+        claude_store_dir=shared_store(),  # seeded by the `built_images` fixture
     )
 
 
@@ -81,4 +83,6 @@ def layout_env(layout: ParentLayout) -> dict[str, str]:
         env["HAL_HOST_HOME"] = layout.host_home
     if layout.host_config_dir:
         env["HAL_HOST_CONFIG_DIR"] = layout.host_config_dir
+    if layout.claude_store_dir is not None:
+        env["HAL_CLAUDE_STORE"] = str(layout.claude_store_dir)
     return env

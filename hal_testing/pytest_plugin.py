@@ -33,7 +33,7 @@ import pytest
 
 from hal_common import labels
 from hal_common.layout import ParentLayout
-from hal_testing import engine
+from hal_testing import claude, engine
 from hal_testing.agent import AgentCommands, AgentLoop, agent_env
 from hal_testing.config_text import NO_BUILTIN_SERVICES
 from hal_testing.host import HostParent
@@ -78,7 +78,12 @@ def dclient(docker_host: str) -> docker.DockerClient:
 
 @pytest.fixture(scope="session")
 def built_images(dclient: docker.DockerClient) -> dict[str, str]:
-    """The project's real images, built through claudy's own build path (offline base)."""
+    """The project's real images, built through claudy's own build path (offline base),
+    and the shared Claude Code store their workers mount (from the host cache)."""
+    try:
+        claude.seed_store()
+    except RuntimeError as e:
+        missing(str(e))
     return engine.build_images(dclient)
 
 
