@@ -3,6 +3,7 @@ the tarball, npm's sha512 integrity (a mismatch keeps nothing), the cache, the b
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,9 @@ SCRIPT = b'#!/bin/sh\necho "9.9.9 (Claude Code)"\n'
 
 
 @pytest.fixture
-def registry() -> Registry:
+def registry() -> Iterator[Registry]:
     with Registry() as r:
-        yield r  # type: ignore[misc]
+        yield r
 
 
 def _env(tmp_path: Path, registry: Registry) -> dict[str, str]:
