@@ -147,7 +147,13 @@ def install(store: Path, version: str, chunks: Iterable[bytes]) -> tuple[Install
                 hint=f"install it as {got}",
             )
         os.chmod(tmp, 0o555)  # noqa: S103 - read by every worker, written by none
-        os.rename(tmp, store / version)  # fails if another install won the race: fine
+        try:
+            os.rename(tmp, store / version)  # atomic; refused when the name exists
+        except OSError:
+            won = binary(store, version)
+            if won is None:
+                raise
+            return won, False  # another install of it won the race: that one stays
     except OSError as e:
         raise HalError(f"cannot install Claude Code {version}: {e}") from None
     finally:
