@@ -59,3 +59,9 @@ def _chunks(path: Path) -> Iterator[bytes]:
     with path.open("rb") as f:
         while chunk := f.read(1 << 20):
             yield chunk
+
+
+def mount(version: str = claude_code.DEFAULT_VERSION) -> tuple[str, str]:
+    """`worker_spec(..., claude=)` for the shared store's `version` (seeded by the
+    `built_images` fixture)."""
+    return version, str(shared_store() / version / claude_code.BINARY)

@@ -281,3 +281,18 @@ def test_egress_rows_round_trip_and_say_what_is_wrong() -> None:
                           ' "rule": "r", "method": "GET"}]')  # fmt: skip
     with pytest.raises(HalError, match="not a list"):
         EgressReply.loads("{}")
+
+
+def test_ls_json_says_each_worker_s_claude_code_and_whether_it_is_outdated() -> None:
+    from dataclasses import replace
+
+    ws = [replace(w, claude=v) for w, v in zip(_workers()[:2], ["2.1.332", ""], strict=True)]
+    rows = [ls_row(w, NOW, set(), None, "2.1.334") for w in ws]
+    assert rows[0]["claude"] == {"version": "2.1.332", "outdated": True}
+    assert rows[1]["claude"] == {"version": None, "outdated": True}  # made before the store
+    current = ls_row(replace(ws[0], claude="2.1.334"), NOW, set(), None, "2.1.334")
+    assert current["claude"] == {"version": "2.1.334", "outdated": False}
+    assert ls_row(ws[0], NOW, set())["claude"]["outdated"] is False  # nothing installed
+    reply = LsReply.loads(json.dumps(rows))
+    assert reply.rows[0].claude is not None and reply.rows[0].claude.outdated
+    assert reply.dumps() == json.dumps(rows, indent=2)

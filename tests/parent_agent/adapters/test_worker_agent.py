@@ -18,6 +18,7 @@ from libtmux.test.retry import retry_until
 from hal_common import labels
 from hal_common.config import WorkerConfig
 from hal_common.layout import ParentLayout
+from hal_testing import claude
 from hal_testing.engine import GID, UID, Projects
 from parent_agent.adapters import workers
 from parent_agent.adapters.agent_reports import ReportWatcher
@@ -46,7 +47,7 @@ def start(
     before: Any = None,
 ) -> Container:
     cfg = WorkerConfig(command=command, memory=memory, cpus=1.0, pids=256, restart="no")
-    spec = worker_spec(str(project), cfg, UID, GID, {}, layout=layout)
+    spec = worker_spec(str(project), cfg, UID, GID, {}, layout=layout, claude=claude.mount())
     prepare_claude_home(layout, spec.session, UID, GID, str(project))
     if before is not None:
         before(spec.session)

@@ -16,6 +16,7 @@ from hal_common.egress import WORKER_NETWORK
 from hal_common.errors import HalError, ImageMissing, NoSuchSession, UsageError
 from hal_common.layout import ParentLayout
 from hal_io.engine import run_in
+from hal_testing import claude
 from hal_testing.engine import Projects
 from parent_agent.adapters import workers
 from parent_agent.adapters.engine import InnerEngine
@@ -34,7 +35,12 @@ def project(projects: Projects) -> Path:
 @pytest.fixture
 def spec(project: Path, dclient: docker.DockerClient, built_images: dict[str, str]) -> WorkerSpec:
     return worker_spec(
-        str(project), WorkerConfig(memory="512m", cpus=1.0, pids=256), 1234, 1235, {}
+        str(project),
+        WorkerConfig(memory="512m", cpus=1.0, pids=256),
+        1234,
+        1235,
+        {},
+        claude=claude.mount(),
     )
 
 
@@ -157,7 +163,12 @@ def test_a_stopped_worker_from_another_spec_is_made_afresh_a_running_one_kept(
 ) -> None:
     c = ensure(engine, spec, claude_home)
     other = worker_spec(
-        spec.project, WorkerConfig(memory="512m", cpus=1.0, pids=256), 1236, 1235, {}
+        spec.project,
+        WorkerConfig(memory="512m", cpus=1.0, pids=256),
+        1236,
+        1235,
+        {},
+        claude=claude.mount(),
     )
     assert ensure(engine, other, claude_home).id == c.id  # running: kept
     c.stop(timeout=5)
@@ -196,7 +207,13 @@ def test_identity_files_are_written_read_only_and_restored(
     engine: InnerEngine, project: Path, claude_home: ParentLayout, parent_layout: ParentLayout
 ) -> None:
     spec = worker_spec(
-        str(project), WorkerConfig(memory="512m"), 1234, 1235, {}, layout=parent_layout
+        str(project),
+        WorkerConfig(memory="512m"),
+        1234,
+        1235,
+        {},
+        layout=parent_layout,
+        claude=claude.mount(),
     )
     run = parent_layout.worker_run(spec.session)
     c = ensure(engine, spec, claude_home)
@@ -260,3 +277,34 @@ def test_a_project_swapped_for_a_link_before_the_mount_is_refused_and_its_worker
         workers.check_mounted(engine, attrs, spec.project, other)
     c.reload()
     assert c.status != "running"
+
+
+def test_claude_is_the_store_s_binary_mounted_read_only_and_a_new_version_needs_a_restart(
+    engine: InnerEngine, spec: WorkerSpec, claude_home: ParentLayout
+) -> None:
+    """The worker runs the store's Claude Code (no `claude` in the image), cannot write it,
+    and is labelled with its version; a stopped worker of another version is made afresh."""
+    c = ensure(engine, spec, claude_home)
+    assert c.attrs["Config"]["Labels"][labels.CLAUDE] == spec.claude == "2.1.332"
+    mount = next(m for m in c.attrs["Mounts"] if m["Destination"] == "/usr/local/bin/claude")
+    assert mount["Source"] == spec.claude_path and mount["RW"] is False
+    res = c.exec_run(["claude", "--version"])
+    assert res.exit_code == 0 and bytes(res.output).startswith(b"2.1.332 "), res.output
+    for attack in (
+        "echo evil > /usr/local/bin/claude",
+        "cp /bin/sh /usr/local/bin/claude",
+        "rm -f /usr/local/bin/claude",
+        "mv /usr/local/bin/claude /tmp/x",
+        "chmod 777 /usr/local/bin/claude",
+        "ln -sf /tmp/evil /usr/local/bin/claude",
+    ):
+        res = c.exec_run(["sh", "-c", attack])
+        assert res.exit_code != 0, (attack, res.output)
+    assert Path(spec.claude_path).read_bytes()[:4] == b"\x7fELF"
+    assert to_worker(c.attrs).claude == "2.1.332"
+    c.stop(timeout=5)
+    newer = WorkerSpec(**{**spec.__dict__, "claude": "2.1.334", "labels": {**spec.labels,
+                       labels.CLAUDE: "2.1.334"}})  # fmt: skip
+    from parent_agent.core.spec import same_spec
+
+    assert not same_spec(c.attrs, newer) and same_spec(c.attrs, spec)

@@ -19,6 +19,7 @@ from parent_agent.core.spec import (
     owner_note,
     passwd_text,
     pick_owner,
+    same_spec,
     worker_spec,
 )
 
@@ -150,3 +151,24 @@ def test_worker_network_is_retired_with_a_pointer_to_the_network_section() -> No
     assert env_layer({"HAL9000_WORKER_NETWORK": "host"}, c) == {}
     assert "[network] mode" in c.warnings[0] and not c.errors
     assert not hasattr(Config().worker, "network")
+
+
+def test_the_claude_binary_is_mounted_read_only_from_the_store_and_labelled() -> None:
+    layout = ParentLayout()
+    claude = ("2.1.332", "/data/claude/2.1.332/claude")
+    spec = worker_spec("/home/u/p", WorkerConfig(), 1000, 1001, {}, layout=layout, claude=claude)
+    kw = create_kwargs(spec, layout)
+    assert kw["volumes"]["/data/claude/2.1.332/claude"] == {
+        "bind": "/usr/local/bin/claude",
+        "mode": "ro",
+    }
+    assert spec.labels[labels.CLAUDE] == "2.1.332"
+    # a worker made before the store (no label) or on another version is not the same spec
+    found = dict(spec.labels)
+    assert same_spec({"Config": {"Labels": found, "User": "1000:1001"}}, spec)
+    del found[labels.CLAUDE]
+    assert not same_spec({"Config": {"Labels": found, "User": "1000:1001"}}, spec)
+    none = worker_spec("/home/u/p", WorkerConfig(), 1000, 1001, {}, layout=layout)
+    assert "/usr/local/bin/claude" not in {
+        v["bind"] for v in create_kwargs(none, layout)["volumes"].values()
+    }

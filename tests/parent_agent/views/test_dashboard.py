@@ -197,3 +197,18 @@ def test_a_reason_is_shown_literally_never_as_markup_or_escapes(reason: str, tai
     assert "\r" not in raw
     row = next(line for line in plain.splitlines() if w.name in line)
     assert visible in row and tail in row  # one row: nothing broke it
+
+
+def test_each_worker_s_claude_code_and_outdated_when_a_restart_gives_another() -> None:
+    """A wide pane has a `claude` column: the version each worker mounts, `outdated` when a
+    newer one is installed (the snapshot's target); the state says `outdated` too."""
+    from dataclasses import replace
+
+    ws = (replace(worker(1), claude="2.1.332"), replace(worker(2), claude="2.1.334"))
+    st = Snapshot(NOW, Health(True), ws, template="t1", claude="2.1.334")
+    rows = {line.split()[0]: line for line in text(st, width=140) if line.startswith("proj-")}
+    assert "2.1.332 outdated" in rows[ws[0].name] and " outdated " in rows[ws[0].name]
+    assert "2.1.334" in rows[ws[1].name] and "outdated" not in rows[ws[1].name]
+    assert Snapshot.from_json(st.to_json()) == st  # the loop publishes it, the dashboard reads
+    narrow = {line.split()[0]: line for line in text(st) if line.startswith("proj-")}
+    assert "outdated" in narrow[ws[0].name] and "outdated" not in narrow[ws[1].name]
