@@ -288,8 +288,8 @@ def test_claude_is_the_store_s_binary_mounted_read_only_and_a_new_version_needs_
     assert c.attrs["Config"]["Labels"][labels.CLAUDE] == spec.claude == "2.1.332"
     mount = next(m for m in c.attrs["Mounts"] if m["Destination"] == "/usr/local/bin/claude")
     assert mount["Source"] == spec.claude_path and mount["RW"] is False
-    res = c.exec_run(["claude", "--version"])
-    assert res.exit_code == 0 and bytes(res.output).startswith(b"2.1.332 "), res.output
+    code, out = run_in(c, ["claude", "--version"])
+    assert code == 0 and out.startswith("2.1.332 "), out
     for attack in (
         "echo evil > /usr/local/bin/claude",
         "cp /bin/sh /usr/local/bin/claude",
