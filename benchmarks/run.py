@@ -22,13 +22,15 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import docker
 from docker.models.containers import Container
 from rich.console import Console
 
 from benchmarks.core import MissingMeasurement, Report, row, table, to_json
+from hal_common import claude_code
 from hal_common.config import load_config
 from hal_io.engine import run_in
-from hal_testing import engine
+from hal_testing import claude, engine
 from hal_testing.host import HostParent
 from host_shim.adapters import images
 from host_shim.adapters.engine import HostEngine
@@ -46,6 +48,15 @@ def poll(check: Callable[[], bool], timeout: float) -> float:
         if time.monotonic() - t0 > timeout:
             raise MissingMeasurement(f"condition not reached in {timeout}s")
     return time.monotonic() - t0
+
+
+def own_layers_mb(client: docker.DockerClient, image: str, base: str) -> float:
+    """The size of `image`'s layers above `base` (its FROM): what it adds, as `docker
+    history` counts it (the newest entries beyond the base's own)."""
+    mine = client.images.get(image).history()
+    theirs = client.images.get(base).history()
+    extra = mine[: len(mine) - len(theirs)]
+    return sum(int(h.get("Size") or 0) for h in extra) / 1e6
 
 
 class Bench:
@@ -104,14 +115,25 @@ class Bench:
             t: self.client.images.get(t).attrs["Size"] / 1e6
             for t in ("hal9000/worker:minimal", "hal9000/worker:standard", self.cfg.parent.image)
         }
+        # Claude Code is not in the image (the parent's store, mounted read-only): what the
+        # image adds is its own layers above the base it was built FROM (docker history)
+        base = images.ensure_base(engine, self.cfg.parent.base_image, con, os.environ)
+        own = own_layers_mb(self.client, "hal9000/worker:minimal", base)
+        binary = claude.cached()
+        store = f"{binary.stat().st_size / 1e6:.0f} MB" if binary else "not in the host cache"
         self.report.add(
             row(
                 "6a",
-                "image: worker-minimal (real Claude Code)",
+                "image: worker-minimal, its own layers above the base",
                 "MB",
-                [mb["hal9000/worker:minimal"]],
-                target="≤ 300 MB",
-                limit=300.0,
+                [own],
+                target="≤ 40 MB beyond Claude Code",
+                limit=40.0,
+                note=(
+                    f"total {mb['hal9000/worker:minimal']:.0f} MB with the base ({base}); "
+                    f"Claude Code {claude_code.DEFAULT_VERSION} is in the parent's store, "
+                    f"not the image: its binary {store}, one copy for all workers"
+                ),
             )
         )
         self.report.add(

@@ -57,3 +57,15 @@ stop_private_dockerd() { # stop_private_dockerd RUNDIR [DATAROOT]: stop it, unmo
             while read -r m; do umount -l "$m" 2>/dev/null || true; done
     done
 }
+
+# fetch_claude_code VENV: the real Claude Code the tests and the benchmark mount into their
+# workers, into the host cache (~/.cache/hal9000/claude, $XDG_CACHE_HOME) once: the tested
+# version and a newer one (for "outdated"), ≈ 180 MB each from npm, checked against npm's
+# integrity. A set-up step, like apt-get: the tests themselves never download.
+fetch_claude_code() {
+    local venv=$1 v
+    for v in $("$venv/bin/python" -c 'from hal_common.claude_code import DEFAULT_VERSION as d; from hal_testing.claude import SECOND_VERSION as s; print(d, s)'); do
+        "$venv/bin/python" -m host_shim claude fetch "$v" >/dev/null ||
+            die "could not fetch Claude Code $v into the host cache (npm reachable?)"
+    done
+}
