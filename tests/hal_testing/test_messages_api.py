@@ -4,10 +4,8 @@ real turns of the real Claude Code (the worker image's binary) against it in a p
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import os
-import tarfile
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +15,7 @@ import libtmux
 import pytest
 from libtmux.test.retry import retry_until
 
+from hal_testing import claude as hal_claude
 from hal_testing.messages_api import (
     DEFAULT_EXHAUSTED,
     TEST_KEY,
@@ -167,18 +166,10 @@ def test_extend_adds_steps_for_the_next_main_requests() -> None:
 # -- the real Claude Code ------------------------------------------------------------------
 
 
-def claude_binary(client: docker.DockerClient, image: str, into: Path) -> Path:
-    """The worker image's `claude`, copied out of a created (never started) container."""
-    container = client.containers.create(image, command=["true"])
-    try:
-        stream, _stat = container.get_archive("/usr/local/bin/claude")
-        with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
-            tar.extract("claude", into, filter="data")
-    finally:
-        container.remove(force=True)
-    path = into / "claude"
-    path.chmod(0o755)
-    return path
+def claude_binary() -> Path:
+    """The real `claude` the workers mount: the tests' shared store (seeded from the host
+    cache by the `built_images` fixture)."""
+    return Path(hal_claude.mount()[1])
 
 
 def claude_home(config_dir: Path, project: Path, hook_log: Path) -> Path:
@@ -220,7 +211,7 @@ def test_real_claude_code_runs_a_text_turn_and_an_approved_tool_turn(
     server: libtmux.Server,
     tmp_path: Path,
 ) -> None:
-    claude = claude_binary(dclient, built_images["worker"], tmp_path)
+    claude = claude_binary()
     project = tmp_path / "project"
     project.mkdir()
     touched, hook_log = tmp_path / "touched", tmp_path / "hooks.jsonl"
