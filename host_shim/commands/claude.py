@@ -28,18 +28,26 @@ def engine_platform(engine: HostEngine) -> str:
 
 
 class _Meter:
-    """A progress line on stderr, at most a few times a second."""
+    """Progress on stderr: one line redrawn in a terminal, else a line per tenth."""
 
     def __init__(self, err: Console, what: str) -> None:
-        self.err, self.what, self.last = err, what, 0.0
+        self.err, self.what, self.last, self.shown = err, what, 0.0, -1
 
     def __call__(self, done: int, total: int) -> None:
-        now = time.monotonic()
-        if now - self.last < 0.5 and done != total:
+        tenth = 10 * done // total if total else -1
+        if self.err.is_terminal:
+            now = time.monotonic()
+            if now - self.last < 0.2 and done != total:
+                return
+            self.last = now
+            end = "\n" if done == total else "\r"
+        elif tenth == self.shown or tenth < 0:
             return
-        self.last = now
+        else:
+            end = "\n"
+        self.shown = tenth
         of = f" of {total >> 20} MiB ({100 * done // total}%)" if total else " MiB"
-        self.err.print(f"{self.what}: {done >> 20}{of}", highlight=False)
+        self.err.print(f"{self.what}: {done >> 20}{of}", highlight=False, end=end)
 
 
 def _counted(chunks: Iterator[bytes], meter: _Meter, total: int) -> Iterator[bytes]:
