@@ -40,14 +40,16 @@ def test_spawn_and_ls_json_schema(hal_agent: AgentCommands) -> None:
         "window",
         "limits",
         "agent",
+        "claude",
     }
+    assert row["claude"] == {"version": "2.1.332", "outdated": False}  # the store's only one
     assert row["project"] == str(proj) and row["state"] == "running" and row["window"] is True
     assert row["image"] == "hal9000/worker:minimal" and isinstance(row["uptime_s"], int)
     assert row["created"].endswith("+00:00")
     assert row["limits"] == {"memory": 512 << 20, "cpus": 2.0, "pids": 1024}
     assert row["agent"] is None  # no loop has published a state: unknown, and ls still works
     table = hal_agent.ok("ls").splitlines()
-    assert table[0].split() == ["NAME", "STATE", "WIN", "AGENT", "PROJECT"]
+    assert table[0].split() == ["NAME", "STATE", "WIN", "AGENT", "CLAUDE", "PROJECT"]
     assert any(line.split()[:4] == [name, "running", "win", "-"] for line in table[1:])
     # the loop's published state of the agent: in both
     since = datetime.now(UTC)
