@@ -266,6 +266,10 @@ def renew_claude(p: Parent, engine: InnerEngine, w: Worker) -> bool:
     target = claude_target(p)
     if target is None or w.claude == target:
         return False
+    from parent_agent.adapters import claude_store
+
+    # a pinned version that is not installed: refused before the worker is touched
+    claude_store.resolve(p.layout.claude_store, p.config().claude.version)
     if w.state == "running":
         engine.stop(w.container, timeout=10, what=f"stopping {w.name} for Claude Code {target}")
     sessions.spawn(engine, None, p.config(), w.project, p.layout, p.env, name=w.name, image=w.image)
