@@ -15,11 +15,13 @@ names it), so a path the store does not vouch for is never mounted into a worker
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -101,17 +103,26 @@ def resolve(store: Path, pin: str) -> Installed:
 
 def run_version(path: Path) -> str:
     """The version `path --version` prints (offline), or a HalError."""
-    try:
-        out = subprocess.run(
-            [str(path), "--version"],
-            capture_output=True,
-            text=True,
-            timeout=VERSION_TIMEOUT,
-            check=False,
-            env={"PATH": "/usr/bin:/bin", "HOME": str(path.parent), "DISABLE_AUTOUPDATER": "1"},
-        )
-    except (OSError, subprocess.TimeoutExpired) as e:
-        raise HalError(f"the new Claude Code does not run: {e}") from None
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(path.parent), "DISABLE_AUTOUPDATER": "1"}
+    for attempt in range(5):
+        try:
+            out = subprocess.run(
+                [str(path), "--version"],
+                capture_output=True,
+                text=True,
+                timeout=VERSION_TIMEOUT,
+                check=False,
+                env=env,
+            )
+            break
+        except OSError as e:
+            # ETXTBSY: a concurrent fork (another install's) still held the file open
+            if e.errno == errno.ETXTBSY and attempt < 4:
+                time.sleep(0.1 * (attempt + 1))
+                continue
+            raise HalError(f"the new Claude Code does not run: {e}") from None
+        except subprocess.TimeoutExpired as e:
+            raise HalError(f"the new Claude Code does not run: {e}") from None
     found = claude_code.version_line(out.stdout)
     if out.returncode != 0 or found is None:
         text = (out.stdout + out.stderr).strip()[:300]
