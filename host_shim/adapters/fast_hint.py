@@ -1,27 +1,27 @@
 """The quick entry's hint file: written by the full path, read by `claudy DIR`'s quick entry.
 
-One file per environment (`fastpath.hint_key`), in the user's cache directory
-($XDG_CACHE_HOME/hal9000, else ~/.cache/hal9000). It is only a cache: a hint that is missing,
-unreadable, of another version, or whose stamps or environment no longer match is no hint,
-and claudy takes the full path (which writes a fresh one). Standard library only.
+One file per environment (`hint.hint_key`), in the user's cache directory
+($XDG_CACHE_HOME/hal9000, else ~/.cache/hal9000), 0600 in a 0700 directory. It is only a
+cache: a hint that is missing, unreadable, of another version, or whose stamps, environment
+or resolved paths no longer match is no hint, and claudy takes the full path (which writes a
+fresh one). Built-ins only: this module is part of claudy's start-up.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Iterable, Mapping
 
-from host_shim.core.hint import Hint, Stamp, env_subset, hint_key
+from host_shim.core.hint import MAX_PROJECTS, Hint, Stamp, env_subset, hint_key
 
 Stamps = tuple[tuple[str, Stamp], ...]
 
 
-def hint_dir(env: Mapping[str, str]) -> str:
+def hint_path(env: Mapping[str, str]) -> str:
     cache = env.get("XDG_CACHE_HOME") or os.path.join(
         env.get("HOME") or os.path.expanduser("~"), ".cache"
     )
-    return os.path.join(cache, "hal9000")
+    return os.path.join(cache, "hal9000", hint_key(env))
 
 
 def stamp(path: str) -> Stamp:
@@ -51,34 +51,45 @@ def tree(top: str) -> list[str]:
 
 
 def load_hint(env: Mapping[str, str]) -> Hint | None:
-    """This environment's hint while everything it was derived from is unchanged."""
+    """This environment's hint, while everything it was derived from is unchanged."""
     try:
-        with open(os.path.join(hint_dir(env), hint_key(env)), encoding="utf-8") as f:
+        with open(hint_path(env), "rb") as f:
             hint = Hint.loads(f.read())
-    except (OSError, UnicodeDecodeError):
+    except OSError:
         return None
     if hint is None or hint.env != env_subset(env):
         return None
     if any(stamp(p) != s for p, s in hint.stamps):
         return None
+    if any(os.path.realpath(p) != real for p, real in hint.resolved):
+        return None
     return hint
 
 
 def save_hint(env: Mapping[str, str], hint: Hint) -> None:
-    """Write the hint (atomically; a cache: failing to write it changes nothing else)."""
-    d = hint_dir(env)
-    path = os.path.join(d, hint_key(env))
+    """Write `hint`, keeping the decisions of the hint it replaces when that one was derived
+    from the same (atomically; a cache: failing to write it changes nothing else)."""
+    old = load_hint(env)
+    if old is not None and old.same_but_projects(hint):
+        merged = {**old.projects, **hint.projects}
+        hint.projects = dict(list(merged.items())[-MAX_PROJECTS:])
+    path = hint_path(env)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
-        os.makedirs(d, mode=0o700, exist_ok=True)
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(hint.to_json())
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(hint.dumps())
         os.replace(tmp, path)
     except OSError:
-        with contextlib.suppress(OSError):
+        try:  # noqa: SIM105 - contextlib would cost claudy's start-up
             os.unlink(tmp)
+        except OSError:
+            pass
 
 
 def forget_hint(env: Mapping[str, str]) -> None:
-    with contextlib.suppress(OSError):
-        os.unlink(os.path.join(hint_dir(env), hint_key(env)))
+    try:  # noqa: SIM105 - contextlib would cost claudy's start-up
+        os.unlink(hint_path(env))
+    except OSError:
+        pass

@@ -1,42 +1,37 @@
 """The quick entry's I/O: raw questions to the host engine, the docker CLI, one exec waited for.
 
-Standard library only, and little of it: a unix socket with one HTTP/1.0 GET per question
-(no http.client, no docker-py, no requests), `os.fork`/`execv`/`waitpid` (no subprocess).
+Built-ins only, and few: a unix socket (`_socket`: `socket` would build its enums) with one
+HTTP/1.0 GET per question (no http.client, docker-py or requests), `os.fork`/`execv`/
+`waitpid` (no subprocess).
 """
 
 from __future__ import annotations
 
-import json
+import _socket
 import os
 import signal
-import socket
 from collections.abc import Mapping
-from typing import Any
 
 TIMEOUT = 5.0
 
 
-def engine_get(sock: str, path: str) -> dict[str, Any] | None:
-    """GET `path` from the engine at unix socket `sock`: the JSON object of a 200, else None."""
+def engine_get(sock: str, path: str) -> bytes | None:
+    """GET `path` from the engine at unix socket `sock`: the body of a 200, else None."""
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
     try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(TIMEOUT)
-            s.connect(sock)
-            s.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
-            chunks = []
-            while data := s.recv(65536):
-                chunks.append(data)
+        s.settimeout(TIMEOUT)
+        s.connect(sock)
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+        chunks = []
+        while data := s.recv(65536):
+            chunks.append(data)
     except OSError:
         return None
+    finally:
+        s.close()
     head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].split()
-    if len(status) < 2 or status[1] != b"200":
-        return None
-    try:
-        found = json.loads(body)
-    except ValueError:
-        return None
-    return found if isinstance(found, dict) else None
+    return body if len(status) >= 2 and status[1] == b"200" else None
 
 
 def find_program(env: Mapping[str, str], name: str) -> str | None:

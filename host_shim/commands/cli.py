@@ -104,7 +104,7 @@ def open_(host: Host, directory: str, detach: bool) -> None:
         )
         hand_over(argv[0], argv)
     agent, image_id = prepare(c, engine)
-    remember(c, engine, agent.parent, image_id, before, say=False)  # prepare said it, if older
+    remember(c, engine, agent.parent, image_id, before, project, say=False)  # said if older
     cli_auth.first_run(host, agent, host.err)
     if detach:
         click.echo(agent.spawn(project, image_id))

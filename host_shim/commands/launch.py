@@ -12,6 +12,7 @@ import hal_common
 import host_shim
 from hal_common.errors import HalError
 from hal_common.naming import container_name, session_name
+from hal_common.projects import expand_user
 from hal_common.protocol import PARENT_RUNNING
 from hal_common.shared_services import SERVICES_IMAGE
 from hal_common.shared_services import images as service_images
@@ -70,7 +71,7 @@ def fast_session(
     if not attachable(found, host_image, session, need_window=not detach):
         return None
     # cheap (an image lookup, a source hash): says upgrades, else leaves the quick entry a hint
-    remember(c, engine, parent, host_image, before)
+    remember(c, engine, parent, host_image, before, project)
     return session
 
 
@@ -98,11 +99,13 @@ def remember(
     parent: ContainerHandle,
     worker_image_id: str,
     before: Stamps,
+    project: str,
     say: bool = True,
 ) -> None:
     """Say so (`say`) when the parent runs older code; else, once `parent` is ready and holds
     the host's worker image (`worker_image_id`), leave the quick entry a hint that holds while
-    `before` does. None when the config had warnings (the quick entry would not say them)."""
+    `before` does, with the policy's decision for `project` (accepted: it got here). None when
+    the config had warnings (the quick entry would not say them)."""
     if runs_older_code(engine, parent, c.cfg, c.host.env):
         if say:
             c.err.print(OLDER_PARENT)
@@ -111,18 +114,24 @@ def remember(
     if not before or c.cfg.warnings or not parent.image_id:
         forget_hint(c.host.env)
         return
+    home = str(c.host.layout.home)
+    # every path the policy resolved (Ctx.policy, expand_roots): the same decision while
+    # each still resolves to the same place
+    inputs = [expand_user(r, home) for r in c.cfg.parent.roots]
+    inputs += [home, str(c.host.layout.config_dir)]
     save_hint(
         c.host.env,
         Hint(
             env=env_subset(c.host.env),
             stamps=before,
+            resolved=tuple((p, os.path.realpath(p)) for p in dict.fromkeys(inputs)),
+            projects={project: session_name(project)},
             parent=c.cfg.parent.name,
             parent_id=parent.id,
             parent_image=c.cfg.parent.image,
             parent_image_id=parent.image_id,
             worker_image=c.cfg.worker.image,
             worker_image_id=worker_image_id,
-            roots=tuple(c.cfg.parent.roots),
             argv=tuple(quick_attach_head(c.cfg.parent.name, PARENT_LAYOUT)),
         ),
     )

@@ -1,23 +1,22 @@
-"""`claudy`'s entry point: `claudy [DIR]` reattaches with the standard library alone.
+"""`claudy`'s entry point: `claudy [DIR]` reattaches with built-in modules alone.
 
 The full command line (click, rich, docker-py, the config's TOML) costs a few hundred
 milliseconds to import; reattaching to a running worker needs none of it. So for `claudy` and
 `claudy DIR` on a terminal this entry tries the quick path first:
 
-1. the hint the full path left (core/hint.py, adapters/fast_hint.py), only while the
-   HAL9000_*/DOCKER_* environment and the stamps of the config file and of the sources are
-   those it was written with: the parent, its image, the worker image, the roots, the exec;
-2. DIR resolved with the path policy the full path applies (`hal_common.projects`), its
-   session named as always (`hal_common.naming`);
-3. the host engine asked over its unix socket (three inspects): the same parent runs the
-   same image, still its tag's (not older code), and the worker image is the one it holds;
+1. the hint the full path left (core/hint.py, adapters/fast_hint.py), while the
+   environment, the stamps of the files and the resolved paths it was derived from hold;
+2. DIR's real path, which the full path has accepted under that same policy (the hint keeps
+   its decisions and sessions), still a directory;
+3. the host engine asked over its unix socket (three inspects): the same parent runs the same
+   image, still its tag's (not older code), and the worker image is the one it holds;
 4. one `docker exec -it PARENT sh -c ATTACH_SCRIPT` (core/fastpath.py), which checks in the
    parent (ready; DIR's window there, its pane alive) and becomes the tmux client in that
    same exec, or exits FALLBACK with the terminal untouched.
 
 Any other command line, any doubt, any failure: the full click command (commands/cli.py),
 exactly as before; it repairs what the quick path found missing and writes a fresh hint.
-Imports: the standard library, hal_common's path policy and names (lint-imports holds it).
+lint-imports holds the imports (no click, rich, docker, tomlkit, hal_io, config).
 """
 
 from __future__ import annotations
@@ -26,10 +25,6 @@ import os
 import sys
 from collections.abc import Mapping
 
-from hal_common.errors import HalError
-from hal_common.layout import HostLayout
-from hal_common.naming import session_name
-from hal_common.projects import PathPolicy, check_roots, expand_roots, resolve_project
 from host_shim.adapters.fast_hint import load_hint
 from host_shim.adapters.quick_exec import engine_get, find_program, run_attached
 from host_shim.core.hint import FALLBACK, engine_socket, quick_candidate, still_holds
@@ -46,22 +41,15 @@ def quick_argv(args: list[str], env: Mapping[str, str], pid: int) -> list[str] |
     cli = find_program(env, "docker")
     if hint is None or sock is None or cli is None:
         return None
-    layout = HostLayout.from_env(env)
-    home = str(layout.home)
-    try:
-        roots = expand_roots(hint.roots, home)
-        check_roots(roots)
-        # as Ctx.policy(): the host user's home and hal-9000's config directory, resolved
-        policy = PathPolicy(roots, os.path.realpath(home), os.path.realpath(layout.config_dir))
-        project = resolve_project(args[0] if args else ".", policy)
-    except (HalError, OSError, ValueError):
-        return None  # the full path says why
+    real = os.path.realpath(args[0] if args else ".")
+    session = hint.projects.get(real)
+    if session is None or not os.path.isdir(real):
+        return None  # a project the full path has not accepted under this policy (yet)
     parent = engine_get(sock, f"/containers/{hint.parent}/json")
     parent_tag = engine_get(sock, f"/images/{hint.parent_image}/json")
     worker_tag = engine_get(sock, f"/images/{hint.worker_image}/json")
     if not still_holds(hint, parent, parent_tag, worker_tag):
         return None
-    session = session_name(project)
     return [cli, *hint.argv, env.get("TERM", DEFAULT_TERM), session, f"hal-h{pid}"]
 
 

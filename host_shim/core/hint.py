@@ -1,24 +1,32 @@
 """The quick entry's hint (pure): what `claudy DIR` may take from the last full run.
 
-The full path (commands/launch.py `remember`) writes a hint once it has seen the parent
-ready, not older than this checkout, holding the host's worker image; the quick entry
-(commands/quick.py) uses it only while the environment it was derived from and the stamps of
-every file it was derived from (the config file, the sources) are unchanged, and while the
-host engine still says the same parent container runs the same image and the worker image is
-the same. The config is never read on the quick path: no TOML, no duplicated config logic.
+The full path (commands/launch.py `remember`) writes a hint once it has seen the parent ready,
+not older than this checkout and holding the host's worker image; the quick entry
+(commands/quick.py) uses it only while
 
-Standard library only, and cheap to import (claudy's start-up): no dataclasses here either.
+- the environment it was derived from (HAL9000_*, DOCKER_*, HOME, XDG_CONFIG_HOME, SUDO_*)
+  and the stamps of every file it was derived from (the config file; the sources of the
+  parent image and of claudy itself) are unchanged;
+- each path the path policy resolved (the roots, the home, the config directory) still
+  resolves to the same place, so that the policy's decision for a project, which the full
+  path made and recorded (`projects`: real path → session), would be the same again;
+- the host engine still says the same parent container runs the same image, still its tag's
+  (so not older code), and the worker image is the one the parent was seen to hold.
+
+The config is never read on the quick path (no TOML) and no config or policy logic is
+repeated: the quick path reuses the full path's decisions while their inputs are the same.
+
+Standard library built-ins only (`marshal`): this module is part of claudy's start-up.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
+import marshal
 from collections.abc import Mapping
-from typing import Any
 
 FALLBACK = 97  # the in-parent attach script's "cannot attach here": the full path runs
-HINT_VERSION = 1
+HINT_VERSION = 2
+MAX_PROJECTS = 256  # the decisions a hint keeps (the most recent)
 
 # claudy's own words: anything else as the only argument is a directory (cli._Group). A test
 # holds these against the click group, so that the quick entry never takes a command for a
@@ -33,20 +41,18 @@ COMMANDS = ("auth", "build", "config", "doctor", "down", "forward", "open", "sen
 ENV_PREFIXES = ("HAL9000_", "DOCKER_")
 ENV_NAMES = ("HOME", "XDG_CONFIG_HOME", "SUDO_UID", "SUDO_GID")
 
-# What a name may hold to go into the engine's URL paths as it is (else: the full path).
-_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:@")
-
 Stamp = tuple[int, ...] | None  # (inode, size, mtime ns, ctime ns); None: absent
 
 
 def quick_candidate(args: list[str]) -> bool:
-    """`claudy` or `claudy DIR`: the only command lines the quick entry tries."""
+    """`claudy` or `claudy DIR`: the only command lines the quick entry tries (not `~…`,
+    which the policy expands with the host user's home: the full path does that)."""
     if not args:
         return True
     if len(args) != 1:
         return False
     word = args[0]
-    return bool(word) and word[0] != "-" and word not in (*FORWARDED, *COMMANDS)
+    return bool(word) and word[0] not in "-~" and word not in (*FORWARDED, *COMMANDS)
 
 
 def env_subset(env: Mapping[str, str]) -> dict[str, str]:
@@ -55,13 +61,13 @@ def env_subset(env: Mapping[str, str]) -> dict[str, str]:
 
 
 def hint_key(env: Mapping[str, str]) -> str:
-    """The hint's file name for this environment (one per config and engine)."""
-    digest = hashlib.sha256(json.dumps(env_subset(env), sort_keys=True).encode())
-    return f"claudy-{digest.hexdigest()[:16]}.json"
-
-
-def safe_name(name: str) -> bool:
-    return bool(name) and not name.startswith("-") and set(name) <= _NAME_CHARS
+    """The hint's file name for this environment (FNV-1a: no hashlib at start-up; the hint
+    holds its environment whole, so that a collision is only a miss)."""
+    h = 0xCBF29CE484222325
+    for k, v in sorted(env_subset(env).items()):
+        for ch in f"{k}={v}\0".encode():
+            h = ((h ^ ch) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
+    return f"claudy-{h:016x}.hint"
 
 
 def engine_socket(env: Mapping[str, str]) -> str | None:
@@ -73,92 +79,133 @@ def engine_socket(env: Mapping[str, str]) -> str | None:
     return host[len("unix://") :] or None
 
 
-class Hint:
-    """One hint (a plain class: `dataclasses` costs claudy's start-up a few ms)."""
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-/:@")
 
-    __slots__ = ("argv", "env", "parent", "parent_id", "parent_image", "parent_image_id",
-                 "roots", "stamps", "worker_image", "worker_image_id")  # fmt: skip
+
+def safe_name(name: str) -> bool:
+    """A name that goes into the engine's URL paths as it is (else: the full path)."""
+    return bool(name) and name[0] != "-" and set(name) <= _NAME_CHARS
+
+
+class Hint:
+    """One hint (a plain class: `dataclasses` would cost claudy's start-up a few ms)."""
+
+    __slots__ = (
+        "argv",
+        "env",
+        "parent",
+        "parent_id",
+        "parent_image",
+        "parent_image_id",
+        "projects",
+        "resolved",
+        "stamps",
+        "worker_image",
+        "worker_image_id",
+    )  # fmt: skip
 
     def __init__(
         self,
         *,
         env: dict[str, str],
         stamps: tuple[tuple[str, Stamp], ...],
+        resolved: tuple[tuple[str, str], ...],
+        projects: dict[str, str],
         parent: str,
         parent_id: str,
         parent_image: str,
         parent_image_id: str,
         worker_image: str,
         worker_image_id: str,
-        roots: tuple[str, ...],
         argv: tuple[str, ...],
     ) -> None:
         self.env = env
         self.stamps = stamps
+        self.resolved = resolved  # (path, its real path) for each path the policy resolved
+        self.projects = projects  # a project's real path → its session: the full path's
         self.parent = parent  # the parent container's name, and its id then
         self.parent_id = parent_id
         self.parent_image = parent_image  # [parent].image, and the id the parent ran (not older)
         self.parent_image_id = parent_image_id
         self.worker_image = worker_image  # [worker].image, and its id on both sides then
         self.worker_image_id = worker_image_id
-        self.roots = roots  # [parent].roots as written (expanded again on use)
-        self.argv = argv  # the one exec but the docker CLI and the last arguments
+        self.argv = argv  # the one exec, but the docker CLI and the last three arguments
 
-    def _fields(self) -> dict[str, Any]:
+    def fields(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.__slots__}
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Hint) and self._fields() == other._fields()
+        return isinstance(other, Hint) and self.fields() == other.fields()
 
     __hash__ = None  # type: ignore[assignment]
 
-    def to_json(self) -> str:
-        d = self._fields()
-        d["stamps"] = [[p, list(s) if s is not None else None] for p, s in self.stamps]
-        return json.dumps({"v": HINT_VERSION, **d}, sort_keys=True)
+    def same_but_projects(self, other: Hint) -> bool:
+        a, b = self.fields(), other.fields()
+        del a["projects"], b["projects"]
+        return a == b
+
+    def dumps(self) -> bytes:
+        d = self.fields()
+        d["stamps"] = tuple((p, tuple(s) if s is not None else None) for p, s in self.stamps)
+        return marshal.dumps((HINT_VERSION, d))
 
     @classmethod
-    def loads(cls, text: str) -> Hint | None:
-        """The hint in `text`, or None when it is not one (of this version)."""
+    def loads(cls, data: bytes) -> Hint | None:
+        """The hint in `data`, or None when it is not one (of this version)."""
         try:
-            d = json.loads(text)
-            if d["v"] != HINT_VERSION:
+            # the user's own cache file (0600 in a 0700 directory); marshal builds values,
+            # runs nothing, and each value's type is checked below
+            version, d = marshal.loads(data)  # noqa: S302
+            if version != HINT_VERSION or not isinstance(d, dict):
                 return None
-            h = cls(
-                env={str(k): str(v) for k, v in d["env"].items()},
-                stamps=tuple(
-                    (str(p), tuple(int(x) for x in s) if s is not None else None)
-                    for p, s in d["stamps"]
-                ),
-                parent=str(d["parent"]),
-                parent_id=str(d["parent_id"]),
-                parent_image=str(d["parent_image"]),
-                parent_image_id=str(d["parent_image_id"]),
-                worker_image=str(d["worker_image"]),
-                worker_image_id=str(d["worker_image_id"]),
-                roots=tuple(str(r) for r in d["roots"]),
-                argv=tuple(str(a) for a in d["argv"]),
-            )
-        except (ValueError, KeyError, TypeError, AttributeError):
+            h = cls(**d)
+        except (ValueError, EOFError, TypeError):
             return None
-        names = (h.parent, h.parent_id, h.parent_image, h.parent_image_id, h.worker_image)
-        return h if all(safe_name(n) for n in names) and h.argv else None
+        return h if _well_formed(h) else None
 
 
-def still_holds(h: Hint, parent: Mapping[str, Any] | None, parent_tag: Mapping[str, Any] | None,
-                worker_tag: Mapping[str, Any] | None) -> bool:  # fmt: skip
-    """What the host engine says now (inspect of the parent container, of the parent image
-    tag, of the worker image tag) is what it said when the hint was written: the same parent
-    runs the same image, which is still its tag's (not older), and the worker image is the
-    one the parent holds."""
-    if parent is None or parent_tag is None or worker_tag is None:
-        return False
-    state = parent.get("State")
+def _strs(values: object) -> bool:
+    return isinstance(values, tuple | list) and all(isinstance(v, str) for v in values)
+
+
+def _well_formed(h: Hint) -> bool:
+    names = (h.parent, h.parent_id, h.parent_image, h.parent_image_id, h.worker_image,
+             h.worker_image_id)  # fmt: skip
     return (
-        isinstance(state, dict)
-        and state.get("Running") is True
-        and parent.get("Id") == h.parent_id
-        and parent.get("Image") == h.parent_image_id
-        and parent_tag.get("Id") == h.parent_image_id
-        and worker_tag.get("Id") == h.worker_image_id
+        all(isinstance(n, str) and safe_name(n) for n in names)
+        and isinstance(h.env, dict)
+        and _strs(tuple(h.env))
+        and _strs(tuple(h.env.values()))
+        and isinstance(h.projects, dict)
+        and _strs(tuple(h.projects))
+        and _strs(tuple(h.projects.values()))
+        and isinstance(h.stamps, tuple)
+        and all(isinstance(x, tuple) and len(x) == 2 and isinstance(x[0], str) for x in h.stamps)
+        and isinstance(h.resolved, tuple)
+        and all(_strs(x) and len(x) == 2 for x in h.resolved)
+        and _strs(h.argv)
+        and len(h.argv) > 0
+    )
+
+
+def inspected(body: bytes | None, id_: str) -> bool:
+    """`body` is the engine's inspect of the object whose id is `id_` (container and image
+    inspects both open with their "Id", as the engine's API encodes them)."""
+    return body is not None and body.startswith(b'{"Id":"' + id_.encode() + b'"')
+
+
+def still_holds(h: Hint, parent: bytes | None, parent_tag: bytes | None,
+                worker_tag: bytes | None) -> bool:  # fmt: skip
+    """The host engine's inspects now (of the parent container, of the parent image tag, of
+    the worker image tag; None: not found) say what they said when the hint was written: the
+    same parent runs, from the same image, still its tag's (not older), and the worker
+    image is the one the parent holds. (Strings in the engine's JSON have their quotes
+    escaped, so that a label or a name cannot fake these.)"""
+    return (
+        inspected(parent, h.parent_id)
+        and parent is not None
+        and b'"State":{"Status":"running","Running":true,' in parent
+        and b'"Image":"' + h.parent_image_id.encode() + b'"' in parent
+        and inspected(parent_tag, h.parent_image_id)
+        and inspected(worker_tag, h.worker_image_id)
     )
