@@ -4,7 +4,9 @@ One file per environment (`hint.hint_key`), in the user's cache directory
 ($XDG_CACHE_HOME/hal9000, else ~/.cache/hal9000), 0600 in a 0700 directory. It is only a
 cache: a hint that is missing, unreadable, of another version, or whose stamps, environment
 or resolved paths no longer match is no hint, and claudy takes the full path (which writes a
-fresh one). Built-ins only: this module is part of claudy's start-up.
+fresh one). A hint is used only when this user owns it and its directory and no one else may
+write them (its argv is what claudy runs); none is written where another user owns the
+directory (sudo). Built-ins only: this module is part of claudy's start-up.
 """
 
 from __future__ import annotations
@@ -50,10 +52,33 @@ def tree(top: str) -> list[str]:
     return out
 
 
+def _own(st: os.stat_result) -> bool:
+    """This user's, and only this user's to write: the hint's argv is what claudy runs."""
+    return st.st_uid == os.geteuid() and not st.st_mode & 0o022
+
+
+def _ours_to_write(d: str) -> bool:
+    """`d`, or the nearest of its parents that exists, is this user's: under sudo, root
+    writes no hint into another user's home (where it would be root's, and in the way)."""
+    while True:
+        try:
+            return os.lstat(d).st_uid == os.geteuid()
+        except FileNotFoundError:
+            parent = os.path.dirname(d)
+            if parent == d:
+                return False
+            d = parent
+        except OSError:
+            return False
+
+
 def load_hint(env: Mapping[str, str]) -> Hint | None:
     """This environment's hint, while everything it was derived from is unchanged."""
+    path = hint_path(env)
     try:
-        with open(hint_path(env), "rb") as f:
+        with open(path, "rb") as f:
+            if not (_own(os.fstat(f.fileno())) and _own(os.lstat(os.path.dirname(path)))):
+                return None
             hint = Hint.loads(f.read())
     except OSError:
         return None
@@ -69,11 +94,13 @@ def load_hint(env: Mapping[str, str]) -> Hint | None:
 def save_hint(env: Mapping[str, str], hint: Hint) -> None:
     """Write `hint`, keeping the decisions of the hint it replaces when that one was derived
     from the same (atomically; a cache: failing to write it changes nothing else)."""
+    path = hint_path(env)
+    if not _ours_to_write(os.path.dirname(path)):
+        return
     old = load_hint(env)
     if old is not None and old.same_but_projects(hint):
         merged = {**old.projects, **hint.projects}
         hint.projects = dict(list(merged.items())[-MAX_PROJECTS:])
-    path = hint_path(env)
     tmp = f"{path}.{os.getpid()}.tmp"
     try:
         os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)

@@ -136,3 +136,28 @@ def test_the_attach_script_checks_before_it_attaches(tmp_path: Path) -> None:
         assert run("p-1") == FALLBACK  # its pane is dead
     finally:
         subprocess.run([*tmux, "kill-server"], check=False)
+
+
+def test_a_hint_others_may_write_is_no_hint(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path)}
+    save_hint(env, _hint(env, [], []))
+    assert load_hint(env) is not None
+    path = Path(hint_path(env))
+    path.chmod(0o666)
+    assert load_hint(env) is None
+    path.chmod(0o600)
+    path.parent.chmod(0o777)
+    assert load_hint(env) is None
+    path.parent.chmod(0o700)
+    assert load_hint(env) is not None
+
+
+def test_no_hint_is_written_into_another_users_tree(tmp_path: Path) -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to own a directory as another user")
+    home = tmp_path / "someone"
+    home.mkdir()
+    os.chown(home, 4321, 4321)
+    env = {"HOME": str(home), "SUDO_UID": "4321"}
+    save_hint(env, _hint(env, [], []))
+    assert not (home / ".cache").exists()
