@@ -8,6 +8,7 @@ attach. No timings are asserted (benchmark row 3 measures them).
 
 from __future__ import annotations
 
+import io
 import sys
 import uuid
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import libtmux
 import pytest
 from libtmux.test.retry import retry_until
 
+from hal_common.errors import HalError
 from hal_common.naming import container_name, session_name
 from hal_testing.host import HostParent
 
@@ -40,7 +42,10 @@ def env(host_parents: Callable[..., HostParent], image: str) -> HostParent:
 
 
 def _clients(env: HostParent) -> set[str]:
-    code, out = env.tmux("list-clients", "-F", "#{client_name}")
+    try:
+        code, out = env.tmux("list-clients", "-F", "#{client_name}")
+    except HalError:  # the parent is not running (yet)
+        return set()
     return set(out.split()) if code == 0 else set()
 
 
@@ -130,7 +135,7 @@ def test_the_quick_entry_attaches_and_each_change_falls_back(
 
     # the host's worker image rebuilt: the full path loads it into the parent
     rebuilt, _ = dclient.images.build(
-        fileobj=__import__("io").BytesIO(f"FROM {image}\nLABEL rebuilt=1\n".encode()),
+        fileobj=io.BytesIO(f"FROM {image}\nLABEL rebuilt=1\n".encode()),
         tag=image,
         rm=True,
     )
