@@ -11,7 +11,7 @@ from __future__ import annotations
 import io
 import sys
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
@@ -29,11 +29,12 @@ THIRD_PARTY = ("click", "rich", "docker", "requests", "tomlkit", "libtmux", "wat
 
 
 @pytest.fixture(scope="module")
-def image(dclient: docker.DockerClient, built_images: dict[str, str]) -> str:
+def image(dclient: docker.DockerClient, built_images: dict[str, str]) -> Iterator[str]:
     """A worker image tag of this module's own, so that "rebuilding" it touches no other test."""
     tag = f"hal9000-quick-{uuid.uuid4().hex[:6]}/worker:test"
     dclient.images.get(built_images["worker"]).tag(tag)
-    return tag
+    yield tag
+    dclient.images.remove(tag)
 
 
 @pytest.fixture(scope="module")
