@@ -27,14 +27,20 @@ from collections.abc import Mapping
 
 from host_shim.adapters.fast_hint import load_hint
 from host_shim.adapters.quick_exec import engine_get, find_program, run_attached
-from host_shim.core.hint import FALLBACK, engine_socket, quick_candidate, still_holds
+from host_shim.core.hint import (
+    FALLBACK,
+    completing,
+    engine_socket,
+    quick_candidate,
+    still_holds,
+)
 
 DEFAULT_TERM = "xterm-256color"  # core.handover's (a test holds them equal)
 
 
 def quick_argv(args: list[str], env: Mapping[str, str], pid: int) -> list[str] | None:
     """The one exec that reattaches `claudy ARGS`, or None: take the full path."""
-    if not quick_candidate(args) or not os.isatty(0):
+    if not quick_candidate(args) or completing(env) or not os.isatty(0):
         return None
     hint = load_hint(env)
     sock = engine_socket(env)

@@ -55,6 +55,11 @@ def quick_candidate(args: list[str]) -> bool:
     return bool(word) and word[0] not in "-~" and word not in (*FORWARDED, *COMMANDS)
 
 
+def completing(env: Mapping[str, str]) -> bool:
+    """click's shell completion runs `claudy` with `_CLAUDY_COMPLETE` set: the full path's."""
+    return any(k.startswith("_") and k.endswith("_COMPLETE") for k in env)
+
+
 def env_subset(env: Mapping[str, str]) -> dict[str, str]:
     """The environment a hint is derived from (it is used only while this is the same)."""
     return {k: v for k, v in env.items() if k.startswith(ENV_PREFIXES) or k in ENV_NAMES}

@@ -48,6 +48,12 @@ def test_only_claudy_and_claudy_dir_are_tried() -> None:
         assert not quick_candidate(words), words
 
 
+def test_shell_completion_is_the_full_paths() -> None:
+    from host_shim.core.hint import completing
+
+    assert completing({"_CLAUDY_COMPLETE": "bash_complete"}) and not completing({"HOME": "/"})
+
+
 def test_the_words_are_the_click_groups() -> None:
     """A new claudy command must be known here, or the quick entry takes it for a directory."""
     from host_shim.commands import cli
