@@ -1,3 +1,3 @@
-from host_shim.commands.cli import main
+from host_shim.commands.quick import main
 
 main()

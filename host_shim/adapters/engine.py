@@ -252,7 +252,10 @@ class HostEngine:
         """`docker save` of `ref` under its name, streamed."""
         with translated(f"saving {ref}"):
             img = self._client.images.get(ref)
-            yield from img.save(chunk_size=chunk_size, named=True)
+            # under `ref` itself: `named=True` would name it by its first tag, another name
+            # when the image has several (the parent would then lack `ref`)
+            named: str | bool = next((t for t in (ref, f"{ref}:latest") if t in img.tags), True)
+            yield from img.save(chunk_size=chunk_size, named=named)
 
     # --- volumes --------------------------------------------------------------------------
 

@@ -25,8 +25,10 @@ from host_shim.commands import auth as cli_auth
 from host_shim.commands.claude import claude_group
 from host_shim.commands.context import Host, current_host, load_ctx, pass_host, stderr_console
 from host_shim.commands.doctor import run_checks
-from host_shim.commands.launch import fast_session, prepare
+from host_shim.commands.launch import fast_session, hint_stamps, prepare, remember
 from host_shim.core import fastpath, handover
+from host_shim.core.hint import FORWARDED as FORWARDED  # re-exported: tests, callers
+from host_shim.core.hint import TOP_OPTIONS
 from host_shim.core.parent_spec import PARENT_LAYOUT, STOP_TIMEOUT, volume_names
 
 log = logging.getLogger("host_shim")
@@ -54,10 +56,8 @@ class _Group(click.Group):
             ctx.exit(e.exit_code)
 
 
-# hal-agent commands that claudy passes on to the parent, so they work from the host too.
-FORWARDED = ("ls", "spawn", "attach", "start", "restart", "rm", "logs", "stats", "shell",
-             "keys", "gc", "version", "egress")  # fmt: skip
-TOP_OPTIONS = ("--help", "-h", "--version")
+# hal-agent commands that claudy passes on to the parent, so they work from the host too
+# (FORWARDED), and the top options: in core/hint, which the quick entry reads too.
 
 
 def _names_a_worker(rest: list[str]) -> bool:
@@ -89,12 +89,13 @@ main.add_command(claude_group)
 @pass_host
 def open_(host: Host, directory: str, detach: bool) -> None:
     """Open DIRECTORY's session (the default command)."""
+    before = hint_stamps(host.layout.config_file, host.env)  # the quick entry's (quick.py)
     c = load_ctx(host)
     project = resolve_project(directory, c.policy())  # a pre-check: the parent decides
     engine = c.engine()
     if not detach and not sys.stdin.isatty():
         raise UsageError("claudy needs a terminal to attach", hint="use claudy -d DIR in scripts")
-    session = fast_session(c, engine, project, detach)
+    session = fast_session(c, engine, project, detach, before)
     if session is not None:
         if detach:
             click.echo(session)
@@ -105,6 +106,7 @@ def open_(host: Host, directory: str, detach: bool) -> None:
         )
         hand_over(argv[0], argv)
     agent, image_id = prepare(c, engine)
+    remember(c, engine, agent.parent, image_id, before, project, say=False)  # said if older
     cli_auth.first_run(host, agent, host.err)
     if detach:
         click.echo(agent.spawn(project, image_id))

@@ -3,20 +3,30 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Mapping
+from pathlib import Path
 
+import hal_common
+import host_shim
 from hal_common.errors import HalError
 from hal_common.naming import container_name, session_name
+from hal_common.projects import expand_user
 from hal_common.protocol import PARENT_RUNNING
 from hal_common.shared_services import SERVICES_IMAGE
 from hal_common.shared_services import images as service_images
 from host_shim.adapters import images
 from host_shim.adapters.engine import ContainerHandle, HostEngine
+from host_shim.adapters.fast_hint import Stamps, forget_hint, save_hint, stamps, tree
 from host_shim.adapters.parent import ensure_parent, find_parent, runs_older_code
 from host_shim.adapters.parent_client import ParentClient
 from host_shim.commands import claude
 from host_shim.commands.context import Ctx
-from host_shim.core.fastpath import attachable
+from host_shim.core.build_context import INPUTS, context_dir
+from host_shim.core.fastpath import attachable, quick_attach_head
+from host_shim.core.hint import Hint, env_subset
+from host_shim.core.parent_spec import PARENT_LAYOUT
 
 OLDER_PARENT = (
     "[yellow]the parent runs an older hal-9000; `claudy down && claudy` rebuilds and "
@@ -46,9 +56,11 @@ def say_if_older(c: Ctx, engine: HostEngine, parent: ContainerHandle) -> None:
         c.err.print(OLDER_PARENT)
 
 
-def fast_session(c: Ctx, engine: HostEngine, project: str, detach: bool) -> str | None:
+def fast_session(
+    c: Ctx, engine: HostEngine, project: str, detach: bool, before: Stamps = ()
+) -> str | None:
     """The reattach fast path (see core/fastpath.py): the session to show right away, or None
-    when the full path must run."""
+    when the full path must run. `before`: the quick entry's stamps (`hint_stamps`)."""
     parent = find_parent(engine, c.cfg.parent.name)
     if parent is None or parent.status != PARENT_RUNNING:
         return None
@@ -60,5 +72,68 @@ def fast_session(c: Ctx, engine: HostEngine, project: str, detach: bool) -> str 
     found = ParentClient(parent).probe(c.cfg.worker.image, container_name(session))
     if not attachable(found, host_image, session, need_window=not detach):
         return None
-    say_if_older(c, engine, parent)  # cheap (an image lookup, a source hash): say upgrades
+    # cheap (an image lookup, a source hash): says upgrades, else leaves the quick entry a hint
+    remember(c, engine, parent, host_image, before, project)
     return session
+
+
+# --- the quick entry's hint (core/hint.py, commands/quick.py) -------------------------------
+
+
+def hint_stamps(config_file: Path, env: Mapping[str, str]) -> Stamps:
+    """The stamps of the files a hint is derived from: the config file, the sources the parent
+    image is built from (changed: "the parent runs older code"), and claudy's own packages
+    (the hint holds the attach script). Taken before the config is read, so that a change
+    while claudy runs voids the hint."""
+    paths = [str(config_file)]
+    with contextlib.suppress(HalError):  # not run from a clone: the parent's image id tells
+        ctx = context_dir(env)
+        for top in INPUTS["Dockerfile.parent"]:
+            paths.extend(tree(str(ctx / top)))
+    for package in (host_shim, hal_common):
+        paths.extend(tree(os.path.dirname(package.__file__ or "")))
+    return stamps(dict.fromkeys(paths))
+
+
+def remember(
+    c: Ctx,
+    engine: HostEngine,
+    parent: ContainerHandle,
+    worker_image_id: str,
+    before: Stamps,
+    project: str,
+    say: bool = True,
+) -> None:
+    """Say so (`say`) when the parent runs older code; else, once `parent` is ready and holds
+    the host's worker image (`worker_image_id`), leave the quick entry a hint that holds while
+    `before` does, with the policy's decision for `project` (accepted: it got here). None when
+    the config had warnings (the quick entry would not say them)."""
+    if runs_older_code(engine, parent, c.cfg, c.host.env):
+        if say:
+            c.err.print(OLDER_PARENT)
+        forget_hint(c.host.env)
+        return
+    if not before or c.cfg.warnings or not parent.image_id:
+        forget_hint(c.host.env)
+        return
+    home = str(c.host.layout.home)
+    # every path the policy resolved (Ctx.policy, expand_roots): the same decision while
+    # each still resolves to the same place
+    inputs = [expand_user(r, home) for r in c.cfg.parent.roots]
+    inputs += [home, str(c.host.layout.config_dir)]
+    save_hint(
+        c.host.env,
+        Hint(
+            env=env_subset(c.host.env),
+            stamps=before,
+            resolved=tuple((p, os.path.realpath(p)) for p in dict.fromkeys(inputs)),
+            projects={project: session_name(project)},
+            parent=c.cfg.parent.name,
+            parent_id=parent.id,
+            parent_image=c.cfg.parent.image,
+            parent_image_id=parent.image_id,
+            worker_image=c.cfg.worker.image,
+            worker_image_id=worker_image_id,
+            argv=tuple(quick_attach_head(c.cfg.parent.name, PARENT_LAYOUT)),
+        ),
+    )

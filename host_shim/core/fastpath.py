@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from hal_common.layout import ParentLayout
 from hal_common.protocol import DETACH_KEYS, SESSION_TARGET, WINDOW_OPTION
+from host_shim.core.hint import FALLBACK
 
 
 def probe_script(layout: ParentLayout) -> str:
@@ -74,3 +75,35 @@ def attach_argv(
             parent, "tmux", "-S", str(layout.tmux_sock), "new-session", "-t", SESSION_TARGET,
             "-s", view, ";", "set-option", "destroy-unattached", "on",
             ";", "select-window", "-t", f":={session}"]  # fmt: skip
+
+
+# --- the quick entry's one exec (commands/quick.py; the hint is core/hint.py) --------------
+#
+# `sh -c ATTACH_SCRIPT` in the parent: POSIX sh (dash) and tmux, no Python and no docker CLI.
+# It checks that the parent is ready and that DIR's window is there with a live pane (the
+# window runs `exec docker exec -it WORKER hal-worker attach` and remain-on-exit is off: the
+# window lives exactly while that exec into the running worker does), then becomes the tmux
+# client in the same exec. A check that fails exits FALLBACK before the terminal is touched,
+# printing nothing, and claudy takes the full path, which repairs. The host side checks the
+# images (core/hint.py). Arguments: 1 the ready file, 2 the tmux socket, then as appended
+# by the quick entry: 3 TERM, 4 the session (its window), 5 the view's name.
+ATTACH_SCRIPT = f"""\
+[ -e "$1" ] || exit {FALLBACK}
+w=$(tmux -S "$2" list-windows -t {SESSION_TARGET} -F '#{{pane_dead}}#{{{WINDOW_OPTION}}}' \
+2>/dev/null) || exit {FALLBACK}
+case "
+$w
+" in *"
+0$4
+"*) ;; *) exit {FALLBACK} ;; esac
+TERM=$3 exec tmux -S "$2" new-session -t {SESSION_TARGET} -s "$5" \\; \
+set-option destroy-unattached on \\; select-window -t ":=$4"
+"""
+
+
+def quick_attach_head(parent: str, layout: ParentLayout) -> list[str]:
+    """What the hint keeps of the quick entry's exec: `exec -it … PARENT sh -c ATTACH_SCRIPT
+    hal-attach READY TMUX`; the quick entry puts the docker CLI first and appends TERM, the
+    session and its view's name (`hal-h<pid>`, as `attach_argv`)."""
+    return ["exec", "-it", "--detach-keys", DETACH_KEYS, parent, "sh", "-c", ATTACH_SCRIPT,
+            "hal-attach", str(layout.ready_file), str(layout.tmux_sock)]  # fmt: skip

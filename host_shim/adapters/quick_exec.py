@@ -1,0 +1,69 @@
+"""The quick entry's I/O: raw questions to the host engine, the docker CLI, one exec waited for.
+
+Built-ins only, and few: a unix socket (`_socket`: `socket` would build its enums) with one
+HTTP/1.0 GET per question (no http.client, docker-py or requests), `os.fork`/`execv`/
+`waitpid` (no subprocess).
+"""
+
+from __future__ import annotations
+
+import _socket
+import os
+import signal
+from collections.abc import Mapping
+
+TIMEOUT = 5.0
+
+
+def engine_get(sock: str, path: str) -> bytes | None:
+    """GET `path` from the engine at unix socket `sock`: the body of a 200, else None."""
+    s = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
+    try:
+        s.settimeout(TIMEOUT)
+        s.connect(sock)
+        s.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
+        chunks = []
+        while data := s.recv(65536):
+            chunks.append(data)
+    except OSError:
+        return None
+    finally:
+        s.close()
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status = head.split(b"\r\n", 1)[0].split()
+    return body if len(status) >= 2 and status[1] == b"200" else None
+
+
+def find_program(env: Mapping[str, str], name: str) -> str | None:
+    """`name` on `env`'s PATH (as `shutil.which`, without importing shutil)."""
+    for d in (env.get("PATH") or os.defpath).split(os.pathsep):
+        path = os.path.join(d or ".", name)
+        if os.path.isfile(path) and os.access(path, os.X_OK):
+            return path
+    return None
+
+
+def run_attached(argv: list[str]) -> int:
+    """Run `argv` on this terminal and wait for it: its exit code (128+N when signal N ended
+    it). Meanwhile keyboard signals are the child's (docker exec -it puts the terminal in raw
+    mode; before that a ^C goes to both, and this process waits), and a SIGTERM or SIGHUP
+    sent to claudy is passed on."""
+    pid = os.fork()
+    if pid == 0:  # the child: default signal handling, then the program
+        try:
+            os.execv(argv[0], argv)  # noqa: S606 - the terminal goes to docker exec
+        finally:
+            os._exit(127)
+    saved = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGQUIT)}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        saved[sig] = signal.signal(sig, lambda n, _f: os.kill(pid, n))
+    while True:
+        try:
+            _, status = os.waitpid(pid, 0)
+            break
+        except InterruptedError:  # pragma: no cover - PEP 475 retries; kept for clarity
+            continue
+    for sig, handler in saved.items():
+        signal.signal(sig, handler)
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code

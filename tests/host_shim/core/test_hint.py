@@ -1,0 +1,122 @@
+"""The quick entry's hint: which command lines it tries, its file format, what still holds."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from host_shim.core.hint import (
+    COMMANDS,
+    FORWARDED,
+    TOP_OPTIONS,
+    Hint,
+    engine_socket,
+    env_subset,
+    hint_key,
+    quick_candidate,
+    still_holds,
+)
+
+PARENT_ID = "ab" * 32
+PARENT_IMAGE = "sha256:" + "cd" * 32
+WORKER_IMAGE = "sha256:" + "ef" * 32
+ID, P, W = PARENT_ID, PARENT_IMAGE, WORKER_IMAGE
+
+
+def hint(**kw: object) -> Hint:
+    fields: dict[str, object] = {
+        "env": {"HOME": "/home/u"},
+        "stamps": (("/home/u/.config/hal9000/config.toml", (1, 2, 3, 4)), ("/gone", None)),
+        "resolved": (("/home/u", "/home/u"),),
+        "projects": {"/home/u/src/p": "p-12345678"},
+        "parent": "hal9000-parent",
+        "parent_id": PARENT_ID,
+        "parent_image": "hal9000/parent:0.1.0",
+        "parent_image_id": PARENT_IMAGE,
+        "worker_image": "hal9000/worker:minimal",
+        "worker_image_id": WORKER_IMAGE,
+        "argv": ("exec", "-it", "hal9000-parent", "sh", "-c", "script"),
+    }
+    fields.update(kw)
+    return Hint(**fields)  # type: ignore[arg-type]
+
+
+def test_only_claudy_and_claudy_dir_are_tried() -> None:
+    assert quick_candidate([]) and quick_candidate(["."]) and quick_candidate(["src/p"])
+    for words in (["-d", "."], [".", "x"], ["--help"], ["ls"], ["build"], ["~/p"], [""]):
+        assert not quick_candidate(words), words
+
+
+def test_shell_completion_is_the_full_paths() -> None:
+    from host_shim.core.hint import completing
+
+    assert completing({"_CLAUDY_COMPLETE": "bash_complete"}) and not completing({"HOME": "/"})
+
+
+def test_the_words_are_the_click_groups() -> None:
+    """A new claudy command must be known here, or the quick entry takes it for a directory."""
+    from host_shim.commands import cli
+
+    assert set(cli.main.commands) == set(COMMANDS)
+    assert cli.FORWARDED == FORWARDED and "--help" in TOP_OPTIONS
+
+
+def test_a_hint_round_trips_and_anything_else_is_no_hint() -> None:
+    h = hint()
+    assert Hint.loads(h.dumps()) == h
+    assert Hint.loads(b"") is None and Hint.loads(b"not marshal") is None
+    assert Hint.loads(json.dumps({"v": 1}).encode()) is None
+    assert Hint.loads(hint(parent="-it").dumps()) is None  # not a name for a URL or an argv
+    assert Hint.loads(hint(worker_image="x y").dumps()) is None
+    assert Hint.loads(hint(projects=["p"]).dumps()) is None
+    assert Hint.loads(hint(argv=()).dumps()) is None
+    assert h.same_but_projects(hint(projects={})) and not h.same_but_projects(hint(parent="x"))
+
+
+def test_the_environment_it_depends_on() -> None:
+    env = {"HOME": "/h", "DOCKER_HOST": "unix:///d", "HAL9000_X": "1", "PATH": "/bin", "TERM": "x"}
+    assert env_subset(env) == {"HOME": "/h", "DOCKER_HOST": "unix:///d", "HAL9000_X": "1"}
+    assert hint_key(env) == hint_key({**env, "PATH": "/usr/bin"})
+    assert hint_key(env) != hint_key({**env, "HAL9000_X": "2"})
+    assert engine_socket({}) == "/var/run/docker.sock"
+    assert engine_socket({"DOCKER_HOST": "unix:///tmp/d.sock"}) == "/tmp/d.sock"
+    assert engine_socket({"DOCKER_HOST": "tcp://h:2376"}) is None
+    assert engine_socket({"DOCKER_TLS_VERIFY": "1"}) is None
+
+
+def _container(id_: str, image: str, running: bool) -> bytes:
+    state = {"Status": "running" if running else "exited", "Running": running, "Paused": False}
+    body = {"Id": id_, "Created": "x", "State": state, "Image": image,
+            "Config": {"Labels": {"x": '"Image":"' + PARENT_IMAGE + '"'}}}  # fmt: skip
+    return json.dumps(body, separators=(",", ":")).encode() + b"\n"
+
+
+def _image(id_: str) -> bytes:
+    return json.dumps({"Id": id_, "RepoTags": []}, separators=(",", ":")).encode() + b"\n"
+
+
+@pytest.mark.parametrize(
+    ("parent", "tag", "worker", "holds"),
+    [
+        (_container(ID, P, True), _image(P), _image(W), True),
+        (_container(ID, P, False), _image(P), _image(W), False),
+        (_container("ff" * 32, P, True), _image(P), _image(W), False),
+        (_container(ID, "sha256:00", True), _image(P), _image(W), False),
+        (_container(ID, P, True), _image("sha256:11"), _image(W), False),
+        (_container(ID, P, True), _image(P), _image("sha256:22"), False),
+        (None, _image(P), _image(W), False),
+        (_container(ID, P, True), _image(P), None, False),
+    ],
+)  # fmt: skip
+def test_what_the_engine_says_still_holds(
+    parent: bytes | None, tag: bytes | None, worker: bytes | None, holds: bool
+) -> None:
+    assert still_holds(hint(), parent, tag, worker) is holds
+
+
+def test_a_label_cannot_fake_the_parents_image() -> None:
+    """The label holds the hint's image id as text; its quotes are escaped in JSON."""
+    assert not still_holds(
+        hint(), _container(PARENT_ID, "sha256:00", True), _image(PARENT_IMAGE), _image(WORKER_IMAGE)
+    )
