@@ -164,8 +164,8 @@ def kind(args: str) -> str:
     """What a process of the parent is, for the memory breakdown."""
     words = args.split()
     name = words[0].rsplit("/", 1)[-1] if words else ""
-    if "hal-agent" in args:
-        return "agent" if "hal-agent run" in args else "hal-agent " + " ".join(words[2:3])
+    if name.startswith("python") and len(words) > 2 and words[1].endswith("/hal-agent"):
+        return "agent" if words[2] == "run" else f"hal-agent {words[2]}"
     if name == "docker" and "exec" in words:
         return "docker exec clients"
     return name.removesuffix(":")
