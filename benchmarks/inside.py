@@ -268,6 +268,12 @@ def attach_cost(container: str) -> dict[str, float]:
         return {"docker_exec_mb": sum(client), "worker_tmux_client_mb": sum(inside)}
     finally:
         subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True)
+        # `docker exec` leaves its process in the worker when its client goes: end it
+        time.sleep(0.5)
+        procs = processes()
+        for pid, (_, _, args) in procs.items():
+            if args.startswith("tmux") and "attach-session" in args and shim_of(procs, pid):
+                os.kill(pid, 15)
 
 
 def server(args: str) -> bool:
