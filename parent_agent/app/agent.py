@@ -429,6 +429,8 @@ class Agent:
         if seen == last and size == last_size and time.monotonic() - at < snap.refresh:
             return
         self.pane.write(frame(snap, *size))
+        if last is None:
+            log.info("dashboard drawn")  # the first frame: a cold start's milestone
         self.drawn = (seen, size, time.monotonic())
 
     def handle(self, ev: Event) -> bool:

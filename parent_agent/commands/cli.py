@@ -14,6 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import click
 
@@ -90,6 +91,7 @@ def run(p: Parent) -> None:
     except ConfigError:
         cfg = Config()  # the watcher reports the error; a good save applies
     p.setup_logging(cfg.log.level, to_file=True)
+    log.info("hal-agent run: imports done %.2fs after exec", since_exec())
     try:
         code = Agent(cfg, p.layout).run()
     except HalError as e:
@@ -124,6 +126,17 @@ def dashboard(p: Parent) -> None:
     p.setup_logging("warning", to_file=True, stderr=False, name="dashboard.log")
     with contextlib.suppress(KeyboardInterrupt):  # ctrl-c in the pane ends it quietly
         run_live(p.layout.status_file, threading.Event())
+
+
+def since_exec() -> float:
+    """Seconds since this process started (the kernel's clock, in ticks): how long the
+    interpreter and the imports took, for the start-up's log lines."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        up = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return -1.0
+    return round(up - ticks / os.sysconf("SC_CLK_TCK"), 3)
 
 
 def _chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:
