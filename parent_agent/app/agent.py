@@ -323,6 +323,13 @@ class Agent:
         else:
             reply.answer(control.Answer(True, errors=ev.errors))
 
+    def adopt_session(self) -> None:
+        """The tmux session `hal-agent run` made before it loaded this loop (to draw the
+        dashboard sooner) is new to the loop as if it had made it: its keys, and the
+        workers' windows to restore."""
+        self.apply_keys()
+        self.session_fresh = True
+
     def apply_keys(self) -> None:
         binds = bindings({k: v for k, v in vars(self.cfg.keys).items() if isinstance(v, str)})
         for clash in duplicates(binds):
