@@ -427,11 +427,12 @@ class Agent:
 
     def draw(self, snap: Snapshot) -> None:
         """The snapshot, drawn into the dashboard's pane: at once when it (or the pane's
-        size) changed, else once per `[dashboard].refresh` for the clock."""
+        size) changed, else once per `[dashboard].refresh` for the clock and the usage
+        figures (they change with every sample)."""
         size = self.pane.size()
         if size is None:
             return  # no tmux yet, or its dashboard pane is being remade
-        seen = dataclasses.replace(snap, now=EPOCH)
+        seen = dataclasses.replace(snap, now=EPOCH, usage={})
         last, last_size, at = self.drawn
         if seen == last and size == last_size and time.monotonic() - at < snap.refresh:
             return
