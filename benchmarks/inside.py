@@ -160,7 +160,28 @@ def service_shims(procs: Procs) -> dict[int, str]:
     return out
 
 
-def memory() -> dict[str, float]:
+def kind(args: str) -> str:
+    """What a process of the parent is, for the memory breakdown."""
+    words = args.split()
+    name = words[0].rsplit("/", 1)[-1] if words else ""
+    if name.startswith("python") and len(words) > 2 and words[1].endswith("/hal-agent"):
+        return "agent" if words[2] == "run" else f"hal-agent {words[2]}"
+    if name == "docker" and "exec" in words:
+        return "docker exec clients"
+    return name.removesuffix(":")
+
+
+def breakdown(procs: Procs) -> dict[str, float]:
+    """RSS (MB) of the parent's processes outside any container, per kind."""
+    out: dict[str, float] = {}
+    for pid, (_, rss, args) in procs.items():
+        if shim_of(procs, pid) is None:
+            k = kind(args)
+            out[k] = out.get(k, 0.0) + rss
+    return out
+
+
+def memory() -> dict[str, object]:
     """RSS (MB) in the parent: its own processes, and per worker its overhead (the shim in
     the parent, docker-init and the tmux server in the worker) and its agent. The shared
     services' containers are neither (see `services`)."""
@@ -179,12 +200,80 @@ def memory() -> dict[str, float]:
     ]
     n = max(1, len(shims))
     overhead = sum(procs[p][1] for p in worker if procs[p][2].split()[0] != "claude")
+    parts = breakdown(procs)
     return {
         "parent_mb": sum(rss for pid, (_, rss, _) in procs.items() if shim_of(procs, pid) is None),
+        "engine_mb": parts.get("dockerd", 0.0) + parts.get("containerd", 0.0),
+        "exec_clients_mb": parts.get("docker exec clients", 0.0),
+        "parts": parts,
         "workers": float(len(shims)),
         "per_worker_overhead_mb": overhead / n,
         "per_agent_mb": sum(agents) / max(1, len(agents)),
     }
+
+
+def bare_sleep(image: str, n: int) -> dict[str, float]:
+    """Row 5b's floor: N bare `docker run -d --init … sleep infinity` containers in the
+    inner engine; RSS (MB) per container of its shim and docker-init (the overhead the
+    issue names), and of the sleep apart. Removed afterwards."""
+    names = [f"halbench-sleep-{os.getpid()}-{i}" for i in range(n)]
+    try:
+        for name in names:
+            subprocess.run(
+                ["docker", "-H", INNER, "run", "-d", "--init", "--name", name,
+                 "--network", "none", "--entrypoint", "sleep", image, "infinity"],
+                check=True, capture_output=True,
+            )  # fmt: skip
+        time.sleep(2)
+        ids = subprocess.run(
+            ["docker", "-H", INNER, "inspect", "-f", "{{.Id}}", *names],
+            check=True, capture_output=True, text=True,
+        ).stdout.split()  # fmt: skip
+        procs = processes()
+        shims = {
+            pid
+            for pid, (_, _, args) in procs.items()
+            if "containerd-shim" in args and any(f"-id {i}" in args for i in ids)
+        }
+        mine = [pid for pid in procs if shim_of(procs, pid) in shims]
+        sleep = sum(procs[p][1] for p in mine if procs[p][2].split()[0] == "sleep")
+        total = sum(procs[p][1] for p in mine)
+        return {"per_container_mb": (total - sleep) / n, "sleep_mb": sleep / n}
+    finally:
+        subprocess.run(["docker", "-H", INNER, "rm", "-f", *names], capture_output=True)
+
+
+def attach_cost(container: str) -> dict[str, float]:
+    """What one worker window adds while it shows the worker: the `docker exec -it … attach`
+    client in the parent (the parent's tmux window runs it) and the tmux client that
+    `hal-worker attach` leaves in the worker. Measured on a tmux server of its own."""
+    sock = f"/tmp/halbench-attach-{os.getpid()}.sock"
+    argv = ["docker", "-H", INNER, "exec", "-it", container, "hal-worker", "attach"]
+    subprocess.run(
+        ["tmux", "-S", sock, "new-session", "-d", "-x", "120", "-y", "40", *argv], check=True
+    )
+    try:
+        time.sleep(3)
+        procs = processes()
+        client = [
+            rss
+            for pid, (_, rss, args) in procs.items()
+            if args.startswith("docker ") and container in args and shim_of(procs, pid) is None
+        ]
+        inside = [
+            rss
+            for pid, (_, rss, args) in procs.items()
+            if args.startswith("tmux") and "attach-session" in args and shim_of(procs, pid)
+        ]
+        return {"docker_exec_mb": sum(client), "worker_tmux_client_mb": sum(inside)}
+    finally:
+        subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True)
+        # `docker exec` leaves its process in the worker when its client goes: end it
+        time.sleep(0.5)
+        procs = processes()
+        for pid, (_, _, args) in procs.items():
+            if args.startswith("tmux") and "attach-session" in args and shim_of(procs, pid):
+                os.kill(pid, 15)
 
 
 def server(args: str) -> bool:
@@ -215,6 +304,10 @@ if __name__ == "__main__":
         print(json.dumps(bare_run_times(sys.argv[2], int(sys.argv[3]))))
     elif what == "memory":
         print(json.dumps(memory()))
+    elif what == "bare-sleep":
+        print(json.dumps(bare_sleep(sys.argv[2], int(sys.argv[3]))))
+    elif what == "attach-cost":
+        print(json.dumps(attach_cost(sys.argv[2])))
     elif what == "services":
         print(json.dumps(services()))
     elif what == "idle-cpu":

@@ -7,6 +7,7 @@ usage, the services' health, recent errors, keys waiting for a restart) for the 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -29,6 +30,7 @@ from parent_agent.adapters import services as services_mod
 from parent_agent.adapters.agent_reports import AgentReport, ReportWatcher
 from parent_agent.adapters.config_watch import ConfigChanged, ConfigRejected, ConfigWatcher
 from parent_agent.adapters.control import ControlServer, Reply
+from parent_agent.adapters.dashboard_pane import DashboardPane
 from parent_agent.adapters.dockerd import Dockerd
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.notifier import Notifier
@@ -62,6 +64,7 @@ from parent_agent.core.reconcile import EnsureWindow, KillWindow, plan
 from parent_agent.core.snapshot import MAX_ERRORS, Health, LoopError, Snapshot
 from parent_agent.core.spec import template_hash
 from parent_agent.core.tmux import worker_window_command
+from parent_agent.views.frame import frame
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +128,9 @@ class Agent:
         self.want_window: set[str] = set()  # workers brought back: a window once they run
         self.reports = ReportWatcher(layout, self.inbox.put)
         self.notifier = Notifier(cfg.notify, on_error=lambda text: self.inbox.put(LoopNote(text)))
+        # the dashboard's pane: the loop draws its snapshot there itself (see draw)
+        self.pane = DashboardPane(layout.tmux_sock)
+        self.drawn: tuple[Snapshot | None, tuple[int, int] | None, float] = (None, None, 0.0)
 
     def _start_engine(self) -> None:
         self.engine = self.dockerd.start()
@@ -320,6 +326,13 @@ class Agent:
         else:
             reply.answer(control.Answer(True, errors=ev.errors))
 
+    def adopt_session(self) -> None:
+        """The tmux session `hal-agent run` made before it loaded this loop (to draw the
+        dashboard sooner) is new to the loop as if it had made it: its keys, and the
+        workers' windows to restore."""
+        self.apply_keys()
+        self.session_fresh = True
+
     def apply_keys(self) -> None:
         binds = bindings({k: v for k, v in vars(self.cfg.keys).items() if isinstance(v, str)})
         for clash in duplicates(binds):
@@ -424,10 +437,28 @@ class Agent:
         return self._claude_target
 
     def publish(self) -> None:
+        snap = self.snapshot()
         try:
-            snapshot_file.publish(self.layout.status_file, self.snapshot())
+            snapshot_file.publish(self.layout.status_file, snap)
         except OSError as e:  # a full disk must not stop the loop; the dashboard says stale
             log.warning("cannot publish the snapshot: %s", e)
+        self.draw(snap)
+
+    def draw(self, snap: Snapshot) -> None:
+        """The snapshot, drawn into the dashboard's pane: at once when it (or the pane's
+        size) changed, else once per `[dashboard].refresh` for the clock and the usage
+        figures (they change with every sample)."""
+        size = self.pane.size()
+        if size is None:
+            return  # no tmux yet, or its dashboard pane is being remade
+        seen = dataclasses.replace(snap, now=EPOCH, usage={})
+        last, last_size, at = self.drawn
+        if seen == last and size == last_size and time.monotonic() - at < snap.refresh:
+            return
+        self.pane.write(frame(snap, *size))
+        if last is None:
+            log.info("dashboard drawn")  # the first frame: a cold start's milestone
+        self.drawn = (seen, size, time.monotonic())
 
     def handle(self, ev: Event) -> bool:
         """Apply one event; False when the loop should end."""
@@ -589,6 +620,7 @@ class Agent:
         if isinstance(first, ConfigRejected):
             self.record_error(f"{first.error}; running on the defaults until a good save")
         self.reconcile()  # tmux and the dashboard first: they draw while dockerd starts
+        self.draw(self.snapshot())
         self.services.start()
         self._start_engine()
         self.reconcile()
@@ -662,6 +694,9 @@ def bring_back(
         except Exception as e:
             log.exception("bringing back %s", session)
             tell(LoopNote(f"{session} not brought back: {e!r}"))
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a snapshot's clock, left out of "did it change"
 
 
 def _now() -> datetime:

@@ -14,6 +14,9 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -23,6 +26,9 @@ from hal_common.errors import ConfigError, HalError, LoopUnavailable
 from hal_common.protocol import Health
 from parent_agent.adapters import snapshot_file
 from parent_agent.commands.context import Parent, pass_parent
+
+if TYPE_CHECKING:
+    from parent_agent.adapters.tmux import TmuxUI
 
 log = logging.getLogger("parent_agent")
 
@@ -84,15 +90,20 @@ def main(context: click.Context) -> None:
 @pass_parent
 def run(p: Parent) -> None:
     """The parent's main process: dockerd, tmux, dashboard, reconcile loop (PID 1 under tini)."""
-    from parent_agent.app.agent import Agent
-
     try:
         cfg = p.config()
     except ConfigError:
         cfg = Config()  # the watcher reports the error; a good save applies
     p.setup_logging(cfg.log.level, to_file=True)
+    log.info("hal-agent run: started %.2fs after exec", since_exec())
+    ui, fresh = first_frame(p)  # before the loop's imports (docker-py and the rest)
+    from parent_agent.app.agent import Agent
+
     try:
-        code = Agent(cfg, p.layout).run()
+        agent = Agent(cfg, p.layout, ui=ui)
+        if fresh:
+            agent.adopt_session()
+        code = agent.run()
     except HalError as e:
         log.critical("%s", e)
         code = e.exit_code
@@ -125,6 +136,42 @@ def dashboard(p: Parent) -> None:
     p.setup_logging("warning", to_file=True, stderr=False, name="dashboard.log")
     with contextlib.suppress(KeyboardInterrupt):  # ctrl-c in the pane ends it quietly
         run_live(p.layout.status_file, threading.Event())
+
+
+def first_frame(p: Parent) -> tuple[TmuxUI, bool]:
+    """The tmux session and the dashboard's "starting" frame, drawn before the loop and
+    its engine client are even imported (a cold start shows something at once); the UI,
+    and whether its session is new, go to the loop. A failure here is the loop's to
+    report: it makes the session again."""
+    from parent_agent.adapters.dashboard_pane import DashboardPane
+    from parent_agent.core.snapshot import Health, Snapshot
+    from parent_agent.views.frame import frame
+
+    ui = p.ui()
+    try:
+        p.layout.run_dir.mkdir(parents=True, exist_ok=True)
+        fresh = ui.ensure_session()
+    except (HalError, OSError) as e:
+        log.warning("tmux is not up yet: %s", e)
+        return ui, False
+    pane = DashboardPane(p.layout.tmux_sock)
+    if (size := pane.size()) is not None:
+        starting = Snapshot(now=datetime.now(UTC), health=Health(engine_ok=False, starting=True))
+        pane.write(frame(starting, *size))
+        log.info("dashboard drawn (starting)")
+    pane.close()
+    return ui, fresh
+
+
+def since_exec() -> float:
+    """Seconds since this process started (the kernel's clock, in ticks): how long the
+    interpreter and the imports took, for the start-up's log lines."""
+    try:
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        up = float(Path("/proc/uptime").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return -1.0
+    return round(up - ticks / os.sysconf("SC_CLK_TCK"), 3)
 
 
 def _chunks(stream: object, size: int = 1 << 20) -> Iterator[bytes]:

@@ -13,9 +13,9 @@ import click
 
 from hal_common.config import Config, load_config
 from hal_common.layout import ParentLayout
-from parent_agent.adapters.engine import InnerEngine
 
 if TYPE_CHECKING:
+    from parent_agent.adapters.engine import InnerEngine
     from parent_agent.adapters.tmux import TmuxUI
 
 log = logging.getLogger("parent_agent")
@@ -39,6 +39,9 @@ class Parent:
         return cfg
 
     def inner(self) -> InnerEngine:
+        # docker-py only when needed: `hal-agent run` draws its first frame before it loads
+        from parent_agent.adapters.engine import InnerEngine
+
         return InnerEngine.connect(
             self.layout.inner_docker_host,
             "the parent's inner engine",

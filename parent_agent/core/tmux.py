@@ -27,8 +27,11 @@ def worker_window_command(container: str, docker_host: str) -> str:
 
 
 def dashboard_command() -> str:
-    # Restarted after a crash (shown in the pane), never leaving a dead pane behind.
-    return "while :; do hal-agent dashboard; echo 'dashboard ended; restarting'; sleep 2; done"
+    """The dashboard pane's process: it only holds the terminal the loop draws into
+    (adapters/dashboard_pane.py) and swallows what is typed there, unechoed, so that a
+    stray key neither shows nor scrolls the frame. (`hal-agent dashboard` draws the same
+    in any terminal.)"""
+    return "stty -echo -icanon -isig 2>/dev/null; exec cat >/dev/null"
 
 
 def shell_command() -> str:
