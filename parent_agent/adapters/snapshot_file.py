@@ -23,6 +23,16 @@ def publish(path: Path, snapshot: Snapshot) -> None:
     os.replace(tmp, path)
 
 
+def version(path: Path) -> tuple[int, int, int] | None:
+    """What tells one write from the next (each is a new file): its inode, mtime and size;
+    None when there is none. A stat, for readers that only want to know of a change."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns, st.st_size
+
+
 def read(path: Path) -> Snapshot | None:
     """The last published snapshot, or None when there is none (yet) or it is unreadable."""
     try:

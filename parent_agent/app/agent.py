@@ -7,6 +7,7 @@ usage, the services' health, recent errors, keys waiting for a restart) for the 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import queue
@@ -31,7 +32,7 @@ from parent_agent.adapters.control import ControlServer, Reply
 from parent_agent.adapters.dockerd import Dockerd
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.notifier import Notifier
-from parent_agent.adapters.tmux import TmuxUI, server_for
+from parent_agent.adapters.tmux import TmuxUI, TmuxWatch, server_for
 from parent_agent.adapters.usage import BackgroundSampler
 from parent_agent.app.boundary import Boundary
 from parent_agent.app.events import (
@@ -41,6 +42,7 @@ from parent_agent.app.events import (
     LoopNote,
     Shutdown,
     Tick,
+    TmuxChanged,
     WorkerEvent,
     watch_dockerd,
     watch_events,
@@ -61,11 +63,19 @@ from parent_agent.core.reconcile import EnsureWindow, KillWindow, plan
 from parent_agent.core.snapshot import MAX_ERRORS, Health, LoopError, Snapshot
 from parent_agent.core.spec import template_hash
 from parent_agent.core.tmux import worker_window_command
+from parent_agent.core.usage import Usage, human_bytes
 
 log = logging.getLogger(__name__)
 
-TICK = 1.0  # seconds between liveness checks of the tmux server
-SERVICES_EVERY_S = 3.0  # the services' health: an inspect and a connect each
+TICK = 1.0  # seconds between the loop's own timers (record, probes, heartbeat)
+# What an idle parent does is bounded by these; everything else follows events (issue 13).
+SERVICES_EVERY_S = 3.0  # the services' health (an inspect and a connect each), while it matters:
+SERVICES_IDLE_S = 30.0  # every service well and nobody looking at the dashboard
+LIST_IDLE_S = 30.0  # the workers' listing when nobody looks (events list them at once)
+TMUX_CHECK_S = 30.0  # a safety net: TmuxWatch tells of the session and server at once
+HEARTBEAT_S = 4.0  # an unchanged snapshot is written again this often (the dashboard's
+# "AGENT LOOP SILENT" comes after 10 s without one)
+LIMITS_GRACE_S = 600.0  # after a [worker] limits change, a started worker is updated too
 MAX_DOCKERD_RESTARTS = 5  # in a row; an engine up for HEALTHY_S gets its budget back
 HEALTHY_S = 300.0
 BACKOFF_S = (0.5, 30.0)  # the first wait before restarting dockerd, and the longest
@@ -85,6 +95,13 @@ class Agent:
         self.dockerd = dockerd or Dockerd(layout)
         self.ui = ui or TmuxUI(server_for(layout.tmux_sock))
         self.inbox: queue.Queue[Event] = queue.Queue()
+        self.tmux_watch = TmuxWatch(layout.tmux_sock, lambda: self.inbox.put(TmuxChanged()))
+        self.viewed = False  # a tmux client shows the dashboard window
+        self.tmux_checked = 0.0
+        self.published: Snapshot | None = None  # the last snapshot written, at EPOCH
+        self.published_at = 0.0
+        self.disk_free: int | None = None
+        self.limits_changed_at: float | None = None
         self.engine: InnerEngine | None = None
         self.status = ""
         self.session_fresh = False  # the tmux session was (re)made; windows to restore
@@ -249,6 +266,8 @@ class Agent:
         if not changes:
             return
         log.info("config reloaded", extra={"changes": str(changes)})
+        if changes.worker_limits:
+            self.limits_changed_at = time.monotonic()
         if changes.worker_limits and self.engine is not None:
             self.record_failures(workers.update_limits(self.engine, new.worker))
         if changes.keys:
@@ -323,11 +342,13 @@ class Agent:
             self.record_error(f"[keys]: {clash}")
         self.ui.apply_keys(self.cfg.keys.prefix, binds)
 
-    def reconcile(self, full: bool = True) -> None:
+    def reconcile(self, full: bool = True, tmux: bool = True) -> None:
         """Windows and the status line from the workers the engine lists. Not `full` (a tick
-        between listings): only check that tmux is there, and go on to the engine when it had
-        to be remade."""
-        fresh = self.ui.ensure_session()
+        between listings): only check that tmux is there (`tmux`), and go on to the engine
+        when it had to be remade."""
+        fresh = self.ui.ensure_session() if tmux else False
+        if tmux:
+            self.tmux_checked = time.monotonic()
         if fresh:
             self.apply_keys()
         self.session_fresh = self.session_fresh or fresh
@@ -354,15 +375,34 @@ class Agent:
                 self.ui.ensure_window(w.name, command)
 
     def _listing_due(self) -> bool:
-        """A tick lists the workers once per `[dashboard].refresh` (one list call, inspects
-        only of what changed): often enough for the snapshot, not a load on the engine."""
-        return time.monotonic() - self.listed_at >= self.cfg.dashboard.refresh
+        """A tick lists the workers once per `[dashboard].refresh` while the dashboard is
+        looked at (one list call, inspects only of what changed), else every LIST_IDLE_S:
+        the engine's events list them at once whenever one starts, stops or goes."""
+        every = self.cfg.dashboard.refresh if self.viewed else LIST_IDLE_S
+        return time.monotonic() - self.listed_at >= every
+
+    def _tmux_due(self) -> bool:
+        return time.monotonic() - self.tmux_checked >= TMUX_CHECK_S
+
+    def _probe_every(self) -> float:
+        """Every SERVICES_EVERY_S while it shows or matters (the dashboard is looked at, a
+        service is not well), else every SERVICES_IDLE_S; a service's event probes at once."""
+        settled = all(s.ok or s.state == "disabled" for s in self.service_health)
+        return (
+            SERVICES_IDLE_S
+            if settled and not self.viewed and self.images_ok
+            else (SERVICES_EVERY_S)
+        )
 
     def _probe(self) -> None:
-        """The services' health and the worker image, every SERVICES_EVERY_S."""
-        if self.engine is None or time.monotonic() - self.probed_at < SERVICES_EVERY_S:
+        """The services' health, the worker image and the free disk, every `_probe_every`."""
+        if self.engine is None or time.monotonic() - self.probed_at < self._probe_every():
             return
         self.probed_at = time.monotonic()
+        free = disk_free(self.layout.inner_data_root)
+        shown = human_bytes(free) if free is not None else None
+        if free is None or self.disk_free is None or shown != human_bytes(self.disk_free):
+            self.disk_free = free  # kept while it reads the same: no new snapshot for a byte
         try:
             found = services_mod.inspect_all(self.engine)
             self.service_health = tuple(
@@ -381,18 +421,20 @@ class Agent:
     def snapshot(self) -> Snapshot:
         up = self.engine is not None
         running = [w for w in self.workers if w.state == "running"]
-        usage = self.sampler.want(running) if self.sampler is not None else {}
+        usage: dict[str, Usage] = {}
+        if self.sampler is not None:  # the figures are for the dashboard: only while seen
+            usage = self.sampler.want(running) if self.viewed else self.sampler.pause()
         health = Health(
             engine_ok=up,
             images_ok=self.images_ok,
-            disk_free=disk_free(self.layout.inner_data_root),
+            disk_free=self.disk_free,
             starting=not up and self.restarts == 0,
         )
         return Snapshot(
             now=datetime.now(UTC),
             health=health,
             workers=self.workers if up else (),
-            windows=frozenset(self.ui.window_names()),
+            windows=frozenset(self.ui.known_windows()),
             usage=usage,
             errors=tuple(self.errors),
             template=template_hash(self.cfg.worker),
@@ -402,13 +444,33 @@ class Agent:
             refresh=self.cfg.dashboard.refresh,
             last_denial=self.boundary.last_denial,
             agents=dict(self.agents) if up else {},
+            viewed=self.viewed,
         )
 
-    def publish(self) -> None:
+    def publish(self, force: bool = False) -> None:
+        """The snapshot, when it differs from the last one written (its clock aside), or
+        every HEARTBEAT_S: the dashboard and `ls` read that the loop is alive."""
+        snap = self.snapshot()
+        body = dataclasses.replace(snap, now=EPOCH)
+        now = time.monotonic()
+        if not force and body == self.published and now - self.published_at < HEARTBEAT_S:
+            return
         try:
-            snapshot_file.publish(self.layout.status_file, self.snapshot())
+            snapshot_file.publish(self.layout.status_file, snap)
         except OSError as e:  # a full disk must not stop the loop; the dashboard says stale
             log.warning("cannot publish the snapshot: %s", e)
+            return
+        self.published, self.published_at = body, now
+
+    def on_tmux_changed(self) -> None:
+        """A client came, went or changed window, a window opened or closed, or the session
+        (or the server) went: the windows and whether the dashboard is looked at, again."""
+        self.reconcile(full=False)  # the session again if it went (all its windows then)
+        self.ui.window_names()
+        viewed = self.ui.viewed()
+        if viewed and not self.viewed:
+            self.probed_at = 0.0  # fresh figures for who looks now
+        self.viewed = viewed
 
     def handle(self, ev: Event) -> bool:
         """Apply one event; False when the loop should end."""
@@ -431,6 +493,8 @@ class Agent:
                 self.on_report(session, events)
             case LoopNote(text=text):
                 self.record_error(text)
+            case TmuxChanged():
+                self.on_tmux_changed()
             case WorkerEvent(action="oom", role=role, session=session) if role != "service":
                 self.oom.add(session)
             case WorkerEvent(action="die", exit_code=code, role=role, session=session):
@@ -438,24 +502,40 @@ class Agent:
                     self.on_exit(session, code)
                 elif code not in (0, 143):
                     self.record_error(f"service {session} exited with code {code}")
+                if role == "service":
+                    self.probed_at = 0.0  # its health now, not at the next idle probe
                 self.boundary.refresh()
             case WorkerEvent(action="start", role=role, session=session) if (
                 role != "service" and self.engine is not None
             ):
                 self.set_agent(session, agent_state.on_start(self.agents.get(session), _now()))
                 # a spawn that read the config just before a reload gets today's limits too
-                self.record_failures(workers.update_limits(self.engine, self.cfg.worker, session))
+                # (none did when the limits have not changed lately: no update per start)
+                changed = self.limits_changed_at
+                if changed is not None and time.monotonic() - changed < LIMITS_GRACE_S:
+                    self.record_failures(
+                        workers.update_limits(self.engine, self.cfg.worker, session)
+                    )
                 self.boundary.refresh()  # its address, for the egress log
             case WorkerEvent(role=role) if role != "service":
                 self.boundary.refresh()  # a worker stopped or went: its address is free
+            case WorkerEvent(role="service", action="start"):
+                self.probed_at = 0.0  # a service (re)started: its health soon
             case _:
                 pass
+        if isinstance(ev, WorkerEvent) and ev.role != "service":
+            self.list_workers.forget(ev.session)  # inspected afresh by the listing below
         if not self._ensure_engine():
             return False
-        # a tick lists the workers only every [dashboard].refresh; events from the engine,
-        # the config and commands always do (not the agents' reports: they change no worker)
-        quiet = isinstance(ev, Tick | AgentReport | LoopNote)
-        self.reconcile(full=not quiet or self._listing_due())
+        # a tick lists the workers only when due (`_listing_due`); events from the engine,
+        # the config and commands always do (not the agents' reports: they change no worker;
+        # nor tmux's: on_tmux_changed did what they need). tmux is checked on events that
+        # may need it and, as a safety net, every TMUX_CHECK_S: TmuxWatch tells the rest.
+        quiet = isinstance(ev, Tick | AgentReport | LoopNote | TmuxChanged)
+        self.reconcile(
+            full=not quiet or self._listing_due(),
+            tmux=not quiet or self._tmux_due(),
+        )
         self.show_agents()
         self._probe()
         self.save_record()
@@ -570,12 +650,14 @@ class Agent:
         if isinstance(first, ConfigRejected):
             self.record_error(f"{first.error}; running on the defaults until a good save")
         self.reconcile()  # tmux and the dashboard first: they draw while dockerd starts
+        self.tmux_watch.start()
+        self.viewed = self.ui.viewed()
         self.services.start()
         self._start_engine()
         self.reconcile()
         self.control.start()  # before "ready": claudy's load-image asks the loop
         self.reports.start()
-        self.publish()
+        self.publish(force=True)
         self.layout.ready_file.write_text("ready\n")
         log.info("parent ready")
         try:
@@ -604,6 +686,7 @@ class Agent:
         the egress proxy and firewall, then dockerd, then tmux."""
         self.layout.ready_file.unlink(missing_ok=True)
         self.control.stop()
+        self.tmux_watch.stop()
         self.reports.stop()
         self.notifier.close()
         self.save_record(force=True)  # before the workers stop: which of them ran
@@ -643,6 +726,9 @@ def bring_back(
         except Exception as e:
             log.exception("bringing back %s", session)
             tell(LoopNote(f"{session} not brought back: {e!r}"))
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _now() -> datetime:

@@ -29,7 +29,11 @@ STALE_AFTER_S = 10.0  # a loop that published nothing for this long is stuck or 
 
 def current(path: Path, now: datetime) -> Snapshot:
     """What to draw now: the published snapshot at today's clock, or why there is none."""
-    snap = snapshot_file.read(path)
+    return at(snapshot_file.read(path), now)
+
+
+def at(snap: Snapshot | None, now: datetime) -> Snapshot:
+    """`snap` (as read) to draw at `now`: starting when there is none, silent when old."""
     if snap is None:  # the loop has not published yet: the parent is starting
         return Snapshot(now=now, health=Health(engine_ok=False, starting=True))
     age = (now - snap.now).total_seconds()
@@ -56,12 +60,28 @@ def no_echo() -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
+UNSEEN_POLL_S = 0.25  # while nobody looks: how soon a look (a new snapshot) is noticed
+
+
 def run_live(path: Path, stop: threading.Event) -> None:
-    """Redraw every `[dashboard].refresh` seconds (as the loop last read it) until `stop`."""
+    """Redraw every `[dashboard].refresh` seconds (as the loop last read it) until `stop`.
+
+    While no tmux client shows the dashboard (the loop's snapshot says `viewed`), nothing is
+    drawn: the file is only stat'ed, and read when the loop wrote it again."""
     console = Console()
+    seen: tuple[int, int, int] | None = None
+    read: Snapshot | None = None
+    drawn = False
     with no_echo(), Live(console=console, auto_refresh=False, screen=True) as live:
         while not stop.is_set():
-            snap = current(path, datetime.now(UTC))
+            key = snapshot_file.version(path)
+            if key is None or key != seen:
+                seen, read = key, snapshot_file.read(path)
+            snap = at(read, datetime.now(UTC))
+            if drawn and not snap.viewed:
+                stop.wait(UNSEEN_POLL_S)
+                continue
+            drawn = True
             # the pane's size now (it may have been resized meanwhile); never LINES or
             # COLUMNS from the environment, which go stale when tmux resizes the pane
             try:

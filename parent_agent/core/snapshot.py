@@ -53,6 +53,8 @@ class Snapshot:
     refresh: float = 2.0  # [dashboard].refresh as the loop last read it
     last_denial: EgressRow | None = None  # the egress proxy's (or a gate's) latest refusal
     agents: dict[str, AgentState] = field(default_factory=dict)  # session → its Claude's state
+    # a tmux client shows the dashboard window: while none does, the dashboard draws nothing
+    viewed: bool = True
 
     def recent_errors(self, now: datetime, count: int = 3) -> tuple[str, ...]:
         """The last `count` errors younger than ERROR_WINDOW_S, as 'HH:MM:SS text'."""
@@ -80,6 +82,7 @@ class Snapshot:
                 "refresh": self.refresh,
                 "last_denial": self.last_denial.to_json() if self.last_denial else None,
                 "agents": {name: a.to_json() for name, a in sorted(self.agents.items())},
+                "viewed": self.viewed,
             }
         )
 
@@ -104,6 +107,7 @@ class Snapshot:
                 refresh=float(doc["refresh"]),
                 last_denial=_denial(doc.get("last_denial")),
                 agents=_agents(doc.get("agents")),
+                viewed=bool(doc.get("viewed", True)),
             )
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"malformed snapshot: {e!r}") from None
