@@ -24,6 +24,7 @@ from parent_agent.adapters import snapshot_file
 from parent_agent.core.snapshot import Health, Snapshot
 from parent_agent.views.dashboard import render
 
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 STALE_AFTER_S = 10.0  # a loop that published nothing for this long is stuck or gone
 
 
@@ -66,22 +67,24 @@ UNSEEN_POLL_S = 0.25  # while nobody looks: how soon a look (a new snapshot) is 
 def run_live(path: Path, stop: threading.Event) -> None:
     """Redraw every `[dashboard].refresh` seconds (as the loop last read it) until `stop`.
 
-    While no tmux client shows the dashboard (the loop's snapshot says `viewed`), nothing is
-    drawn: the file is only stat'ed, and read when the loop wrote it again."""
+    While no tmux client shows the dashboard (the loop's snapshot says `viewed`) and the loop
+    is alive, a frame is drawn only when what the loop knows changed, not for the clock: the
+    file is stat'ed, and read when the loop wrote it again."""
     console = Console()
     seen: tuple[int, int, int] | None = None
     read: Snapshot | None = None
-    drawn = False
+    drawn: Snapshot | None = None  # what the last frame showed, its clock aside
     with no_echo(), Live(console=console, auto_refresh=False, screen=True) as live:
         while not stop.is_set():
             key = snapshot_file.version(path)
             if key is None or key != seen:
                 seen, read = key, snapshot_file.read(path)
             snap = at(read, datetime.now(UTC))
-            if drawn and not snap.viewed:
+            body = dataclasses.replace(snap, now=EPOCH)
+            if not snap.viewed and not snap.health.stale_s and body == drawn:
                 stop.wait(UNSEEN_POLL_S)
                 continue
-            drawn = True
+            drawn = body
             # the pane's size now (it may have been resized meanwhile); never LINES or
             # COLUMNS from the environment, which go stale when tmux resizes the pane
             try:
