@@ -102,6 +102,7 @@ class Agent:
         self.published_at = 0.0
         self.disk_free: int | None = None
         self.limits_changed_at: float | None = None
+        self._template: tuple[object, str] = (None, "")
         self.engine: InnerEngine | None = None
         self.status = ""
         self.session_fresh = False  # the tmux session was (re)made; windows to restore
@@ -418,6 +419,12 @@ class Agent:
         except HalError as e:
             log.debug("worker image unknown: %s", e)
 
+    def template(self) -> str:
+        """The worker template's hash, computed again only when the config changed."""
+        if self._template[0] is not self.cfg.worker:
+            self._template = (self.cfg.worker, template_hash(self.cfg.worker))
+        return self._template[1]
+
     def snapshot(self) -> Snapshot:
         up = self.engine is not None
         running = [w for w in self.workers if w.state == "running"]
@@ -437,7 +444,7 @@ class Agent:
             windows=frozenset(self.ui.known_windows()),
             usage=usage,
             errors=tuple(self.errors),
-            template=template_hash(self.cfg.worker),
+            template=self.template(),
             restart_needed=tuple(sorted(self.restart_needed)),
             max_rows=self.cfg.dashboard.max_rows,
             services=self.service_health if up else (),

@@ -77,14 +77,19 @@ def run_live(path: Path, stop: threading.Event) -> None:
     with no_echo(), Live(console=console, auto_refresh=False, screen=True) as live:
         while not stop.is_set():
             key = snapshot_file.version(path)
-            if key is None or key != seen:
+            fresh = key is None or key != seen
+            if fresh:
                 seen, read = key, snapshot_file.read(path)
             snap = at(read, datetime.now(UTC))
-            body = dataclasses.replace(snap, now=EPOCH)
-            if not snap.viewed and not snap.health.stale_s and body == drawn:
-                stop.wait(UNSEEN_POLL_S)
-                continue
-            drawn = body
+            if not snap.viewed and not snap.health.stale_s and drawn is not None:
+                # unseen: the same file shows the same; a new one (the loop's heartbeat)
+                # is compared once, its clock aside
+                body = dataclasses.replace(snap, now=EPOCH)
+                if not fresh or body == drawn:
+                    drawn = body
+                    stop.wait(UNSEEN_POLL_S)
+                    continue
+            drawn = dataclasses.replace(snap, now=EPOCH)
             # the pane's size now (it may have been resized meanwhile); never LINES or
             # COLUMNS from the environment, which go stale when tmux resizes the pane
             try:
