@@ -74,7 +74,6 @@ class TmuxUI:
     def __init__(self, server: libtmux.Server) -> None:
         self.server = server
         self._marks: dict[str, str] = {}  # window id → the AGENT_MARK we set on it
-        self._wanted: dict[str, str] = {}  # the states of the last set_marks
         self._windows: dict[str, str] = {}  # worker window id → session (last listing)
         self._listed = False
 
@@ -119,10 +118,8 @@ class TmuxUI:
             self._cmd(*args)
 
     def window_names(self) -> set[str]:
-        """Names of the worker windows (marked with WINDOW_MARK; shells and others are not)."""
-        session = self.session()
-        if session is None:
-            return set()
+        """Names of the worker windows (marked with WINDOW_MARK; shells and others are not).
+        One tmux call: without the session (or the server) tmux lists nothing."""
         try:
             out = self.server.cmd(
                 "list-windows", "-t", f"={SESSION}", "-F", f"#{{window_id}} #{{{WINDOW_MARK}}}"
@@ -153,12 +150,12 @@ class TmuxUI:
     def set_marks(self, states: Mapping[str, str]) -> None:
         """Each worker window's AGENT_MARK = its agent's state word (`states`: session →
         state; a window of a session not in it has none). tmux is asked only for what
-        changed: when `states` differ from the last call the windows are listed afresh, else
-        the last `window_names()` listing tells of windows opened since (by other commands)."""
+        changed: the windows are those of the last `window_names()` listing (the loop lists
+        them again whenever TmuxWatch tells of a window opened or closed, by any process),
+        and only a mark that differs from the one set is set."""
         wanted = dict(states)
-        if wanted != self._wanted or not self._listed:
+        if not self._listed:
             self.window_names()
-        self._wanted = wanted
         for wid, session in self._windows.items():
             state = wanted.get(session, "")
             if self._marks.get(wid, "") == state:

@@ -536,13 +536,10 @@ class Agent:
             return False
         # a tick lists the workers only when due (`_listing_due`); events from the engine,
         # the config and commands always do (not the agents' reports: they change no worker;
-        # nor tmux's: on_tmux_changed did what they need). tmux is checked on events that
-        # may need it and, as a safety net, every TMUX_CHECK_S: TmuxWatch tells the rest.
+        # nor tmux's: on_tmux_changed did what they need). The tmux session is checked when
+        # TmuxWatch tells of a change and, as a safety net, every TMUX_CHECK_S.
         quiet = isinstance(ev, Tick | AgentReport | LoopNote | TmuxChanged)
-        self.reconcile(
-            full=not quiet or self._listing_due(),
-            tmux=not quiet or self._tmux_due(),
-        )
+        self.reconcile(full=not quiet or self._listing_due(), tmux=self._tmux_due())
         self.show_agents()
         self._probe()
         self.save_record()
