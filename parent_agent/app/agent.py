@@ -7,6 +7,7 @@ usage, the services' health, recent errors, keys waiting for a restart) for the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -63,7 +64,7 @@ from parent_agent.core.reconcile import EnsureWindow, KillWindow, plan
 from parent_agent.core.snapshot import MAX_ERRORS, Health, LoopError, Snapshot
 from parent_agent.core.spec import template_hash
 from parent_agent.core.tmux import worker_window_command
-from parent_agent.core.usage import Usage, human_bytes
+from parent_agent.core.usage import Usage
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ TICK = 1.0  # seconds between the loop's own timers (record, probes, heartbeat)
 # What an idle parent does is bounded by these; everything else follows events (issue 13).
 SERVICES_EVERY_S = 3.0  # the services' health (an inspect and a connect each), while it matters:
 SERVICES_IDLE_S = 30.0  # every service well and nobody looking at the dashboard
-LIST_IDLE_S = 30.0  # the workers' listing when nobody looks (events list them at once)
+LIST_IDLE_S = 60.0  # the workers' listing when nobody looks (events list them at once)
 TMUX_CHECK_S = 30.0  # a safety net: TmuxWatch tells of the session and server at once
 HEARTBEAT_S = 4.0  # an unchanged snapshot is written again this often (the dashboard's
 # "AGENT LOOP SILENT" comes after 10 s without one)
@@ -100,6 +101,7 @@ class Agent:
         self.tmux_checked = 0.0
         self.published: Snapshot | None = None  # the last snapshot written, at EPOCH
         self.published_at = 0.0
+        self.published_text = ""
         self.disk_free: int | None = None
         self.limits_changed_at: float | None = None
         self._template: tuple[object, str] = (None, "")
@@ -401,9 +403,8 @@ class Agent:
             return
         self.probed_at = time.monotonic()
         free = disk_free(self.layout.inner_data_root)
-        shown = human_bytes(free) if free is not None else None
-        if free is None or self.disk_free is None or shown != human_bytes(self.disk_free):
-            self.disk_free = free  # kept while it reads the same: no new snapshot for a byte
+        if free is None or self.disk_free is None or moved(self.disk_free, free):
+            self.disk_free = free  # kept while about the same: no new snapshot for a byte
         try:
             found = services_mod.inspect_all(self.engine)
             self.service_health = tuple(
@@ -460,14 +461,20 @@ class Agent:
         snap = self.snapshot()
         body = dataclasses.replace(snap, now=EPOCH)
         now = time.monotonic()
-        if not force and body == self.published and now - self.published_at < HEARTBEAT_S:
+        same = body == self.published
+        if not force and same and now - self.published_at < HEARTBEAT_S:
             return
         try:
-            snapshot_file.publish(self.layout.status_file, snap)
+            text = ""
+            if same and self.published_text:  # a heartbeat: the last text, its clock moved
+                with contextlib.suppress(ValueError):
+                    text = snapshot_file.restamp(self.published_text, snap.now)
+            text = text or snap.to_json()
+            snapshot_file.publish_text(self.layout.status_file, text)
         except OSError as e:  # a full disk must not stop the loop; the dashboard says stale
             log.warning("cannot publish the snapshot: %s", e)
             return
-        self.published, self.published_at = body, now
+        self.published, self.published_at, self.published_text = body, now, text
 
     def on_tmux_changed(self) -> None:
         """A client came, went or changed window, a window opened or closed, or the session
@@ -737,6 +744,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def moved(old: int, new: int) -> bool:
+    """Whether the free disk moved enough to show: by a twentieth, or 256 MiB when little
+    is left (the dashboard warns below 2 GiB)."""
+    return abs(new - old) >= max(256 << 20, old // 20)
 
 
 def disk_free(path: Path) -> int | None:

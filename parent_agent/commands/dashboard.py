@@ -61,7 +61,7 @@ def no_echo() -> Iterator[None]:
         termios.tcsetattr(fd, termios.TCSANOW, saved)
 
 
-UNSEEN_POLL_S = 0.25  # while nobody looks: how soon a look (a new snapshot) is noticed
+UNSEEN_POLL_S = 0.5  # while nobody looks: how soon a look (a new snapshot) is noticed
 
 
 def run_live(path: Path, stop: threading.Event) -> None:

@@ -7,7 +7,9 @@ engine is a seam of ours (a counter of stats calls): what is tested is when it i
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +22,7 @@ from parent_agent.adapters.usage import BackgroundSampler
 from parent_agent.app import agent as agent_mod
 from parent_agent.app.agent import Agent
 from parent_agent.core.model import ServiceState, Worker
+from parent_agent.core.snapshot import Health, Snapshot
 from parent_agent.core.usage import Usage
 
 
@@ -48,6 +51,25 @@ def test_no_snapshot_write_when_nothing_changed(agent: Agent) -> None:
     agent.published_at -= agent_mod.HEARTBEAT_S
     agent.publish()
     assert snapshot_file.version(path) != second
+    beat = snapshot_file.read(path)
+    assert beat is not None and beat.now > snap.now
+    assert dataclasses.replace(beat, now=snap.now) == snap  # the same picture, a later clock
+
+
+def test_restamp_moves_only_the_clock() -> None:
+    snap = Snapshot(datetime(2026, 1, 1, tzinfo=UTC), Health(True), errors=())
+    later = datetime(2026, 1, 1, 0, 0, 5, tzinfo=UTC)
+    again = Snapshot.from_json(snapshot_file.restamp(snap.to_json(), later))
+    assert again == dataclasses.replace(snap, now=later)
+    with pytest.raises(ValueError):
+        snapshot_file.restamp('{"workers": [{"now": "x"}]}' + " " * 40, later)
+
+
+def test_the_free_disk_shows_when_it_moved_enough() -> None:
+    gib = 1 << 30
+    assert not agent_mod.moved(40 * gib, 40 * gib - (100 << 20))  # a log line's worth
+    assert agent_mod.moved(40 * gib, 37 * gib)
+    assert agent_mod.moved(gib, gib - (300 << 20))  # little left: every 256 MiB
 
 
 def test_a_look_at_the_dashboard_is_a_change(agent: Agent) -> None:
