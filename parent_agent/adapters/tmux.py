@@ -86,9 +86,16 @@ class TmuxUI:
         except LibTmuxException:
             return None
 
+    def has_session(self) -> bool:
+        """Whether session `hal` exists: one `has-session`, nothing to parse."""
+        try:
+            return not self.server.cmd("has-session", "-t", f"={SESSION}").stderr
+        except LibTmuxException:
+            return False
+
     def ensure_session(self) -> bool:
         """Session `hal` with the dashboard window; True when it had to be created."""
-        if self.session() is not None:
+        if self.has_session() or self.session() is not None:
             return False
         self._marks.clear()  # a new server: none of our marks survived
         try:
@@ -146,6 +153,10 @@ class TmuxUI:
         """The worker windows as the last `window_names()` (or this object's own changes)
         left them: no tmux call."""
         return set(self._windows.values())
+
+    def window_ids(self) -> dict[str, str]:
+        """Window id → worker session, as `known_windows` (a remade window has a new id)."""
+        return dict(self._windows)
 
     def set_marks(self, states: Mapping[str, str]) -> None:
         """Each worker window's AGENT_MARK = its agent's state word (`states`: session →

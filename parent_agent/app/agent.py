@@ -105,6 +105,7 @@ class Agent:
         self.disk_free: int | None = None
         self.limits_changed_at: float | None = None
         self._template: tuple[object, str] = (None, "")
+        self.shown: tuple[object, ...] = ()  # what show_agents last showed
         self.engine: InnerEngine | None = None
         self.status = ""
         self.session_fresh = False  # the tmux session was (re)made; windows to restore
@@ -616,7 +617,12 @@ class Agent:
             self.ran, self.record_dirty = ran, True
 
     def show_agents(self) -> None:
-        """The status line (with how many need you) and each window's mark."""
+        """The status line (with how many need you) and each window's mark, when the
+        workers or their agents changed since the last time."""
+        shown = (self.workers, self.ui.window_ids(), dict(self.agents))
+        if shown == self.shown:
+            return
+        self.shown = shown
         running = sum(1 for w in self.workers if w.state == "running")
         waiting = len(agent_state.need_you(self.agents))
         status = status_text(running, len(self.workers) - running, waiting)
