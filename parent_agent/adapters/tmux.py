@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import subprocess
+import threading
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import libtmux
@@ -42,6 +44,25 @@ SESSION_OPTIONS: tuple[tuple[str, ...], ...] = (
     ("set-option", "-gw", "monitor-bell", "on"),
 )
 
+# What the loop must hear of at once, with no polling: a client attaching or leaving, a
+# client's window changing (is anyone looking at the dashboard?), the session closing. Each
+# hook signals a tmux wait-for channel that TmuxWatch waits on; tmux keeps a signal nobody
+# waits for yet, so none is lost between two waits. Index 9 of each hook array: a user's
+# own hooks (index 0) stay.
+CHANGED = "hal-ui-changed"
+HOOKS = (
+    "client-attached",
+    "client-detached",
+    "client-session-changed",
+    "session-window-changed",
+    "session-closed",
+    "window-linked",
+    "window-unlinked",
+)
+SESSION_OPTIONS += tuple(
+    ("set-hook", "-g", f"{hook}[9]", f"wait-for -S {CHANGED}") for hook in HOOKS
+)
+
 
 def server_for(sock: Path) -> libtmux.Server:
     return libtmux.Server(socket_path=str(sock), config_file=config_path())
@@ -53,7 +74,6 @@ class TmuxUI:
     def __init__(self, server: libtmux.Server) -> None:
         self.server = server
         self._marks: dict[str, str] = {}  # window id → the AGENT_MARK we set on it
-        self._wanted: dict[str, str] = {}  # the states of the last set_marks
         self._windows: dict[str, str] = {}  # worker window id → session (last listing)
         self._listed = False
 
@@ -66,9 +86,16 @@ class TmuxUI:
         except LibTmuxException:
             return None
 
+    def has_session(self) -> bool:
+        """Whether session `hal` exists: one `has-session`, nothing to parse."""
+        try:
+            return not self.server.cmd("has-session", "-t", f"={SESSION}").stderr
+        except LibTmuxException:
+            return False
+
     def ensure_session(self) -> bool:
         """Session `hal` with the dashboard window; True when it had to be created."""
-        if self.session() is not None:
+        if self.has_session() or self.session() is not None:
             return False
         self._marks.clear()  # a new server: none of our marks survived
         try:
@@ -98,10 +125,8 @@ class TmuxUI:
             self._cmd(*args)
 
     def window_names(self) -> set[str]:
-        """Names of the worker windows (marked with WINDOW_MARK; shells and others are not)."""
-        session = self.session()
-        if session is None:
-            return set()
+        """Names of the worker windows (marked with WINDOW_MARK; shells and others are not).
+        One tmux call: without the session (or the server) tmux lists nothing."""
         try:
             out = self.server.cmd(
                 "list-windows", "-t", f"={SESSION}", "-F", f"#{{window_id}} #{{{WINDOW_MARK}}}"
@@ -114,15 +139,34 @@ class TmuxUI:
         self._listed = True
         return set(self._windows.values())
 
+    def viewed(self) -> bool:
+        """Whether any client shows the dashboard window now (one tmux call; the loop asks
+        when TmuxWatch says the clients changed)."""
+        try:
+            out = self.server.cmd("list-clients", "-F", "#{window_name}").stdout
+        except LibTmuxException as e:
+            log.debug("listing clients: %s", e)
+            return False
+        return DASHBOARD in out
+
+    def known_windows(self) -> set[str]:
+        """The worker windows as the last `window_names()` (or this object's own changes)
+        left them: no tmux call."""
+        return set(self._windows.values())
+
+    def window_ids(self) -> dict[str, str]:
+        """Window id → worker session, as `known_windows` (a remade window has a new id)."""
+        return dict(self._windows)
+
     def set_marks(self, states: Mapping[str, str]) -> None:
         """Each worker window's AGENT_MARK = its agent's state word (`states`: session →
         state; a window of a session not in it has none). tmux is asked only for what
-        changed: when `states` differ from the last call the windows are listed afresh, else
-        the last `window_names()` listing tells of windows opened since (by other commands)."""
+        changed: the windows are those of the last `window_names()` listing (the loop lists
+        them again whenever TmuxWatch tells of a window opened or closed, by any process),
+        and only a mark that differs from the one set is set."""
         wanted = dict(states)
-        if wanted != self._wanted or not self._listed:
+        if not self._listed:
             self.window_names()
-        self._wanted = wanted
         for wid, session in self._windows.items():
             state = wanted.get(session, "")
             if self._marks.get(wid, "") == state:
@@ -220,7 +264,60 @@ class TmuxUI:
     def kill_window(self, name: str) -> None:
         if name in self.window_names():
             self.server.cmd("kill-window", "-t", f"={SESSION}:={name}")  # no error if gone
+            self._windows = {w: s for w, s in self._windows.items() if s != name}
 
     def kill_server(self) -> None:
         if self.alive():
             self.server.kill()
+
+
+class TmuxWatch:
+    """A thread that blocks in `tmux wait-for CHANGED` and calls `changed()` each time a
+    hook signals it, and when the server goes away (the wait ends with an error; then it
+    tries again every `retry` seconds until a server answers). Nothing is polled while the
+    server lives: an idle parent's tmux costs nothing here."""
+
+    def __init__(self, sock: Path, changed: Callable[[], None], retry: float = 1.0) -> None:
+        self.argv = ["tmux", "-S", str(sock), "wait-for", CHANGED]
+        self.changed = changed
+        self.retry = retry
+        self.stopping = threading.Event()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, name="tmux-watch", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stopping.is_set():
+            with self.lock:
+                if self.stopping.is_set():
+                    return
+                try:
+                    self.proc = subprocess.Popen(
+                        self.argv,
+                        stdin=subprocess.DEVNULL,
+                        stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL,
+                    )
+                except OSError as e:  # no tmux binary: the loop's safety net checks
+                    log.warning("cannot watch tmux: %s", e)
+                    return
+            code = self.proc.wait()
+            if self.stopping.is_set():
+                return
+            self.changed()
+            if code != 0:  # no server (yet, or any more): the loop remakes it
+                self.stopping.wait(self.retry)
+
+    def stop(self) -> None:
+        with self.lock:
+            self.stopping.set()
+            if self.proc is not None and self.proc.poll() is None:
+                self.proc.terminate()
+        if self.thread.is_alive():
+            self.thread.join(timeout=5)
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()

@@ -54,28 +54,46 @@ class Sampler:
 
 class BackgroundSampler:
     """Samples in its own thread, so a frame never waits on the engine's slow stats calls
-    (about a second each on dockerd 20.10, even one-shot); frames show the latest sample."""
+    (about a second each on dockerd 20.10, even one-shot); frames show the latest sample.
+
+    It samples only while wanted: the figures are for the dashboard, so the loop `pause`s it
+    while nobody looks at it (the thread then sleeps until the next `want`)."""
 
     def __init__(self, engine: InnerEngine, interval: float) -> None:
         self.sampler = Sampler(engine)
         self.interval = interval
         self.running: list[Worker] = []
         self.latest: dict[str, Usage] = {}
+        self.active = False
         self.lock = threading.Lock()
         self.stop = threading.Event()
+        self.wake = threading.Event()
         self.thread = threading.Thread(target=self._loop, name="stats-sampler", daemon=True)
         self.thread.start()
 
     def want(self, running: list[Worker]) -> dict[str, Usage]:
-        """Tell it which workers run now; get the latest figures."""
+        """Tell it which workers run now (and to sample them); get the latest figures."""
         with self.lock:
             self.running = running
+            if not self.active:
+                self.active = True
+                self.wake.set()
+            return dict(self.latest)
+
+    def pause(self) -> dict[str, Usage]:
+        """Stop sampling until the next `want`; the latest figures (kept as they are)."""
+        with self.lock:
+            self.active = False
+            self.wake.clear()
             return dict(self.latest)
 
     def _loop(self) -> None:
         while not self.stop.is_set():
             with self.lock:
-                running = list(self.running)
+                running, active = list(self.running), self.active
+            if not active:
+                self.wake.wait()
+                continue
             fresh = self.sampler.sample(running)
             with self.lock:
                 self.latest = fresh
@@ -83,5 +101,6 @@ class BackgroundSampler:
 
     def close(self) -> None:
         self.stop.set()
+        self.wake.set()
         self.thread.join()
         self.sampler.close()

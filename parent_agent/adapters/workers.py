@@ -42,16 +42,25 @@ def list_workers(engine: InnerEngine) -> list[Worker]:
 class WorkerLister:
     """Lists workers with one engine call, inspecting only the containers whose summary (state
     and status text) changed since the last call: the loop and the dashboard list often, and
-    inspecting fifty workers each time kept the engine busy."""
+    inspecting fifty workers each time kept the engine busy.
+
+    The state alone is the key: the status text ("Up 5 minutes") changes every minute for
+    every worker, and a restart between two listings (same state) is an engine event, on
+    which the loop `forget`s that worker."""
 
     def __init__(self) -> None:
-        self.cache: dict[str, tuple[tuple[str, str], Worker]] = {}
+        self.cache: dict[str, tuple[str, Worker]] = {}
+
+    def forget(self, session: str) -> None:
+        """Inspect `session`'s worker again at the next listing (an event said it changed)."""
+        for cid in [c for c, (_, w) in self.cache.items() if w.name == session]:
+            del self.cache[cid]
 
     def __call__(self, engine: InnerEngine) -> list[Worker]:
         out: list[Worker] = []
         summaries = engine.containers(labels.ROLE_WORKER, what="listing workers")
         for s in summaries:
-            key = (s.state, s.status)
+            key = s.state
             hit = self.cache.get(s.id)
             if hit is None or hit[0] != key:
                 attrs = engine.inspect(s.id, "listing workers")

@@ -7,6 +7,7 @@ usage, the services' health, recent errors, keys waiting for a restart) for the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -34,7 +35,7 @@ from parent_agent.adapters.dashboard_pane import DashboardPane
 from parent_agent.adapters.dockerd import Dockerd
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.notifier import Notifier
-from parent_agent.adapters.tmux import TmuxUI, server_for
+from parent_agent.adapters.tmux import TmuxUI, TmuxWatch, server_for
 from parent_agent.adapters.usage import BackgroundSampler
 from parent_agent.app.boundary import Boundary
 from parent_agent.app.events import (
@@ -44,6 +45,7 @@ from parent_agent.app.events import (
     LoopNote,
     Shutdown,
     Tick,
+    TmuxChanged,
     WorkerEvent,
     watch_dockerd,
     watch_events,
@@ -64,12 +66,20 @@ from parent_agent.core.reconcile import EnsureWindow, KillWindow, plan
 from parent_agent.core.snapshot import MAX_ERRORS, Health, LoopError, Snapshot
 from parent_agent.core.spec import template_hash
 from parent_agent.core.tmux import worker_window_command
+from parent_agent.core.usage import Usage
 from parent_agent.views.frame import frame
 
 log = logging.getLogger(__name__)
 
-TICK = 1.0  # seconds between liveness checks of the tmux server
-SERVICES_EVERY_S = 3.0  # the services' health: an inspect and a connect each
+TICK = 1.0  # seconds between the loop's own timers (record, probes, heartbeat)
+# What an idle parent does is bounded by these; everything else follows events (issue 13).
+SERVICES_EVERY_S = 3.0  # the services' health (an inspect and a connect each), while it matters:
+SERVICES_IDLE_S = 30.0  # every service well and nobody looking at the dashboard
+LIST_IDLE_S = 60.0  # the workers' listing when nobody looks (events list them at once)
+TMUX_CHECK_S = 30.0  # a safety net: TmuxWatch tells of the session and server at once
+HEARTBEAT_S = 4.0  # an unchanged snapshot is written again this often (the dashboard's
+# "AGENT LOOP SILENT" comes after 10 s without one)
+LIMITS_GRACE_S = 600.0  # after a [worker] limits change, a started worker is updated too
 MAX_DOCKERD_RESTARTS = 5  # in a row; an engine up for HEALTHY_S gets its budget back
 HEALTHY_S = 300.0
 BACKOFF_S = (0.5, 30.0)  # the first wait before restarting dockerd, and the longest
@@ -89,6 +99,16 @@ class Agent:
         self.dockerd = dockerd or Dockerd(layout)
         self.ui = ui or TmuxUI(server_for(layout.tmux_sock))
         self.inbox: queue.Queue[Event] = queue.Queue()
+        self.tmux_watch = TmuxWatch(layout.tmux_sock, lambda: self.inbox.put(TmuxChanged()))
+        self.viewed = False  # a tmux client shows the dashboard window
+        self.tmux_checked = 0.0
+        self.published: Snapshot | None = None  # the last snapshot written, at EPOCH
+        self.published_at = 0.0
+        self.published_text = ""
+        self.disk_free: int | None = None
+        self.limits_changed_at: float | None = None
+        self._template: tuple[object, str] = (None, "")
+        self.shown: tuple[object, ...] = ()  # what show_agents last showed
         self.engine: InnerEngine | None = None
         self.status = ""
         self.session_fresh = False  # the tmux session was (re)made; windows to restore
@@ -258,6 +278,8 @@ class Agent:
         if not changes:
             return
         log.info("config reloaded", extra={"changes": str(changes)})
+        if changes.worker_limits:
+            self.limits_changed_at = time.monotonic()
         if changes.worker_limits and self.engine is not None:
             self.record_failures(workers.update_limits(self.engine, new.worker))
         if changes.keys:
@@ -339,11 +361,13 @@ class Agent:
             self.record_error(f"[keys]: {clash}")
         self.ui.apply_keys(self.cfg.keys.prefix, binds)
 
-    def reconcile(self, full: bool = True) -> None:
+    def reconcile(self, full: bool = True, tmux: bool = True) -> None:
         """Windows and the status line from the workers the engine lists. Not `full` (a tick
-        between listings): only check that tmux is there, and go on to the engine when it had
-        to be remade."""
-        fresh = self.ui.ensure_session()
+        between listings): only check that tmux is there (`tmux`), and go on to the engine
+        when it had to be remade."""
+        fresh = self.ui.ensure_session() if tmux else False
+        if tmux:
+            self.tmux_checked = time.monotonic()
         if fresh:
             self.apply_keys()
         self.session_fresh = self.session_fresh or fresh
@@ -370,15 +394,33 @@ class Agent:
                 self.ui.ensure_window(w.name, command)
 
     def _listing_due(self) -> bool:
-        """A tick lists the workers once per `[dashboard].refresh` (one list call, inspects
-        only of what changed): often enough for the snapshot, not a load on the engine."""
-        return time.monotonic() - self.listed_at >= self.cfg.dashboard.refresh
+        """A tick lists the workers once per `[dashboard].refresh` while the dashboard is
+        looked at (one list call, inspects only of what changed), else every LIST_IDLE_S:
+        the engine's events list them at once whenever one starts, stops or goes."""
+        every = self.cfg.dashboard.refresh if self.viewed else LIST_IDLE_S
+        return time.monotonic() - self.listed_at >= every
+
+    def _tmux_due(self) -> bool:
+        return time.monotonic() - self.tmux_checked >= TMUX_CHECK_S
+
+    def _probe_every(self) -> float:
+        """Every SERVICES_EVERY_S while it shows or matters (the dashboard is looked at, a
+        service is not well), else every SERVICES_IDLE_S; a service's event probes at once."""
+        settled = all(s.ok or s.state == "disabled" for s in self.service_health)
+        return (
+            SERVICES_IDLE_S
+            if settled and not self.viewed and self.images_ok
+            else (SERVICES_EVERY_S)
+        )
 
     def _probe(self) -> None:
-        """The services' health and the worker image, every SERVICES_EVERY_S."""
-        if self.engine is None or time.monotonic() - self.probed_at < SERVICES_EVERY_S:
+        """The services' health, the worker image and the free disk, every `_probe_every`."""
+        if self.engine is None or time.monotonic() - self.probed_at < self._probe_every():
             return
         self.probed_at = time.monotonic()
+        free = disk_free(self.layout.inner_data_root)
+        if free is None or self.disk_free is None or moved(self.disk_free, free):
+            self.disk_free = free  # kept while about the same: no new snapshot for a byte
         try:
             found = services_mod.inspect_all(self.engine)
             self.service_health = tuple(
@@ -394,24 +436,32 @@ class Agent:
         except HalError as e:
             log.debug("worker image unknown: %s", e)
 
+    def template(self) -> str:
+        """The worker template's hash, computed again only when the config changed."""
+        if self._template[0] is not self.cfg.worker:
+            self._template = (self.cfg.worker, template_hash(self.cfg.worker))
+        return self._template[1]
+
     def snapshot(self) -> Snapshot:
         up = self.engine is not None
         running = [w for w in self.workers if w.state == "running"]
-        usage = self.sampler.want(running) if self.sampler is not None else {}
+        usage: dict[str, Usage] = {}
+        if self.sampler is not None:  # the figures are for the dashboard: only while seen
+            usage = self.sampler.want(running) if self.viewed else self.sampler.pause()
         health = Health(
             engine_ok=up,
             images_ok=self.images_ok,
-            disk_free=disk_free(self.layout.inner_data_root),
+            disk_free=self.disk_free,
             starting=not up and self.restarts == 0,
         )
         return Snapshot(
             now=datetime.now(UTC),
             health=health,
             workers=self.workers if up else (),
-            windows=frozenset(self.ui.window_names()),
+            windows=frozenset(self.ui.known_windows()),
             usage=usage,
             errors=tuple(self.errors),
-            template=template_hash(self.cfg.worker),
+            template=self.template(),
             restart_needed=tuple(sorted(self.restart_needed)),
             max_rows=self.cfg.dashboard.max_rows,
             services=self.service_health if up else (),
@@ -419,6 +469,7 @@ class Agent:
             last_denial=self.boundary.last_denial,
             agents=dict(self.agents) if up else {},
             claude=self.claude_target(),
+            viewed=self.viewed,
         )
 
     def claude_target(self) -> str:
@@ -436,24 +487,49 @@ class Agent:
             self._claude_target = claude_code.target(self.cfg.claude.version, have) or ""
         return self._claude_target
 
-    def publish(self) -> None:
+    def publish(self, force: bool = False) -> None:
+        """The snapshot, when it differs from the last one written (its clock aside), or
+        every HEARTBEAT_S: the dashboard and `ls` read that the loop is alive."""
         snap = self.snapshot()
+        self.draw(snap)
+        body = dataclasses.replace(snap, now=EPOCH)
+        now = time.monotonic()
+        same = body == self.published
+        if not force and same and now - self.published_at < HEARTBEAT_S:
+            return
         try:
-            snapshot_file.publish(self.layout.status_file, snap)
+            text = ""
+            if same and self.published_text:  # a heartbeat: the last text, its clock moved
+                with contextlib.suppress(ValueError):
+                    text = snapshot_file.restamp(self.published_text, snap.now)
+            text = text or snap.to_json()
+            snapshot_file.publish_text(self.layout.status_file, text)
         except OSError as e:  # a full disk must not stop the loop; the dashboard says stale
             log.warning("cannot publish the snapshot: %s", e)
-        self.draw(snap)
+            return
+        self.published, self.published_at, self.published_text = body, now, text
+
+    def on_tmux_changed(self) -> None:
+        """A client came, went or changed window, a window opened or closed, or the session
+        (or the server) went: the windows and whether the dashboard is looked at, again."""
+        self.reconcile(full=False)  # the session again if it went (all its windows then)
+        self.ui.window_names()
+        viewed = self.ui.viewed()
+        if viewed and not self.viewed:
+            self.probed_at = 0.0  # fresh figures for who looks now
+        self.viewed = viewed
 
     def draw(self, snap: Snapshot) -> None:
         """The snapshot, drawn into the dashboard's pane: at once when it (or the pane's
-        size) changed, else once per `[dashboard].refresh` for the clock and the usage
-        figures (they change with every sample)."""
+        size) changed, else, while a client shows it, once per `[dashboard].refresh`
+        for the clock and the usage figures (they change with every sample)."""
         size = self.pane.size()
         if size is None:
             return  # no tmux yet, or its dashboard pane is being remade
         seen = dataclasses.replace(snap, now=EPOCH, usage={})
         last, last_size, at = self.drawn
-        if seen == last and size == last_size and time.monotonic() - at < snap.refresh:
+        quiet = not snap.viewed or time.monotonic() - at < snap.refresh
+        if seen == last and size == last_size and quiet:
             return
         self.pane.write(frame(snap, *size))
         if last is None:
@@ -481,6 +557,8 @@ class Agent:
                 self.on_report(session, events)
             case LoopNote(text=text):
                 self.record_error(text)
+            case TmuxChanged():
+                self.on_tmux_changed()
             case WorkerEvent(action="oom", role=role, session=session) if role != "service":
                 self.oom.add(session)
             case WorkerEvent(action="die", exit_code=code, role=role, session=session):
@@ -488,24 +566,37 @@ class Agent:
                     self.on_exit(session, code)
                 elif code not in (0, 143):
                     self.record_error(f"service {session} exited with code {code}")
+                if role == "service":
+                    self.probed_at = 0.0  # its health now, not at the next idle probe
                 self.boundary.refresh()
             case WorkerEvent(action="start", role=role, session=session) if (
                 role != "service" and self.engine is not None
             ):
                 self.set_agent(session, agent_state.on_start(self.agents.get(session), _now()))
                 # a spawn that read the config just before a reload gets today's limits too
-                self.record_failures(workers.update_limits(self.engine, self.cfg.worker, session))
+                # (none did when the limits have not changed lately: no update per start)
+                changed = self.limits_changed_at
+                if changed is not None and time.monotonic() - changed < LIMITS_GRACE_S:
+                    self.record_failures(
+                        workers.update_limits(self.engine, self.cfg.worker, session)
+                    )
                 self.boundary.refresh()  # its address, for the egress log
             case WorkerEvent(role=role) if role != "service":
                 self.boundary.refresh()  # a worker stopped or went: its address is free
+            case WorkerEvent(role="service", action="start"):
+                self.probed_at = 0.0  # a service (re)started: its health soon
             case _:
                 pass
+        if isinstance(ev, WorkerEvent) and ev.role != "service":
+            self.list_workers.forget(ev.session)  # inspected afresh by the listing below
         if not self._ensure_engine():
             return False
-        # a tick lists the workers only every [dashboard].refresh; events from the engine,
-        # the config and commands always do (not the agents' reports: they change no worker)
-        quiet = isinstance(ev, Tick | AgentReport | LoopNote)
-        self.reconcile(full=not quiet or self._listing_due())
+        # a tick lists the workers only when due (`_listing_due`); events from the engine,
+        # the config and commands always do (not the agents' reports: they change no worker;
+        # nor tmux's: on_tmux_changed did what they need). The tmux session is checked when
+        # TmuxWatch tells of a change and, as a safety net, every TMUX_CHECK_S.
+        quiet = isinstance(ev, Tick | AgentReport | LoopNote | TmuxChanged)
+        self.reconcile(full=not quiet or self._listing_due(), tmux=self._tmux_due())
         self.show_agents()
         self._probe()
         self.save_record()
@@ -575,7 +666,12 @@ class Agent:
             self.ran, self.record_dirty = ran, True
 
     def show_agents(self) -> None:
-        """The status line (with how many need you) and each window's mark."""
+        """The status line (with how many need you) and each window's mark, when the
+        workers or their agents changed since the last time."""
+        shown = (self.workers, self.ui.window_ids(), dict(self.agents))
+        if shown == self.shown:
+            return
+        self.shown = shown
         running = sum(1 for w in self.workers if w.state == "running")
         waiting = len(agent_state.need_you(self.agents))
         status = status_text(running, len(self.workers) - running, waiting)
@@ -620,13 +716,15 @@ class Agent:
         if isinstance(first, ConfigRejected):
             self.record_error(f"{first.error}; running on the defaults until a good save")
         self.reconcile()  # tmux and the dashboard first: they draw while dockerd starts
+        self.tmux_watch.start()
+        self.viewed = self.ui.viewed()
         self.draw(self.snapshot())
         self.services.start()
         self._start_engine()
         self.reconcile()
         self.control.start()  # before "ready": claudy's load-image asks the loop
         self.reports.start()
-        self.publish()
+        self.publish(force=True)
         self.layout.ready_file.write_text("ready\n")
         log.info("parent ready")
         try:
@@ -655,6 +753,7 @@ class Agent:
         the egress proxy and firewall, then dockerd, then tmux."""
         self.layout.ready_file.unlink(missing_ok=True)
         self.control.stop()
+        self.tmux_watch.stop()
         self.reports.stop()
         self.notifier.close()
         self.save_record(force=True)  # before the workers stop: which of them ran
@@ -701,6 +800,12 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a snapshot's clock, left out of "did
 
 def _now() -> datetime:
     return datetime.now(UTC)
+
+
+def moved(old: int, new: int) -> bool:
+    """Whether the free disk moved enough to show: by a twentieth, or 256 MiB when little
+    is left (the dashboard warns below 2 GiB)."""
+    return abs(new - old) >= max(256 << 20, old // 20)
 
 
 def disk_free(path: Path) -> int | None:

@@ -44,6 +44,11 @@ class Tick:
 
 
 @dataclass(frozen=True)
+class TmuxChanged:
+    """tmux's clients, windows or session changed, or its server went (TmuxWatch)."""
+
+
+@dataclass(frozen=True)
 class LoopNote:
     """A thread's error for the loop to record (it shows in the dashboard and `health`)."""
 
@@ -69,6 +74,7 @@ Event = (
     | ControlRequest
     | AgentReport
     | LoopNote
+    | TmuxChanged
 )
 
 

@@ -54,6 +54,8 @@ class Snapshot:
     last_denial: EgressRow | None = None  # the egress proxy's (or a gate's) latest refusal
     agents: dict[str, AgentState] = field(default_factory=dict)  # session → its Claude's state
     claude: str = ""  # the Claude Code version a restart gives; workers on another are outdated
+    # a tmux client shows the dashboard window: while none does, the dashboard draws nothing
+    viewed: bool = True
 
     def recent_errors(self, now: datetime, count: int = 3) -> tuple[str, ...]:
         """The last `count` errors younger than ERROR_WINDOW_S, as 'HH:MM:SS text'."""
@@ -82,6 +84,7 @@ class Snapshot:
                 "last_denial": self.last_denial.to_json() if self.last_denial else None,
                 "agents": {name: a.to_json() for name, a in sorted(self.agents.items())},
                 "claude": self.claude,
+                "viewed": self.viewed,
             }
         )
 
@@ -107,6 +110,7 @@ class Snapshot:
                 last_denial=_denial(doc.get("last_denial")),
                 agents=_agents(doc.get("agents")),
                 claude=str(doc.get("claude") or ""),
+                viewed=bool(doc.get("viewed", True)),
             )
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"malformed snapshot: {e!r}") from None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from libtmux.test.retry import retry_until
 
 from hal_testing.layout import short_dir
-from parent_agent.adapters.tmux import AGENT_MARK, TmuxUI, server_for
+from parent_agent.adapters.tmux import AGENT_MARK, TmuxUI, TmuxWatch, server_for
 from parent_agent.core.tmux import DASHBOARD
 
 pytestmark = pytest.mark.tmux
@@ -123,7 +124,7 @@ def test_a_waiting_window_is_marked_in_the_window_list(
     ui.set_marks({"beta-2": "waiting"})
     assert _mark(hal_server, "alpha-1") == ""
     # another process closes beta's window and opens it again: once this process lists
-    # the windows (the loop does for every snapshot), the new window gets its mark
+    # the windows (the loop does when TmuxWatch tells it), the new window gets its mark
     other = TmuxUI(hal_server)
     other.kill_window("beta-2")
     other.ensure_window("beta-2", "sleep 300")
@@ -167,3 +168,47 @@ def test_a_bell_in_a_worker_window_reaches_the_users_terminal(
     assert shown == ["bell-action any"]
     hal_server.cmd("send-keys", "-t", "=hal:=loud-2", "Enter")
     assert retry_until(lambda: rung() == ["1"], 5)
+
+
+# -- what the loop hears of without polling ------------------------------------------------
+
+
+def test_the_watch_tells_of_clients_windows_and_a_dead_server_and_viewed_follows(
+    server: libtmux.Server, hal_server: libtmux.Server
+) -> None:
+    """TmuxWatch wakes on the hooks ensure_session sets (a client attaching, its window
+    changing, a window opening or closing) and on the server's end; nothing between.
+    `viewed` says whether a client shows the dashboard window."""
+    ui = TmuxUI(hal_server)
+    ui.ensure_session()
+    woke = threading.Semaphore(0)
+    watch = TmuxWatch(Path(str(hal_server.socket_path)), woke.release, retry=0.2)
+    watch.start()
+    try:
+
+        def drained() -> None:  # the signals of what was done so far, however many
+            while woke.acquire(timeout=0.5):
+                pass
+
+        assert not ui.viewed()  # nobody attached
+        drained()
+        term = _client(server, hal_server)
+        assert woke.acquire(timeout=10)  # client-attached
+        assert ui.viewed()  # a new client sees the session's current window: the dashboard
+        ui.ensure_window("alpha-1", "sleep 300")
+        drained()
+        hal_server.cmd("select-window", "-t", "=hal:=alpha-1")
+        assert woke.acquire(timeout=10)  # session-window-changed
+        assert not ui.viewed()
+        drained()
+        assert not woke.acquire(timeout=1.0)  # quiet: no wake-up without a change
+        hal_server.cmd("kill-window", "-t", "=hal:=alpha-1")
+        assert woke.acquire(timeout=10)  # window-unlinked (and the dashboard shows again)
+        assert ui.viewed()
+        del term
+        drained()
+        ui.kill_server()
+        assert woke.acquire(timeout=10)  # the server went: the loop remakes it
+    finally:
+        watch.stop()
+    assert not watch.thread.is_alive()

@@ -247,8 +247,11 @@ def test_reports_and_exits_make_the_agent_state(
     assert retry_until(exited, 10), state()
     s = state()
     assert s is not None and s.session_id == SID and s.label() == "exited 137"
-    rec = json.loads(agent_record.record_path(layout).read_text())
-    assert rec["agents"][name]["exit_code"] == 137
+
+    def recorded() -> object:  # written at most every RECORD_EVERY_S: the next tick at most
+        return json.loads(agent_record.record_path(layout).read_text())["agents"][name]
+
+    assert retry_until(lambda: recorded()["exit_code"] == 137, 5), recorded()  # type: ignore[index]
 
 
 @pytest.mark.docker
