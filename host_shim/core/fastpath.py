@@ -69,12 +69,12 @@ def attach_argv(
     docker_cli: str, parent: str, session: str, term: str, pid: int, layout: ParentLayout
 ) -> list[str]:
     """`docker exec -it PARENT tmux …`: a view of its own (`hal-h<pid>`) in the group of
-    `hal` (as hal-agent attach makes one), on `session`'s window."""
+    `hal` (as hal-agent attach makes one), on `session`'s window. The parent's tmux removes
+    the view when its client goes (parent_agent/core/tmux.py `reap_views_hook`)."""
     view = f"hal-h{pid}"
     return [docker_cli, "exec", "-it", "--detach-keys", DETACH_KEYS, "-e", f"TERM={term}",
             parent, "tmux", "-S", str(layout.tmux_sock), "new-session", "-t", SESSION_TARGET,
-            "-s", view, ";", "set-option", "destroy-unattached", "on",
-            ";", "select-window", "-t", f":={session}"]  # fmt: skip
+            "-s", view, ";", "select-window", "-t", f":={session}"]  # fmt: skip
 
 
 # --- the quick entry's one exec (commands/quick.py; the hint is core/hint.py) --------------
@@ -97,7 +97,7 @@ $w
 0$4
 "*) ;; *) exit {FALLBACK} ;; esac
 TERM=$3 exec tmux -S "$2" new-session -t {SESSION_TARGET} -s "$5" \\; \
-set-option destroy-unattached on \\; select-window -t ":=$4"
+select-window -t ":=$4"
 """
 
 

@@ -19,6 +19,7 @@ from parent_agent.core.tmux import (
     SESSION,
     config_path,
     dashboard_command,
+    reap_views_hook,
     shell_command,
 )
 
@@ -123,6 +124,8 @@ class TmuxUI:
         """The window list's marks and the bell passthrough (ensure_session sets them)."""
         for args in SESSION_OPTIONS:
             self._cmd(*args)
+        sock = Path(self.server.socket_path or "")
+        self._cmd("set-hook", "-g", "client-detached[8]", reap_views_hook(sock))
 
     def window_names(self) -> set[str]:
         """Names of the worker windows (marked with WINDOW_MARK; shells and others are not).

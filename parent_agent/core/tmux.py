@@ -43,13 +43,32 @@ def attach_argv(sock: Path, window: str | None, inside_tmux: bool) -> list[str]:
     """argv that shows `window` to the user: a new grouped session (one view per terminal).
 
     Each terminal gets its own session in the group of `hal`, so two terminals can look at
-    two workers; `destroy-unattached` removes it when the terminal goes.
+    two workers; the server's `client-detached` hook (`reap_views_hook`) removes it when the
+    terminal goes. (Not `destroy-unattached`: tmux 3.3a's server crashes when a grouped
+    session with it loses its client while another client asks something, tmux#5394/#5497.)
     """
     base = ["tmux", "-S", str(sock)]
     if inside_tmux:  # typed in a pane of this server: change that terminal's window
         return [*base, "select-window", "-t", f":={window or DASHBOARD}"]
-    argv = [*base, "new-session", "-t", f"={SESSION}", "-s", f"{SESSION}-{os.getpid()}",
-            ";", "set-option", "destroy-unattached", "on"]  # fmt: skip
+    argv = [*base, "new-session", "-t", f"={SESSION}", "-s", f"{VIEW_PREFIX}{os.getpid()}"]
     if window:
         argv += [";", "select-window", "-t", f":={window}"]
     return argv
+
+
+VIEW_PREFIX = f"{SESSION}-"  # a terminal's own view of `hal`: hal-<pid>, hal-h<pid>
+
+
+def reap_views_hook(sock: Path) -> str:
+    """The tmux command a `client-detached` hook runs: a separate client (`run-shell -b`, after
+    the detach is done) kills every view of `hal` that no client shows any more. tmux's
+    `##` is a literal `#` (run-shell expands formats); the script has no single quote."""
+    tmux = f"tmux -S {shlex.quote(str(sock))}"
+    if "'" in tmux or "#" in tmux:  # the socket is ours (/run/hal9000, a test's tmp dir)
+        raise ValueError(f"tmux socket path not usable in a hook: {sock}")
+    script = (
+        f'{tmux} list-sessions -F "##{{session_attached}} ##{{session_name}}" '
+        f'| while read -r n s; do case "$n.$s" in 0.{VIEW_PREFIX}*) '
+        f'{tmux} kill-session -t "=$s" ;; esac; done'
+    )
+    return f"run-shell -b '{script}'"

@@ -172,8 +172,7 @@ def client(env: HostParent, server: libtmux.Server) -> Iterator[libtmux.Pane]:
     view = f"pv{uuid.uuid4().hex[:6]}"
     attach = (
         f"docker -H {env.env['DOCKER_HOST']} exec -it -e TERM=xterm-256color {env.name} "
-        f"tmux -S {IMAGE.tmux_sock} new-session -t =hal -s {view} \\; "
-        "set-option destroy-unattached on"
+        f"tmux -S {IMAGE.tmux_sock} new-session -t =hal -s {view}"
     )
     session = server.new_session("paths", x=250, y=40, window_command=attach)
     pane = session.windows[0].panes[0]

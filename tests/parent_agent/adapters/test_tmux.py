@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Iterator
@@ -10,6 +11,7 @@ from typing import Any
 
 import libtmux
 import pytest
+from libtmux.exc import LibTmuxException
 from libtmux.test.retry import retry_until
 
 from hal_testing.layout import short_dir
@@ -212,3 +214,47 @@ def test_the_watch_tells_of_clients_windows_and_a_dead_server_and_viewed_follows
     finally:
         watch.stop()
     assert not watch.thread.is_alive()
+
+
+def test_views_are_removed_when_their_terminal_goes_and_the_server_survives(
+    server: libtmux.Server, hal_server: libtmux.Server
+) -> None:
+    """A terminal's view (a session in the group of `hal`, as claudy and `hal-agent attach`
+    make them) goes when its client goes, detached or killed, while another client asks the
+    server something at that moment. With `destroy-unattached` on the view, tmux 3.3a's
+    server died here within a few rounds (segfault at 0x10, tmux#5394/#5497); the
+    client-detached hook (core/tmux.py `reap_views_hook`) removes views from a client of its
+    own instead."""
+    ui = TmuxUI(hal_server)
+    ui.ensure_session()
+    ui.ensure_window("proj-1234abcd", "sleep 300")
+    sock = hal_server.socket_path
+    server.new_session("keep", x=100, y=20)  # the user's terminal server outlives each window
+
+    def clients() -> list[str]:
+        return [c for c in hal_server.cmd("list-clients", "-F", "#{client_name}").stdout if c]
+
+    for i in range(12):
+        view = f"hal-t{i}"
+        attach = f"env -u TMUX tmux -S {sock} new-session -t =hal -s {view}"
+        term = server.new_session(f"term{i}", x=100, y=20, window_command=attach)
+        assert retry_until(lambda: bool(clients()), 10)
+        names = clients()
+        lister = threading.Thread(
+            target=lambda: [hal_server.cmd("list-sessions") for _ in range(5)]
+        )
+        lister.start()
+        if i % 2:
+            for name in names:  # the user detaches (prefix d, or `tmux detach-client`)
+                hal_server.cmd("detach-client", "-t", name)
+        with contextlib.suppress(LibTmuxException):  # a detached client's window closed
+            term.kill()  # the terminal goes (its docker exec, its window)
+        lister.join()
+        assert ui.alive(), f"the parent's tmux died in round {i}"
+
+    def views() -> list[str]:
+        out = hal_server.cmd("list-sessions", "-F", "#{session_name}").stdout
+        return [s for s in out if s.startswith("hal-")]
+
+    assert retry_until(lambda: views() == [], 10), views()
+    assert ui.window_names() == {"proj-1234abcd"}  # the session and its windows stay

@@ -60,10 +60,7 @@ def test_keys_version_and_doctor(hal_agent: AgentCommands) -> None:
 def client(hal_agent: AgentCommands, server: libtmux.Server) -> Iterator[libtmux.Pane]:
     """A pane of another tmux server running a client attached to the hal session."""
     hal_agent.view = f"kc{uuid.uuid4().hex[:6]}"
-    attach = (
-        f"env -u TMUX tmux -S {hal_agent.sock} new-session -t =hal -s {hal_agent.view}"
-        " \\; set-option destroy-unattached on"
-    )
+    attach = f"env -u TMUX tmux -S {hal_agent.sock} new-session -t =hal -s {hal_agent.view}"
     session = server.new_session("keys", x=100, y=30, window_command=attach)
     pane = session.windows[0].panes[0]
     assert retry_until(lambda: bool(hal_agent.tmux("list-clients")), 10)

@@ -50,10 +50,7 @@ def test_the_key_goes_round_the_waiting_workers(
     server: libtmux.Server, hal: TmuxUI, parent_layout: ParentLayout
 ) -> None:
     view = f"nw{uuid.uuid4().hex[:6]}"
-    attach = (
-        f"env -u TMUX tmux -S {parent_layout.tmux_sock} new-session -t =hal -s {view}"
-        " \\; set-option destroy-unattached on"
-    )
+    attach = f"env -u TMUX tmux -S {parent_layout.tmux_sock} new-session -t =hal -s {view}"
     term = server.new_session("term", x=120, y=30, window_command=attach).windows[0].panes[0]
     assert retry_until(lambda: bool(hal.server.cmd("list-clients").stdout), 10)
 
