@@ -8,9 +8,10 @@ import os
 from hal_common.errors import HalError
 from hal_common.naming import container_name, session_name
 from hal_common.protocol import PARENT_RUNNING
+from hal_common.services_build import host_line
 from hal_common.shared_services import SERVICES_IMAGE
 from hal_common.shared_services import images as service_images
-from host_shim.adapters import images
+from host_shim.adapters import background, images
 from host_shim.adapters.engine import ContainerHandle, HostEngine
 from host_shim.adapters.parent import ensure_parent, find_parent, runs_older_code
 from host_shim.adapters.parent_client import ParentClient
@@ -25,7 +26,12 @@ OLDER_PARENT = (
 
 def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
     """Images built, parent running and ready, worker image inside: (parent, worker image id)."""
-    images.ensure_images(engine, c.cfg, c.err, c.host.env)
+    paths = background.Paths.of(c.host.layout, c.host.env)
+    shared = frozenset(service_images(c.cfg.services) & {SERVICES_IMAGE})
+    say_background(c, paths)
+    later = images.ensure_images(engine, c.cfg, c.err, c.host.env, defer=shared)
+    if later:  # not needed to reach Claude Code: built (and loaded) in the background
+        start_background(c, paths)
     os.makedirs(c.config_dir, exist_ok=True)
     parent, changed = ensure_parent(engine, c.cfg, c.roots, c.config_dir, c.host.user)
     if changed:
@@ -33,9 +39,29 @@ def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
     say_if_older(c, engine, parent)
     agent = ParentClient(parent)
     image_id = images.ensure_inner_image(engine, agent, c.cfg.worker.image, c.err)
-    for shared in sorted(service_images(c.cfg.services) & {SERVICES_IMAGE}):
-        images.ensure_inner_image(engine, agent, shared, c.err)  # the services start on load
+    for image in sorted(shared) if not later else ():
+        if not images.inner_current(engine, agent, image):
+            start_background(c, paths)  # loaded in the background; the services start on load
     return agent, image_id
+
+
+def say_background(c: Ctx, paths: background.Paths) -> None:
+    """What became of the last background build of the services image, if worth a word."""
+    line = host_line(background.read_record(paths), background.running(paths))
+    if line:
+        c.err.print(f"[yellow]services:[/] {line}", soft_wrap=True)
+
+
+def start_background(c: Ctx, paths: background.Paths) -> None:
+    """Build and load the services image in a detached process (unless one runs already)."""
+    if background.running(paths):
+        return
+    background.start(paths, c.host.env)
+    c.err.print(
+        f"[dim]services image {SERVICES_IMAGE} is building in the background "
+        f"(log: {paths.log}); the services start when it is ready[/]",
+        soft_wrap=True,
+    )
 
 
 def say_if_older(c: Ctx, engine: HostEngine, parent: ContainerHandle) -> None:

@@ -24,6 +24,9 @@ from typing import Any
 
 from hal_common import labels
 from hal_common.errors import HalError, ImageMissing
+from hal_common.layout import ParentLayout
+from hal_common.services_build import RECORD_NAME, BuildRecord, waiting_detail
+from hal_common.shared_services import SERVICES_IMAGE
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core.services import (
     ROLE,
@@ -34,6 +37,7 @@ from parent_agent.core.services import (
     RemoveService,
     ServicePlan,
     StartService,
+    Waiting,
     actions,
 )
 
@@ -110,6 +114,9 @@ def reconcile(engine: InnerEngine, plan: ServicePlan) -> list[str]:
                     engine.run(what=f"service {w.name} did not start", **w.kwargs)
                     log.info("service %s started", w.name)
                 except ImageMissing:
+                    if w.image == SERVICES_IMAGE:  # building on the host: the state says so
+                        log.info("service %s waits for its image %s", w.name, w.image)
+                        continue
                     errors.append(
                         f"service {w.name} did not start: image {w.image} is missing "
                         "(claudy on the host loads it)"
@@ -197,6 +204,22 @@ def wait_for_mcp(engine: InnerEngine, waits: Iterable[McpWait], timeout: float =
             break
         time.sleep(0.2)
     return sorted(waiting)
+
+
+def waiting_for(engine: InnerEngine, layout: ParentLayout) -> Waiting:
+    """For `states`: a missing image's (state, detail), from the host's record of the
+    services image's background build (in the config directory claudy shares)."""
+
+    def waiting(image: str) -> tuple[str, str] | None:
+        if _have_image(engine, image):
+            return None
+        try:
+            text = (layout.config_dir / RECORD_NAME).read_text(errors="replace")
+        except OSError:
+            text = ""
+        return waiting_detail(BuildRecord.loads(text) if text else None, image)
+
+    return waiting
 
 
 def _have_image(engine: InnerEngine, image: str) -> bool:
