@@ -30,8 +30,6 @@ def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
     shared = frozenset(service_images(c.cfg.services) & {SERVICES_IMAGE})
     say_background(c, paths)
     later = images.ensure_images(engine, c.cfg, c.err, c.host.env, defer=shared)
-    if later:  # not needed to reach Claude Code: built (and loaded) in the background
-        start_background(c, paths)
     os.makedirs(c.config_dir, exist_ok=True)
     parent, changed = ensure_parent(engine, c.cfg, c.roots, c.config_dir, c.host.user)
     if changed:
@@ -39,9 +37,10 @@ def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
     say_if_older(c, engine, parent)
     agent = ParentClient(parent)
     image_id = images.ensure_inner_image(engine, agent, c.cfg.worker.image, c.err)
-    for image in sorted(shared) if not later else ():
-        if not images.inner_current(engine, agent, image):
-            start_background(c, paths)  # loaded in the background; the services start on load
+    # not needed to reach Claude Code: built and loaded in the background, started once the
+    # worker image is in (so that it does not slow the parent's start and that load)
+    if later or any(not images.inner_current(engine, agent, i) for i in sorted(shared)):
+        start_background(c, paths)  # the services start when it is loaded
     return agent, image_id
 
 
