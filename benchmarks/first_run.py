@@ -32,7 +32,7 @@ from hal_testing.host import HostParent
 from host_shim.core.build_context import OFFLINE_BASE
 
 # on the visible screen only (the build's output above mentions "Claude Code" too)
-CLAUDE_SCREEN = ("Welcome to Claude", "Choose the text style", "Let's get started")
+CLAUDE_SCREEN = ("Claude Code v", "Welcome to Claude", "Choose the text style", "Let's get started")
 EVENTS = (
     (re.compile(r"^building (\S+)"), "build {} start"),
     (re.compile(r"^built (\S+) \("), "build {} done"),
@@ -104,7 +104,20 @@ def main() -> int:
         line = line.replace(sys.executable, args.python)
     tl = Timeline()
     subprocess.run(
-        [*tmux, "new-session", "-d", "-c", "/", "-s", "user", "-x", "220", "-y", "50", f"{line}; sleep 3600"],
+        [
+            *tmux,
+            "new-session",
+            "-d",
+            "-c",
+            "/",
+            "-s",
+            "user",
+            "-x",
+            "220",
+            "-y",
+            "50",
+            f"{line}; sleep 3600",
+        ],
         check=True,
     )
     screen = ""

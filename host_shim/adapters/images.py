@@ -33,6 +33,7 @@ from host_shim.core.build_context import (
     context_dir,
     recipes,
     source_hash,
+    standalone_stages,
 )
 
 log = logging.getLogger(__name__)
@@ -157,28 +158,65 @@ def _build_one(
     nocache: bool,
     on_step: Callable[[str], None],
 ) -> ImageInfo:
-    """Build one image; `on_step` hears each `Step N/M` line. Returns the image."""
+    """Build one image; `on_step` hears each `Step N/M` line. Returns the image.
+
+    A Dockerfile (built whole: no target) with two or more stages that stand alone has them
+    built first, side by side, each from a Dockerfile of its own (see
+    `build_context.standalone_stages`); the whole build then finds their steps in the cache."""
     ctx = context_dir(env)
+    args = {"BASE_IMAGE": base}
+    stages = standalone_stages((ctx / recipe.dockerfile).read_text())
+    if recipe.target is None and len(stages) >= 2:
+        with tempfile.TemporaryDirectory(prefix="hal9000-stages-") as tmp:
+            files = {}
+            for name, text in stages.items():
+                files[name] = Path(tmp) / f"{recipe.dockerfile}.{name}"
+                files[name].write_text(text)
+            with ThreadPoolExecutor(len(files)) as pool:
+                futures = [
+                    pool.submit(
+                        _steps, engine, ctx, str(f), None, f"{recipe.tag} ({name})", args, {},
+                        nocache, _prefixed(name, on_step),
+                    )
+                    for name, f in files.items()
+                ]  # fmt: skip
+                errors = [e for f in futures if (e := f.exception()) is not None]
+            if errors:
+                raise errors[0]
+    labels = {SOURCE_LABEL: source_hash(ctx, recipe)}
+    _steps(engine, ctx, recipe.dockerfile, recipe.tag, recipe.tag, args, labels, nocache, on_step,
+           recipe.target)  # fmt: skip
+    return engine.require_image(recipe.tag, f"inspecting {recipe.tag}")
+
+
+def _prefixed(prefix: str, on_step: Callable[[str], None]) -> Callable[[str], None]:
+    return lambda text: on_step(f"{prefix}: {text}")
+
+
+def _steps(
+    engine: HostEngine,
+    ctx: Path,
+    dockerfile: str,
+    tag: str | None,
+    what: str,
+    args: dict[str, str],
+    labels: dict[str, str],
+    nocache: bool,
+    on_step: Callable[[str], None],
+    target: str | None = None,
+) -> None:
+    """One legacy build, its `Step` lines to `on_step`; HalError with the output's tail."""
     last: list[str] = []
-    for line in engine.build(
-        str(ctx),
-        recipe.dockerfile,
-        recipe.tag,
-        recipe.target,
-        {"BASE_IMAGE": base},
-        {SOURCE_LABEL: source_hash(ctx, recipe)},
-        nocache,
-    ):
+    for line in engine.build(str(ctx), dockerfile, tag, target, args, labels, nocache):
         if line.error:
             tail = "\n".join(last[-15:])
-            raise HalError(f"building {recipe.tag} failed: {line.error}\n{tail}")
+            raise HalError(f"building {what} failed: {line.error}\n{tail}")
         text = line.text.rstrip()
         if not text:
             continue
         last.extend(text.splitlines())
         if text.startswith("Step "):
             on_step(" ".join(text.split()))
-    return engine.require_image(recipe.tag, f"inspecting {recipe.tag}")
 
 
 def _announce(console: Console, recipe: Recipe, base: str) -> None:
