@@ -299,12 +299,15 @@ def ensure_images(
     force: bool = False,
     nocache: bool = False,
     defer: frozenset[str] = frozenset(),
+    only: frozenset[str] = frozenset(),
 ) -> list[Recipe]:
     """Build whichever of our images is missing or was built from other sources (an older
     checkout); all of them with `force`. Unchanged layers come from the cache. Those whose
     tag is in `defer` are not built: they are returned (the services image, built in the
-    background). The others are built side by side."""
-    todo = [r for r in recipes(cfg) if force or not current(engine, r, env)]
+    background); with `only`, only those tags are looked at. The others are built side by
+    side."""
+    todo = [r for r in recipes(cfg) if (not only or r.tag in only)]
+    todo = [r for r in todo if force or not current(engine, r, env)]
     later = [r for r in todo if r.tag in defer]
     now = [r for r in todo if r.tag not in defer]
     if now:

@@ -45,7 +45,7 @@ def build_and_load(c: Ctx, engine: HostEngine, con: Console) -> str:
     """Build the services image if the host lacks it, then load it into the parent; what
     happened, in words."""
     t0 = time.monotonic()
-    images.ensure_images(engine, c.cfg, con, c.host.env)  # the services image among them
+    images.ensure_images(engine, c.cfg, con, c.host.env, only=frozenset({SERVICES_IMAGE}))
     built = f"built in {time.monotonic() - t0:.0f} s; "
     parent = wait_for_parent(engine, c.cfg.parent.name, time.monotonic() + PARENT_WAIT_S)
     if parent is None:
