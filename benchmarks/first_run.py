@@ -38,7 +38,7 @@ EVENTS = (
     (re.compile(r"^built (\S+) \("), "build {} done"),
     (re.compile(r"^parent (\S+) is up"), "parent up"),
     (re.compile(r"loading (\S+) into the parent"), "load {} start"),
-    (re.compile(r"services image (\S+) is building"), "background build {}"),
+    (re.compile(r"services image (\S+) is (?:building|loading)"), "background {}"),
 )
 UID = GID = 4321
 

@@ -39,8 +39,10 @@ def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
     image_id = images.ensure_inner_image(engine, agent, c.cfg.worker.image, c.err)
     # not needed to reach Claude Code: built and loaded in the background, started once the
     # worker image is in (so that it does not slow the parent's start and that load)
-    if later or any(not images.inner_current(engine, agent, i) for i in sorted(shared)):
-        start_background(c, paths)  # the services start when it is loaded
+    if later:
+        start_background(c, paths, "is building")  # the services start when it is loaded
+    elif any(not images.inner_current(engine, agent, i) for i in sorted(shared)):
+        start_background(c, paths, "is loading into the parent")
     return agent, image_id
 
 
@@ -51,13 +53,13 @@ def say_background(c: Ctx, paths: background.Paths) -> None:
         c.err.print(f"[yellow]services:[/] {line}", soft_wrap=True)
 
 
-def start_background(c: Ctx, paths: background.Paths) -> None:
+def start_background(c: Ctx, paths: background.Paths, doing: str) -> None:
     """Build and load the services image in a detached process (unless one runs already)."""
     if background.running(paths):
         return
     background.start(paths, c.host.env)
     c.err.print(
-        f"[dim]services image {SERVICES_IMAGE} is building in the background "
+        f"[dim]services image {SERVICES_IMAGE} {doing} in the background "
         f"(log: {paths.log}); the services start when it is ready[/]",
         soft_wrap=True,
     )
