@@ -65,6 +65,15 @@ def waiting_detail(rec: BuildRecord | None, image: str) -> tuple[str, str]:
     return "waiting", f"waiting for image {image} (claudy on the host loads it)"
 
 
+def loaded_detail(rec: BuildRecord | None, image: str) -> tuple[str, str] | None:
+    """(state, detail) of a service without a container whose image is there: `starting`
+    while the background build that loaded it still runs (its load waits for the parent to
+    create the containers); else None (the container is missing: an error says why)."""
+    if rec is not None and rec.image == image and rec.state == BUILDING:
+        return "starting", f"image {image} loaded, the container is being created"
+    return None
+
+
 def host_line(rec: BuildRecord | None, running: bool) -> str | None:
     """What claudy says about the background build (status, doctor, the next run); None when
     there is nothing to say (no build, or the last one finished)."""

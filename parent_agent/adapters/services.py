@@ -25,7 +25,7 @@ from typing import Any
 from hal_common import labels
 from hal_common.errors import HalError, ImageMissing
 from hal_common.layout import ParentLayout
-from hal_common.services_build import RECORD_NAME, BuildRecord, waiting_detail
+from hal_common.services_build import RECORD_NAME, BuildRecord, loaded_detail, waiting_detail
 from hal_common.shared_services import SERVICES_IMAGE
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core.services import (
@@ -211,13 +211,15 @@ def waiting_for(engine: InnerEngine, layout: ParentLayout) -> Waiting:
     services image's background build (in the config directory claudy shares)."""
 
     def waiting(image: str) -> tuple[str, str] | None:
-        if _have_image(engine, image):
-            return None
         try:
             text = (layout.config_dir / RECORD_NAME).read_text(errors="replace")
         except OSError:
             text = ""
-        return waiting_detail(BuildRecord.loads(text) if text else None, image)
+        rec = BuildRecord.loads(text) if text else None
+        if _have_image(engine, image):
+            # loaded, and the loop is creating its containers (the load waits for that)
+            return loaded_detail(rec, image)
+        return waiting_detail(rec, image)
 
     return waiting
 

@@ -61,3 +61,14 @@ def test_claudy_says_building_failed_or_interrupted_and_nothing_once_done() -> N
     failed = BuildRecord(FAILED, IMAGE, "/log", 0, 0.0, 1.0, "boom")
     assert "failed: boom (log: /log)" in (host_line(failed, False) or "")
     assert host_line(BuildRecord(DONE, IMAGE, "/log"), False) is None
+
+
+def test_just_loaded_is_starting_until_the_build_ends() -> None:
+    from hal_common.services_build import loaded_detail
+
+    assert loaded_detail(BuildRecord(BUILDING, IMAGE, "/log", 1, 0.0), IMAGE) == (
+        "starting",
+        f"image {IMAGE} loaded, the container is being created",
+    )
+    assert loaded_detail(BuildRecord(DONE, IMAGE, "/log"), IMAGE) is None
+    assert loaded_detail(None, IMAGE) is None
