@@ -42,16 +42,22 @@ class BuildRecord:
             raw = json.loads(text)
             rec = cls(
                 state=str(raw["state"]),
-                image=str(raw["image"]),
-                log=str(raw["log"]),
+                image=_printable(str(raw["image"])),
+                log=_printable(str(raw["log"])),
                 pid=int(raw.get("pid", 0)),
                 started=float(raw.get("started", 0.0)),
                 finished=float(raw.get("finished", 0.0)),
-                error=str(raw.get("error", ""))[:2000],
+                error=_printable(str(raw.get("error", "")))[:2000],
             )
         except (ValueError, KeyError, TypeError):
             return None
         return rec if rec.state in (BUILDING, FAILED, DONE) else None
+
+
+def _printable(text: str) -> str:
+    """Without control characters (an escape sequence from a build's output never reaches
+    a terminal); line breaks stay."""
+    return "".join(c for c in text if c == "\n" or c.isprintable())
 
 
 def waiting_detail(rec: BuildRecord | None, image: str) -> tuple[str, str]:
