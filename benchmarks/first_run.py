@@ -49,7 +49,9 @@ class Timeline:
     events: dict[str, float] = field(default_factory=dict)
 
     def mark(self, name: str) -> None:
-        self.events.setdefault(name, round(time.monotonic() - self.t0, 1))
+        if name not in self.events:
+            self.events[name] = round(time.monotonic() - self.t0, 1)
+            print(f"  {self.events[name]:7.1f} s  {name}", flush=True)  # as it happens
 
     def read(self, screen: str) -> None:
         for line in screen.splitlines():
@@ -91,6 +93,7 @@ def main() -> int:
         "--python", help="run claudy with this interpreter (another checkout's), for a before/after"
     )
     args = ap.parse_args()
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     host = os.environ["DOCKER_HOST"]
     client = engine.connect(host)
     fresh(client)
