@@ -216,14 +216,15 @@ class HostEngine:
         self,
         path: str,
         dockerfile: str,
-        tag: str,
+        tag: str | None,
         target: str | None,
         buildargs: dict[str, str],
         labels: dict[str, str],
         nocache: bool,
     ) -> Iterator[BuildLine]:
-        """Build with the host's network; each line of progress as it comes."""
-        with translated(f"building {tag}"):
+        """Build with the host's network; each line of progress as it comes. `dockerfile` may
+        lie outside `path` (docker-py sends it along); without `tag` the image is only cache."""
+        with translated(f"building {tag or target}"):
             stream = self._client.api.build(
                 path=path,
                 dockerfile=dockerfile,

@@ -7,7 +7,9 @@ import os
 import shutil
 import subprocess
 import tempfile
-from collections.abc import Iterator, Mapping
+import threading
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from rich.console import Console
@@ -22,7 +24,7 @@ from rich.progress import (
 
 from hal_common.config import Config
 from hal_common.errors import EngineUnavailable, HalError
-from host_shim.adapters.engine import HostEngine
+from host_shim.adapters.engine import HostEngine, ImageInfo
 from host_shim.adapters.parent_client import ParentClient
 from host_shim.core.build_context import (
     OFFLINE_BASE,
@@ -31,6 +33,7 @@ from host_shim.core.build_context import (
     context_dir,
     recipes,
     source_hash,
+    standalone_stages,
 )
 
 log = logging.getLogger(__name__)
@@ -147,6 +150,82 @@ def build_offline_base(engine: HostEngine, console: Console) -> None:
     console.print(f"[green]built[/] {OFFLINE_BASE} from Debian packages")
 
 
+def _build_one(
+    engine: HostEngine,
+    recipe: Recipe,
+    base: str,
+    env: Mapping[str, str],
+    nocache: bool,
+    on_step: Callable[[str], None],
+) -> ImageInfo:
+    """Build one image; `on_step` hears each `Step N/M` line. Returns the image.
+
+    A Dockerfile (built whole: no target) with two or more stages that stand alone has them
+    built first, side by side, each from a Dockerfile of its own (see
+    `build_context.standalone_stages`); the whole build then finds their steps in the cache."""
+    ctx = context_dir(env)
+    args = {"BASE_IMAGE": base}
+    stages = standalone_stages((ctx / recipe.dockerfile).read_text())
+    if recipe.target is None and len(stages) >= 2:
+        with tempfile.TemporaryDirectory(prefix="hal9000-stages-") as tmp:
+            files = {}
+            for name, text in stages.items():
+                files[name] = Path(tmp) / f"{recipe.dockerfile}.{name}"
+                files[name].write_text(text)
+            with ThreadPoolExecutor(len(files)) as pool:
+                futures = [
+                    pool.submit(
+                        _steps, engine, ctx, str(f), None, f"{recipe.tag} ({name})", args, {},
+                        nocache, _prefixed(name, on_step),
+                    )
+                    for name, f in files.items()
+                ]  # fmt: skip
+                errors = [e for f in futures if (e := f.exception()) is not None]
+            if errors:
+                raise errors[0]
+    labels = {SOURCE_LABEL: source_hash(ctx, recipe)}
+    _steps(engine, ctx, recipe.dockerfile, recipe.tag, recipe.tag, args, labels, nocache, on_step,
+           recipe.target)  # fmt: skip
+    return engine.require_image(recipe.tag, f"inspecting {recipe.tag}")
+
+
+def _prefixed(prefix: str, on_step: Callable[[str], None]) -> Callable[[str], None]:
+    return lambda text: on_step(f"{prefix}: {text}")
+
+
+def _steps(
+    engine: HostEngine,
+    ctx: Path,
+    dockerfile: str,
+    tag: str | None,
+    what: str,
+    args: dict[str, str],
+    labels: dict[str, str],
+    nocache: bool,
+    on_step: Callable[[str], None],
+    target: str | None = None,
+) -> None:
+    """One legacy build, its `Step` lines to `on_step`; HalError with the output's tail."""
+    last: list[str] = []
+    for line in engine.build(str(ctx), dockerfile, tag, target, args, labels, nocache):
+        if line.error:
+            tail = "\n".join(last[-15:])
+            raise HalError(f"building {what} failed: {line.error}\n{tail}")
+        text = line.text.rstrip()
+        if not text:
+            continue
+        last.extend(text.splitlines())
+        if text.startswith("Step "):
+            on_step(" ".join(text.split()))
+
+
+def _announce(console: Console, recipe: Recipe, base: str) -> None:
+    console.print(
+        f"[bold]building[/] {recipe.tag} ({recipe.dockerfile}"
+        f"{', ' + recipe.target if recipe.target else ''}) on {base}"
+    )
+
+
 def build(
     engine: HostEngine,
     recipe: Recipe,
@@ -156,36 +235,60 @@ def build(
     nocache: bool = False,
 ) -> str:
     """Build one image, showing each step; returns its id."""
-    ctx = context_dir(env)
-    console.print(
-        f"[bold]building[/] {recipe.tag} ({recipe.dockerfile}"
-        f"{', ' + recipe.target if recipe.target else ''}) on {base}"
-    )
-    last: list[str] = []
+    _announce(console, recipe, base)
     with console.status(f"{recipe.tag}: starting") as status:
-        for line in engine.build(
-            str(ctx),
-            recipe.dockerfile,
-            recipe.tag,
-            recipe.target,
-            {"BASE_IMAGE": base},
-            {SOURCE_LABEL: source_hash(ctx, recipe)},
-            nocache,
-        ):
-            if line.error:
-                tail = "\n".join(last[-15:])
-                raise HalError(f"building {recipe.tag} failed: {line.error}\n{tail}")
-            text = line.text.rstrip()
-            if not text:
-                continue
-            last.extend(text.splitlines())
-            if text.startswith("Step "):
-                step = " ".join(text.split())
-                console.print(f"  [dim]{step}[/]", no_wrap=True, overflow="ellipsis", markup=True)
-                status.update(f"{recipe.tag}: {step[:60]}")
-    image = engine.require_image(recipe.tag, f"inspecting {recipe.tag}")
+
+        def step(text: str) -> None:
+            console.print(f"  [dim]{text}[/]", no_wrap=True, overflow="ellipsis", markup=True)
+            status.update(f"{recipe.tag}: {text[:60]}")
+
+        image = _build_one(engine, recipe, base, env, nocache, step)
     console.print(f"[green]built[/] {recipe.tag} ({image.size / 1e6:.0f} MB)")
     return image.id
+
+
+def build_together(
+    engine: HostEngine,
+    todo: list[Recipe],
+    base: str,
+    console: Console,
+    env: Mapping[str, str],
+    nocache: bool = False,
+) -> None:
+    """Build `todo` at the same time (the legacy builder runs one build's steps in order, but
+    two builds side by side: their downloads and unpacking overlap). One status line shows
+    each build's step; each finished image is said as it comes. The first failure is raised
+    once every build has ended."""
+    if len(todo) <= 1:
+        for recipe in todo:
+            build(engine, recipe, base, console, env, nocache)
+        return
+    for recipe in todo:
+        _announce(console, recipe, base)
+    steps = {r.tag: "starting" for r in todo}
+    lock = threading.Lock()
+    with console.status("building") as status, ThreadPoolExecutor(len(todo)) as pool:
+
+        def show() -> None:
+            status.update("  ·  ".join(f"{t.split('/')[-1]}: {s[:40]}" for t, s in steps.items()))
+
+        def one(recipe: Recipe) -> ImageInfo:
+            def step(text: str) -> None:
+                with lock:
+                    steps[recipe.tag] = text
+                    show()
+
+            image = _build_one(engine, recipe, base, env, nocache, step)
+            with lock:
+                steps.pop(recipe.tag, None)
+                console.print(f"[green]built[/] {recipe.tag} ({image.size / 1e6:.0f} MB)")
+                show()
+            return image
+
+        futures = [pool.submit(one, r) for r in todo]
+        errors = [e for f in futures if (e := f.exception()) is not None]
+    if errors:
+        raise errors[0]
 
 
 def ensure_images(
@@ -195,27 +298,40 @@ def ensure_images(
     env: Mapping[str, str],
     force: bool = False,
     nocache: bool = False,
-) -> None:
+    defer: frozenset[str] = frozenset(),
+    only: frozenset[str] = frozenset(),
+) -> list[Recipe]:
     """Build whichever of our images is missing or was built from other sources (an older
-    checkout); all of them with `force`. Unchanged layers come from the cache."""
-    todo = [r for r in recipes(cfg) if force or not current(engine, r, env)]
-    if not todo:
-        return
-    base = ensure_base(engine, cfg.parent.base_image, console, env)
-    for recipe in todo:
-        build(engine, recipe, base, console, env, nocache=nocache)
+    checkout); all of them with `force`. Unchanged layers come from the cache. Those whose
+    tag is in `defer` are not built: they are returned (the services image, built in the
+    background); with `only`, only those tags are looked at. The others are built side by
+    side."""
+    todo = [r for r in recipes(cfg) if (not only or r.tag in only)]
+    todo = [r for r in todo if force or not current(engine, r, env)]
+    later = [r for r in todo if r.tag in defer]
+    now = [r for r in todo if r.tag not in defer]
+    if now:
+        base = ensure_base(engine, cfg.parent.base_image, console, env)
+        build_together(engine, now, base, console, env, nocache=nocache)
     missing = [cfg.worker.image] if not engine.has_image(cfg.worker.image) else []
     if missing:
         raise HalError(
             f"worker image {missing[0]} is missing and is not one claudy builds",
             hint="build it yourself, or set [worker].image to hal9000/worker:minimal",
         )
+    return later
 
 
 def _counted(chunks: Iterator[bytes], progress: Progress, task: int) -> Iterator[bytes]:
     for chunk in chunks:
         progress.advance(task, len(chunk))  # type: ignore[arg-type]
         yield chunk
+
+
+def inner_current(engine: HostEngine, parent: ParentClient, image: str) -> bool:
+    """The parent's engine holds `image` as the host has it."""
+    img = engine.image(image, f"inspecting {image}")
+    return img is not None and parent.inner_image_id(image) == img.id
 
 
 def ensure_inner_image(

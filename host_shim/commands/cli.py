@@ -15,8 +15,9 @@ from hal_common import __version__
 from hal_common.errors import HalError, UsageError
 from hal_common.projects import resolve_project
 from hal_common.protocol import PARENT_ABSENT, PARENT_RESTARTING, PARENT_RUNNING, Health, WorkerRow
+from hal_common.services_build import host_line
 from hal_io.config_cli import config_group
-from host_shim.adapters import images
+from host_shim.adapters import background, images
 from host_shim.adapters.engine import ContainerHandle
 from host_shim.adapters.parent import find_parent, running_parent
 from host_shim.adapters.parent_client import ParentClient, ParentCommandFailed
@@ -161,6 +162,8 @@ def status(host: Host, as_json: bool) -> None:
     if parent is not None and running:
         with contextlib.suppress(ParentCommandFailed):  # no health: none to say
             health = ParentClient(parent).health()
+    paths = background.Paths.of(host.layout, host.env)
+    building = host_line(background.read_record(paths), background.running(paths))
     if as_json:
         click.echo(
             json.dumps(
@@ -170,6 +173,7 @@ def status(host: Host, as_json: bool) -> None:
                         "state": state,
                         "restart_needed": list(health.restart_needed),
                     },
+                    "services_build": building,
                     "workers": [r.to_json() for r in rows],
                 },
                 indent=2,
@@ -177,6 +181,8 @@ def status(host: Host, as_json: bool) -> None:
         )
         return
     click.echo(f"parent {c.cfg.parent.name}: {state}")
+    if building:  # the services image's background build (see launch.prepare)
+        click.echo(f"  services: {building}")
     for key in health.restart_needed:
         click.echo(f"  restart needed: {key} changed (claudy down && claudy)")
     for r in rows:

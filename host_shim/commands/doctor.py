@@ -11,7 +11,9 @@ from rich.markup import escape
 from hal_common.credentials import describe_expiry
 from hal_common.errors import HalError
 from hal_common.protocol import PARENT_RUNNING
-from host_shim.adapters import auth, images
+from hal_common.services_build import host_line
+from hal_common.shared_services import SERVICES_IMAGE
+from host_shim.adapters import auth, background, images
 from host_shim.adapters.engine import HostEngine
 from host_shim.adapters.parent import find_parent
 from host_shim.adapters.parent_client import ParentClient
@@ -102,6 +104,13 @@ def run_checks(host: Host) -> int:
 
     def image_check() -> str:
         stale = [r.tag for r in recipes(ctxs[0].cfg) if not images.current(engines[0], r, host.env)]
+        paths = background.Paths.of(host.layout, host.env)
+        building = background.running(paths)
+        line = host_line(background.read_record(paths), building)
+        if building and stale == [SERVICES_IMAGE]:
+            return f"all present but {line}"
+        if line and not building:
+            console.print(f"[yellow]![/] services: {line}", soft_wrap=True)
         if stale:
             raise HalError(
                 f"missing or built from other sources: {', '.join(stale)}",

@@ -14,9 +14,10 @@ from hal_common.errors import HalError
 from hal_common.naming import container_name, session_name
 from hal_common.projects import expand_user
 from hal_common.protocol import PARENT_RUNNING
+from hal_common.services_build import host_line
 from hal_common.shared_services import SERVICES_IMAGE
 from hal_common.shared_services import images as service_images
-from host_shim.adapters import images
+from host_shim.adapters import background, images
 from host_shim.adapters.engine import ContainerHandle, HostEngine
 from host_shim.adapters.fast_hint import Stamps, forget_hint, save_hint, stamps, tree
 from host_shim.adapters.parent import ensure_parent, find_parent, runs_older_code
@@ -36,7 +37,10 @@ OLDER_PARENT = (
 
 def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
     """Images built, parent running and ready, worker image inside: (parent, worker image id)."""
-    images.ensure_images(engine, c.cfg, c.err, c.host.env)
+    paths = background.Paths.of(c.host.layout, c.host.env)
+    shared = frozenset(service_images(c.cfg.services) & {SERVICES_IMAGE})
+    say_background(c, paths)
+    later = images.ensure_images(engine, c.cfg, c.err, c.host.env, defer=shared)
     os.makedirs(c.config_dir, exist_ok=True)
     parent, changed = ensure_parent(engine, c.cfg, c.roots, c.config_dir, c.host.user)
     if changed:
@@ -45,9 +49,32 @@ def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
     agent = ParentClient(parent)
     image_id = images.ensure_inner_image(engine, agent, c.cfg.worker.image, c.err)
     claude.ensure(c, engine, agent)  # the Claude Code workers mount (installed once)
-    for shared in sorted(service_images(c.cfg.services) & {SERVICES_IMAGE}):
-        images.ensure_inner_image(engine, agent, shared, c.err)  # the services start on load
+    # not needed to reach Claude Code: built and loaded in the background, started once the
+    # worker image is in (so that it does not slow the parent's start and that load)
+    if later:
+        start_background(c, paths, "is building")  # the services start when it is loaded
+    elif any(not images.inner_current(engine, agent, i) for i in sorted(shared)):
+        start_background(c, paths, "is loading into the parent")
     return agent, image_id
+
+
+def say_background(c: Ctx, paths: background.Paths) -> None:
+    """What became of the last background build of the services image, if worth a word."""
+    line = host_line(background.read_record(paths), background.running(paths))
+    if line:
+        c.err.print(f"[yellow]services:[/] {line}", soft_wrap=True)
+
+
+def start_background(c: Ctx, paths: background.Paths, doing: str) -> None:
+    """Build and load the services image in a detached process (unless one runs already)."""
+    if background.running(paths):
+        return
+    background.start(paths, c.host.env)
+    c.err.print(
+        f"[dim]services image {SERVICES_IMAGE} {doing} in the background "
+        f"(log: {paths.log}); the services start when it is ready[/]",
+        soft_wrap=True,
+    )
 
 
 def say_if_older(c: Ctx, engine: HostEngine, parent: ContainerHandle) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -68,4 +69,30 @@ def recipes(cfg: Config) -> list[Recipe]:
     out.append(Recipe(cfg.parent.image, "Dockerfile.parent", None))
     if SERVICES_IMAGE in images(cfg.services):
         out.append(Recipe(SERVICES_IMAGE, "Dockerfile.services", None))
+    return out
+
+
+BASE_FROM = "${BASE_IMAGE}"
+_FROM = re.compile(r"^FROM\s+(\S+)(?:\s+AS\s+(\S+))?\s*$", re.IGNORECASE)
+
+
+def standalone_stages(dockerfile: str) -> dict[str, str]:
+    """The stages of a Dockerfile's text that stand alone (FROM the base image argument, no
+    `COPY --from`), each as a Dockerfile of its own: the global ARGs, then the stage as
+    written. Its steps are the full build's, so building it fills the cache that the full
+    build then hits: the legacy builder runs a Dockerfile's stages one after the other, but
+    such stages, built apart, run side by side (BuildKit's parallel stages, by hand)."""
+    lines = dockerfile.splitlines()
+    starts = [i for i, ln in enumerate(lines) if _FROM.match(ln.strip())]
+    if not starts:
+        return {}
+    prologue = lines[: starts[0]]
+    out = {}
+    for i, start in enumerate(starts):
+        block = lines[start : starts[i + 1] if i + 1 < len(starts) else len(lines)]
+        m = _FROM.match(lines[start].strip())
+        assert m is not None  # noqa: S101 - matched above
+        image, name = m.group(1), m.group(2)
+        if name and image == BASE_FROM and not any("--from=" in ln for ln in block):
+            out[name] = "\n".join([*prologue, *block]) + "\n"
     return out

@@ -17,6 +17,7 @@ import logging
 import os
 import secrets
 import socket
+import stat
 import time
 from collections.abc import Iterable
 from pathlib import Path
@@ -24,6 +25,15 @@ from typing import Any
 
 from hal_common import labels
 from hal_common.errors import HalError, ImageMissing
+from hal_common.layout import ParentLayout
+from hal_common.services_build import (
+    RECORD_LIMIT,
+    RECORD_NAME,
+    BuildRecord,
+    loaded_detail,
+    waiting_detail,
+)
+from hal_common.shared_services import SERVICES_IMAGE
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core.services import (
     ROLE,
@@ -34,6 +44,7 @@ from parent_agent.core.services import (
     RemoveService,
     ServicePlan,
     StartService,
+    Waiting,
     actions,
 )
 
@@ -110,6 +121,9 @@ def reconcile(engine: InnerEngine, plan: ServicePlan) -> list[str]:
                     engine.run(what=f"service {w.name} did not start", **w.kwargs)
                     log.info("service %s started", w.name)
                 except ImageMissing:
+                    if w.image == SERVICES_IMAGE:  # building on the host: the state says so
+                        log.info("service %s waits for its image %s", w.name, w.image)
+                        continue
                     errors.append(
                         f"service {w.name} did not start: image {w.image} is missing "
                         "(claudy on the host loads it)"
@@ -197,6 +211,34 @@ def wait_for_mcp(engine: InnerEngine, waits: Iterable[McpWait], timeout: float =
             break
         time.sleep(0.2)
     return sorted(waiting)
+
+
+def waiting_for(engine: InnerEngine, layout: ParentLayout) -> Waiting:
+    """For `states`: a missing image's (state, detail), from the host's record of the
+    services image's background build (in the config directory claudy shares)."""
+
+    def waiting(image: str) -> tuple[str, str] | None:
+        rec = read_build_record(layout.config_dir / RECORD_NAME)
+        if _have_image(engine, image):
+            # loaded, and the loop is creating its containers (the load waits for that)
+            return loaded_detail(rec, image)
+        return waiting_detail(rec, image)
+
+    return waiting
+
+
+def read_build_record(path: Path) -> BuildRecord | None:
+    """The host's record of the background build: a regular file, not followed through a
+    link, read up to its size limit (no FIFO or device can hold the loop)."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as fh:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        data = fh.read(RECORD_LIMIT + 1)
+    return BuildRecord.loads(data.decode(errors="replace"))
 
 
 def _have_image(engine: InnerEngine, image: str) -> bool:

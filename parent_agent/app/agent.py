@@ -424,7 +424,12 @@ class Agent:
         try:
             found = services_mod.inspect_all(self.engine)
             self.service_health = tuple(
-                services_core.states(self.cfg.services, found, services_mod.port_open)
+                services_core.states(
+                    self.cfg.services,
+                    found,
+                    services_mod.port_open,
+                    services_mod.waiting_for(self.engine, self.layout),  # image building
+                )
             )
         except HalError as e:
             log.debug("services unknown: %s", e)

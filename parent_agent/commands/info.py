@@ -195,7 +195,7 @@ def doctor(p: Parent) -> None:
                 f"{cfg.worker.image} missing",
                 "run claudy on the host; it loads the image into the parent",
             )
-        _doctor_services(engine, cfg.services, report)
+        _doctor_services(engine, p.layout, cfg.services, report)
         _doctor_workers(engine, p.layout, report)
         _doctor_network(engine, report)
     except HalError as e:
@@ -286,16 +286,22 @@ def _doctor_workers(
 
 def _doctor_services(
     engine: InnerEngine,
+    layout: ParentLayout,
     services: tuple[ServiceSpec, ...],
     report: Callable[[bool, str, str, str], None],
 ) -> None:
     from parent_agent.adapters import services as svc
     from parent_agent.core.services import states
 
-    for s in states(services, svc.inspect_all(engine), svc.port_open):
+    for s in states(
+        services, svc.inspect_all(engine), svc.port_open, svc.waiting_for(engine, layout)
+    ):
         title = f"service {s.name}" + (" (MCP)" if s.mcp else "")
         if s.state == "disabled":
             click.echo(f"- {title}: disabled ({s.detail}); workers start without it")
+            continue
+        if s.state == "waiting":  # its image builds on the host: not a fault
+            click.echo(f"… {title}: {s.detail}")
             continue
         detail = s.detail if s.detail.startswith(s.state) else f"{s.state} {s.detail}".strip()
         if s.state in ("exited", "restarting"):
@@ -358,12 +364,14 @@ def services(p: Parent, as_json: bool, restart: tuple[str, ...]) -> None:
         return
     engine = p.inner()
     cfg = p.config()
-    found = states(cfg.services, svc.inspect_all(engine), svc.port_open)
+    found = states(
+        cfg.services, svc.inspect_all(engine), svc.port_open, svc.waiting_for(engine, p.layout)
+    )
     if as_json:
         click.echo(ServicesReply(tuple(found)).dumps())
         return
     for s in found:
-        mark = "✓" if s.ok else ("-" if s.state == "disabled" else "✗")
+        mark = "✓" if s.ok else {"disabled": "-", "waiting": "…"}.get(s.state, "✗")
         kind = " MCP" if s.mcp else ""
         click.echo(f"{mark} {s.name:14} {s.state:10} {s.detail}{kind}")
         if s.state in ("exited", "restarting"):

@@ -237,27 +237,39 @@ def is_wrapper(args: str) -> bool:
     return bool({os.path.basename(w) for w in args.split()[:2]} & WRAPPERS)
 
 
+Waiting = Callable[[str], tuple[str, str] | None]
+
+
 def states(
     specs: Iterable[ServiceSpec],
     containers: Mapping[str, Mapping[str, Any]],
     probe: Callable[[int], bool],
+    waiting: Waiting | None = None,
 ) -> list[ServiceState]:
     """Each service's health from its spec and its container's inspect data (`probe` says
-    whether a port answers). A service that is not ok says why, in words a user can act on."""
+    whether a port answers; `waiting`, for an image, (state, detail) while the engine does
+    not have it: the services image builds in the background on a first run). A service
+    that is not ok says why, in words a user can act on."""
     out = []
     for s in specs:
-        ok, state, detail = health(s, containers.get(s.name), probe)
+        ok, state, detail = health(s, containers.get(s.name), probe, waiting)
         out.append(ServiceState(s.name, ok, state, detail, s.port, s.mcp))
     return out
 
 
 def health(
-    spec: ServiceSpec, attrs: Mapping[str, Any] | None, probe: Callable[[int], bool]
+    spec: ServiceSpec,
+    attrs: Mapping[str, Any] | None,
+    probe: Callable[[int], bool],
+    waiting: Waiting | None = None,
 ) -> tuple[bool, str, str]:
     """(ok, state, detail) of one service."""
     if not spec.enabled:
         return False, "disabled", "enabled = false in the config"
     if attrs is None:
+        wait = waiting(spec.image) if waiting is not None else None
+        if wait is not None:
+            return False, *wait
         return False, "missing", "not created (see the errors)"
     st = attrs.get("State", {})
     restarts = int(attrs.get("RestartCount", 0) or 0)

@@ -110,9 +110,12 @@ def _health(h: Health) -> Text:
 def services_lines(services: tuple[ServiceState, ...]) -> list[Text]:
     """The shared services in one row, the ones down first (with a word on why), and, when
     any is down, where to read more."""
-    down = [s for s in services if not s.ok and s.state != "disabled"]
+    down = [s for s in services if not s.ok and s.state not in ("disabled", "waiting")]
     off = [s for s in services if s.state == "disabled"]
     parts: list[tuple[str, str] | str] = [("services ", "bold")]
+    for s in services:  # their image builds in the background (a first run): not a fault
+        if s.state == "waiting":
+            parts += [(f"… {s.name} waiting for image", "yellow"), "  "]
     for s in down:
         why = s.detail.split(",")[0] if s.state == "exited" else s.state
         parts += [(f"✗ {s.name} {why}", "bold red"), "  "]

@@ -171,6 +171,13 @@ def test_status_lists_the_workers(env: HostParent) -> None:
 
 
 def test_doctor_reports_each_check(env: HostParent) -> None:
+    # the services image is loaded in the background: the services answer some time after
+    # the first claudy (a service still starting is a doctor's ✗)
+    def services_up() -> bool:
+        found = env.services() or []
+        return bool(found) and all(s["ok"] or s["state"] == "disabled" for s in found)
+
+    assert retry_until(services_up, 300, raises=False), env.sh("hal-agent services")
     res = env.claudy("doctor")
     assert res.returncode == 0, res.stderr
     for line in ("✓ config", "✓ engine", "✓ privileges", "inner engine up", "✓ images"):

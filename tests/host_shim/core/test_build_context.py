@@ -47,3 +47,34 @@ def test_source_hash_follows_what_each_image_is_built_from(tmp_path: Path) -> No
     assert source_hash(tmp_path, worker) == w0
     (tmp_path / "images" / "hal-worker").write_text("#!/bin/sh\n")
     assert source_hash(tmp_path, parent) == p1 and source_hash(tmp_path, worker) != w0
+
+
+def test_standalone_stages_are_the_ones_from_the_base_that_copy_from_no_other() -> None:
+    from host_shim.core.build_context import standalone_stages
+
+    text = (
+        "# a comment\nARG BASE_IMAGE=debian:bookworm-slim\nARG V=1\n"
+        "FROM ${BASE_IMAGE} AS a\nARG V\nRUN echo $V\n"
+        "FROM ${BASE_IMAGE} AS b\nRUN echo b\n"
+        "FROM a AS c\nRUN echo c\n"
+        "FROM ${BASE_IMAGE} AS d\nCOPY --from=b /x /x\n"
+    )
+    found = standalone_stages(text)
+    assert list(found) == ["a", "b"]
+    prologue = "# a comment\nARG BASE_IMAGE=debian:bookworm-slim\nARG V=1\n"
+    assert found["a"] == prologue + "FROM ${BASE_IMAGE} AS a\nARG V\nRUN echo $V\n"
+    assert found["b"] == prologue + "FROM ${BASE_IMAGE} AS b\nRUN echo b\n"
+    assert standalone_stages("RUN true\n") == {}
+
+
+def test_the_services_image_builds_three_stages_side_by_side() -> None:
+    from pathlib import Path
+
+    from host_shim.core.build_context import standalone_stages
+
+    root = Path(__file__).parents[3]
+    assert list(standalone_stages((root / "Dockerfile.services").read_text())) == [
+        "py",
+        "node",
+        "runtime",
+    ]

@@ -100,6 +100,15 @@ def test_service_health_says_why() -> None:
     assert found["memory-bank"].state == "broken" and "--restart" in found["memory-bank"].detail
     lonely = states(Config().services, {"chromadb": running}, probe=lambda port: False)
     assert [s.state for s in lonely] == ["starting", "missing", "missing"]
+    # no container because the image is not there yet: what `waiting` says, not an error
+    wait = states(
+        Config().services,
+        {"chromadb": running},
+        probe=lambda port: False,
+        waiting=lambda image: ("waiting", f"waiting for image {image}"),
+    )
+    assert [s.state for s in wait] == ["starting", "waiting", "waiting"]
+    assert wait[1].detail == "waiting for image hal9000/services:latest" and not wait[1].ok
 
 
 def test_workers_are_told_the_gates_with_the_bearer_token() -> None:

@@ -212,3 +212,23 @@ def test_each_worker_s_claude_code_and_outdated_when_a_restart_gives_another() -
     assert Snapshot.from_json(st.to_json()) == st  # the loop publishes it, the dashboard reads
     narrow = {line.split()[0]: line for line in text(st) if line.startswith("proj-")}
     assert "outdated" in narrow[ws[0].name] and "outdated" not in narrow[ws[1].name]
+
+
+def test_services_waiting_for_their_image_are_not_shown_as_faults() -> None:
+    """A first run: the services image builds on the host; the line says so, no hint."""
+    from rich.console import Console
+
+    from parent_agent.core.model import ServiceState
+
+    detail = "waiting for image hal9000/services:latest: building on the host since 16:20"
+    services = (
+        ServiceState("chromadb", False, "waiting", detail, 8000),
+        ServiceState("chroma-mcp", False, "waiting", detail, 8811, True),
+    )
+    st = Snapshot(now=datetime.now(UTC), health=Health(engine_ok=True), services=services)
+    console = Console(width=120, height=12, record=True)
+    console.print(render(st, 12, 120))
+    lines = console.export_text().splitlines()
+    (line,) = [ln for ln in lines if ln.startswith("services")]
+    assert line.startswith("services … chromadb waiting for image  … chroma-mcp waiting for image")
+    assert "✗" not in line and not any("says why" in ln for ln in lines)
