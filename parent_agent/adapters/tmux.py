@@ -197,6 +197,9 @@ class TmuxUI:
         try:
             window = session.new_window(window_name=name, window_shell=command, attach=False)
             window.cmd("set-option", "-w", WINDOW_MARK, name)
+            # the window-linked hook fired before the mark was set: a loop that listed the
+            # windows then did not see this one as a worker's; tell it again, now marked
+            self.server.cmd("wait-for", "-S", CHANGED)
         except LibTmuxException as e:
             raise HalError(f"cannot open a window for {name}: {e}") from None
         if window.window_id:

@@ -216,6 +216,27 @@ def test_the_watch_tells_of_clients_windows_and_a_dead_server_and_viewed_follows
     assert not watch.thread.is_alive()
 
 
+def test_a_window_another_process_opens_is_known_to_the_watching_loop(
+    hal_server: libtmux.Server,
+) -> None:
+    """`hal-agent spawn` opens a worker's window from a process of its own: the loop (which
+    lists windows only when TmuxWatch wakes it) must learn of it as a worker's window. The
+    window-linked hook fires before the window carries its mark, so ensure_window signals
+    once more after marking it."""
+    loop_ui, other = TmuxUI(hal_server), TmuxUI(hal_server)
+    loop_ui.ensure_session()
+    seen: list[set[str]] = []
+    watch = TmuxWatch(
+        Path(str(hal_server.socket_path)), lambda: seen.append(loop_ui.window_names()), retry=0.2
+    )
+    watch.start()
+    try:
+        other.ensure_window("beta-1", "sleep 300")
+        assert retry_until(lambda: bool(seen) and "beta-1" in seen[-1], 10, raises=False), seen
+    finally:
+        watch.stop()
+
+
 def test_views_are_removed_when_their_terminal_goes_and_the_server_survives(
     server: libtmux.Server, hal_server: libtmux.Server
 ) -> None:
