@@ -72,32 +72,27 @@ def main() -> int:
             return 0
         started = time.time()
         con.print(f"--- {time.strftime('%Y-%m-%d %H:%M:%S')} background build (pid {os.getpid()})")
-        rec = BuildRecord(BUILDING, SERVICES_IMAGE, str(paths.log), os.getpid(), started)
-        background.write_record(paths, rec)
+
+        def record(state: str, note: str = "") -> None:
+            pid, ended = (os.getpid(), 0.0) if state == BUILDING else (0, time.time())
+            rec = BuildRecord(state, SERVICES_IMAGE, str(paths.log), pid, started, ended, note)
+            background.write_record(paths, rec)
+
+        record(BUILDING)
         try:
             c = load_ctx(host)
             what = build_and_load(c, host.engine(), con)
         except HalError as e:
             msg = e.message + (f" ({e.hint})" if e.hint else "")
             con.print(f"failed: {msg}")
-            background.write_record(
-                paths,
-                BuildRecord(FAILED, SERVICES_IMAGE, str(paths.log), 0, started, time.time(), msg),
-            )
+            record(FAILED, msg)
             return 1
         except Exception as e:  # noqa: BLE001 - recorded for the next claudy, with the trace in the log
             con.print(traceback.format_exc())
-            background.write_record(
-                paths,
-                BuildRecord(
-                    FAILED, SERVICES_IMAGE, str(paths.log), 0, started, time.time(), repr(e)
-                ),
-            )
+            record(FAILED, repr(e))
             return 1
         con.print(f"done: {what}")
-        background.write_record(
-            paths, BuildRecord(DONE, SERVICES_IMAGE, str(paths.log), 0, started, time.time())
-        )
+        record(DONE)
         return 0
 
 
