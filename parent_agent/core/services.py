@@ -276,6 +276,9 @@ def health(
     again = f", {restarts} restart{'s' if restarts != 1 else ''}" if restarts else ""
     if st.get("Restarting"):
         return False, "restarting", f"crashing (exit {st.get('ExitCode')}{again})"
+    if st.get("Status") == "created" and not st.get("Error"):
+        # between create and start (the reconcile does both): not a failure
+        return False, "starting", f"created, not started yet{again}"
     if not st.get("Running"):
         why = f"exited {st.get('ExitCode')}{again}"
         return False, "exited", why + (f": {st['Error']}" if st.get("Error") else "")

@@ -135,3 +135,18 @@ def test_workers_are_told_the_gates_with_the_bearer_token() -> None:
         ).gates
         == {}
     )
+
+
+def test_a_service_created_but_not_yet_started_is_starting_not_exited() -> None:
+    """The reconcile creates, then starts: in between, inspect says Running false, exit 0
+    (CI's first-run e2e saw 'exited' there). A create whose start failed keeps its error."""
+    from parent_agent.core.services import states
+
+    between = {"State": {"Status": "created", "Running": False, "ExitCode": 0}}
+    failed = {"State": {"Status": "created", "Running": False, "Error": "port is in use"}}
+    found = states(
+        Config().services, {"chromadb": between, "chroma-mcp": failed}, probe=lambda port: True
+    )
+    assert [(s.state, s.ok) for s in found[:2]] == [("starting", False), ("exited", False)]
+    assert found[0].detail == "created, not started yet"
+    assert "port is in use" in found[1].detail
