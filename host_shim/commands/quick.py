@@ -12,7 +12,9 @@ milliseconds to import; reattaching to a running worker needs none of it. So for
    image, still its tag's (not older code), and the worker image is the one it holds;
 4. one `docker exec -it PARENT sh -c ATTACH_SCRIPT` (core/fastpath.py), which checks in the
    parent (ready; DIR's window there, its pane alive) and becomes the tmux client in that
-   same exec, or exits FALLBACK with the terminal untouched.
+   same exec, or exits FALLBACK with the terminal as it was. The exec goes over the
+   engine's API from this process (adapters/quick_exec.py `exec_attached`), not through
+   the docker CLI, whose own start-up would cost more than all of the above.
 
 Any other command line, any doubt, any failure: the full click command (commands/cli.py),
 exactly as before; it repairs what the quick path found missing and writes a fresh hint.
@@ -26,11 +28,12 @@ import sys
 from collections.abc import Mapping
 
 from host_shim.adapters.fast_hint import load_hint
-from host_shim.adapters.quick_exec import engine_get, find_program, run_attached
+from host_shim.adapters.quick_exec import engine_get, exec_attached, find_program, run_attached
 from host_shim.core.hint import (
     FALLBACK,
     completing,
     engine_socket,
+    exec_parts,
     quick_candidate,
     still_holds,
 )
@@ -39,7 +42,8 @@ DEFAULT_TERM = "xterm-256color"  # core.handover's (a test holds them equal)
 
 
 def quick_argv(args: list[str], env: Mapping[str, str], pid: int) -> list[str] | None:
-    """The one exec that reattaches `claudy ARGS`, or None: take the full path."""
+    """The one exec that reattaches `claudy ARGS` (as the docker CLI's argv), or None:
+    take the full path."""
     if not quick_candidate(args) or completing(env) or not os.isatty(0):
         return None
     hint = load_hint(env)
@@ -66,10 +70,22 @@ def full() -> None:
     full_main()
 
 
+def attach(argv: list[str], env: Mapping[str, str]) -> int | None:
+    """Run the quick exec: over the engine's API where it can, else the docker CLI."""
+    parts = exec_parts(argv[1:])
+    sock = engine_socket(env)
+    if parts is not None and sock is not None:
+        keys, container, cmd = parts
+        code = exec_attached(sock, container, cmd, keys)
+        if code is not None:
+            return code
+    return run_attached(argv)
+
+
 def main() -> None:
     argv = quick_argv(sys.argv[1:], os.environ, os.getpid())
     if argv is not None:
-        code = run_attached(argv)
+        code = attach(argv, os.environ)
         if code != FALLBACK:
             sys.exit(code)
     full()

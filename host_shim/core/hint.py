@@ -214,3 +214,12 @@ def still_holds(h: Hint, parent: bytes | None, parent_tag: bytes | None,
         and inspected(parent_tag, h.parent_image_id)
         and inspected(worker_tag, h.worker_image_id)
     )
+
+
+def exec_parts(head: tuple[str, ...] | list[str]) -> tuple[str, str, list[str]] | None:
+    """fastpath.quick_attach_head's argv → (detach keys, container, its command), for the quick
+    entry's exec over the engine's API; None for any other shape (the docker CLI runs it)."""
+    if len(head) < 6 or list(head[:3]) != ["exec", "-it", "--detach-keys"]:
+        return None
+    keys, container, *cmd = head[3:]
+    return (keys, container, cmd) if cmd and not container.startswith("-") else None
