@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -14,6 +15,7 @@ import docker
 from hal_common import labels
 from hal_common.egress import GATEWAY, WORKER_NETWORK
 from parent_agent.core.services import is_wrapper
+from parent_agent.core.tmux import worker_window_command
 
 INNER = "unix:///run/hal9000/docker.sock"
 
@@ -168,6 +170,8 @@ def kind(args: str) -> str:
         return "agent" if words[2] == "run" else f"hal-agent {words[2]}"
     if name == "docker" and "exec" in words:
         return "docker exec clients"
+    if name.startswith("python") and any(w.endswith("/exec_tty.py") for w in words[1:5]):
+        return "window exec clients"  # a worker window's attach (parent_agent/core/tmux.py)
     return name.removesuffix(":")
 
 
@@ -204,7 +208,8 @@ def memory() -> dict[str, object]:
     return {
         "parent_mb": sum(rss for pid, (_, rss, _) in procs.items() if shim_of(procs, pid) is None),
         "engine_mb": parts.get("dockerd", 0.0) + parts.get("containerd", 0.0),
-        "exec_clients_mb": parts.get("docker exec clients", 0.0),
+        "exec_clients_mb": parts.get("docker exec clients", 0.0)
+        + parts.get("window exec clients", 0.0),
         "parts": parts,
         "workers": float(len(shims)),
         "per_worker_overhead_mb": overhead / n,
@@ -244,36 +249,40 @@ def bare_sleep(image: str, n: int) -> dict[str, float]:
 
 
 def attach_cost(container: str) -> dict[str, float]:
-    """What one worker window adds while it shows the worker: the `docker exec -it … attach`
-    client in the parent (the parent's tmux window runs it) and the tmux client that
-    `hal-worker attach` leaves in the worker. Measured on a tmux server of its own."""
-    sock = f"/tmp/halbench-attach-{os.getpid()}.sock"
-    argv = ["docker", "-H", INNER, "exec", "-it", container, "hal-worker", "attach"]
-    subprocess.run(
-        ["tmux", "-S", sock, "new-session", "-d", "-x", "120", "-y", "40", *argv], check=True
-    )
-    try:
-        time.sleep(3)
-        procs = processes()
-        client = [
-            rss
-            for pid, (_, rss, args) in procs.items()
-            if args.startswith("docker ") and container in args and shim_of(procs, pid) is None
-        ]
-        inside = [
-            rss
-            for pid, (_, rss, args) in procs.items()
-            if args.startswith("tmux") and "attach-session" in args and shim_of(procs, pid)
-        ]
-        return {"docker_exec_mb": sum(client), "worker_tmux_client_mb": sum(inside)}
-    finally:
-        subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True)
-        # `docker exec` leaves its process in the worker when its client goes: end it
-        time.sleep(0.5)
-        procs = processes()
-        for pid, (_, _, args) in procs.items():
-            if args.startswith("tmux") and "attach-session" in args and shim_of(procs, pid):
-                os.kill(pid, 15)
+    """What one worker window adds while it shows the worker: the window's own attach client
+    in the parent (the command the parent's tmux window runs, parent_agent/core/tmux.py),
+    the docker CLI's `docker exec -it` beside it for comparison, and the tmux client that
+    `hal-worker attach` leaves in the worker. Each measured on a tmux server of its own."""
+    window = shlex.split(worker_window_command(container, INNER))[1:]  # without `exec`
+    cli = ["docker", "-H", INNER, "exec", "-it", container, "hal-worker", "attach"]
+    out: dict[str, float] = {}
+    for key, argv in (("window_client_mb", window), ("docker_exec_mb", cli)):
+        sock = f"/tmp/halbench-attach-{os.getpid()}.sock"
+        subprocess.run(
+            ["tmux", "-S", sock, "new-session", "-d", "-x", "120", "-y", "40", *argv], check=True
+        )
+        try:
+            time.sleep(3)
+            procs = processes()
+            pane = subprocess.run(
+                ["tmux", "-S", sock, "display", "-p", "-t", "0", "#{pane_pid}"],
+                capture_output=True, text=True, check=True,
+            ).stdout.strip()  # fmt: skip
+            out[key] = procs[int(pane)][1] if pane.isdigit() and int(pane) in procs else 0.0
+            out["worker_tmux_client_mb"] = sum(
+                rss
+                for pid, (_, rss, args) in procs.items()
+                if args.startswith("tmux") and "attach-session" in args and shim_of(procs, pid)
+            )
+        finally:
+            subprocess.run(["tmux", "-S", sock, "kill-server"], capture_output=True)
+            # an exec leaves its process in the worker when its client goes: end it
+            time.sleep(0.5)
+            procs = processes()
+            for pid, (_, _, args) in procs.items():
+                if args.startswith("tmux") and "attach-session" in args and shim_of(procs, pid):
+                    os.kill(pid, 15)
+    return out
 
 
 def server(args: str) -> bool:

@@ -272,8 +272,9 @@ class Bench:
                 limit=1.2,
                 note=f"agent (claude) itself {sum(agent) / len(agent):.0f} MB; the floor's sleep "
                 f"{sleep:.1f} MB apart; a worker's window while open (not in the row: one per "
-                f"window, not per worker): the parent's `docker exec -it` client "
-                f"{window['docker_exec_mb']:.1f} MB + its tmux client in the worker "
+                f"window, not per worker): its attach client in the parent "
+                f"{window['window_client_mb']:.1f} MB (the docker CLI's `docker exec -it` "
+                f"{window['docker_exec_mb']:.1f} MB) + its tmux client in the worker "
                 f"{window['worker_tmux_client_mb']:.1f} MB",
             )
         )

@@ -13,7 +13,7 @@ milliseconds to import; reattaching to a running worker needs none of it. So for
 4. one `docker exec -it PARENT sh -c ATTACH_SCRIPT` (core/fastpath.py), which checks in the
    parent (ready; DIR's window there, its pane alive) and becomes the tmux client in that
    same exec, or exits FALLBACK with the terminal as it was. The exec goes over the
-   engine's API from this process (adapters/quick_exec.py `exec_attached`), not through
+   engine's API from this process (hal_io/exec_tty.py `exec_attached`), not through
    the docker CLI, whose own start-up would cost more than all of the above.
 
 Any other command line, any doubt, any failure: the full click command (commands/cli.py),
@@ -27,8 +27,9 @@ import os
 import sys
 from collections.abc import Mapping
 
+from hal_io.exec_tty import NoExec, exec_attached
 from host_shim.adapters.fast_hint import load_hint
-from host_shim.adapters.quick_exec import engine_get, exec_attached, find_program, run_attached
+from host_shim.adapters.quick_exec import engine_get, find_program, run_attached
 from host_shim.core.hint import (
     FALLBACK,
     completing,
@@ -76,9 +77,10 @@ def attach(argv: list[str], env: Mapping[str, str]) -> int | None:
     sock = engine_socket(env)
     if parts is not None and sock is not None:
         keys, container, cmd = parts
-        code = exec_attached(sock, container, cmd, keys)
-        if code is not None:
-            return code
+        try:
+            return exec_attached(sock, container, cmd, keys)
+        except NoExec:
+            pass  # the docker CLI says why, or makes it where the API could not
     return run_attached(argv)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from importlib import resources
 from pathlib import Path
 
@@ -20,9 +21,20 @@ def config_path() -> str:
 
 
 def worker_window_command(container: str, docker_host: str) -> str:
-    """The shell command a worker's window runs: attach to the agent's tmux in the worker."""
-    argv = ["docker", "-H", docker_host, "exec", "-it", "--detach-keys", DETACH_KEYS,
-            "-e", "TERM=tmux-256color", container, WORKER_BIN, "attach"]  # fmt: skip
+    """The shell command a worker's window runs: attach to the agent's tmux in the worker.
+
+    On a unix socket (the parent's own engine), hal_io/exec_tty.py makes the exec over the
+    engine's API from a Python with no site packages: ≈ 9 MB a window where the docker CLI
+    held ≈ 38 MB. Elsewhere, the docker CLI."""
+    attach = [container, WORKER_BIN, "attach"]
+    if docker_host.startswith("unix://"):
+        script = str(resources.files("hal_io").joinpath("exec_tty.py"))
+        sock = docker_host.removeprefix("unix://")
+        argv = [sys.executable, "-I", "-S", script, sock, container, DETACH_KEYS,
+                "TERM=tmux-256color", "--", WORKER_BIN, "attach"]  # fmt: skip
+    else:
+        argv = ["docker", "-H", docker_host, "exec", "-it", "--detach-keys", DETACH_KEYS,
+                "-e", "TERM=tmux-256color", *attach]  # fmt: skip
     return "exec " + shlex.join(argv)
 
 

@@ -90,7 +90,8 @@ def test_the_quick_entry_imports_no_third_party_module(tmp_path: Path) -> None:
     assert "host_shim.adapters.fast_hint" in loaded
     tops = {m.split(".")[0] for m in loaded}
     assert not tops & {"click", "rich", "docker", "requests", "tomlkit", "libtmux", "urllib3"}
-    assert not {"hal_io", "hal_common.config", "host_shim.commands.cli", "json"} & loaded
+    assert not {"hal_common.config", "host_shim.commands.cli", "json"} & loaded
+    assert {m for m in loaded if m.startswith("hal_io")} == {"hal_io", "hal_io.exec_tty"}
 
 
 @pytest.mark.docker

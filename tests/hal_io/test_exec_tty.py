@@ -1,8 +1,9 @@
-"""The quick entry's `docker exec -it` over the engine's API, on a real engine and a real
-pseudo-terminal: the size reaches the exec at once and again on SIGWINCH, typed bytes
-reach the process raw, its exit code comes back, the terminal is restored, a detach (the
-detach keys) is 0, and an exec that cannot be made touches nothing (None: the docker CLI
-path runs instead)."""
+"""`docker exec -it` over the engine's API (hal_io/exec_tty.py: claudy's quick entry and every
+worker window), on a real engine and a real pseudo-terminal: the size reaches the exec at
+once and again on SIGWINCH, typed bytes reach the process raw, its exit code comes back, the
+terminal is restored, a detach (the detach keys) is 0, and an exec that cannot be made
+touches nothing (NoExec: the docker CLI path runs instead). The script form runs as the
+windows run it, in a Python with no site packages."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import pty
 import select
 import signal
 import struct
+import sys
 import termios
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from urllib.parse import urlparse
 
 import docker
@@ -23,7 +26,8 @@ import pytest
 
 from hal_common.layout import ParentLayout
 from hal_common.protocol import DETACH_KEYS
-from host_shim.adapters.quick_exec import exec_attached
+from hal_io import exec_tty
+from hal_io.exec_tty import NoExec, exec_attached, key_bytes
 from host_shim.core.hint import exec_parts
 
 pytestmark = pytest.mark.docker
@@ -56,7 +60,7 @@ def set_size(fd: int, rows: int, cols: int) -> None:
 class Term:
     """`exec_attached` in a child process whose terminal is a pty this test holds."""
 
-    def __init__(self, run: Callable[[], int | None], rows: int = 30, cols: int = 100) -> None:
+    def __init__(self, run: Callable[[], int | str], rows: int = 30, cols: int = 100) -> None:
         pid, fd = pty.fork()
         if pid == 0:  # the child: its stdin/stdout are the pty's other end
             try:
@@ -116,7 +120,14 @@ def test_the_exec_runs_raw_on_this_terminal_with_its_size_and_exit_code(
         t.close()
 
 
-def test_a_detach_is_zero_and_a_missing_container_is_none(box: str, sock: str) -> None:
+def no_exec(sock: str, container: str) -> str:
+    try:
+        return str(exec_attached(sock, container, ["true"], DETACH_KEYS))
+    except NoExec as e:
+        return f"NoExec: {e}"
+
+
+def test_a_detach_is_zero_and_a_missing_container_is_no_exec(box: str, sock: str) -> None:
     t = Term(lambda: exec_attached(sock, box, ["sh", "-c", "echo up; sleep 60"], DETACH_KEYS))
     try:
         t.read_until(b"up")
@@ -125,12 +136,63 @@ def test_a_detach_is_zero_and_a_missing_container_is_none(box: str, sock: str) -
         assert b"<<0 icanon=1>>" in t.out
     finally:
         t.close()
-    t = Term(lambda: exec_attached(sock, "hal-no-such-container", ["true"], DETACH_KEYS))
+    t = Term(lambda: no_exec(sock, "hal-no-such-container"))
     try:
         t.read_until(b">>")
-        assert b"<<None icanon=1>>" in t.out
+        assert b"<<NoExec: cannot exec in hal-no-such-container: No such container" in t.out
+        assert b"icanon=1>>" in t.out
     finally:
         t.close()
+    t = Term(lambda: no_exec("/nonexistent/d.sock", box))
+    try:
+        assert b"<<NoExec: cannot reach the Docker engine icanon=1>>" in t.read_until(b">>")
+    finally:
+        t.close()
+
+
+def run_script(argv: list[str]) -> str:
+    """exec_tty.py as a worker window runs it: `python -I -S` (no site packages), in a pty;
+    what it printed, with its exit status."""
+    script = str(Path(exec_tty.__file__))
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(sys.executable, [sys.executable, "-I", "-S", script, *argv])  # noqa: S606
+    set_size(fd, 24, 80)
+    out = b""
+    while True:
+        try:
+            data = os.read(fd, 65536)
+        except OSError:
+            break
+        if not data:
+            break
+        out += data
+    _, status = os.waitpid(pid, 0)
+    os.close(fd)
+    return f"{out.decode(errors='replace')}<<{os.waitstatus_to_exitcode(status)}>>"
+
+
+# Where the engine takes no size at create (API < 1.42), the resize right after the start may
+# come after the process's first look: wait for it (bounded)
+WAIT_SIZE = (
+    'i=0; while s=$(stty size); [ "$s" = "0 0" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; '
+)
+
+
+def test_the_script_form_passes_env_and_exit_code(box: str, sock: str) -> None:
+    out = run_script([sock, box, DETACH_KEYS, "TERM=tmux-256color", "HAL_X=a b", "--",
+                      "sh", "-c", WAIT_SIZE + 'echo "$TERM/$HAL_X/$s"; exit 5'])  # fmt: skip
+    assert "tmux-256color/a b/24 80" in out and out.endswith("<<5>>")
+    out = run_script([sock, "hal-no-such-container", DETACH_KEYS, "--", "true"])
+    assert "exec_tty: cannot exec in hal-no-such-container: No such container" in out
+    assert out.endswith("<<125>>")
+
+
+def test_the_script_form_says_its_usage() -> None:
+    for argv in ([], ["s", "c", "k", "true"], ["s", "c", "k", "NOEQUALS", "--", "true"],
+                 ["s", "c", "k", "--"]):  # fmt: skip
+        out = run_script(argv)
+        assert "usage: exec_tty.py SOCKET CONTAINER DETACH_KEYS" in out and out.endswith("<<2>>")
 
 
 def test_the_hints_exec_splits_into_keys_container_and_command() -> None:
@@ -146,7 +208,5 @@ def test_the_hints_exec_splits_into_keys_container_and_command() -> None:
 
 
 def test_detach_keys_as_a_terminal_sends_them() -> None:
-    from host_shim.adapters.quick_exec import key_bytes
-
     assert key_bytes(DETACH_KEYS) == b"\x1d\x1d"
     assert key_bytes("ctrl-p,ctrl-q") == b"\x10\x11" and key_bytes("ctrl-@,a") == b"\x00a"
