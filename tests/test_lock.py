@@ -11,27 +11,13 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from hal_testing import REPO
+from hal_testing.wheel import lock_pins
 from host_shim.core.build_context import IMAGES, LOCK
-
-PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
-
-
-def locked(text: str) -> dict[str, tuple[str, list[str]]]:
-    """The lock's pins: name -> (version, hashes)."""
-    out: dict[str, tuple[str, list[str]]] = {}
-    name = ""
-    for line in text.splitlines():
-        if m := PIN.match(line):
-            name = canonicalize_name(m.group(1))
-            out[name] = (m.group(2), [])
-        elif (h := line.strip()).startswith("--hash=sha256:") and name:
-            out[name][1].append(h.removeprefix("--hash=sha256:").rstrip(" \\"))
-    return out
 
 
 def test_the_parent_lock_pins_every_dependency_within_its_bounds_with_hashes() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    pins = locked((REPO / IMAGES / LOCK).read_text())
+    pins = lock_pins((REPO / IMAGES / LOCK).read_text())
     assert pins, "the lock holds no pins"
     stale = []
     for spec in project["dependencies"]:
@@ -49,6 +35,6 @@ def test_the_parent_lock_pins_every_dependency_within_its_bounds_with_hashes() -
 
 def test_the_lock_reader_sees_a_stale_pin() -> None:
     text = "click==8.0.0 \\\n    --hash=sha256:" + "a" * 64 + "\n    # via hal-9000\n"
-    pins = locked(text)
+    pins = lock_pins(text)
     assert pins == {"click": ("8.0.0", ["a" * 64])}
     assert not Requirement("click>=8.1").specifier.contains(pins["click"][0])

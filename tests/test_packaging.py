@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tomllib
 import zipfile
@@ -20,6 +18,7 @@ import pytest
 
 import hal_common
 from hal_testing import REPO
+from hal_testing.wheel import UV, build_wheel, install, outside, run
 from host_shim.core.build_context import (
     FILES,
     IMAGES,
@@ -30,10 +29,6 @@ from host_shim.core.build_context import (
     source_hash,
 )
 
-UV = str(Path(sys.executable).with_name("uv"))
-COPY_IGNORE = shutil.ignore_patterns(
-    ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*.pyc", ".*_cache"
-)
 RECIPES = [
     Recipe("w", "Dockerfile.worker", "minimal"),
     Recipe("s", "Dockerfile.services", None),
@@ -50,40 +45,16 @@ print(json.dumps({"root": str(ctx.root), "hashes": [source_hash(ctx, r) for r in
 
 
 def clean_env(home: Path) -> dict[str, str]:
-    """An environment with nothing of the checkout in it: no PYTHONPATH, no venv, a new home."""
-    keep = ("PATH", "LANG", "SSL_CERT_FILE", "UV_NATIVE_TLS", "TMPDIR")
-    env = {k: v for k, v in os.environ.items() if k in keep or k.startswith("UV_")}
-    path = os.pathsep.join(
-        p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(REPO))
-    )
-    return {**env, "PATH": path, "HOME": str(home), "XDG_CACHE_HOME": str(cache_home())}
-
-
-def cache_home() -> Path:
-    """uv's cache: the user's, so that the wheels fetched once are reused."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-
-
-def run(
-    argv: list[str], env: dict[str, str], cwd: Path, stdin: str = "", check: bool = True
-) -> str:
-    res = subprocess.run(
-        argv, env=env, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=600
-    )
-    if check:
-        assert res.returncode == 0, f"{' '.join(argv)} exited {res.returncode}:\n{res.stderr}"
-    return res.stdout + res.stderr
+    """The user's environment without the checkout, and a new home (uv's cache stays the
+    user's: what it fetched once is not fetched again)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    uv_cache = os.environ.get("UV_CACHE_DIR") or str(Path(cache) / "uv")
+    return {**outside(dict(os.environ)), "HOME": str(home), "UV_CACHE_DIR": uv_cache}
 
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The wheel, built by uv from a copy of the working tree (the checkout stays clean)."""
-    base = tmp_path_factory.mktemp("wheel")
-    src = base / "src"
-    shutil.copytree(REPO, src, ignore=COPY_IGNORE, symlinks=True)
-    run([UV, "build", "--wheel", "--out-dir", str(base / "dist")], clean_env(base), src)
-    (found,) = (base / "dist").glob("hal_9000-*.whl")
-    return found
+    return build_wheel(tmp_path_factory.mktemp("wheel"))
 
 
 def package_files(root: Path) -> set[str]:
@@ -128,9 +99,7 @@ def test_a_wheel_install_outside_the_checkout_finds_its_own_build_context(
     every image hashes as it does from the checkout (the same images; no rebuild)."""
     env = clean_env(tmp_path)
     venv = tmp_path / "venv"
-    run([UV, "venv", "--quiet", "--python", sys.executable, str(venv)], env, tmp_path)
-    py = str(venv / "bin" / "python")
-    run([UV, "pip", "install", "--quiet", "--python", py, str(wheel)], env, tmp_path)
+    py = str(install(wheel, venv) / "python")
     assert "Usage: claudy" in run([str(venv / "bin" / "claudy"), "--help"], env, tmp_path)
     stdin = json.dumps([[r.tag, r.dockerfile, r.target] for r in RECIPES])
     found = json.loads(run([py, "-c", PROBE], env, tmp_path, stdin))
