@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 from hal_testing import REPO
 
 UV = str(Path(sys.executable).with_name("uv"))  # the dev extra's
+UV_ENV = {"UV_NATIVE_TLS": "1"}  # the system's CAs (a TLS proxy's), as pip uses them
 PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==(\S+)")
 COPY_IGNORE = shutil.ignore_patterns(
     ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", "*.pyc", ".*_cache"
@@ -50,7 +51,8 @@ def build_wheel(base: Path) -> Path:
     itself stays clean); setuptools comes from the package index."""
     src = base / "src"
     shutil.copytree(REPO, src, ignore=COPY_IGNORE, symlinks=True)
-    run([UV, "build", "--wheel", "--out-dir", str(base / "dist")], outside(dict(os.environ)), src)
+    env = {**UV_ENV, **outside(dict(os.environ))}
+    run([UV, "build", "--wheel", "--out-dir", str(base / "dist")], env, src)
     (found,) = (base / "dist").glob("hal_9000-*.whl")
     return found
 
@@ -58,7 +60,7 @@ def build_wheel(base: Path) -> Path:
 def install(wheel: Path, venv: Path) -> Path:
     """A fresh venv at `venv` with the wheel installed (its dependencies from the index), as
     `pip install` would; returns the venv's bin folder."""
-    env, cwd = outside(dict(os.environ)), venv.parent
+    env, cwd = {**UV_ENV, **outside(dict(os.environ))}, venv.parent
     run([UV, "venv", "--quiet", "--python", sys.executable, str(venv)], env, cwd)
     run([UV, "pip", "install", "--quiet", "--python", str(venv / "bin" / "python"), str(wheel)],
         env, cwd)  # fmt: skip

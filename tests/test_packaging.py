@@ -18,7 +18,7 @@ import pytest
 
 import hal_common
 from hal_testing import REPO
-from hal_testing.wheel import UV, build_wheel, install, outside, run
+from hal_testing.wheel import UV, UV_ENV, build_wheel, install, outside, run
 from host_shim.core.build_context import (
     FILES,
     IMAGES,
@@ -49,7 +49,7 @@ def clean_env(home: Path) -> dict[str, str]:
     user's: what it fetched once is not fetched again)."""
     cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
     uv_cache = os.environ.get("UV_CACHE_DIR") or str(Path(cache) / "uv")
-    return {**outside(dict(os.environ)), "HOME": str(home), "UV_CACHE_DIR": uv_cache}
+    return {**UV_ENV, **outside(dict(os.environ)), "HOME": str(home), "UV_CACHE_DIR": uv_cache}
 
 
 @pytest.fixture(scope="module")
