@@ -301,7 +301,7 @@ def ensure_images(
     only: frozenset[str] = frozenset(),
 ) -> list[Recipe]:
     """Build whichever of our images is missing or was built from other sources (an older
-    checkout); all of them with `force`. Unchanged layers come from the cache. Those whose
+    install); all of them with `force`. Unchanged layers come from the cache. Those whose
     tag is in `defer` are not built: they are returned (the services image, built in the
     background); with `only`, only those tags are looked at. The others are built side by
     side."""

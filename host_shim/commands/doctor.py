@@ -116,7 +116,7 @@ def run_checks(host: Host) -> int:
                 f"missing or built from other sources: {', '.join(stale)}",
                 hint="claudy (or claudy build) builds them, with progress",
             )
-        return "all present and built from this checkout"
+        return "all present and built from this install"
 
     if doc.check("config", config) and doc.check("engine", engine):
         cfg = ctxs[0].cfg

@@ -78,7 +78,7 @@ def start_background(c: Ctx, paths: background.Paths, doing: str) -> None:
 
 
 def say_if_older(c: Ctx, engine: HostEngine, parent: ContainerHandle) -> None:
-    """Say so when the running parent is not what this checkout would build."""
+    """Say so when the running parent is not what this install would build."""
     if runs_older_code(engine, parent, c.cfg):
         c.err.print(OLDER_PARENT)
 
