@@ -26,11 +26,12 @@ from hal_common.config import Config
 from hal_common.errors import EngineUnavailable, HalError
 from host_shim.adapters.engine import HostEngine, ImageInfo
 from host_shim.adapters.parent_client import ParentClient
+from host_shim.adapters.staging import staged
 from host_shim.core.build_context import (
     OFFLINE_BASE,
     SOURCE_LABEL,
     Recipe,
-    context_dir,
+    find_context,
     recipes,
     source_hash,
     standalone_stages,
@@ -41,12 +42,12 @@ log = logging.getLogger(__name__)
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 
 
-def current(engine: HostEngine, recipe: Recipe, env: Mapping[str, str]) -> bool:
-    """The image exists and was built from this checkout's sources."""
+def current(engine: HostEngine, recipe: Recipe) -> bool:
+    """The image exists and was built from this install's sources."""
     image = engine.image(recipe.tag)
     if image is None:
         return False
-    return image.labels.get(SOURCE_LABEL) == source_hash(context_dir(env), recipe)
+    return image.labels.get(SOURCE_LABEL) == source_hash(find_context(), recipe)
 
 
 def ensure_base(engine: HostEngine, base: str, console: Console, env: Mapping[str, str]) -> str:
@@ -154,28 +155,29 @@ def _build_one(
     engine: HostEngine,
     recipe: Recipe,
     base: str,
-    env: Mapping[str, str],
     nocache: bool,
     on_step: Callable[[str], None],
 ) -> ImageInfo:
-    """Build one image; `on_step` hears each `Step N/M` line. Returns the image.
+    """Build one image from its staged context; `on_step` hears each `Step N/M` line.
+    Returns the image.
 
     A Dockerfile (built whole: no target) with two or more stages that stand alone has them
     built first, side by side, each from a Dockerfile of its own (see
     `build_context.standalone_stages`); the whole build then finds their steps in the cache."""
-    ctx = context_dir(env)
+    ctx = find_context()
     args = {"BASE_IMAGE": base}
-    stages = standalone_stages((ctx / recipe.dockerfile).read_text())
-    if recipe.target is None and len(stages) >= 2:
-        with tempfile.TemporaryDirectory(prefix="hal9000-stages-") as tmp:
+    labels = {SOURCE_LABEL: source_hash(ctx, recipe)}
+    with staged(ctx, recipe.dockerfile) as root:
+        stages = standalone_stages((root / recipe.dockerfile).read_text())
+        if recipe.target is None and len(stages) >= 2:
             files = {}
             for name, text in stages.items():
-                files[name] = Path(tmp) / f"{recipe.dockerfile}.{name}"
-                files[name].write_text(text)
+                files[name] = f"{recipe.dockerfile}.{name}"
+                (root / files[name]).write_text(text)
             with ThreadPoolExecutor(len(files)) as pool:
                 futures = [
                     pool.submit(
-                        _steps, engine, ctx, str(f), None, f"{recipe.tag} ({name})", args, {},
+                        _steps, engine, root, f, None, f"{recipe.tag} ({name})", args, {},
                         nocache, _prefixed(name, on_step),
                     )
                     for name, f in files.items()
@@ -183,9 +185,8 @@ def _build_one(
                 errors = [e for f in futures if (e := f.exception()) is not None]
             if errors:
                 raise errors[0]
-    labels = {SOURCE_LABEL: source_hash(ctx, recipe)}
-    _steps(engine, ctx, recipe.dockerfile, recipe.tag, recipe.tag, args, labels, nocache, on_step,
-           recipe.target)  # fmt: skip
+        _steps(engine, root, recipe.dockerfile, recipe.tag, recipe.tag, args, labels, nocache,
+               on_step, recipe.target)  # fmt: skip
     return engine.require_image(recipe.tag, f"inspecting {recipe.tag}")
 
 
@@ -231,7 +232,6 @@ def build(
     recipe: Recipe,
     base: str,
     console: Console,
-    env: Mapping[str, str],
     nocache: bool = False,
 ) -> str:
     """Build one image, showing each step; returns its id."""
@@ -242,7 +242,7 @@ def build(
             console.print(f"  [dim]{text}[/]", no_wrap=True, overflow="ellipsis", markup=True)
             status.update(f"{recipe.tag}: {text[:60]}")
 
-        image = _build_one(engine, recipe, base, env, nocache, step)
+        image = _build_one(engine, recipe, base, nocache, step)
     console.print(f"[green]built[/] {recipe.tag} ({image.size / 1e6:.0f} MB)")
     return image.id
 
@@ -252,7 +252,6 @@ def build_together(
     todo: list[Recipe],
     base: str,
     console: Console,
-    env: Mapping[str, str],
     nocache: bool = False,
 ) -> None:
     """Build `todo` at the same time (the legacy builder runs one build's steps in order, but
@@ -261,7 +260,7 @@ def build_together(
     once every build has ended."""
     if len(todo) <= 1:
         for recipe in todo:
-            build(engine, recipe, base, console, env, nocache)
+            build(engine, recipe, base, console, nocache)
         return
     for recipe in todo:
         _announce(console, recipe, base)
@@ -278,7 +277,7 @@ def build_together(
                     steps[recipe.tag] = text
                     show()
 
-            image = _build_one(engine, recipe, base, env, nocache, step)
+            image = _build_one(engine, recipe, base, nocache, step)
             with lock:
                 steps.pop(recipe.tag, None)
                 console.print(f"[green]built[/] {recipe.tag} ({image.size / 1e6:.0f} MB)")
@@ -302,17 +301,17 @@ def ensure_images(
     only: frozenset[str] = frozenset(),
 ) -> list[Recipe]:
     """Build whichever of our images is missing or was built from other sources (an older
-    checkout); all of them with `force`. Unchanged layers come from the cache. Those whose
+    install); all of them with `force`. Unchanged layers come from the cache. Those whose
     tag is in `defer` are not built: they are returned (the services image, built in the
     background); with `only`, only those tags are looked at. The others are built side by
     side."""
     todo = [r for r in recipes(cfg) if (not only or r.tag in only)]
-    todo = [r for r in todo if force or not current(engine, r, env)]
+    todo = [r for r in todo if force or not current(engine, r)]
     later = [r for r in todo if r.tag in defer]
     now = [r for r in todo if r.tag not in defer]
     if now:
         base = ensure_base(engine, cfg.parent.base_image, console, env)
-        build_together(engine, now, base, console, env, nocache=nocache)
+        build_together(engine, now, base, console, nocache=nocache)
     missing = [cfg.worker.image] if not engine.has_image(cfg.worker.image) else []
     if missing:
         raise HalError(

@@ -6,7 +6,6 @@ Its run spec is pure (`host_shim.core.parent_spec`); this module acts on it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 
 from hal_common import labels
 from hal_common.config import Config
@@ -14,7 +13,7 @@ from hal_common.errors import EngineUnavailable, HalError
 from hal_common.protocol import PARENT_RESTARTING, PARENT_RUNNING, PARENT_STOPPED
 from host_shim.adapters.engine import ContainerHandle, HostEngine
 from host_shim.adapters.parent_client import ParentClient
-from host_shim.core.build_context import SOURCE_LABEL, Recipe, context_dir, source_hash
+from host_shim.core.build_context import PARENT, SOURCE_LABEL, Recipe, find_context, source_hash
 from host_shim.core.parent_spec import HostUser, parent_kwargs, resolve_security
 
 log = logging.getLogger(__name__)
@@ -92,19 +91,16 @@ def ensure_parent(
     return c, changed
 
 
-def runs_older_code(
-    engine: HostEngine, parent: ContainerHandle, cfg: Config, env: Mapping[str, str]
-) -> bool:
-    """The running parent is not what this checkout would build (say so, never fatal)."""
+def runs_older_code(engine: HostEngine, parent: ContainerHandle, cfg: Config) -> bool:
+    """The running parent is not what this install would build (say so, never fatal)."""
     what = "checking the parent's image"
     running = engine.image(parent.image_id, what) if parent.image_id else None
     current = engine.image(cfg.parent.image, what)
     built_from = running.labels.get(SOURCE_LABEL) if running is not None else None
     wanted: str | None
     try:
-        ctx = context_dir(env)
-        wanted = source_hash(ctx, Recipe(cfg.parent.image, "Dockerfile.parent", None))
-    except HalError:  # not run from a clone: only the image id can tell
+        wanted = source_hash(find_context(), Recipe(cfg.parent.image, PARENT, None))
+    except HalError:  # no build context here: only the image id can tell
         wanted = built_from
     moved = running is not None and current is not None and running.id != current.id
     return moved or built_from != wanted

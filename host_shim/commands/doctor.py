@@ -19,7 +19,7 @@ from host_shim.adapters.parent import find_parent
 from host_shim.adapters.parent_client import ParentClient
 from host_shim.adapters.terminal import find_docker_cli
 from host_shim.commands.context import Ctx, Host, load_ctx
-from host_shim.core.build_context import context_dir, recipes
+from host_shim.core.build_context import find_context, recipes
 from host_shim.core.parent_spec import resolve_security
 
 MODE_NOTES = {
@@ -103,7 +103,7 @@ def run_checks(host: Host) -> int:
         return engine_summary(engines[0])
 
     def image_check() -> str:
-        stale = [r.tag for r in recipes(ctxs[0].cfg) if not images.current(engines[0], r, host.env)]
+        stale = [r.tag for r in recipes(ctxs[0].cfg) if not images.current(engines[0], r)]
         paths = background.Paths.of(host.layout, host.env)
         building = background.running(paths)
         line = host_line(background.read_record(paths), building)
@@ -116,7 +116,7 @@ def run_checks(host: Host) -> int:
                 f"missing or built from other sources: {', '.join(stale)}",
                 hint="claudy (or claudy build) builds them, with progress",
             )
-        return "all present and built from this checkout"
+        return "all present and built from this install"
 
     if doc.check("config", config) and doc.check("engine", engine):
         cfg = ctxs[0].cfg
@@ -132,7 +132,7 @@ def run_checks(host: Host) -> int:
                 console.print(f"  {line}", highlight=False, markup=False)
             doc.failures += report.code != 0
     doc.check("docker client", lambda: find_docker_cli(host.env, DOCKER_CLI_HINT))
-    doc.check("build context", lambda: str(context_dir(host.env)))
+    doc.check("build context", lambda: str(find_context().images))
     host_credential(console, host)
     if os.getuid() == 0 and not host.env.get("SUDO_UID"):
         console.print(

@@ -24,7 +24,7 @@ from host_shim.adapters.parent import ensure_parent, find_parent, runs_older_cod
 from host_shim.adapters.parent_client import ParentClient
 from host_shim.commands import claude
 from host_shim.commands.context import Ctx
-from host_shim.core.build_context import INPUTS, context_dir
+from host_shim.core.build_context import PARENT, find_context
 from host_shim.core.fastpath import attachable, quick_attach_head
 from host_shim.core.hint import Hint, env_subset
 from host_shim.core.parent_spec import PARENT_LAYOUT
@@ -78,8 +78,8 @@ def start_background(c: Ctx, paths: background.Paths, doing: str) -> None:
 
 
 def say_if_older(c: Ctx, engine: HostEngine, parent: ContainerHandle) -> None:
-    """Say so when the running parent is not what this checkout would build."""
-    if runs_older_code(engine, parent, c.cfg, c.host.env):
+    """Say so when the running parent is not what this install would build."""
+    if runs_older_code(engine, parent, c.cfg):
         c.err.print(OLDER_PARENT)
 
 
@@ -113,10 +113,9 @@ def hint_stamps(config_file: Path, env: Mapping[str, str]) -> Stamps:
     (the hint holds the attach script). Taken before the config is read, so that a change
     while claudy runs voids the hint."""
     paths = [str(config_file)]
-    with contextlib.suppress(HalError):  # not run from a clone: the parent's image id tells
-        ctx = context_dir(env)
-        for top in INPUTS["Dockerfile.parent"]:
-            paths.extend(tree(str(ctx / top)))
+    with contextlib.suppress(HalError):  # no build context: the parent's image id tells
+        for top in find_context().inputs(PARENT):
+            paths.extend(tree(str(top)))
     for package in (host_shim, hal_common):
         paths.extend(tree(os.path.dirname(package.__file__ or "")))
     return stamps(dict.fromkeys(paths))
@@ -135,7 +134,7 @@ def remember(
     the host's worker image (`worker_image_id`), leave the quick entry a hint that holds while
     `before` does, with the policy's decision for `project` (accepted: it got here). None when
     the config had warnings (the quick entry would not say them)."""
-    if runs_older_code(engine, parent, c.cfg, c.host.env):
+    if runs_older_code(engine, parent, c.cfg):
         if say:
             c.err.print(OLDER_PARENT)
         forget_hint(c.host.env)

@@ -1,11 +1,13 @@
-"""Where the Dockerfiles are, and which image each of our tags is built from."""
+"""Where the Dockerfiles are (package data, beside the packages), what each image is built
+from, and which image each of our tags is built from."""
 
 from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+import sys
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 from hal_common.config import Config
@@ -17,13 +19,20 @@ OFFLINE_BASE = "hal9000/base:bookworm"
 
 SOURCE_LABEL = "dev.hal9000.source"  # hash of the files an image was built from
 
-# What each Dockerfile copies in (README.md only feeds pip's metadata: not a reason to rebuild).
-INPUTS = {
-    "Dockerfile.worker": ("Dockerfile.worker", "images/hal-worker", "images/worker-tmux.conf"),
-    "Dockerfile.services": ("Dockerfile.services", "images/hal-service", "images/hal-chroma-mcp"),
-    "Dockerfile.parent": ("Dockerfile.parent", "pyproject.toml", "hal_common", "hal_io",
-                          "parent_agent", "host_shim"),
-}  # fmt: skip
+DIST = "hal-9000"  # the distribution's name (pyproject's [project] name)
+# The project's packages (pyproject's [tool.setuptools.packages.find]): the parent image
+# installs a wheel of them.
+PACKAGES = ("hal_common", "hal_io", "host_shim", "parent_agent")
+IMAGES = "host_shim/images"  # the Dockerfiles and what they copy in: package data
+PARENT = "Dockerfile.parent"
+LOCK = "parent-requirements.lock"  # hal-agent's dependencies, pinned with hashes (scripts/lock)
+
+# What each Dockerfile copies in from IMAGES besides itself (the parent also a wheel).
+FILES = {
+    "Dockerfile.worker": ("hal-worker", "worker-tmux.conf"),
+    "Dockerfile.services": ("hal-service", "hal-chroma-mcp"),
+    PARENT: (LOCK,),
+}
 
 
 @dataclass(frozen=True)
@@ -33,30 +42,98 @@ class Recipe:
     target: str | None
 
 
-def source_hash(ctx: Path, recipe: Recipe) -> str:
-    """A hash of the files `recipe` builds from, and its target: an image whose label differs
-    was built from other sources (an older checkout) and is rebuilt."""
-    digest = hashlib.sha256(f"{recipe.dockerfile}:{recipe.target}".encode())
-    for top in INPUTS[recipe.dockerfile]:
-        path = ctx / top
-        files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
-        for f in files:
-            if "__pycache__" in f.parts or f.suffix == ".pyc":
-                continue
-            digest.update(str(f.relative_to(ctx)).encode() + b"\0" + f.read_bytes() + b"\0")
-    return digest.hexdigest()[:16]
+@dataclass(frozen=True)
+class Project:
+    """The project as installed (its distribution's metadata): what the parent's wheel says."""
+
+    version: str
+    requires_python: str
+    requires: tuple[str, ...]  # the runtime dependencies (no extras)
+    scripts: tuple[tuple[str, str], ...]  # console scripts: (name, module:function)
 
 
-def context_dir(env: Mapping[str, str]) -> Path:
-    """The source tree holding Dockerfile.parent (a clone; HAL9000_SRC overrides)."""
-    here = Path(env["HAL9000_SRC"]) if env.get("HAL9000_SRC") else Path(__file__).parents[2]
-    if not (here / "Dockerfile.parent").is_file():
+@dataclass(frozen=True)
+class Context:
+    """Where the images are built from: the same whether claudy runs from a clone or from a
+    wheel install (the packages sit side by side in either)."""
+
+    root: Path  # the folder holding the project's packages: a clone, or site-packages
+    project: Project
+
+    @property
+    def images(self) -> Path:
+        return self.root / IMAGES
+
+    def files(self, dockerfile: str) -> dict[str, Path]:
+        """The files `dockerfile`'s build copies in from IMAGES, itself first: name -> file."""
+        return {name: self.images / name for name in (dockerfile, *FILES[dockerfile])}
+
+    def package_files(self) -> dict[str, Path]:
+        """The project's package files as the parent's wheel holds them: path in the wheel ->
+        file. No bytecode, and not IMAGES (the parent builds no image)."""
+        out = {}
+        for package in PACKAGES:
+            for f in sorted((self.root / package).rglob("*")):
+                rel = f.relative_to(self.root)
+                if f.is_dir() or "__pycache__" in rel.parts or f.suffix == ".pyc":
+                    continue
+                if not rel.is_relative_to(IMAGES):
+                    out[rel.as_posix()] = f
+        return out
+
+    def inputs(self, dockerfile: str) -> list[Path]:
+        """The files and folders whose change changes `dockerfile`'s image (the quick entry
+        stamps them)."""
+        extra = [self.root / p for p in PACKAGES] if dockerfile == PARENT else []
+        return [*self.files(dockerfile).values(), *extra]
+
+
+def project_metadata() -> Project:
+    """The installed distribution's metadata; a clear error where there is none."""
+    try:
+        dist = metadata.distribution(DIST)
+    except metadata.PackageNotFoundError:
         raise HalError(
-            f"cannot find Dockerfile.parent in {here}",
-            hint="install claudy from a clone of hal-9000 (./install.sh), "
-            "or set HAL9000_SRC to the clone",
+            f"{DIST} is not installed in this Python ({sys.executable})",
+            hint="install it: pip install hal-9000 (a wheel), or pip install -e . in a clone",
+        ) from None
+    requires = tuple(r for r in dist.requires or () if "extra ==" not in r)
+    scripts = tuple(
+        sorted((e.name, e.value) for e in dist.entry_points if e.group == "console_scripts")
+    )
+    return Project(dist.version, dist.metadata["Requires-Python"] or "", requires, scripts)
+
+
+def find_context() -> Context:
+    """The build context of the running claudy: its own packages' folder (package data)."""
+    root = Path(__file__).resolve().parents[2]
+    missing = [
+        f"{IMAGES}/{name}"
+        for dockerfile, names in FILES.items()
+        for name in (dockerfile, *names)
+        if not (root / IMAGES / name).is_file()
+    ]
+    if missing:
+        raise HalError(
+            f"cannot find {', '.join(missing)} in {root}",
+            hint="this hal-9000 install lacks its package data: reinstall it "
+            "(pipx install / uv tool install / pip install hal-9000, or ./install.sh in a clone)",
         )
-    return here
+    return Context(root, project_metadata())
+
+
+def source_hash(ctx: Context, recipe: Recipe) -> str:
+    """A hash of the files `recipe` builds from, and its target: an image whose label differs
+    was built from other sources (an older install) and is rebuilt. The same files hash the
+    same from a clone and from a wheel install."""
+    digest = hashlib.sha256(f"{recipe.dockerfile}:{recipe.target}".encode())
+    files = ctx.files(recipe.dockerfile)
+    if recipe.dockerfile == PARENT:
+        files |= ctx.package_files()
+        digest.update(repr(ctx.project).encode())
+    for name, f in sorted(files.items()):
+        digest.update(name.encode() + b"\0" + f.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]
 
 
 def recipes(cfg: Config) -> list[Recipe]:

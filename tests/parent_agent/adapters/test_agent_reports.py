@@ -28,7 +28,7 @@ from parent_agent.adapters.agent_reports import (
 )
 from parent_agent.adapters.untrusted import directory
 
-HAL_WORKER = Path(__file__).resolve().parents[3] / "images" / "hal-worker"
+HAL_WORKER = Path(__file__).resolve().parents[3] / "host_shim" / "images" / "hal-worker"
 
 
 def payload(event: str, **kw: str) -> bytes:

@@ -1,0 +1,3 @@
+from host_shim.commands.quick import main
+
+main()

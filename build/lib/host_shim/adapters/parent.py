@@ -1,0 +1,106 @@
+"""The parent container on the host engine: found, checked, created or started, and ready.
+
+Its run spec is pure (`host_shim.core.parent_spec`); this module acts on it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from hal_common import labels
+from hal_common.config import Config
+from hal_common.errors import EngineUnavailable, HalError
+from hal_common.protocol import PARENT_RESTARTING, PARENT_RUNNING, PARENT_STOPPED
+from host_shim.adapters.engine import ContainerHandle, HostEngine
+from host_shim.adapters.parent_client import ParentClient
+from host_shim.core.build_context import PARENT, SOURCE_LABEL, Recipe, find_context, source_hash
+from host_shim.core.parent_spec import HostUser, parent_kwargs, resolve_security
+
+log = logging.getLogger(__name__)
+
+
+def find_parent(engine: HostEngine, name: str) -> ContainerHandle | None:
+    return engine.container(name, "looking up the parent")
+
+
+def running_parent(engine: HostEngine, name: str) -> ContainerHandle:
+    """The parent, which must be running (for commands that run something in it)."""
+    parent = find_parent(engine, name)
+    if parent is None or parent.status != PARENT_RUNNING:
+        raise EngineUnavailable(
+            f"the parent {name} is not running",
+            hint="`claudy DIR` starts it (claudy status shows it)",
+        )
+    return parent
+
+
+def _outdated(engine: HostEngine, c: ContainerHandle, cfg: Config) -> bool:
+    current = engine.image(cfg.parent.image, "starting the parent")
+    return current is not None and current.id != c.image_id
+
+
+def ensure_parent(
+    engine: HostEngine,
+    cfg: Config,
+    roots: tuple[str, ...],
+    config_dir: str,
+    user: HostUser,
+    ready_timeout: float = 90.0,
+) -> tuple[ContainerHandle, bool]:
+    """The running, ready parent; (container, created_or_started)."""
+    what = "starting the parent"
+    changed = False
+    c = find_parent(engine, cfg.parent.name)
+    if c is not None and c.labels.get(labels.ROLE) != labels.ROLE_PARENT:
+        raise HalError(
+            f"a container named {cfg.parent.name} exists but is not hal-9000's parent",
+            hint="rename it, or set [parent].name in the config",
+        )
+    if c is not None and c.status in PARENT_STOPPED and _outdated(engine, c, cfg):
+        # nothing runs in it: a stopped parent from an older image is made anew (its
+        # volumes, so the Claude home, the inner images and the data, stay)
+        log.info("recreating the stopped parent from the current image")
+        c.remove(what=what)
+        c = None
+    if c is None:
+        security = resolve_security(cfg.parent.security, engine.info(what).runtimes)
+        log.info("creating parent", extra={"security": security})
+        c = engine.run_container(parent_kwargs(cfg, roots, config_dir, user, security), what)
+        changed = True
+    elif c.status == PARENT_RESTARTING:
+        tail = c.logs_tail(15, what)
+        raise HalError(
+            f"the parent {cfg.parent.name} keeps crashing; last lines of its log:\n{tail}",
+            hint="claudy doctor; `claudy down && claudy` recreates it (volumes stay)",
+        )
+    elif c.status != PARENT_RUNNING:
+        c.start(what)
+        changed = True
+    agent = ParentClient(c)
+    ready = agent.ready_now() if not changed else False
+    if not ready:
+        answer = agent.ready(ready_timeout)
+        if not answer.ready:
+            tail = c.logs_tail(15, "reading the parent's log")
+            raise HalError(
+                f"the parent did not become ready: {answer.detail or 'it is not running'}\n"
+                f"last lines of its log:\n{tail}",
+                hint="claudy doctor checks privileges; `docker logs "
+                f"{cfg.parent.name}` shows the agent's log",
+            )
+    return c, changed
+
+
+def runs_older_code(engine: HostEngine, parent: ContainerHandle, cfg: Config) -> bool:
+    """The running parent is not what this install would build (say so, never fatal)."""
+    what = "checking the parent's image"
+    running = engine.image(parent.image_id, what) if parent.image_id else None
+    current = engine.image(cfg.parent.image, what)
+    built_from = running.labels.get(SOURCE_LABEL) if running is not None else None
+    wanted: str | None
+    try:
+        wanted = source_hash(find_context(), Recipe(cfg.parent.image, PARENT, None))
+    except HalError:  # no build context here: only the image id can tell
+        wanted = built_from
+    moved = running is not None and current is not None and running.id != current.id
+    return moved or built_from != wanted

@@ -1,0 +1,275 @@
+"""`claudy`: the tiny host command. Makes sure the parent runs, then hands the terminal over."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+
+import click
+from rich.markup import escape
+
+from hal_common import __version__
+from hal_common.errors import HalError, UsageError
+from hal_common.projects import resolve_project
+from hal_common.protocol import PARENT_ABSENT, PARENT_RESTARTING, PARENT_RUNNING, Health, WorkerRow
+from hal_common.services_build import host_line
+from hal_io.config_cli import config_group
+from host_shim.adapters import background, images
+from host_shim.adapters.engine import ContainerHandle
+from host_shim.adapters.parent import find_parent, running_parent
+from host_shim.adapters.parent_client import ParentClient, ParentCommandFailed
+from host_shim.adapters.terminal import find_docker_cli, hand_over
+from host_shim.commands import auth as cli_auth
+from host_shim.commands.claude import claude_group
+from host_shim.commands.context import Host, current_host, load_ctx, pass_host, stderr_console
+from host_shim.commands.doctor import run_checks
+from host_shim.commands.launch import fast_session, hint_stamps, prepare, remember
+from host_shim.core import fastpath, handover
+from host_shim.core.hint import FORWARDED as FORWARDED  # re-exported: tests, callers
+from host_shim.core.hint import TOP_OPTIONS
+from host_shim.core.parent_spec import PARENT_LAYOUT, STOP_TIMEOUT, volume_names
+
+log = logging.getLogger("host_shim")
+
+
+class _Group(click.Group):
+    """`claudy [DIR]` by default; HalErrors become a message and their exit code."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and (args[0] in FORWARDED or (args[0] == "stop" and _names_a_worker(args[1:]))):
+            args = ["forward", *args]
+        elif not args or (args[0] not in self.commands and args[0] not in TOP_OPTIONS):
+            args = ["open", *args]
+        return super().parse_args(ctx, args)
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except HalError as e:
+            err = ctx.obj.err if isinstance(ctx.obj, Host) else stderr_console()
+            # escaped: config messages hold [section]s; soft_wrap: paths stay on one line
+            err.print(f"[red]claudy:[/] {escape(e.message)}", soft_wrap=True)
+            if e.hint:
+                err.print(f"  [dim]hint:[/] {escape(e.hint)}", soft_wrap=True)
+            ctx.exit(e.exit_code)
+
+
+# hal-agent commands that claudy passes on to the parent, so they work from the host too
+# (FORWARDED), and the top options: in core/hint, which the quick entry reads too.
+
+
+def _names_a_worker(rest: list[str]) -> bool:
+    """`claudy stop NAME` stops one worker; `claudy stop [--yes]` stops the parent."""
+    return any(not a.startswith("-") for a in rest)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="claudy")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Claude Code per project, each in its own container, one tmux away.
+
+    `claudy [DIR]` opens DIR's session (default: the current directory).
+    """
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    ctx.obj = Host.from_env(os.environ)
+
+
+main.add_command(config_group(lambda: current_host().layout.config_file))
+main.add_command(cli_auth.auth_group)
+main.add_command(cli_auth.sync)
+main.add_command(claude_group)
+
+
+@main.command("open", hidden=True)
+@click.argument("directory", default=".", type=click.Path())
+@click.option("-d", "--detach", is_flag=True, help="Start the session, don't attach.")
+@pass_host
+def open_(host: Host, directory: str, detach: bool) -> None:
+    """Open DIRECTORY's session (the default command)."""
+    before = hint_stamps(host.layout.config_file, host.env)  # the quick entry's (quick.py)
+    c = load_ctx(host)
+    project = resolve_project(directory, c.policy())  # a pre-check: the parent decides
+    engine = c.engine()
+    if not detach and not sys.stdin.isatty():
+        raise UsageError("claudy needs a terminal to attach", hint="use claudy -d DIR in scripts")
+    session = fast_session(c, engine, project, detach, before)
+    if session is not None:
+        if detach:
+            click.echo(session)
+            return
+        cli = find_docker_cli(host.env)
+        argv = fastpath.attach_argv(
+            cli, c.cfg.parent.name, session, host.term, os.getpid(), PARENT_LAYOUT
+        )
+        hand_over(argv[0], argv)
+    agent, image_id = prepare(c, engine)
+    remember(c, engine, agent.parent, image_id, before, project, say=False)  # said if older
+    cli_auth.first_run(host, agent, host.err)
+    if detach:
+        click.echo(agent.spawn(project, image_id))
+        return
+    cli = find_docker_cli(host.env)
+    hand_over(cli, handover.attach_argv(cli, c.cfg.parent.name, project, image_id, host.term))
+
+
+@main.command(
+    hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+)
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+@pass_host
+def forward(host: Host, args: tuple[str, ...]) -> None:
+    """Run `hal-agent ARGS` in the parent (claudy ls, claudy stats, claudy stop NAME …)."""
+    c = load_ctx(host)
+    running_parent(c.engine(), c.cfg.parent.name)
+    # host paths are the parent's paths too (roots are mounted at the same place)
+    passed = [os.path.realpath(a) if os.path.isdir(a) else a for a in args]
+    tty = sys.stdin.isatty() and sys.stdout.isatty()
+    argv = handover.forward_argv(c.cfg.parent.name, passed, tty, host.term)
+    hand_over(find_docker_cli(host.env), argv)
+
+
+@main.command()
+@click.option("--no-cache", is_flag=True, help="Rebuild every layer.")
+@pass_host
+def build(host: Host, no_cache: bool) -> None:
+    """Build (or rebuild) the worker and parent images."""
+    c = load_ctx(host)
+    images.ensure_images(c.engine(), c.cfg, c.err, host.env, force=True, nocache=no_cache)
+
+
+def _workers(parent: ContainerHandle) -> tuple[WorkerRow, ...]:
+    try:
+        return ParentClient(parent).ls(include_stopped=True)
+    except ParentCommandFailed:
+        return ()
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@pass_host
+def status(host: Host, as_json: bool) -> None:
+    """The parent's state and its workers."""
+    c = load_ctx(host)
+    parent = find_parent(c.engine(), c.cfg.parent.name)
+    state = parent.status if parent else PARENT_ABSENT
+    running = parent is not None and state == PARENT_RUNNING
+    rows = _workers(parent) if parent is not None and running else ()
+    health = Health()
+    if parent is not None and running:
+        with contextlib.suppress(ParentCommandFailed):  # no health: none to say
+            health = ParentClient(parent).health()
+    paths = background.Paths.of(host.layout, host.env)
+    building = host_line(background.read_record(paths), background.running(paths))
+    if as_json:
+        click.echo(
+            json.dumps(
+                {
+                    "parent": {
+                        "name": c.cfg.parent.name,
+                        "state": state,
+                        "restart_needed": list(health.restart_needed),
+                    },
+                    "services_build": building,
+                    "workers": [r.to_json() for r in rows],
+                },
+                indent=2,
+            )
+        )
+        return
+    click.echo(f"parent {c.cfg.parent.name}: {state}")
+    if building:  # the services image's background build (see launch.prepare)
+        click.echo(f"  services: {building}")
+    for key in health.restart_needed:
+        click.echo(f"  restart needed: {key} changed (claudy down && claudy)")
+    for r in rows:
+        click.echo(f"  {r.name:34} {r.state:9} {r.project}")
+    if state == PARENT_RUNNING and not rows:
+        click.echo("  no workers")
+
+
+@main.command()
+@click.option("--yes", "-y", is_flag=True, help="Don't ask, even when workers run.")
+@pass_host
+def stop(host: Host, yes: bool) -> None:
+    """Stop the parent (and, in order, its workers); volumes and containers stay."""
+    c = load_ctx(host)
+    parent = find_parent(c.engine(), c.cfg.parent.name)
+    if parent is None or parent.status != PARENT_RUNNING:
+        click.echo("the parent is not running")
+        return
+    running = [r for r in _workers(parent) if r.state == "running"]
+    if running and not yes:
+        names = ", ".join(r.name for r in running)
+        if not click.confirm(f"{len(running)} worker(s) running ({names}). Stop them all?"):
+            raise click.Abort()
+    parent.stop(timeout=STOP_TIMEOUT, what="stopping the parent")
+    click.echo("stopped")
+
+
+@main.command()
+@click.option(
+    "--volumes", is_flag=True, help="Also delete the volumes (inner images, Claude home, data)."
+)
+@click.option("--yes", "-y", is_flag=True, help="Don't ask.")
+@pass_host
+def down(host: Host, volumes: bool, yes: bool) -> None:
+    """Remove the parent container; its volumes stay unless --volumes."""
+    c = load_ctx(host)
+    engine = c.engine()
+    parent = find_parent(engine, c.cfg.parent.name)
+    if volumes and not yes:
+        click.confirm("Delete the Claude home, shared data and inner images too?", abort=True)
+    what = "removing the parent"
+    if parent is not None:
+        if parent.status in (PARENT_RUNNING, PARENT_RESTARTING):
+            parent.stop(timeout=STOP_TIMEOUT, what=what)
+        parent.remove(force=True, what=what)
+        click.echo(f"removed {c.cfg.parent.name}")
+    if volumes:
+        for name in volume_names(c.cfg.parent.name).values():
+            if engine.remove_volume(name, what):
+                click.echo(f"removed volume {name}")
+
+
+@main.command()
+@click.argument("name")
+@click.argument("text", nargs=-1)
+@click.option("--no-enter", is_flag=True, help="Type TEXT without pressing Enter after it.")
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="KEY",
+    help="A tmux key name to press after TEXT (Enter, Escape, Down, …); repeatable.",
+)
+@pass_host
+def send(
+    host: Host, name: str, text: tuple[str, ...], no_enter: bool, keys: tuple[str, ...]
+) -> None:
+    """Type TEXT into worker NAME's Claude as from the keyboard, then Enter.
+
+    NAME is a session name or a project directory. `claudy send myproj-1a2b3c4d yes`;
+    a text starting with a dash goes after `--`.
+    """
+    c = load_ctx(host)
+    parent = running_parent(c.engine(), c.cfg.parent.name)
+    # a project directory is the parent's path too (roots are mounted at the same place)
+    target = os.path.realpath(name) if os.path.isdir(name) else name
+    try:
+        out = ParentClient(parent).send(target, " ".join(text), not no_enter, keys)
+    except ParentCommandFailed as e:
+        click.echo(e.output.strip(), err=True)  # hal-agent's own message and hint
+        sys.exit(e.code)
+    if out:
+        click.echo(out)
+
+
+@main.command()
+@pass_host
+def doctor(host: Host) -> None:
+    """Check the engine, privileges, images and roots; say what is wrong and how to fix it."""
+    sys.exit(run_checks(host))

@@ -1,0 +1,112 @@
+"""What every claudy command starts from: the host (environment, layout, user), then its config.
+
+The group callback builds one `Host` from the environment and keeps it in click's `ctx.obj`;
+commands that need the config turn it into a `Ctx` with `load_ctx`. Nothing here reads the
+environment on its own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import click
+from rich.console import Console
+from rich.markup import escape
+
+from hal_common.config import Config, load_config
+from hal_common.layout import HostLayout
+from hal_common.projects import PathPolicy, check_roots, expand_roots
+from host_shim.adapters.engine import HostEngine
+from host_shim.core.handover import DEFAULT_TERM
+from host_shim.core.parent_spec import HostUser
+
+ENGINE_HINT = (
+    "install and start Docker (Debian/Ubuntu: sudo apt-get install docker.io), "
+    "and make sure you may use it (sudo usermod -aG docker $USER, then log in again); "
+    "claudy doctor says more"
+)
+
+
+def host_user(env: Mapping[str, str], home: str = "") -> HostUser:
+    """The invoking user: under sudo, the user who ran sudo. `home` is the home the roots
+    are expanded from (resolved: the parent compares resolved paths with it)."""
+    uid, gid = os.getuid(), os.getgid()
+    real_home = os.path.realpath(home) if home else ""
+    if uid == 0 and env.get("SUDO_UID"):
+        return HostUser(int(env["SUDO_UID"]), int(env.get("SUDO_GID", "0")), real_home)
+    return HostUser(uid, gid, real_home)
+
+
+@dataclass(frozen=True)
+class Host:
+    """The host claudy runs on: its environment, where things are, who runs it."""
+
+    env: Mapping[str, str]
+    layout: HostLayout
+    user: HostUser
+    err: Console = field(compare=False)  # messages, warnings and progress go to stderr
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> Host:
+        layout = HostLayout.from_env(env)
+        return cls(env, layout, host_user(env, str(layout.home)), stderr_console())
+
+    @property
+    def term(self) -> str:
+        return self.env.get("TERM", DEFAULT_TERM)
+
+    def engine(self) -> HostEngine:
+        return HostEngine.connect(self.layout.docker_host, ENGINE_HINT)
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """A host and its config: what the commands that touch the parent start from."""
+
+    host: Host
+    cfg: Config
+    roots: tuple[str, ...]
+
+    @property
+    def config_dir(self) -> str:
+        """hal-9000's config directory, resolved (the path policy compares resolved paths)."""
+        return os.path.realpath(self.host.layout.config_dir)
+
+    def policy(self) -> PathPolicy:
+        """The path policy claudy pre-checks with; the parent, given the same inputs
+        (HAL_ROOTS, HAL_HOST_HOME, HAL_HOST_CONFIG_DIR), decides."""
+        return PathPolicy(self.roots, self.host.user.home, self.config_dir)
+
+    @property
+    def err(self) -> Console:
+        return self.host.err
+
+    def engine(self) -> HostEngine:
+        return self.host.engine()
+
+
+def stderr_console() -> Console:
+    return Console(stderr=True, highlight=False)
+
+
+def load_ctx(host: Host) -> Ctx:
+    """The host's config, its warnings said, its roots checked."""
+    cfg = load_config(host.layout.config_file, host.env)
+    for w in cfg.warnings:
+        host.err.print(f"[yellow]warning:[/] {escape(w)}")
+    roots = expand_roots(cfg.parent.roots, str(host.layout.home))
+    check_roots(roots)
+    return Ctx(host, cfg, roots)
+
+
+def current_host() -> Host:
+    """The `Host` the group callback built (for callbacks that get no `ctx` of their own)."""
+    host = click.get_current_context().find_object(Host)
+    if host is None:
+        raise RuntimeError("claudy's group callback did not run")
+    return host
+
+
+pass_host = click.make_pass_decorator(Host)

@@ -1,0 +1,165 @@
+"""What `claudy DIR` does before it hands the terminal over: the fast path, or the full one
+(images, parent, worker image, credential and config)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+import hal_common
+import host_shim
+from hal_common.errors import HalError
+from hal_common.naming import container_name, session_name
+from hal_common.projects import expand_user
+from hal_common.protocol import PARENT_RUNNING
+from hal_common.services_build import host_line
+from hal_common.shared_services import SERVICES_IMAGE
+from hal_common.shared_services import images as service_images
+from host_shim.adapters import background, images
+from host_shim.adapters.engine import ContainerHandle, HostEngine
+from host_shim.adapters.fast_hint import Stamps, forget_hint, save_hint, stamps, tree
+from host_shim.adapters.parent import ensure_parent, find_parent, runs_older_code
+from host_shim.adapters.parent_client import ParentClient
+from host_shim.commands import claude
+from host_shim.commands.context import Ctx
+from host_shim.core.build_context import PARENT, find_context
+from host_shim.core.fastpath import attachable, quick_attach_head
+from host_shim.core.hint import Hint, env_subset
+from host_shim.core.parent_spec import PARENT_LAYOUT
+
+OLDER_PARENT = (
+    "[yellow]the parent runs an older hal-9000; `claudy down && claudy` rebuilds and "
+    "restarts it (workers stop, volumes and the Claude home stay)[/]"
+)
+
+
+def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
+    """Images built, parent running and ready, worker image inside: (parent, worker image id)."""
+    paths = background.Paths.of(c.host.layout, c.host.env)
+    shared = frozenset(service_images(c.cfg.services) & {SERVICES_IMAGE})
+    say_background(c, paths)
+    later = images.ensure_images(engine, c.cfg, c.err, c.host.env, defer=shared)
+    os.makedirs(c.config_dir, exist_ok=True)
+    parent, changed = ensure_parent(engine, c.cfg, c.roots, c.config_dir, c.host.user)
+    if changed:
+        c.err.print(f"[green]parent {c.cfg.parent.name} is up[/]")
+    say_if_older(c, engine, parent)
+    agent = ParentClient(parent)
+    image_id = images.ensure_inner_image(engine, agent, c.cfg.worker.image, c.err)
+    claude.ensure(c, engine, agent)  # the Claude Code workers mount (installed once)
+    # not needed to reach Claude Code: built and loaded in the background, started once the
+    # worker image is in (so that it does not slow the parent's start and that load)
+    if later:
+        start_background(c, paths, "is building")  # the services start when it is loaded
+    elif any(not images.inner_current(engine, agent, i) for i in sorted(shared)):
+        start_background(c, paths, "is loading into the parent")
+    return agent, image_id
+
+
+def say_background(c: Ctx, paths: background.Paths) -> None:
+    """What became of the last background build of the services image, if worth a word."""
+    line = host_line(background.read_record(paths), background.running(paths))
+    if line:
+        c.err.print(f"[yellow]services:[/] {line}", soft_wrap=True)
+
+
+def start_background(c: Ctx, paths: background.Paths, doing: str) -> None:
+    """Build and load the services image in a detached process (unless one runs already)."""
+    if background.running(paths):
+        return
+    background.start(paths, c.host.env)
+    c.err.print(
+        f"[dim]services image {SERVICES_IMAGE} {doing} in the background "
+        f"(log: {paths.log}); the services start when it is ready[/]",
+        soft_wrap=True,
+    )
+
+
+def say_if_older(c: Ctx, engine: HostEngine, parent: ContainerHandle) -> None:
+    """Say so when the running parent is not what this checkout would build."""
+    if runs_older_code(engine, parent, c.cfg):
+        c.err.print(OLDER_PARENT)
+
+
+def fast_session(
+    c: Ctx, engine: HostEngine, project: str, detach: bool, before: Stamps = ()
+) -> str | None:
+    """The reattach fast path (see core/fastpath.py): the session to show right away, or None
+    when the full path must run. `before`: the quick entry's stamps (`hint_stamps`)."""
+    parent = find_parent(engine, c.cfg.parent.name)
+    if parent is None or parent.status != PARENT_RUNNING:
+        return None
+    try:
+        host_image = engine.require_image(c.cfg.worker.image, "inspecting the worker image").id
+    except HalError:
+        return None
+    session = session_name(project)
+    found = ParentClient(parent).probe(c.cfg.worker.image, container_name(session))
+    if not attachable(found, host_image, session, need_window=not detach):
+        return None
+    # cheap (an image lookup, a source hash): says upgrades, else leaves the quick entry a hint
+    remember(c, engine, parent, host_image, before, project)
+    return session
+
+
+# --- the quick entry's hint (core/hint.py, commands/quick.py) -------------------------------
+
+
+def hint_stamps(config_file: Path, env: Mapping[str, str]) -> Stamps:
+    """The stamps of the files a hint is derived from: the config file, the sources the parent
+    image is built from (changed: "the parent runs older code"), and claudy's own packages
+    (the hint holds the attach script). Taken before the config is read, so that a change
+    while claudy runs voids the hint."""
+    paths = [str(config_file)]
+    with contextlib.suppress(HalError):  # no build context: the parent's image id tells
+        for top in find_context().inputs(PARENT):
+            paths.extend(tree(str(top)))
+    for package in (host_shim, hal_common):
+        paths.extend(tree(os.path.dirname(package.__file__ or "")))
+    return stamps(dict.fromkeys(paths))
+
+
+def remember(
+    c: Ctx,
+    engine: HostEngine,
+    parent: ContainerHandle,
+    worker_image_id: str,
+    before: Stamps,
+    project: str,
+    say: bool = True,
+) -> None:
+    """Say so (`say`) when the parent runs older code; else, once `parent` is ready and holds
+    the host's worker image (`worker_image_id`), leave the quick entry a hint that holds while
+    `before` does, with the policy's decision for `project` (accepted: it got here). None when
+    the config had warnings (the quick entry would not say them)."""
+    if runs_older_code(engine, parent, c.cfg):
+        if say:
+            c.err.print(OLDER_PARENT)
+        forget_hint(c.host.env)
+        return
+    if not before or c.cfg.warnings or not parent.image_id:
+        forget_hint(c.host.env)
+        return
+    home = str(c.host.layout.home)
+    # every path the policy resolved (Ctx.policy, expand_roots): the same decision while
+    # each still resolves to the same place
+    inputs = [expand_user(r, home) for r in c.cfg.parent.roots]
+    inputs += [home, str(c.host.layout.config_dir)]
+    save_hint(
+        c.host.env,
+        Hint(
+            env=env_subset(c.host.env),
+            stamps=before,
+            resolved=tuple((p, os.path.realpath(p)) for p in dict.fromkeys(inputs)),
+            projects={project: session_name(project)},
+            parent=c.cfg.parent.name,
+            parent_id=parent.id,
+            parent_image=c.cfg.parent.image,
+            parent_image_id=parent.image_id,
+            worker_image=c.cfg.worker.image,
+            worker_image_id=worker_image_id,
+            argv=tuple(quick_attach_head(c.cfg.parent.name, PARENT_LAYOUT)),
+        ),
+    )

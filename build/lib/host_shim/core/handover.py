@@ -1,0 +1,27 @@
+"""The `docker exec -it` argv the user's terminal is handed to (pure).
+
+docker-py has no interactive TTY exec, so claudy `execvp`s the docker CLI for these: the
+attach of `claudy DIR` and the commands passed on to `hal-agent` (`claudy ls`, …). The fast
+path's own argv is in `fastpath.attach_argv`.
+"""
+
+from __future__ import annotations
+
+from hal_common.protocol import DETACH_KEYS
+
+DEFAULT_TERM = "xterm-256color"
+
+
+def attach_argv(docker_cli: str, parent: str, project: str, image_id: str, term: str) -> list[str]:
+    """`hal-agent attach PROJECT` in the parent, on this terminal."""
+    return [docker_cli, "exec", "-it", "--detach-keys", DETACH_KEYS, "-e", f"TERM={term}",
+            parent, "hal-agent", "attach", project, "--image-id", image_id]  # fmt: skip
+
+
+def forward_argv(parent: str, args: list[str], tty: bool, term: str) -> list[str]:
+    """`hal-agent ARGS` in the parent: with a terminal when this one is one, else stdin only.
+
+    argv[0] is `docker` (the caller execs the docker CLI it found).
+    """
+    return ["docker", "exec", *(["-it"] if tty else ["-i"]), "--detach-keys", DETACH_KEYS,
+            "-e", f"TERM={term}", parent, "hal-agent", *args]  # fmt: skip

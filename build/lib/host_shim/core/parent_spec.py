@@ -1,0 +1,116 @@
+"""The parent container's run spec (pure): its volumes, mounts, security mode and limits."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from dataclasses import dataclass
+from typing import Any
+
+from hal_common import __version__, labels
+from hal_common.config import Config, parse_memory
+from hal_common.errors import HalError
+from hal_common.layout import ParentLayout
+
+# The parent's paths as the host knows them: the image's, never the host's environment.
+PARENT_LAYOUT = ParentLayout()
+
+# The least privilege that runs Docker-in-Docker without --privileged (see README).
+CAPS = ["SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE"]
+SECURITY_OPT = ["seccomp=unconfined", "apparmor=unconfined"]
+
+# Seconds `docker stop`/`restart` and a host shutdown give the parent before SIGKILL: its
+# ordered shutdown stops the workers (SIGTERM, each up to 10 s, in parallel), the egress
+# boundary, then dockerd (up to 20 s). 60 s covers that with room, and stays inside a host's
+# own limit: dockerd waits the longest StopTimeout + 5 s at shutdown, and systemd gives
+# docker.service 90 s by default. `claudy stop` and `down` ask for the same.
+STOP_TIMEOUT = 60
+# The run directory (sockets, the ready file, dockerd.pid, the status, locks, dockerd's exec
+# root) is a tmpfs: a restart or a host reboot starts it empty, so nothing stale survives.
+RUN_TMPFS = "rw,nosuid,nodev,mode=0755,size=64m"
+# A host reboot (or a dockerd restart) brings the parent back, and with it the workers that
+# ran; `claudy stop` (docker stop) keeps it stopped until the next `claudy`.
+RESTART_POLICY = {"Name": "unless-stopped"}
+
+
+@dataclass(frozen=True)
+class HostUser:
+    uid: int
+    gid: int
+    home: str = ""  # whose secrets (~/.ssh, …) the parent refuses as projects
+
+
+def volume_names(parent: str, layout: ParentLayout = PARENT_LAYOUT) -> dict[str, str]:
+    """Named volumes, per parent name: inner engine data, the shared Claude home, shared data."""
+    return {
+        str(layout.inner_data_root): f"{parent}-docker",
+        str(layout.claude_home): f"{parent}-claude",
+        str(layout.data_dir): f"{parent}-data",
+    }
+
+
+def security_kwargs(mode: str) -> dict[str, Any]:
+    """Options for one security mode (`auto` is resolved by the caller)."""
+    if mode == "privileged":
+        return {"privileged": True}
+    if mode == "sysbox":
+        return {"runtime": "sysbox-runc"}
+    if mode == "caps":
+        return {
+            "cap_add": CAPS,
+            "security_opt": SECURITY_OPT,
+            "device_cgroup_rules": ["a *:* rwm"],
+        }
+    raise HalError(f"unknown security mode {mode!r}")
+
+
+def resolve_security(mode: str, runtimes: Collection[str]) -> str:
+    if mode != "auto":
+        return mode
+    return "sysbox" if "sysbox-runc" in runtimes else "caps"
+
+
+def parent_kwargs(
+    cfg: Config,
+    roots: tuple[str, ...],
+    config_dir: str,
+    user: HostUser,
+    security: str,
+    layout: ParentLayout = PARENT_LAYOUT,
+) -> dict[str, Any]:
+    """Keyword arguments for `client.containers.run` of the parent (docker-py), plus
+    `stop_timeout`, which docker-py's `run` does not take (`HostEngine.run_container` sets it
+    through the create API)."""
+    volumes: dict[str, dict[str, str]] = {
+        vol: {"bind": target, "mode": "rw"}
+        for target, vol in volume_names(cfg.parent.name, layout).items()
+    }
+    volumes[config_dir] = {"bind": str(layout.config_dir), "mode": "rw"}
+    for root in roots:
+        volumes[root] = {"bind": root, "mode": "rw"}  # the same absolute path inside
+    if security == "caps":
+        volumes["/sys/fs/cgroup"] = {"bind": "/sys/fs/cgroup", "mode": "rw"}
+    kwargs: dict[str, Any] = {
+        "image": cfg.parent.image,
+        "name": cfg.parent.name,
+        "hostname": "hal9000",
+        "labels": labels.parent_labels(__version__),
+        "volumes": volumes,
+        "environment": {
+            "HAL_HOST_UID": str(user.uid),
+            "HAL_HOST_GID": str(user.gid),
+            "HAL_ROOTS": ":".join(roots),
+            # the path policy's inputs: the host user's home and hal-9000's config directory
+            "HAL_HOST_HOME": user.home,
+            "HAL_HOST_CONFIG_DIR": config_dir,
+        },
+        "detach": True,
+        "restart_policy": dict(RESTART_POLICY),
+        "tmpfs": {str(layout.run_dir): RUN_TMPFS},
+        "stop_timeout": STOP_TIMEOUT,
+        **security_kwargs(security),
+    }
+    if memory := parse_memory(cfg.parent.memory):
+        kwargs["mem_limit"] = memory
+    if cfg.parent.cpus:
+        kwargs["nano_cpus"] = int(cfg.parent.cpus * 1e9)
+    return kwargs

@@ -1,0 +1,3 @@
+from parent_agent.commands.cli import main
+
+main()

@@ -1,0 +1,437 @@
+"""hal-agent's worker commands: spawn, attach, ls, start, stop, restart, rm, logs, shell, gc,
+send, and the next-waiting key."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from datetime import UTC, datetime
+from typing import Literal, NoReturn
+
+import click
+
+from hal_common.errors import HalError, UsageError
+from hal_common.layout import WORKER_BIN
+from hal_common.protocol import LsReply
+from parent_agent.adapters import snapshot_file, workers
+from parent_agent.adapters.engine import InnerEngine
+from parent_agent.app import sessions
+from parent_agent.commands.context import Parent, pass_parent
+from parent_agent.core.agent_state import AgentState
+from parent_agent.core.keys import next_waiting
+from parent_agent.core.listing import gc_plan, ls_row, parse_duration
+from parent_agent.core.model import Worker
+from parent_agent.core.spec import WorkerSpec
+from parent_agent.core.tmux import DETACH_KEYS, attach_argv, worker_window_command
+
+CLIENT = click.option("--client", default=None, hidden=True, help="tmux client to show it on.")
+
+
+def exec_attach(p: Parent, window: str | None) -> NoReturn:
+    argv = attach_argv(p.layout.tmux_sock, window, inside_tmux=p.inside_our_tmux())
+    sys.stdout.flush()
+    os.execvp(argv[0], argv)  # noqa: S606 - the terminal is handed to tmux
+
+
+def window_for(p: Parent, name: str, container: str, client: str | None) -> None:
+    """Ensure `name`'s window; show it on `client` when one is given."""
+    ui = p.ui()
+    ui.ensure_window(name, worker_window_command(container, p.layout.inner_docker_host))
+    if client:
+        ui.focus(client, name)
+
+
+def show(p: Parent, name: str, container: str, client: str | None) -> None:
+    """Ensure `name`'s window, then show it: on `client`, or by attaching this terminal."""
+    window_for(p, name, container, client)
+    if not client:
+        exec_attach(p, name)
+
+
+def _worker(
+    p: Parent, name_or_dir: str, engine: InnerEngine | None = None
+) -> tuple[InnerEngine, str, Worker]:
+    engine = engine or p.inner()
+    name = sessions.resolve_name(engine, name_or_dir, p.layout)
+    return engine, name, workers.find_worker(engine, name)
+
+
+def _allowed(p: Parent, w: Worker) -> None:
+    """A worker is shown or started only while its project passes the path policy: one made
+    before the policy (or before a root moved) is refused, though it may still be stopped,
+    removed, or its logs read."""
+    sessions.project_path(w.project, p.layout)
+
+
+@contextmanager
+def _told(p: Parent, client: str | None) -> Iterator[None]:
+    """A refusal is said on `client`'s screen too (a key or menu ran us in the background,
+    where only the exit code would say it); it still exits with its code."""
+    try:
+        yield
+    except UsageError as e:
+        if client:
+            with suppress(Exception):  # the refusal stands, said or not
+                p.ui().message(client, f"hal-agent: {e.message}", hold=True)
+        raise
+
+
+@click.command()
+@click.argument("directory", type=click.Path(file_okay=False))
+@click.option("--name", default=None, help="Session name (default: <dir>-<hash of its path>).")
+@click.option("--image", default=None, help="Worker image (default: [worker].image).")
+@click.option("--no-attach", is_flag=True, help="Create the worker and its window only.")
+@click.option("--no-window", is_flag=True, hidden=True, help="Worker only (benchmarks).")
+@click.option("--image-id", default=None, hidden=True, help="Expected worker image id.")
+@CLIENT
+@pass_parent
+def spawn(
+    p: Parent,
+    directory: str,
+    name: str | None,
+    image: str | None,
+    no_attach: bool,
+    no_window: bool,
+    image_id: str | None,
+    client: str | None,
+) -> None:
+    """Start (or reuse) the worker for DIRECTORY and show its window."""
+    with _told(p, client):
+        sessions.project_path(directory, p.layout)  # before the config, engine and tmux
+    cfg = p.config()
+    ui = None if no_window else p.ui()
+    spec = sessions.spawn(
+        p.inner(), ui, cfg, directory, p.layout, p.env, image_id=image_id, name=name, image=image
+    )
+    if no_attach or no_window:
+        click.echo(spec.session)
+        return
+    warn(p, spec, client)
+    if client:
+        p.ui().focus(client, spec.session)
+    else:
+        exec_attach(p, spec.session)
+
+
+def warn(p: Parent, spec: WorkerSpec, client: str | None) -> None:
+    """Say so before the user lands in a project the agent cannot write: on the client's
+    status line until a key is pressed, or on this terminal until Enter (never unseen
+    behind tmux)."""
+    note = sessions.write_warning(spec)
+    if note is None:
+        return
+    if client:
+        p.ui().message(client, f"hal-agent: {note}", hold=True)
+        return
+    # the spawn logged the note on this terminal already (stderr): hold it there
+    if sys.stdin.isatty():
+        click.pause(
+            "hal-agent: the agent cannot write this project (above); press Enter to open it anyway"
+        )
+
+
+@click.command()
+@click.argument("target")
+@click.option("--image-id", default=None, hidden=True, help="Expected worker image id.")
+@CLIENT
+@pass_parent
+def attach(p: Parent, target: str, image_id: str | None, client: str | None) -> None:
+    """Show a worker's window: TARGET is a session name or a project path.
+
+    A project path without a worker gets one (as `spawn`); a stopped worker is started.
+    """
+    if sessions.looks_like_path(target):
+        with _told(p, client):
+            sessions.project_path(target, p.layout)  # before the engine and tmux
+    inner = p.inner()
+    if sessions.looks_like_path(target):
+        spec = sessions.spawn(inner, p.ui(), p.config(), target, p.layout, p.env, image_id=image_id)
+        name, container = spec.session, spec.container
+        warn(p, spec, client)
+    else:
+        _, name, w = _worker(p, target, inner)
+        with _told(p, client):
+            _allowed(p, w)
+        if w.state != "running":
+            workers.check_fenced(p.layout)
+            inner.start(w.container, f"starting {name}")
+        container = w.container
+    show(p, name, container, client)
+
+
+@click.command("ls")
+@click.option("--json", "as_json", is_flag=True, help="The stable JSON schema (see docs/cli.md).")
+@click.option("--all", "-a", "show_all", is_flag=True, help="Include stopped workers.")
+@pass_parent
+def ls_(p: Parent, as_json: bool, show_all: bool) -> None:
+    """List workers (found by label in the inner engine)."""
+    found = workers.list_workers(p.inner())
+    if not show_all:
+        found = [w for w in found if w.state == "running"]
+    windows = p.ui().window_names()
+    agents = published_agents(p)
+    now = datetime.now(UTC)
+    target = claude_target(p)
+    rows = [ls_row(w, now, windows, agents.get(w.name), target) for w in found]
+    if as_json:
+        click.echo(LsReply.from_json(rows).dumps())
+        return
+    if not rows:
+        click.echo("no workers" + ("" if show_all else " running (--all shows stopped ones)"))
+        return
+    click.echo(f"{'NAME':32} {'STATE':8} {'WIN':4} {'AGENT':16} {'CLAUDE':18} PROJECT")
+    for w, r in zip(found, rows, strict=True):
+        win = "win" if r["window"] else "-"
+        agent = agents.get(w.name)
+        label = agent.label() if agent else "-"
+        code = (w.claude or "?") + (" outdated" if r["claude"]["outdated"] else "")
+        click.echo(f"{r['name']:32} {r['state']:8} {win:4} {label:16} {code:18} {r['project']}")
+
+
+def claude_target(p: Parent) -> str | None:
+    """The Claude Code version a new spawn or restart gets (None: none installed)."""
+    from hal_common import claude_code
+    from parent_agent.adapters import claude_store
+
+    pin = p.config().claude.version
+    return claude_code.target(
+        pin, [i.version for i in claude_store.installed(p.layout.claude_store)]
+    )
+
+
+def published_agents(p: Parent) -> dict[str, AgentState]:
+    """Each worker's agent state as the loop last published it; none when there is no
+    snapshot (the loop is starting, or gone): the listing goes on without them."""
+    snap = snapshot_file.read(p.layout.status_file)
+    return dict(snap.agents) if snap is not None else {}
+
+
+@click.command()
+@click.argument("name")
+@CLIENT
+@pass_parent
+def start(p: Parent, name: str, client: str | None) -> None:
+    """Start a stopped worker (its agent starts afresh) and open its window."""
+    engine, name, w = _worker(p, name)
+    with _told(p, client):
+        _allowed(p, w)
+    workers.check_fenced(p.layout)
+    if not renew_claude(p, engine, w):
+        engine.start(w.container, f"starting {name}")
+    window_for(p, name, w.container, client)
+    click.echo(f"started {name}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--timeout", default=10, show_default=True, help="Seconds before SIGKILL.")
+@pass_parent
+def stop(p: Parent, name: str, timeout: int) -> None:
+    """Stop a worker (its container and agent); its window closes."""
+    engine, name, w = _worker(p, name)
+    engine.stop(w.container, timeout=timeout, what=f"stopping {name}")
+    p.ui().kill_window(name)
+    click.echo(f"stopped {name}")
+
+
+@click.command()
+@click.argument("name")
+@CLIENT
+@pass_parent
+def restart(p: Parent, name: str, client: str | None) -> None:
+    """Restart a worker: a fresh agent in the same container, shown in a fresh window."""
+    restart_worker(p, name, client)
+    click.echo(f"restarted {name}")
+
+
+def restart_worker(p: Parent, name: str, client: str | None) -> None:
+    engine, name, w = _worker(p, name)
+    with _told(p, client):
+        _allowed(p, w)
+    p.ui().kill_window(name)
+    workers.check_fenced(p.layout)
+    if not renew_claude(p, engine, w):
+        engine.restart(w.container, timeout=10, what=f"restarting {name}")
+    window_for(p, name, w.container, client)
+
+
+def renew_claude(p: Parent, engine: InnerEngine, w: Worker) -> bool:
+    """A worker whose Claude Code is not the one a restart gives is stopped and made afresh
+    with it (its container is recreated: the mount is fixed at creation; its Claude state,
+    and so its conversation, stays). False when its version is current (nothing done)."""
+    target = claude_target(p)
+    if target is None or w.claude == target:
+        return False
+    from parent_agent.adapters import claude_store
+
+    # a pinned version that is not installed: refused before the worker is touched
+    claude_store.resolve(p.layout.claude_store, p.config().claude.version)
+    if w.state == "running":
+        engine.stop(w.container, timeout=10, what=f"stopping {w.name} for Claude Code {target}")
+    sessions.spawn(engine, None, p.config(), w.project, p.layout, p.env, name=w.name, image=w.image)
+    return True
+
+
+@click.command()
+@click.argument("name")
+@click.option("--force", "-f", is_flag=True, help="Remove a running worker too.")
+@pass_parent
+def rm(p: Parent, name: str, force: bool) -> None:
+    """Remove a worker's container (the project's files are untouched)."""
+    engine, name, w = _worker(p, name)
+    if w.state == "running" and not force:
+        raise UsageError(f"{name} is running", hint=f"hal-agent stop {name}, or rm --force")
+    engine.remove(w.container, force=True, what=f"removing {name}")
+    p.ui().kill_window(name)
+    click.echo(f"removed {name}")
+
+
+@click.command()
+@click.argument("name")
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
+@click.option("--tail", "tail_", default="all", show_default=True, help="Lines from the end.")
+@pass_parent
+def logs(p: Parent, name: str, follow: bool, tail_: str) -> None:
+    """The worker's own log (its entrypoint and tmux server; the agent draws in its window)."""
+    engine, name, w = _worker(p, name)
+    if tail_ != "all" and not tail_.isdigit():
+        raise UsageError(f"--tail takes a number or 'all', not {tail_!r}")
+    tail: int | Literal["all"] = int(tail_) if tail_.isdigit() else "all"
+    what = f"reading the log of {name}"
+    if follow:
+        for chunk in engine.follow_logs(w.container, tail=tail, what=what):
+            sys.stdout.buffer.write(chunk)
+            sys.stdout.flush()
+    else:
+        sys.stdout.buffer.write(engine.logs(w.container, tail=tail, what=what))
+
+
+def shell_argv(docker_host: str, container: str) -> list[str]:
+    return ["docker", "-H", docker_host, "exec", "-it", "--detach-keys", DETACH_KEYS,
+            "-e", "TERM=tmux-256color", container, "sh", "-c",
+            "command -v bash >/dev/null && exec bash -l || exec sh -l"]  # fmt: skip
+
+
+@click.command()
+@click.argument("name")
+@CLIENT
+@pass_parent
+def shell(p: Parent, name: str, client: str | None) -> None:
+    """A shell inside the worker: a new window in tmux, else this terminal."""
+    open_shell(p, name, client)
+
+
+def open_shell(p: Parent, name: str, client: str | None) -> None:
+    _, name, w = _worker(p, name)
+    if w.state != "running":
+        raise UsageError(f"{name} is {w.state}", hint=f"hal-agent start {name}")
+    argv = shell_argv(p.layout.inner_docker_host, w.container)
+    if client or p.inside_our_tmux():
+        ui = p.ui()
+        window = f"{name}/sh"
+        target_client = client or _current_client(p)
+        ui.open_window(window, "exec " + shlex.join(argv), target_client)
+        return
+    os.execvp(argv[0], argv)  # noqa: S606 - the terminal is handed to docker exec
+
+
+def _current_client(p: Parent) -> str | None:
+    pane = p.env.get("TMUX_PANE")
+    if not pane:
+        return None
+    out = p.ui().server.cmd("display-message", "-p", "-t", pane, "#{client_name}").stdout
+    return out[0] if out and out[0] else None
+
+
+@click.command()
+@click.option("--older-than", default="0s", show_default=True, help="Only stopped for this long.")
+@click.option("--dry-run", is_flag=True, help="Say what would go; remove nothing.")
+@pass_parent
+def gc(p: Parent, older_than: str, dry_run: bool) -> None:
+    """Remove stopped workers and orphans (project gone), found by label only."""
+    engine = p.inner()
+    plan = gc_plan(
+        workers.list_workers(engine), datetime.now(UTC), parse_duration(older_than), os.path.isdir
+    )
+    if not plan:
+        click.echo("nothing to collect")
+        return
+    for item in plan:
+        if not dry_run:
+            engine.remove(item.worker.container, what=f"removing {item.worker.container}")
+        click.echo(f"{'would remove' if dry_run else 'removed'} {item.worker.name} ({item.reason})")
+
+
+@click.command()
+@click.argument("name")
+@click.argument("text", nargs=-1)
+@click.option("--no-enter", is_flag=True, help="Type TEXT without pressing Enter after it.")
+@click.option(
+    "--key",
+    "keys",
+    multiple=True,
+    metavar="KEY",
+    help="A tmux key name to press after TEXT (Enter, Escape, Up, Down, C-c, …); repeatable.",
+)
+@pass_parent
+def send(
+    p: Parent, name: str, text: tuple[str, ...], no_enter: bool, keys: tuple[str, ...]
+) -> None:
+    """Type TEXT into NAME's Claude as from the keyboard, then Enter (then each --key).
+
+    TEXT's words are joined by spaces. `send NAME yes`, `send NAME --key Down --key Enter`.
+    """
+    typed = " ".join(text)
+    if not typed and not keys:
+        raise UsageError("nothing to send", hint="give TEXT, or --key KEY")
+    engine, name, w = _worker(p, name)
+    if w.state != "running":
+        raise UsageError(f"{name} is {w.state}, not running", hint=f"hal-agent start {name}")
+    settle(published_agents(p).get(name))
+    for argv in send_argvs(typed, no_enter, keys):
+        res = engine.exec(w.container, argv, f"sending keys to {name}")
+        if res.exit_code != 0:
+            said = res.output.strip() or f"exit code {res.exit_code}"
+            raise HalError(f"{name} did not take the keys: {said}")
+
+
+DIALOG_SETTLE_S = 0.5  # Claude Code drops keys in a dialog's first ~0.3 s (2.1.332)
+
+
+def settle(agent: AgentState | None) -> None:
+    """Wait until a dialog that just opened takes keys: an answer sent at once (a script
+    that saw `waiting`) would be dropped without a word."""
+    if agent is None or not agent.needs_you:
+        return
+    age = (datetime.now(UTC) - agent.since).total_seconds()
+    if 0 <= age < DIALOG_SETTLE_S:
+        time.sleep(DIALOG_SETTLE_S - age)
+
+
+def send_argvs(text: str, no_enter: bool, keys: tuple[str, ...]) -> list[list[str]]:
+    """The `hal-worker` commands that type `text` (then Enter) and press `keys`, in order."""
+    argvs = []
+    if text:
+        # `--`: a text that starts with a dash (or is `--no-enter`) is typed, not parsed
+        argvs.append([WORKER_BIN, "send", *(["--no-enter"] if no_enter else []), "--", text])
+    if keys:
+        argvs.append([WORKER_BIN, "keys", *keys])
+    return argvs
+
+
+def go_next_waiting(p: Parent, client: str, window: str) -> None:
+    """The `next_waiting` key: show `client` the next worker whose agent needs the user
+    (after `window`, oldest wait first), from the loop's published snapshot."""
+    ui = p.ui()
+    found = next_waiting(published_agents(p), ui.window_names(), window)
+    if found is None:
+        ui.message(client, "no agent needs you")
+        return
+    target, count = found
+    ui.focus(client, target)
+    if count > 1:
+        ui.message(client, f"{count} agents need you")
