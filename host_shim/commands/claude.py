@@ -75,11 +75,11 @@ def install(
         platform = engine_platform(engine)
         version = version or claude_fetch.latest(c.host.env, platform)
         claude_code.check(version)
-        meter = _Meter(c.err, f"downloading Claude Code {version}")
+        meter = _Meter(c.progress, f"downloading Claude Code {version}")
         path = claude_fetch.fetch(c.host.env, platform, version, meter).binary
     claude_code.check(version)
     size, chunks = claude_fetch.binary_stream(path)
-    sending = _counted(chunks, _Meter(c.err, f"installing Claude Code {version}"), size)
+    sending = _counted(chunks, _Meter(c.progress, f"installing Claude Code {version}"), size)
     return agent.claude_install(version, sending)
 
 
@@ -91,8 +91,8 @@ def ensure(c: Ctx, engine: HostEngine, agent: ParentClient) -> None:
     want = claude_code.wanted(c.cfg.claude.version, names)
     if want in names:
         return
-    c.err.print(f"[cyan]Claude Code {want} is not in the parent yet: installing it[/]")
-    c.err.print(install(c, engine, agent, want, None), highlight=False)
+    c.progress.print(f"[cyan]Claude Code {want} is not in the parent yet: installing it[/]")
+    c.progress.print(install(c, engine, agent, want, None), highlight=False)
 
 
 @click.group("claude")
@@ -129,7 +129,7 @@ def fetch(host: Host, version: str | None) -> None:
     """Download VERSION (default: the tested one) into the host cache only (CI set-up)."""
     platform = claude_code.platform(machine())
     version = claude_code.check(version or claude_code.DEFAULT_VERSION)
-    found = claude_fetch.fetch(host.env, platform, version, _Meter(host.err, "downloading"))
+    found = claude_fetch.fetch(host.env, platform, version, _Meter(host.progress, "downloading"))
     click.echo(str(found.path))
 
 
