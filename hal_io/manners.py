@@ -157,9 +157,9 @@ class Group(click.Group):
         close = difflib.get_close_matches(word, self.visible_commands(ctx), n=3, cutoff=0.6)
         if not close:
             return click.UsageError(f"No such command{nor} {word!r}.", ctx)
-        return click.UsageError(
-            f"No such command {word!r}. Did you mean {' or '.join(map(repr, close))}?", ctx
-        )
+        quoted = [repr(c) for c in close]
+        either = " or ".join([", ".join(quoted[:-1]), quoted[-1]] if len(quoted) > 1 else quoted)
+        return click.UsageError(f"No such command {word!r}. Did you mean {either}?", ctx)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
@@ -271,6 +271,6 @@ def completion_command(
     def completion(ctx: click.Context, shell: str) -> None:
         cls = completion_class(shell, dirs_with_words)
         root = ctx.find_root().command
-        click.echo(cls(root, {}, prog_name, complete_var).source())
+        click.echo(cls(root, {}, prog_name, complete_var).source(), nl=False)  # as click does
 
     return completion
