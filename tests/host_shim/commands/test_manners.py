@@ -239,3 +239,13 @@ def test_bash_completes_commands_and_directories_together(home: Path) -> None:
         retry_until(lambda: "claudy sub/" in screen(), 30)
     finally:
         server.kill()
+
+
+@pytest.mark.docker
+def test_verbose_shows_the_engines_calls(home: Path, docker_host: str) -> None:
+    """With a real engine: -v logs each call claudy makes to it (docker-py's requests)."""
+    loud = claudy(home, "-v", "status", DOCKER_HOST=docker_host)
+    assert loud.returncode == 0, loud.stderr
+    assert '"GET /v' in loud.stderr and "/containers/" in loud.stderr
+    plain = claudy(home, "status", DOCKER_HOST=docker_host)
+    assert plain.returncode == 0 and plain.stderr == "" and plain.stdout == loud.stdout
