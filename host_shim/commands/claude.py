@@ -16,6 +16,7 @@ from rich.console import Console
 
 from hal_common import claude_code
 from hal_common.errors import UsageError
+from hal_io import manners
 from host_shim.adapters import claude_fetch
 from host_shim.adapters.engine import HostEngine
 from host_shim.adapters.parent import running_parent
@@ -95,7 +96,7 @@ def ensure(c: Ctx, engine: HostEngine, agent: ParentClient) -> None:
     c.progress.print(install(c, engine, agent, want, None), highlight=False)
 
 
-@click.group("claude")
+@click.group("claude", cls=manners.Group)
 def claude_group() -> None:
     """Claude Code versions for all workers (no image rebuild)."""
 

@@ -60,6 +60,10 @@ def test_a_mistyped_command_is_named_with_the_nearest(home: Path) -> None:
     res = claudy(home, "-q", "stauts")  # past the global flags too
     assert res.returncode == 2
     assert "No such command 'stauts'. Did you mean 'stats', 'status' or 'start'?" in res.stderr
+    res = claudy(home, "config", "shwo")  # every level
+    assert res.returncode == 2 and "No such command 'shwo'. Did you mean 'show'?" in res.stderr
+    res = claudy(home, "claude", "fech")  # `claude fetch` is hidden: never suggested
+    assert res.returncode == 2 and "fetch" not in res.stderr
 
 
 def test_a_word_that_is_neither_says_so_and_never_names_open(home: Path) -> None:
