@@ -18,7 +18,6 @@ click's completion modules and rich are imported only when used (start-up time).
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -154,6 +153,8 @@ class Group(click.Group):
     def no_such_command(self, ctx: click.Context, word: str, nor: str = "") -> click.UsageError:
         """'No such command 'lss'. Did you mean 'ls'?' (without a near one: "No such command
         {nor} 'x'."), a usage error (exit 2)."""
+        import difflib  # only when a word is wrong
+
         close = difflib.get_close_matches(word, self.visible_commands(ctx), n=3, cutoff=0.6)
         if not close:
             return click.UsageError(f"No such command{nor} {word!r}.", ctx)
