@@ -20,6 +20,7 @@ from hal_common.config_edit import parse_key, set_in_file
 from hal_common.config_schema import RESTART, find_key
 from hal_common.errors import UsageError
 from hal_common.layout import ParentLayout
+from hal_io import manners
 
 
 def toml_text(value: Any) -> str:
@@ -66,7 +67,7 @@ def _warn(resolved: Resolved) -> None:
 def config_group(path_of: Callable[[], Path]) -> click.Group:
     """The `config` group; `path_of()` gives the config file (host or parent side)."""
 
-    @click.group("config")
+    @click.group("config", cls=manners.Group)
     def group() -> None:
         """Show, check and change the config (one TOML file configures everything).
 

@@ -1,3 +1,3 @@
 from parent_agent.commands.cli import main
 
-main()
+main(prog_name="hal-agent")

@@ -10,6 +10,7 @@ from rich.markup import escape
 
 from hal_common import credentials
 from hal_common.errors import HalError
+from hal_io import manners
 from host_shim.adapters import auth, config_sync
 from host_shim.adapters.parent import running_parent
 from host_shim.adapters.parent_client import ParentClient, ParentCommandFailed
@@ -21,7 +22,7 @@ def _parent(host: Host) -> ParentClient:
     return ParentClient(running_parent(c.engine(), c.cfg.parent.name))
 
 
-@click.group("auth")
+@click.group("auth", cls=manners.Group)
 def auth_group() -> None:
     """The credential workers use: imported from the host, never shown."""
 

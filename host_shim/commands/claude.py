@@ -16,6 +16,7 @@ from rich.console import Console
 
 from hal_common import claude_code
 from hal_common.errors import UsageError
+from hal_io import manners
 from host_shim.adapters import claude_fetch
 from host_shim.adapters.engine import HostEngine
 from host_shim.adapters.parent import running_parent
@@ -75,11 +76,11 @@ def install(
         platform = engine_platform(engine)
         version = version or claude_fetch.latest(c.host.env, platform)
         claude_code.check(version)
-        meter = _Meter(c.err, f"downloading Claude Code {version}")
+        meter = _Meter(c.progress, f"downloading Claude Code {version}")
         path = claude_fetch.fetch(c.host.env, platform, version, meter).binary
     claude_code.check(version)
     size, chunks = claude_fetch.binary_stream(path)
-    sending = _counted(chunks, _Meter(c.err, f"installing Claude Code {version}"), size)
+    sending = _counted(chunks, _Meter(c.progress, f"installing Claude Code {version}"), size)
     return agent.claude_install(version, sending)
 
 
@@ -91,11 +92,11 @@ def ensure(c: Ctx, engine: HostEngine, agent: ParentClient) -> None:
     want = claude_code.wanted(c.cfg.claude.version, names)
     if want in names:
         return
-    c.err.print(f"[cyan]Claude Code {want} is not in the parent yet: installing it[/]")
-    c.err.print(install(c, engine, agent, want, None), highlight=False)
+    c.progress.print(f"[cyan]Claude Code {want} is not in the parent yet: installing it[/]")
+    c.progress.print(install(c, engine, agent, want, None), highlight=False)
 
 
-@click.group("claude")
+@click.group("claude", cls=manners.Group)
 def claude_group() -> None:
     """Claude Code versions for all workers (no image rebuild)."""
 
@@ -129,7 +130,7 @@ def fetch(host: Host, version: str | None) -> None:
     """Download VERSION (default: the tested one) into the host cache only (CI set-up)."""
     platform = claude_code.platform(machine())
     version = claude_code.check(version or claude_code.DEFAULT_VERSION)
-    found = claude_fetch.fetch(host.env, platform, version, _Meter(host.err, "downloading"))
+    found = claude_fetch.fetch(host.env, platform, version, _Meter(host.progress, "downloading"))
     click.echo(str(found.path))
 
 

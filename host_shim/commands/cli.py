@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import click
 from rich.markup import escape
@@ -16,6 +17,7 @@ from hal_common.errors import HalError, UsageError
 from hal_common.projects import resolve_project
 from hal_common.protocol import PARENT_ABSENT, PARENT_RESTARTING, PARENT_RUNNING, Health, WorkerRow
 from hal_common.services_build import host_line
+from hal_io import manners
 from hal_io.config_cli import config_group
 from host_shim.adapters import background, images
 from host_shim.adapters.engine import ContainerHandle
@@ -26,24 +28,48 @@ from host_shim.commands import auth as cli_auth
 from host_shim.commands.claude import claude_group
 from host_shim.commands.context import Host, current_host, load_ctx, pass_host, stderr_console
 from host_shim.commands.doctor import run_checks
+from host_shim.commands.forwarded import Forwarded, forward, parent_workers
 from host_shim.commands.launch import fast_session, hint_stamps, prepare, remember
 from host_shim.core import fastpath, handover
 from host_shim.core.hint import FORWARDED as FORWARDED  # re-exported: tests, callers
 from host_shim.core.hint import TOP_OPTIONS
 from host_shim.core.parent_spec import PARENT_LAYOUT, STOP_TIMEOUT, volume_names
 
+if TYPE_CHECKING:
+    from click.shell_completion import CompletionItem
+
 log = logging.getLogger("host_shim")
 
 
-class _Group(click.Group):
+class _Group(manners.Group):
     """`claudy [DIR]` by default; HalErrors become a message and their exit code."""
 
+    list_workers = staticmethod(parent_workers)  # completion's worker names
+
     def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
-        if args and (args[0] in FORWARDED or (args[0] == "stop" and _names_a_worker(args[1:]))):
-            args = ["forward", *args]
-        elif not args or (args[0] not in self.commands and args[0] not in TOP_OPTIONS):
-            args = ["open", *args]
+        """A word that is no command opens a directory (the hidden `open`), when it is one,
+        or looks like a path (`./x`, `a/b`: that one's error says "no such directory");
+        any other word is no command."""
+        n = manners.leading_flags(args)
+        word = args[n] if n < len(args) else None
+        if word is None:
+            if not ctx.resilient_parsing:  # completing `claudy `: the commands (and dirs)
+                args = [*args, "open"]
+        elif word not in TOP_OPTIONS and (word == "open" or word not in self.commands):
+            if not (word.startswith("-") or ctx.resilient_parsing or _a_directory(word)):
+                raise self.no_such_command(ctx, word, nor=" or directory")
+            args = [*args[:n], "open", *args[n:]]
         return super().parse_args(ctx, args)
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return ["[OPTIONS]", "[DIR | COMMAND [ARGS]...]"]
+
+    def shell_complete(self, ctx: click.Context, incomplete: str) -> list[CompletionItem]:
+        """The commands, and the directories (`claudy DIR`)."""
+        from click.shell_completion import CompletionItem
+
+        found = super().shell_complete(ctx, incomplete)
+        return found if incomplete.startswith("-") else [*found, CompletionItem(incomplete, "dir")]
 
     def invoke(self, ctx: click.Context) -> object:
         try:
@@ -61,20 +87,35 @@ class _Group(click.Group):
 # (FORWARDED), and the top options: in core/hint, which the quick entry reads too.
 
 
-def _names_a_worker(rest: list[str]) -> bool:
-    """`claudy stop NAME` stops one worker; `claudy stop [--yes]` stops the parent."""
-    return any(not a.startswith("-") for a in rest)
+def _a_directory(word: str) -> bool:
+    return os.path.isdir(word) or word.startswith((".", "~")) or os.sep in word
+
+
+class _OpenContext(click.Context):
+    """`claudy [DIR]` is the hidden `open`: its usage and errors say `claudy`, not its name."""
+
+    @property
+    def command_path(self) -> str:
+        return self.parent.command_path if self.parent is not None else "claudy"
+
+
+class _Open(click.Command):
+    context_class = _OpenContext
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="claudy")
+@manners.global_options
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Claude Code per project, each in its own container, one tmux away.
 
-    `claudy [DIR]` opens DIR's session (default: the current directory).
+    `claudy [DIR]` opens DIR's session (default: the current directory); `claudy -d DIR`
+    starts it without attaching. The worker commands (ls, logs, stats …) are hal-agent's,
+    run in the parent.
     """
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    manners.check_flags(ctx)
+    logging.basicConfig(level=manners.log_level(), format="%(levelname)s %(name)s: %(message)s")
     ctx.obj = Host.from_env(os.environ)
 
 
@@ -82,10 +123,13 @@ main.add_command(config_group(lambda: current_host().layout.config_file))
 main.add_command(cli_auth.auth_group)
 main.add_command(cli_auth.sync)
 main.add_command(claude_group)
+main.add_command(manners.completion_command("claudy", "_CLAUDY_COMPLETE", dirs_with_words=True))
+for _name in FORWARDED:
+    main.add_command(Forwarded(_name))
 
 
-@main.command("open", hidden=True)
-@click.argument("directory", default=".", type=click.Path())
+@main.command("open", hidden=True, cls=_Open)
+@click.argument("directory", default=".", type=click.Path(), shell_complete=manners.complete_dir)
 @click.option("-d", "--detach", is_flag=True, help="Start the session, don't attach.")
 @pass_host
 def open_(host: Host, directory: str, detach: bool) -> None:
@@ -116,29 +160,13 @@ def open_(host: Host, directory: str, detach: bool) -> None:
     hand_over(cli, handover.attach_argv(cli, c.cfg.parent.name, project, image_id, host.term))
 
 
-@main.command(
-    hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
-)
-@click.argument("args", nargs=-1, type=click.UNPROCESSED)
-@pass_host
-def forward(host: Host, args: tuple[str, ...]) -> None:
-    """Run `hal-agent ARGS` in the parent (claudy ls, claudy stats, claudy stop NAME …)."""
-    c = load_ctx(host)
-    running_parent(c.engine(), c.cfg.parent.name)
-    # host paths are the parent's paths too (roots are mounted at the same place)
-    passed = [os.path.realpath(a) if os.path.isdir(a) else a for a in args]
-    tty = sys.stdin.isatty() and sys.stdout.isatty()
-    argv = handover.forward_argv(c.cfg.parent.name, passed, tty, host.term)
-    hand_over(find_docker_cli(host.env), argv)
-
-
 @main.command()
 @click.option("--no-cache", is_flag=True, help="Rebuild every layer.")
 @pass_host
 def build(host: Host, no_cache: bool) -> None:
     """Build (or rebuild) the worker and parent images."""
     c = load_ctx(host)
-    images.ensure_images(c.engine(), c.cfg, c.err, host.env, force=True, nocache=no_cache)
+    images.ensure_images(c.engine(), c.cfg, c.progress, host.env, force=True, nocache=no_cache)
 
 
 def _workers(parent: ContainerHandle) -> tuple[WorkerRow, ...]:
@@ -192,10 +220,18 @@ def status(host: Host, as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("name", required=False, shell_complete=manners.complete_worker)
 @click.option("--yes", "-y", is_flag=True, help="Don't ask, even when workers run.")
+@click.option("--timeout", type=int, help="With NAME: seconds before SIGKILL (10).")
 @pass_host
-def stop(host: Host, yes: bool) -> None:
-    """Stop the parent (and, in order, its workers); volumes and containers stay."""
+def stop(host: Host, name: str | None, yes: bool, timeout: int | None) -> None:
+    """Stop the parent (and, in order, its workers); volumes and containers stay.
+
+    With NAME, stop that worker only (`hal-agent stop NAME` in the parent).
+    """
+    if name is not None:
+        forward(host, ["stop", name, *(["--timeout", str(timeout)] if timeout else [])])
+        return
     c = load_ctx(host)
     parent = find_parent(c.engine(), c.cfg.parent.name)
     if parent is None or parent.status != PARENT_RUNNING:
@@ -236,7 +272,7 @@ def down(host: Host, volumes: bool, yes: bool) -> None:
 
 
 @main.command()
-@click.argument("name")
+@click.argument("name", shell_complete=manners.complete_worker)
 @click.argument("text", nargs=-1)
 @click.option("--no-enter", is_flag=True, help="Type TEXT without pressing Enter after it.")
 @click.option(

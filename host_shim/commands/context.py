@@ -18,6 +18,7 @@ from rich.markup import escape
 from hal_common.config import Config, load_config
 from hal_common.layout import HostLayout
 from hal_common.projects import PathPolicy, check_roots, expand_roots
+from hal_io import manners
 from host_shim.adapters.engine import HostEngine
 from host_shim.core.handover import DEFAULT_TERM
 from host_shim.core.parent_spec import HostUser
@@ -46,12 +47,14 @@ class Host:
     env: Mapping[str, str]
     layout: HostLayout
     user: HostUser
-    err: Console = field(compare=False)  # messages, warnings and progress go to stderr
+    err: Console = field(compare=False)  # messages and warnings go to stderr
+    progress: Console = field(compare=False)  # progress and information: stderr, not with -q
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> Host:
         layout = HostLayout.from_env(env)
-        return cls(env, layout, host_user(env, str(layout.home)), stderr_console())
+        user = host_user(env, str(layout.home))
+        return cls(env, layout, user, stderr_console(), stderr_console(progress=True))
 
     @property
     def term(self) -> str:
@@ -83,12 +86,17 @@ class Ctx:
     def err(self) -> Console:
         return self.host.err
 
+    @property
+    def progress(self) -> Console:
+        return self.host.progress
+
     def engine(self) -> HostEngine:
         return self.host.engine()
 
 
-def stderr_console() -> Console:
-    return Console(stderr=True, highlight=False)
+def stderr_console(progress: bool = False) -> Console:
+    """stderr, without colour under NO_COLOR or --no-color; `progress`: silent with -q."""
+    return manners.console(stderr=True, highlight=False, progress=progress)
 
 
 def load_ctx(host: Host) -> Ctx:

@@ -40,14 +40,14 @@ def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
     paths = background.Paths.of(c.host.layout, c.host.env)
     shared = frozenset(service_images(c.cfg.services) & {SERVICES_IMAGE})
     say_background(c, paths)
-    later = images.ensure_images(engine, c.cfg, c.err, c.host.env, defer=shared)
+    later = images.ensure_images(engine, c.cfg, c.progress, c.host.env, defer=shared)
     os.makedirs(c.config_dir, exist_ok=True)
     parent, changed = ensure_parent(engine, c.cfg, c.roots, c.config_dir, c.host.user)
     if changed:
-        c.err.print(f"[green]parent {c.cfg.parent.name} is up[/]")
+        c.progress.print(f"[green]parent {c.cfg.parent.name} is up[/]")
     say_if_older(c, engine, parent)
     agent = ParentClient(parent)
-    image_id = images.ensure_inner_image(engine, agent, c.cfg.worker.image, c.err)
+    image_id = images.ensure_inner_image(engine, agent, c.cfg.worker.image, c.progress)
     claude.ensure(c, engine, agent)  # the Claude Code workers mount (installed once)
     # not needed to reach Claude Code: built and loaded in the background, started once the
     # worker image is in (so that it does not slow the parent's start and that load)
@@ -70,7 +70,7 @@ def start_background(c: Ctx, paths: background.Paths, doing: str) -> None:
     if background.running(paths):
         return
     background.start(paths, c.host.env)
-    c.err.print(
+    c.progress.print(
         f"[dim]services image {SERVICES_IMAGE} {doing} in the background "
         f"(log: {paths.log}); the services start when it is ready[/]",
         soft_wrap=True,

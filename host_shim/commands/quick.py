@@ -68,7 +68,7 @@ def full() -> None:
     """The full command line, as it always was."""
     from host_shim.commands.cli import main as full_main
 
-    full_main()
+    full_main(prog_name="claudy", complete_var="_CLAUDY_COMPLETE")  # as `python -m host_shim`
 
 
 def attach(argv: list[str], env: Mapping[str, str]) -> int | None:

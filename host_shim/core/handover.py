@@ -18,10 +18,14 @@ def attach_argv(docker_cli: str, parent: str, project: str, image_id: str, term:
             parent, "hal-agent", "attach", project, "--image-id", image_id]  # fmt: skip
 
 
-def forward_argv(parent: str, args: list[str], tty: bool, term: str) -> list[str]:
-    """`hal-agent ARGS` in the parent: with a terminal when this one is one, else stdin only.
+def forward_argv(
+    parent: str, args: list[str], tty: bool, term: str, no_color: bool = False
+) -> list[str]:
+    """`hal-agent ARGS` in the parent: with a terminal when this one is one, else stdin only;
+    `no_color`: with NO_COLOR=1 (claudy's --no-color, or the host's NO_COLOR).
 
     argv[0] is `docker` (the caller execs the docker CLI it found).
     """
+    env = ["-e", f"TERM={term}", *(["-e", "NO_COLOR=1"] if no_color else [])]
     return ["docker", "exec", *(["-it"] if tty else ["-i"]), "--detach-keys", DETACH_KEYS,
-            "-e", f"TERM={term}", parent, "hal-agent", *args]  # fmt: skip
+            *env, parent, "hal-agent", *args]  # fmt: skip

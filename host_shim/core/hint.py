@@ -32,9 +32,9 @@ MAX_PROJECTS = 256  # the decisions a hint keeps (the most recent)
 # holds these against the click group, so that the quick entry never takes a command for a
 # directory.
 FORWARDED = ("ls", "spawn", "attach", "start", "restart", "rm", "logs", "stats", "shell",
-             "keys", "gc", "version", "egress")  # fmt: skip
+             "keys", "gc", "version", "egress", "services", "health")  # fmt: skip
 TOP_OPTIONS = ("--help", "-h", "--version")
-COMMANDS = ("auth", "build", "claude", "config", "doctor", "down", "forward", "open", "send",
+COMMANDS = ("auth", "build", "claude", "completion", "config", "doctor", "down", "open", "send",
             "status", "stop", "sync")  # fmt: skip
 
 # The variables the config, the layout, the path policy and the engine come from.

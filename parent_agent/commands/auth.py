@@ -10,11 +10,12 @@ import click
 from hal_common import credentials
 from hal_common.errors import UsageError
 from hal_common.protocol import AuthStatus, SyncStatus
+from hal_io import manners
 from parent_agent.adapters import claude_home
 from parent_agent.commands.context import Parent, pass_parent
 
 
-@click.group()
+@click.group(cls=manners.Group)
 def auth() -> None:
     """The credentials workers use (imported by `claudy auth import`)."""
 

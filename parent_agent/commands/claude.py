@@ -11,6 +11,7 @@ import click
 
 from hal_common import claude_code
 from hal_common.errors import UsageError
+from hal_io import manners
 from parent_agent.adapters import claude_store, workers
 from parent_agent.commands.context import Parent, pass_parent
 
@@ -20,7 +21,7 @@ def _chunks(size: int = 1 << 20) -> Iterator[bytes]:
         yield chunk
 
 
-@click.group("claude")
+@click.group("claude", cls=manners.Group)
 def claude() -> None:
     """Claude Code versions in this parent's store (workers mount one, read-only)."""
 

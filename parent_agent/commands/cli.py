@@ -24,6 +24,7 @@ from hal_common import __version__
 from hal_common.config import Config
 from hal_common.errors import ConfigError, HalError, LoopUnavailable
 from hal_common.protocol import Health
+from hal_io import manners
 from parent_agent.adapters import snapshot_file
 from parent_agent.commands.context import Parent, pass_parent
 
@@ -50,8 +51,21 @@ LAZY = {
 }  # fmt: skip
 
 
-class _Group(click.Group):
+def inner_workers() -> list[str]:
+    """The workers' names (completion): the loop's snapshot, else the inner engine."""
+    p = Parent.from_env(os.environ)
+    snap = snapshot_file.read(p.layout.status_file)
+    if snap is not None:
+        return [w.name for w in snap.workers]
+    from parent_agent.adapters import workers
+
+    return [w.name for w in workers.list_workers(p.inner())]
+
+
+class _Group(manners.Group):
     """Loads LAZY commands on demand; maps HalErrors to a message and their exit code."""
+
+    list_workers = staticmethod(inner_workers)  # completion's worker names
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted([*super().list_commands(ctx), *LAZY])
@@ -74,6 +88,7 @@ class _Group(click.Group):
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="hal-agent")
+@manners.global_options
 @click.pass_context
 def main(context: click.Context) -> None:
     """Run and control hal-9000's workers from inside the parent container.
@@ -82,8 +97,15 @@ def main(context: click.Context) -> None:
     Exit codes: 0 ok, 1 error, 2 usage, 3 engine unavailable, 4 the parent's loop is not
     running, 5 no such session.
     """
+    manners.check_flags(context)
+    if manners.verbosity() and context.invoked_subcommand not in ("run", "dashboard"):
+        # (those two set up their own logging, to files)
+        logging.basicConfig(level=manners.log_level(), format="%(levelname)s %(name)s: %(message)s")
     if context.obj is None:  # the parent's layout, read from the environment once, here
         context.obj = Parent.from_env(os.environ)
+
+
+main.add_command(manners.completion_command("hal-agent", "_HAL_AGENT_COMPLETE"))
 
 
 @main.command()

@@ -10,6 +10,7 @@ import click
 
 from hal_common.naming import session_name
 from hal_common.protocol import EgressReply, EgressRow
+from hal_io.manners import complete_worker
 from parent_agent.adapters.egress_log import tail
 from parent_agent.commands.context import Parent, pass_parent
 
@@ -46,7 +47,7 @@ def table(rows: list[EgressRow], now: float) -> str:
 
 
 @click.command()
-@click.argument("name", required=False)
+@click.argument("name", required=False, shell_complete=complete_worker)
 @click.option("--json", "as_json", is_flag=True, help="The rows as JSON.")
 @click.option(
     "-n", "count", default=20, show_default=True, type=click.IntRange(min=1), help="How many."

@@ -12,7 +12,6 @@ import threading
 from collections.abc import Callable
 
 import click
-from rich.console import Console
 from rich.live import Live
 from rich.table import Table
 
@@ -21,6 +20,7 @@ from hal_common.errors import HalError
 from hal_common.layout import ParentLayout
 from hal_common.protocol import ServicesReply, StatsReply
 from hal_common.shared_services import ServiceSpec
+from hal_io import manners
 from parent_agent.adapters import claude_home, workers
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.usage import Sampler
@@ -77,9 +77,10 @@ def stats(p: Parent, as_json: bool, no_stream: bool, interval: float) -> None:
             click.echo(reply.dumps())
             return
         if no_stream:
-            Console().print(_stats_table(use))
+            manners.console().print(_stats_table(use))
             return
-        with contextlib.suppress(KeyboardInterrupt), Live(auto_refresh=False) as live:
+        live_ = Live(console=manners.console(), auto_refresh=False)
+        with contextlib.suppress(KeyboardInterrupt), live_ as live:
             while True:
                 live.update(_stats_table(use), refresh=True)
                 pause.wait(interval)

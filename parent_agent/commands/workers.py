@@ -17,6 +17,7 @@ import click
 from hal_common.errors import HalError, UsageError
 from hal_common.layout import WORKER_BIN
 from hal_common.protocol import LsReply
+from hal_io.manners import complete_worker
 from parent_agent.adapters import snapshot_file, workers
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.app import sessions
@@ -135,7 +136,7 @@ def warn(p: Parent, spec: WorkerSpec, client: str | None) -> None:
 
 
 @click.command()
-@click.argument("target")
+@click.argument("target", shell_complete=complete_worker)
 @click.option("--image-id", default=None, hidden=True, help="Expected worker image id.")
 @CLIENT
 @pass_parent
@@ -211,7 +212,7 @@ def published_agents(p: Parent) -> dict[str, AgentState]:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_worker)
 @CLIENT
 @pass_parent
 def start(p: Parent, name: str, client: str | None) -> None:
@@ -227,7 +228,7 @@ def start(p: Parent, name: str, client: str | None) -> None:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_worker)
 @click.option("--timeout", default=10, show_default=True, help="Seconds before SIGKILL.")
 @pass_parent
 def stop(p: Parent, name: str, timeout: int) -> None:
@@ -239,7 +240,7 @@ def stop(p: Parent, name: str, timeout: int) -> None:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_worker)
 @CLIENT
 @pass_parent
 def restart(p: Parent, name: str, client: str | None) -> None:
@@ -277,7 +278,7 @@ def renew_claude(p: Parent, engine: InnerEngine, w: Worker) -> bool:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_worker)
 @click.option("--force", "-f", is_flag=True, help="Remove a running worker too.")
 @pass_parent
 def rm(p: Parent, name: str, force: bool) -> None:
@@ -291,7 +292,7 @@ def rm(p: Parent, name: str, force: bool) -> None:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_worker)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
 @click.option("--tail", "tail_", default="all", show_default=True, help="Lines from the end.")
 @pass_parent
@@ -317,7 +318,7 @@ def shell_argv(docker_host: str, container: str) -> list[str]:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_worker)
 @CLIENT
 @pass_parent
 def shell(p: Parent, name: str, client: str | None) -> None:
@@ -367,7 +368,7 @@ def gc(p: Parent, older_than: str, dry_run: bool) -> None:
 
 
 @click.command()
-@click.argument("name")
+@click.argument("name", shell_complete=complete_worker)
 @click.argument("text", nargs=-1)
 @click.option("--no-enter", is_flag=True, help="Type TEXT without pressing Enter after it.")
 @click.option(

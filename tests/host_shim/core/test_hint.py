@@ -58,7 +58,8 @@ def test_the_words_are_the_click_groups() -> None:
     """A new claudy command must be known here, or the quick entry takes it for a directory."""
     from host_shim.commands import cli
 
-    assert set(cli.main.commands) == set(COMMANDS)
+    assert set(cli.main.commands) == set(COMMANDS) | set(FORWARDED)
+    assert not set(COMMANDS) & set(FORWARDED)
     assert cli.FORWARDED == FORWARDED and "--help" in TOP_OPTIONS
 
 
