@@ -27,6 +27,7 @@ from host_shim.commands.claude import claude_group
 from host_shim.commands.context import Host, current_host, load_ctx, pass_host, stderr_console
 from host_shim.commands.doctor import run_checks
 from host_shim.commands.launch import fast_session, hint_stamps, prepare, remember
+from host_shim.commands.uninstall import uninstall
 from host_shim.core import fastpath, handover
 from host_shim.core.hint import FORWARDED as FORWARDED  # re-exported: tests, callers
 from host_shim.core.hint import TOP_OPTIONS
@@ -82,6 +83,7 @@ main.add_command(config_group(lambda: current_host().layout.config_file))
 main.add_command(cli_auth.auth_group)
 main.add_command(cli_auth.sync)
 main.add_command(claude_group)
+main.add_command(uninstall)
 
 
 @main.command("open", hidden=True)
