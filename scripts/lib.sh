@@ -14,6 +14,7 @@ apt_updated=""
 apt_need() {
     local cmd=$1; shift
     command -v "$cmd" >/dev/null 2>&1 && return 0
+    [ ! -x "/usr/sbin/$cmd" ] || return 0 # a user's PATH on Debian lacks the sbin directories
     command -v apt-get >/dev/null || die "$cmd is missing and this is not Debian/Ubuntu: install $*"
     if [ -z "$apt_updated" ]; then say "apt-get update"; as_root apt-get update -qq; apt_updated=1; fi
     say "installing $*"
