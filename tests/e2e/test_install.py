@@ -16,6 +16,7 @@ from __future__ import annotations
 import grp
 import os
 import pwd
+import re
 import shlex
 import shutil
 import subprocess
@@ -32,6 +33,7 @@ from libtmux.test.retry import retry_until
 
 from hal_common import claude_code, labels
 from hal_common.config import Config
+from hal_common.layout import ParentLayout
 from hal_testing import claude
 from hal_testing.pytest_plugin import missing, need_root
 from host_shim.core.parent_spec import volume_names
@@ -39,7 +41,8 @@ from host_shim.core.parent_spec import volume_names
 pytestmark = [pytest.mark.e2e, pytest.mark.docker]
 
 CHECKOUT = Path(__file__).resolve().parents[2]
-CLAUDE_SCREEN = ("Claude Code", "Welcome to Claude", "Choose the text style", "Let's get started")
+# Claude Code's own first screen (not "Claude Code", which claudy's progress says too)
+CLAUDE_SCREEN = ("Welcome to Claude", "Choose the text style", "Let's get started", "Claude Code v")
 SKIP = {".git", ".venv", "__pycache__", ".mypy_cache", ".ruff_cache", ".pytest_cache"}
 PARENT = Config().parent.name  # the user's config is the default one
 PROFILE_LINE = 'export PATH="$HOME/.local/bin:$PATH"  # claudy (hal-9000)'
@@ -110,8 +113,19 @@ def _leave(uid: int) -> None:
     )
 
 
+def _remove_parent(dclient: docker.DockerClient) -> None:
+    """The parent the test's user made, and its volumes (the user's config names it)."""
+    for c in dclient.containers.list(all=True, filters={"name": f"^{PARENT}$"}):
+        c.remove(force=True)
+    for name in volume_names(PARENT).values():
+        for v in dclient.volumes.list(filters={"name": f"^{name}$"}):
+            v.remove(force=True)
+
+
 @pytest.fixture(scope="module")
-def user(docker_host: str, built_images: dict[str, str]) -> Iterator[User]:
+def user(
+    docker_host: str, dclient: docker.DockerClient, built_images: dict[str, str]
+) -> Iterator[User]:
     need_root("makes a user, a group and a sudoers file")
     for tool in ("sudo", "su", "useradd", "tmux"):
         if shutil.which(tool) is None:
@@ -123,6 +137,7 @@ def user(docker_host: str, built_images: dict[str, str]) -> Iterator[User]:
     name, group = f"hali{tag}", f"halsock{tag}"
     sudoers = Path(f"/etc/sudoers.d/hal9000-test-{tag}")
     st = os.stat(sock)
+    _remove_parent(dclient)  # a crashed run's (its user is gone: it would be reused)
     subprocess.run(["groupadd", group], check=True)
     subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True)
     pw = pwd.getpwnam(name)
@@ -144,6 +159,7 @@ def user(docker_host: str, built_images: dict[str, str]) -> Iterator[User]:
         exports = "export " + " ".join(f"{k}={shlex.quote(v)}" for k, v in env.items()) + ";"
         yield User(name, home, exports)
     finally:
+        _remove_parent(dclient)  # whatever the uninstall tests did not get to
         _leave(pw.pw_uid)
         subprocess.run(["userdel", "-f", "-r", name], capture_output=True, check=False)
         subprocess.run(["groupdel", group], capture_output=True, check=False)
@@ -153,13 +169,14 @@ def user(docker_host: str, built_images: dict[str, str]) -> Iterator[User]:
 
 
 def _screen(pane: libtmux.Pane, history: bool = False) -> str:
-    lines = pane.capture_pane(start="-" if history else None)
-    return "\n".join(lines if isinstance(lines, list) else [lines])
+    """The pane's screen (with its history: all of it), wrapped lines joined."""
+    args = ["capture-pane", "-p", "-J", *(["-S", "-"] if history else [])]
+    return "\n".join(pane.cmd(*args).stdout)
 
 
 def _transcript(text: str, tmp_path: Path) -> Path:
     path = Path(os.environ.get("HAL_TEST_INSTALL_TRANSCRIPT") or tmp_path / "install.txt")
-    path.write_text(text.rstrip() + "\n")
+    path.write_text(re.sub(r"\n{3,}", "\n\n", text).rstrip() + "\n")  # no screens of blanks
     return path
 
 
@@ -188,9 +205,19 @@ def test_a_fresh_user_with_sudo_gets_to_claude_code_with_one_command(
     pane.send_keys(user.env)
     pane.send_keys("id && hal-9000/install.sh ~/proj")
     shown = retry_until(lambda: any(m in _screen(pane) for m in CLAUDE_SCREEN), 900, raises=False)
-    text = _screen(pane, history=True) + "\n\n[the screen then]\n" + _screen(pane)
-    path = _transcript(text, tmp_path)
+    claude_screen = _screen(pane)
+    if shown:  # detach (the parent's tmux): the terminal is the shell's again, whose
+        # screen holds the whole run (Claude's was tmux's alternate screen)
+        parent = dclient.containers.get(PARENT)
+        tmux = f"tmux -S {ParentLayout().tmux_sock}"
+        clients = f"{tmux} list-clients -F '#{{client_name}}'"
+        detach = f"for c in $({clients}); do {tmux} detach-client -t $c; done"
+        parent.exec_run(["sh", "-c", detach])
+        retry_until(lambda: _screen(pane).rstrip().endswith("$"), 30, raises=False)
+    text = _screen(pane, history=True) + "\n\n[Claude Code's screen, before the detach]\n"
+    path = _transcript(text + claude_screen, tmp_path)
     assert shown, f"no Claude Code screen (transcript: {path}):\n{text[-4000:]}"
+    assert "Claude Code v" in claude_screen and "proj" in claude_screen
     assert "log out" not in text and "newgrp" not in text
     assert "going on with group halsock" in text
     user.installed = True
