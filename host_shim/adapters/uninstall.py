@@ -149,6 +149,9 @@ def remove(engine: HostEngine | None, plan: Plan, say: Callable[[str], None]) ->
             done(f"{plan.venv} (claudy itself)", _remove_path(plan.venv))
         except OSError as e:
             failed.append(f"{plan.venv}: {e} (rm -rf {plan.venv})")
+        home = os.path.dirname(plan.venv)  # ~/.local/share/hal9000, once it is empty
+        if os.path.basename(home) == "hal9000" and os.path.isdir(home) and not os.listdir(home):
+            os.rmdir(home)
     return failed
 
 

@@ -265,11 +265,15 @@ def test_uninstall_yes_removes_the_install_and_keeps_images_and_volumes(
 ) -> None:
     _need_install(user)
     res = user.run("claudy uninstall --yes")
+    if os.environ.get("HAL_TEST_INSTALL_TRANSCRIPT"):  # the closing note shows it too
+        with open(os.environ["HAL_TEST_INSTALL_TRANSCRIPT"], "a") as f:
+            f.write(f"\n[later, a new login]\n$ claudy uninstall --yes\n{res.stdout}{res.stderr}")
     assert res.returncode == 0, res.stdout + res.stderr
     assert f"removed container {PARENT}" in res.stdout
     assert "kept: " in res.stdout and "--volumes" in res.stdout
     assert not dclient.containers.list(all=True, filters={"name": f"^{PARENT}$"})
-    assert not user.venv.exists() and not (user.home / ".local/bin/claudy").exists()
+    assert not (user.home / ".local/share/hal9000").exists()  # venv, uv's, then the empty dir
+    assert not (user.home / ".local/bin/claudy").exists()
     assert PROFILE_LINE not in (user.home / ".profile").read_text()
     assert not (user.home / ".cache/hal9000").exists()
     for image in built_images.values():
