@@ -35,6 +35,7 @@ class ImageInfo:
     id: str
     labels: Mapping[str, str]
     size: int  # bytes
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -55,7 +56,8 @@ class BuildLine:
 
 
 def _image_info(img: Image) -> ImageInfo:
-    return ImageInfo(str(img.id), dict(img.labels or {}), int(img.attrs.get("Size") or 0))
+    size = int(img.attrs.get("Size") or 0)
+    return ImageInfo(str(img.id), dict(img.labels or {}), size, tuple(img.tags or ()))
 
 
 class ContainerHandle:
@@ -84,6 +86,12 @@ class ContainerHandle:
     def image_id(self) -> str:
         """The id of the image it runs (`sha256:…`)."""
         return str(self._c.attrs.get("Image") or "")
+
+    @property
+    def volumes(self) -> tuple[str, ...]:
+        """The names of the named volumes mounted in it."""
+        mounts = self._c.attrs.get("Mounts") or []
+        return tuple(str(m["Name"]) for m in mounts if m.get("Type") == "volume" and m.get("Name"))
 
     def start(self, what: str = "") -> None:
         with translated(what or f"starting {self.name}"):
@@ -158,6 +166,14 @@ class HostEngine:
             except docker.errors.NotFound:
                 return None
 
+    def containers(self, filters: Mapping[str, Any], what: str = "") -> list[ContainerHandle]:
+        """The containers (running or not) that match docker-py `filters`."""
+        with translated(what or "listing containers"):
+            found = self._client.containers.list(
+                all=True, filters=dict(filters), ignore_removed=True
+            )
+        return [ContainerHandle(c) for c in found]
+
     def run_container(self, kwargs: Mapping[str, Any], what: str = "") -> ContainerHandle:
         """Create and start a detached container from `client.containers.run` arguments, plus
         `stop_timeout` (the container's own `docker stop` timeout), which docker-py's `run`
@@ -195,6 +211,21 @@ class HostEngine:
             except docker.errors.ImageNotFound:
                 return None
         return _image_info(img)
+
+    def images_labelled(self, label: str, what: str = "") -> list[ImageInfo]:
+        """The images that carry `label` (any value)."""
+        with translated(what or f"listing images labelled {label}"):
+            return [_image_info(i) for i in self._client.images.list(filters={"label": label})]
+
+    def remove_image(self, ref: str, what: str = "") -> bool:
+        """Remove the image `ref` (a tag: that tag; an id: the image, all its tags); False
+        when there is none. A HalError when the engine refuses (a container uses it)."""
+        with translated(what or f"removing image {ref}"):
+            try:
+                self._client.images.remove(ref, force=ref.startswith("sha256:"))
+            except docker.errors.ImageNotFound:
+                return False
+        return True
 
     def has_image(self, ref: str) -> bool:
         return self.image(ref) is not None
@@ -259,6 +290,14 @@ class HostEngine:
             yield from img.save(chunk_size=chunk_size, named=named)
 
     # --- volumes --------------------------------------------------------------------------
+
+    def has_volume(self, name: str, what: str = "") -> bool:
+        with translated(what or f"looking up volume {name}"):
+            try:
+                self._client.volumes.get(name)
+            except docker.errors.NotFound:
+                return False
+        return True
 
     def remove_volume(self, name: str, what: str = "") -> bool:
         """Remove the volume `name`; False when there is none."""

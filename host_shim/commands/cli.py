@@ -30,6 +30,7 @@ from host_shim.commands.context import Host, current_host, load_ctx, pass_host, 
 from host_shim.commands.doctor import run_checks
 from host_shim.commands.forwarded import Forwarded, forward, parent_workers
 from host_shim.commands.launch import fast_session, hint_stamps, prepare, remember
+from host_shim.commands.uninstall import uninstall
 from host_shim.core import fastpath, handover
 from host_shim.core.hint import FORWARDED as FORWARDED  # re-exported: tests, callers
 from host_shim.core.hint import TOP_OPTIONS
@@ -126,6 +127,7 @@ main.add_command(claude_group)
 main.add_command(manners.completion_command("claudy", "_CLAUDY_COMPLETE", dirs_with_words=True))
 for _name in FORWARDED:
     main.add_command(Forwarded(_name))
+main.add_command(uninstall)
 
 
 @main.command("open", hidden=True, cls=_Open)
