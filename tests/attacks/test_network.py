@@ -389,7 +389,7 @@ def test_an_allowed_host_goes_through_and_a_denied_one_is_logged_then_allowed_on
     url = f"http://lan.hal-test:{t.lan_port}/"
     before = curl(p, "a", url, "connect")
     assert refused(before, "connect"), before
-    logged = [json.loads(ln) for ln in p.sh("cat /var/log/hal9000/egress.jsonl").splitlines()]
+    logged = [json.loads(ln) for ln in p.sh("cat /data/logs/egress.jsonl").splitlines()]
     denied = [r for r in logged if r["host"] == "lan.hal-test" and r["verdict"] == "deny"]
     assert denied and denied[-1]["worker"] == session_name(str(p.root / "a")), denied
     # allowed: the name, and its (private) address, on that port

@@ -125,7 +125,7 @@ def wait_services(s: HostParent, timeout: float = 120) -> list[dict[str, Any]]:
         return found if all(x["ok"] or x["state"] == "disabled" for x in found) else None
 
     assert retry_until(lambda: ready() is not None, timeout, raises=False), s.sh(
-        "hal-agent services; tail -n 20 /var/log/hal9000/*.log"
+        "hal-agent services; tail -n 20 /data/logs/*.log"
     )
     return ready() or []
 
