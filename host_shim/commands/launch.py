@@ -20,14 +20,19 @@ from hal_common.shared_services import images as service_images
 from host_shim.adapters import background, images
 from host_shim.adapters.engine import ContainerHandle, HostEngine
 from host_shim.adapters.fast_hint import Stamps, forget_hint, save_hint, stamps, tree
-from host_shim.adapters.parent import ensure_parent, find_parent, runs_older_code
+from host_shim.adapters.parent import (
+    ensure_parent,
+    find_parent,
+    restart_needed_by_env,
+    runs_older_code,
+)
 from host_shim.adapters.parent_client import ParentClient
 from host_shim.commands import claude
 from host_shim.commands.context import Ctx
 from host_shim.core.build_context import INPUTS, context_dir
 from host_shim.core.fastpath import attachable, quick_attach_head
 from host_shim.core.hint import Hint, env_subset
-from host_shim.core.parent_spec import PARENT_LAYOUT
+from host_shim.core.parent_spec import PARENT_LAYOUT, RESTART_NEEDED
 
 OLDER_PARENT = (
     "[yellow]the parent runs an older hal-9000; `claudy down && claudy` rebuilds and "
@@ -42,10 +47,14 @@ def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
     say_background(c, paths)
     later = images.ensure_images(engine, c.cfg, c.err, c.host.env, defer=shared)
     os.makedirs(c.config_dir, exist_ok=True)
-    parent, changed = ensure_parent(engine, c.cfg, c.roots, c.config_dir, c.host.user)
+    parent, changed = ensure_parent(
+        engine, c.cfg, c.roots, c.config_dir, c.host.user, env=c.host.env
+    )
     if changed:
         c.err.print(f"[green]parent {c.cfg.parent.name} is up[/]")
     say_if_older(c, engine, parent)
+    for name in restart_needed_by_env(parent, c.host.env):
+        c.err.print(f"[yellow]{RESTART_NEEDED.format(key=name)}[/]", soft_wrap=True)
     agent = ParentClient(parent)
     image_id = images.ensure_inner_image(engine, agent, c.cfg.worker.image, c.err)
     claude.ensure(c, engine, agent)  # the Claude Code workers mount (installed once)
