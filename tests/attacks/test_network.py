@@ -32,6 +32,7 @@ from hal_common.egress import GATEWAY, PROXY_PORT
 from hal_common.naming import session_name
 from hal_testing.engine import GID, UID
 from hal_testing.host import HostParent
+from hal_testing.schemas import validate
 
 pytestmark = pytest.mark.e2e
 
@@ -379,6 +380,7 @@ def egress_rows(p: HostParent) -> list[dict[str, Any]]:
     code, out = p.run(["hal-agent", "egress", "--json", "-n", "200"])
     assert code == 0, out
     rows: list[dict[str, Any]] = json.loads(out)
+    validate("egress", rows)
     return rows
 
 

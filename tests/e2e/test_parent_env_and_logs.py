@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from hal_testing import schemas
 from hal_testing.host import HostParent
 from hal_testing.schemas import validate
 
@@ -63,6 +64,28 @@ def test_the_hosts_overrides_reach_the_parent_and_its_workers(env: HostParent) -
     assert "HAL9000_WORKER_PIDS=900" in made
     assert not [e for e in made if e.startswith(("HAL9000_OFFLINE", "HAL9000_NPM_REGISTRY"))]
     assert _status(env)["parent"]["restart_needed"] == []
+
+
+def test_every_json_output_of_a_real_parent_holds_to_its_schema(env: HostParent) -> None:
+    """Each command line every schema names (docs/schemas, `x-commands`), run as a user runs
+    it: claudy on the host (forwarded ones through the docker CLI), hal-agent in the parent."""
+    assert env.claudy("-d", str(env.project("one"))).returncode == 0
+    ran = 0
+    for name in schemas.names():
+        for line in schemas.commands(name):
+            cli, *args = line.split()
+            if cli == "claudy":
+                res = env.claudy(*args)
+                code, out = res.returncode, res.stdout + res.stderr
+            else:
+                code, out = env.run([cli, *args])
+            assert code == 0, f"{line}: {out}"
+            try:
+                validate(name, json.loads(out))
+            except AssertionError as e:
+                raise AssertionError(f"{line}: {e}\n{out}") from None
+            ran += 1
+    assert ran >= 17
 
 
 def test_a_changed_override_says_restart_needed(env: HostParent) -> None:

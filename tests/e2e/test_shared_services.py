@@ -26,6 +26,7 @@ from libtmux.test.retry import retry_until
 from hal_common.naming import container_name, session_name
 from hal_testing.engine import GID, UID
 from hal_testing.host import IMAGE, HostParent
+from hal_testing.schemas import validate
 
 pytestmark = pytest.mark.e2e
 
@@ -301,6 +302,7 @@ def test_a_token_file_import_and_back(shared: HostParent) -> None:
         assert res.returncode == 0, res.stderr
         assert f"imported token from {tok}" in res.stdout
         st = json.loads(shared.claudy("auth", "status", "--json").stdout)
+        validate("claudy-auth-status", st)
         assert st["parent"]["kind"] == "token" and not st["parent"]["refreshable"]
         assert st["parent"]["expires_at"] - time.time() > 360 * 86400
         assert st["host"]["same_as_parent"] is False
