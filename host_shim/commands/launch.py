@@ -53,8 +53,7 @@ def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
     if changed:
         c.err.print(f"[green]parent {c.cfg.parent.name} is up[/]")
     say_if_older(c, engine, parent)
-    for name in restart_needed_by_env(parent, c.host.env):
-        c.err.print(f"[yellow]{RESTART_NEEDED.format(key=name)}[/]", soft_wrap=True)
+    say_restart_needed(c, parent)
     agent = ParentClient(parent)
     image_id = images.ensure_inner_image(engine, agent, c.cfg.worker.image, c.err)
     claude.ensure(c, engine, agent)  # the Claude Code workers mount (installed once)
@@ -90,6 +89,15 @@ def say_if_older(c: Ctx, engine: HostEngine, parent: ContainerHandle) -> None:
     """Say so when the running parent is not what this checkout would build."""
     if runs_older_code(engine, parent, c.cfg, c.host.env):
         c.err.print(OLDER_PARENT)
+
+
+def say_restart_needed(c: Ctx, parent: ContainerHandle) -> tuple[str, ...]:
+    """Say each HAL9000_* override the parent was not created with (set, changed or unset on
+    the host since); those names."""
+    pending = restart_needed_by_env(parent, c.host.env)
+    for name in pending:
+        c.err.print(f"[yellow]{RESTART_NEEDED.format(key=name)}[/]", soft_wrap=True)
+    return pending
 
 
 def fast_session(
@@ -140,13 +148,20 @@ def remember(
     project: str,
     say: bool = True,
 ) -> None:
-    """Say so (`say`) when the parent runs older code; else, once `parent` is ready and holds
+    """Say so (`say`) when the parent runs older code, or was made with other HAL9000_*
+    overrides (no hint then); else, once `parent` is ready and holds
     the host's worker image (`worker_image_id`), leave the quick entry a hint that holds while
     `before` does, with the policy's decision for `project` (accepted: it got here). None when
     the config had warnings (the quick entry would not say them)."""
     if runs_older_code(engine, parent, c.cfg, c.host.env):
         if say:
             c.err.print(OLDER_PARENT)
+        forget_hint(c.host.env)
+        return
+    # overrides the parent was not made with: said on every run until it is made anew (the
+    # quick entry, which says nothing, gets no hint meanwhile)
+    pending = say_restart_needed(c, parent) if say else restart_needed_by_env(parent, c.host.env)
+    if pending:
         forget_hint(c.host.env)
         return
     if not before or c.cfg.warnings or not parent.image_id:
