@@ -109,7 +109,8 @@ def _log(env: HostParent, *which: str) -> str:
 
 
 def test_the_logs_are_in_the_data_volume_and_doctor_says_where(env: HostParent) -> None:
-    assert {"agent.log", "dockerd.log", "dashboard.log"} <= set(env.sh("ls /data/logs").split())
+    # (dashboard.log too, once `hal-agent dashboard` runs: the loop draws the pane itself)
+    assert {"agent.log", "dockerd.log", "egress.jsonl"} <= set(env.sh("ls /data/logs").split())
     assert "hal-agent run: started" in _log(env, "--agent")
     assert "API listen on" in _log(env, "--dockerd")
     assert len(_log(env, "--agent", "--tail", "2").splitlines()) == 2
@@ -119,7 +120,7 @@ def test_the_logs_are_in_the_data_volume_and_doctor_says_where(env: HostParent) 
 
 def test_claudy_logs_follows_the_agents_log(env: HostParent) -> None:
     proc = subprocess.Popen(
-        [sys.executable, "-m", "host_shim", "logs", "--agent", "-f", "--tail", "0"],
+        [sys.executable, "-m", "host_shim", "logs", "--agent", "-f", "--tail", "1"],
         env=env.env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -135,10 +136,17 @@ def test_claudy_logs_follows_the_agents_log(env: HostParent) -> None:
 
     threading.Thread(target=read, daemon=True).start()
     try:
+        seen = [lines.get(timeout=60)]  # the tail's line: the follow has begun
         # a config change makes the loop log a line: it arrives through the follow
         assert env.claudy("config", "set", "dashboard.max_rows", "7").returncode == 0
-        while "config reloaded" not in lines.get(timeout=60):
-            pass
+        while "config reloaded" not in seen[-1]:
+            try:
+                seen.append(lines.get(timeout=60))
+            except queue.Empty:
+                proc.kill()
+                _, err = proc.communicate(timeout=10)
+                tail = env.sh("tail -n 5 /data/logs/agent.log")
+                pytest.fail(f"followed {seen}; stderr {err!r}; the log ends:\n{tail}")
     finally:
         proc.kill()
         proc.wait(10)
