@@ -152,8 +152,9 @@ def run_checks(host: Host) -> int:
         else:  # the parent's own doctor says where its logs are when it runs
             volume = volume_names(cfg.parent.name)[str(PARENT_LAYOUT.data_dir)]
             console.print(
-                f"[yellow]![/] parent not running: its logs are kept in the volume {volume} "
-                f"({PARENT_LAYOUT.log_dir}); `claudy logs --agent` reads them once it runs",
+                f"[dim]parent not running: its logs, if it ran, are kept in the volume "
+                f"{volume} ({PARENT_LAYOUT.log_dir}); `claudy logs --agent` reads them once "
+                "it runs[/]",
                 soft_wrap=True,
             )
     doc.check("docker client", lambda: find_docker_cli(host.env, DOCKER_CLI_HINT))
