@@ -148,8 +148,8 @@ def remember(
     project: str,
     say: bool = True,
 ) -> None:
-    """Say so (`say`) when the parent runs older code, or was made with other HAL9000_*
-    overrides (no hint then); else, once `parent` is ready and holds
+    """Say so (`say`) when the parent runs older code (no hint then), or was made with other
+    HAL9000_* overrides; then, once `parent` is ready and holds
     the host's worker image (`worker_image_id`), leave the quick entry a hint that holds while
     `before` does, with the policy's decision for `project` (accepted: it got here). None when
     the config had warnings (the quick entry would not say them)."""
@@ -158,12 +158,9 @@ def remember(
             c.err.print(OLDER_PARENT)
         forget_hint(c.host.env)
         return
-    # overrides the parent was not made with: said on every run until it is made anew (the
-    # quick entry, which says nothing, gets no hint meanwhile)
-    pending = say_restart_needed(c, parent) if say else restart_needed_by_env(parent, c.host.env)
-    if pending:
-        forget_hint(c.host.env)
-        return
+    if say:  # overrides the parent was not made with (the full path said them already); a
+        # hint is per environment, so a changed one brings a full run, which says it
+        say_restart_needed(c, parent)
     if not before or c.cfg.warnings or not parent.image_id:
         forget_hint(c.host.env)
         return
