@@ -22,6 +22,7 @@ from hal_common.config_layers import (
     env_layer,
     env_name,
     file_layer,
+    override_vars,
     parse_toml,
     text_value,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "WorkerConfig",
     "env_name",
     "load_config",
+    "override_vars",
     "parse_config",
     "parse_memory",
     "read_config",

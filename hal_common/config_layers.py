@@ -209,14 +209,35 @@ def services_layer(
     return effective(given), given
 
 
+def env_key(name: str) -> tuple[str, str] | None:
+    """`HAL9000_WORKER_MAX_ROWS` → (`worker`, `max_rows`): a fixed section's prefix, whether
+    or not the rest names one of its keys; None for other names (HAL9000_CONFIG, …)."""
+    section = next((s for s in SECTIONS if name.startswith(env_name(s, ""))), None)
+    if section is None:
+        return None
+    return section, name[len(env_name(section, "")) :].lower()
+
+
+def override_vars(env: Mapping[str, str]) -> dict[str, str]:
+    """The variables of `env` the env layer takes as config overrides (each names a key of
+    the schema), sorted; claudy's own (HAL9000_OFFLINE, HAL9000_CONFIG, …) are not among
+    them, nor a misspelt or retired key (the env layer warns about those)."""
+    out: dict[str, str] = {}
+    for name in sorted(env):
+        at = env_key(name)
+        if at is not None and at not in RETIRED and find_key(*at) is not None:
+            out[name] = env[name]
+    return out
+
+
 def env_layer(env: Mapping[str, str], c: Collector) -> dict[tuple[str, str], tuple[Any, str]]:
     """`HAL9000_<SECTION>_<KEY>` for the fixed sections; other HAL9000_ names are not ours."""
     out: dict[tuple[str, str], tuple[Any, str]] = {}
     for name in sorted(env):
-        section = next((s for s in SECTIONS if name.startswith(env_name(s, ""))), None)
-        if section is None:
+        at = env_key(name)
+        if at is None:
             continue
-        key = name[len(env_name(section, "")) :].lower()
+        section, key = at
         spec = find_key(section, key)
         if (section, key) in RETIRED:
             c.warnings.append(f"{ENV_SOURCE}: {name}: {RETIRED[(section, key)]}")

@@ -35,7 +35,8 @@ PARENT_CLAUDE_HOME = Path("/config/claude")
 PARENT_DATA = Path("/data")
 INNER_DATA_ROOT = Path("/var/lib/docker")
 RUN_DIR = Path("/run/hal9000")
-LOG_DIR = Path("/var/log/hal9000")
+# the parent's logs, in the data volume: they outlive the container (`claudy down`)
+LOG_DIR = PARENT_DATA / "logs"
 
 
 def _unix(path: Path) -> str:
@@ -127,6 +128,16 @@ class ParentLayout:
     @property
     def dockerd_log(self) -> Path:
         return self.log_dir / "dockerd.log"
+
+    @property
+    def agent_log(self) -> Path:
+        """`hal-agent run`'s log (the loop's), rotated by size (`adapters/logfiles.py`)."""
+        return self.log_dir / "agent.log"
+
+    @property
+    def dashboard_log(self) -> Path:
+        """The dashboard pane's log (its warnings; a line on stderr would land in the frame)."""
+        return self.log_dir / "dashboard.log"
 
     @property
     def config_file(self) -> Path:

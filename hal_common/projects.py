@@ -86,10 +86,9 @@ SYSTEM_TREES = (
 _IMAGE = ParentLayout()
 PARENT_TREES = (
     str(_IMAGE.config_dir.parent),  # /config: hal-9000's config and the shared Claude home
-    str(_IMAGE.data_dir),  # /data: services' data, the MCP token, workers' private state
+    str(_IMAGE.data_dir),  # /data: services' data, the MCP token, workers' state, the logs
     str(_IMAGE.inner_data_root),  # /var/lib/docker
     str(_IMAGE.run_dir),  # /run/hal9000: the inner engine's socket, tmux, the control socket
-    str(_IMAGE.log_dir),  # /var/log/hal9000
 )
 
 # Under the host user's home: where keys, tokens and credentials live.

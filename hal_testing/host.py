@@ -23,6 +23,7 @@ from hal_common.naming import container_name, session_name
 from hal_io.engine import run_in
 from hal_testing import claude
 from hal_testing.engine import GID, UID, chown_project
+from hal_testing.schemas import validate
 
 IMAGE = ParentLayout()  # the paths inside the parent image
 INNER = ["docker", "-H", IMAGE.inner_docker_host]
@@ -173,6 +174,7 @@ class HostParent:
         if code != 0:
             return None
         found: list[dict[str, Any]] = json.loads(out)
+        validate("services", found)
         return found
 
     def logs(self, tail: int = 60) -> str:

@@ -83,6 +83,11 @@ class ContainerHandle:
         return dict(self._c.labels or {})
 
     @property
+    def env(self) -> tuple[str, ...]:
+        """Its environment as created (`KEY=VALUE`, the image's included)."""
+        return tuple((self._c.attrs.get("Config") or {}).get("Env") or ())
+
+    @property
     def image_id(self) -> str:
         """The id of the image it runs (`sha256:…`)."""
         return str(self._c.attrs.get("Image") or "")

@@ -6,6 +6,7 @@ Its run spec is pure (`host_shim.core.parent_spec`); this module acts on it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from hal_common import labels
 from hal_common.config import Config
@@ -14,7 +15,13 @@ from hal_common.protocol import PARENT_RESTARTING, PARENT_RUNNING, PARENT_STOPPE
 from host_shim.adapters.engine import ContainerHandle, HostEngine
 from host_shim.adapters.parent_client import ParentClient
 from host_shim.core.build_context import PARENT, SOURCE_LABEL, Recipe, find_context, source_hash
-from host_shim.core.parent_spec import HostUser, parent_kwargs, resolve_security
+from host_shim.core.parent_spec import (
+    HostUser,
+    config_env,
+    env_restart_needed,
+    parent_kwargs,
+    resolve_security,
+)
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +53,10 @@ def ensure_parent(
     config_dir: str,
     user: HostUser,
     ready_timeout: float = 90.0,
+    env: Mapping[str, str] | None = None,
 ) -> tuple[ContainerHandle, bool]:
-    """The running, ready parent; (container, created_or_started)."""
+    """The running, ready parent; (container, created_or_started). A parent it creates gets
+    the config overrides of `env` (the host's environment)."""
     what = "starting the parent"
     changed = False
     c = find_parent(engine, cfg.parent.name)
@@ -56,16 +65,23 @@ def ensure_parent(
             f"a container named {cfg.parent.name} exists but is not hal-9000's parent",
             hint="rename it, or set [parent].name in the config",
         )
-    if c is not None and c.status in PARENT_STOPPED and _outdated(engine, c, cfg):
-        # nothing runs in it: a stopped parent from an older image is made anew (its
-        # volumes, so the Claude home, the inner images and the data, stay)
-        log.info("recreating the stopped parent from the current image")
+    if (
+        c is not None
+        and c.status in PARENT_STOPPED
+        and (_outdated(engine, c, cfg) or restart_needed_by_env(c, env or {}))
+    ):
+        # nothing runs in it: a stopped parent from an older image, or made with other
+        # HAL9000_* overrides, is made anew (its volumes, so the Claude home, the inner
+        # images, the data and the logs, stay)
+        log.info("recreating the stopped parent from the current image and environment")
         c.remove(what=what)
         c = None
     if c is None:
         security = resolve_security(cfg.parent.security, engine.info(what).runtimes)
         log.info("creating parent", extra={"security": security})
-        c = engine.run_container(parent_kwargs(cfg, roots, config_dir, user, security), what)
+        overrides = config_env(env or {})
+        kwargs = parent_kwargs(cfg, roots, config_dir, user, security, overrides=overrides)
+        c = engine.run_container(kwargs, what)
         changed = True
     elif c.status == PARENT_RESTARTING:
         tail = c.logs_tail(15, what)
@@ -89,6 +105,12 @@ def ensure_parent(
                 f"{cfg.parent.name}` shows the agent's log",
             )
     return c, changed
+
+
+def restart_needed_by_env(parent: ContainerHandle, env: Mapping[str, str]) -> tuple[str, ...]:
+    """The host's HAL9000_* config overrides that the parent was not created with (set,
+    changed or unset since): they apply when it is made anew."""
+    return env_restart_needed(config_env(env), parent.env)
 
 
 def runs_older_code(engine: HostEngine, parent: ContainerHandle, cfg: Config) -> bool:

@@ -21,7 +21,7 @@ from hal_io import manners
 from hal_io.config_cli import config_group
 from host_shim.adapters import background, images
 from host_shim.adapters.engine import ContainerHandle
-from host_shim.adapters.parent import find_parent, running_parent
+from host_shim.adapters.parent import find_parent, restart_needed_by_env, running_parent
 from host_shim.adapters.parent_client import ParentClient, ParentCommandFailed
 from host_shim.adapters.terminal import find_docker_cli, hand_over
 from host_shim.commands import auth as cli_auth
@@ -34,7 +34,7 @@ from host_shim.commands.uninstall import uninstall
 from host_shim.core import fastpath, handover
 from host_shim.core.hint import FORWARDED as FORWARDED  # re-exported: tests, callers
 from host_shim.core.hint import TOP_OPTIONS
-from host_shim.core.parent_spec import PARENT_LAYOUT, STOP_TIMEOUT, volume_names
+from host_shim.core.parent_spec import PARENT_LAYOUT, RESTART_NEEDED, STOP_TIMEOUT, volume_names
 
 if TYPE_CHECKING:
     from click.shell_completion import CompletionItem
@@ -189,9 +189,13 @@ def status(host: Host, as_json: bool) -> None:
     running = parent is not None and state == PARENT_RUNNING
     rows = _workers(parent) if parent is not None and running else ()
     health = Health()
+    restart_needed: list[str] = []
     if parent is not None and running:
         with contextlib.suppress(ParentCommandFailed):  # no health: none to say
             health = ParentClient(parent).health()
+        # [parent] keys changed in the file (the parent's loop saw them), and the host's
+        # HAL9000_* overrides the parent was not created with
+        restart_needed = [*health.restart_needed, *restart_needed_by_env(parent, host.env)]
     paths = background.Paths.of(host.layout, host.env)
     building = host_line(background.read_record(paths), background.running(paths))
     if as_json:
@@ -201,7 +205,7 @@ def status(host: Host, as_json: bool) -> None:
                     "parent": {
                         "name": c.cfg.parent.name,
                         "state": state,
-                        "restart_needed": list(health.restart_needed),
+                        "restart_needed": restart_needed,
                     },
                     "services_build": building,
                     "workers": [r.to_json() for r in rows],
@@ -213,8 +217,8 @@ def status(host: Host, as_json: bool) -> None:
     click.echo(f"parent {c.cfg.parent.name}: {state}")
     if building:  # the services image's background build (see launch.prepare)
         click.echo(f"  services: {building}")
-    for key in health.restart_needed:
-        click.echo(f"  restart needed: {key} changed (claudy down && claudy)")
+    for key in restart_needed:
+        click.echo(f"  {RESTART_NEEDED.format(key=key)}")
     for r in rows:
         click.echo(f"  {r.name:34} {r.state:9} {r.project}")
     if state == PARENT_RUNNING and not rows:

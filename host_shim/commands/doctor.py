@@ -14,13 +14,18 @@ from hal_common.protocol import PARENT_RUNNING
 from hal_common.services_build import host_line
 from hal_common.shared_services import SERVICES_IMAGE
 from host_shim.adapters import auth, background, images
-from host_shim.adapters.engine import HostEngine
-from host_shim.adapters.parent import find_parent
-from host_shim.adapters.parent_client import ParentClient
+from host_shim.adapters.engine import ContainerHandle, HostEngine
+from host_shim.adapters.parent import find_parent, restart_needed_by_env
+from host_shim.adapters.parent_client import ParentClient, ParentCommandFailed
 from host_shim.adapters.terminal import find_docker_cli
 from host_shim.commands.context import Ctx, Host, load_ctx
 from host_shim.core.build_context import find_context, recipes
-from host_shim.core.parent_spec import resolve_security
+from host_shim.core.parent_spec import (
+    PARENT_LAYOUT,
+    RESTART_NEEDED,
+    resolve_security,
+    volume_names,
+)
 
 MODE_NOTES = {
     "caps": "CAP_SYS_ADMIN, NET_ADMIN, SYS_PTRACE, unconfined seccomp/apparmor, "
@@ -87,6 +92,18 @@ def host_credential(console: Console, host: Host) -> None:
     )
 
 
+def restart_notes(console: Console, host: Host, parent: ContainerHandle) -> None:
+    """What waits for `claudy down && claudy`: `[parent]` keys changed in the file (the
+    parent's loop saw them) and HAL9000_* overrides the parent was not created with (a note,
+    not a failure: the parent runs as it was made)."""
+    try:
+        keys = ParentClient(parent).health().restart_needed
+    except ParentCommandFailed:
+        keys = ()
+    for key in (*keys, *restart_needed_by_env(parent, host.env)):
+        console.print(f"[yellow]![/] {RESTART_NEEDED.format(key=key)}", soft_wrap=True)
+
+
 def run_checks(host: Host) -> int:
     """Run every check; 0 when all pass, 1 otherwise."""
     console = host.err
@@ -131,6 +148,15 @@ def run_checks(host: Host) -> int:
             for line in report.output.strip().splitlines():
                 console.print(f"  {line}", highlight=False, markup=False)
             doc.failures += report.code != 0
+            restart_notes(console, host, parent)
+        else:  # the parent's own doctor says where its logs are when it runs
+            volume = volume_names(cfg.parent.name)[str(PARENT_LAYOUT.data_dir)]
+            console.print(
+                f"[dim]parent not running: its logs, if it ran, are kept in the volume "
+                f"{volume} ({PARENT_LAYOUT.log_dir}); `claudy logs --agent` reads them once "
+                "it runs[/]",
+                soft_wrap=True,
+            )
     doc.check("docker client", lambda: find_docker_cli(host.env, DOCKER_CLI_HINT))
     doc.check("build context", lambda: str(find_context().images))
     host_credential(console, host)

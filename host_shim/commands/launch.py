@@ -20,14 +20,19 @@ from hal_common.shared_services import images as service_images
 from host_shim.adapters import background, images
 from host_shim.adapters.engine import ContainerHandle, HostEngine
 from host_shim.adapters.fast_hint import Stamps, forget_hint, save_hint, stamps, tree
-from host_shim.adapters.parent import ensure_parent, find_parent, runs_older_code
+from host_shim.adapters.parent import (
+    ensure_parent,
+    find_parent,
+    restart_needed_by_env,
+    runs_older_code,
+)
 from host_shim.adapters.parent_client import ParentClient
 from host_shim.commands import claude
 from host_shim.commands.context import Ctx
 from host_shim.core.build_context import PARENT, find_context
 from host_shim.core.fastpath import attachable, quick_attach_head
 from host_shim.core.hint import Hint, env_subset
-from host_shim.core.parent_spec import PARENT_LAYOUT
+from host_shim.core.parent_spec import PARENT_LAYOUT, RESTART_NEEDED
 
 OLDER_PARENT = (
     "[yellow]the parent runs an older hal-9000; `claudy down && claudy` rebuilds and "
@@ -42,10 +47,13 @@ def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
     say_background(c, paths)
     later = images.ensure_images(engine, c.cfg, c.progress, c.host.env, defer=shared)
     os.makedirs(c.config_dir, exist_ok=True)
-    parent, changed = ensure_parent(engine, c.cfg, c.roots, c.config_dir, c.host.user)
+    parent, changed = ensure_parent(
+        engine, c.cfg, c.roots, c.config_dir, c.host.user, env=c.host.env
+    )
     if changed:
         c.progress.print(f"[green]parent {c.cfg.parent.name} is up[/]")
     say_if_older(c, engine, parent)
+    say_restart_needed(c, parent)
     agent = ParentClient(parent)
     image_id = images.ensure_inner_image(engine, agent, c.cfg.worker.image, c.progress)
     claude.ensure(c, engine, agent)  # the Claude Code workers mount (installed once)
@@ -81,6 +89,15 @@ def say_if_older(c: Ctx, engine: HostEngine, parent: ContainerHandle) -> None:
     """Say so when the running parent is not what this install would build."""
     if runs_older_code(engine, parent, c.cfg):
         c.err.print(OLDER_PARENT)
+
+
+def say_restart_needed(c: Ctx, parent: ContainerHandle) -> tuple[str, ...]:
+    """Say each HAL9000_* override the parent was not created with (set, changed or unset on
+    the host since); those names."""
+    pending = restart_needed_by_env(parent, c.host.env)
+    for name in pending:
+        c.err.print(f"[yellow]{RESTART_NEEDED.format(key=name)}[/]", soft_wrap=True)
+    return pending
 
 
 def fast_session(
@@ -130,7 +147,8 @@ def remember(
     project: str,
     say: bool = True,
 ) -> None:
-    """Say so (`say`) when the parent runs older code; else, once `parent` is ready and holds
+    """Say so (`say`) when the parent runs older code (no hint then), or was made with other
+    HAL9000_* overrides; then, once `parent` is ready and holds
     the host's worker image (`worker_image_id`), leave the quick entry a hint that holds while
     `before` does, with the policy's decision for `project` (accepted: it got here). None when
     the config had warnings (the quick entry would not say them)."""
@@ -139,6 +157,9 @@ def remember(
             c.err.print(OLDER_PARENT)
         forget_hint(c.host.env)
         return
+    if say:  # overrides the parent was not made with (the full path said them already); a
+        # hint is per environment, so a changed one brings a full run, which says it
+        say_restart_needed(c, parent)
     if not before or c.cfg.warnings or not parent.image_id:
         forget_hint(c.host.env)
         return

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from hal_common import __version__, labels
-from hal_common.config import Config, parse_memory
+from hal_common.config import Config, override_vars, parse_memory
 from hal_common.errors import HalError
 from hal_common.layout import ParentLayout
 
@@ -48,6 +48,25 @@ def volume_names(parent: str, layout: ParentLayout = PARENT_LAYOUT) -> dict[str,
     }
 
 
+# how a change that waits for the parent to be made anew is said (status, doctor, claudy DIR)
+RESTART_NEEDED = "restart needed: {key} changed (claudy down && claudy)"
+
+
+def config_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The host's `HAL9000_<SECTION>_<KEY>` config overrides, which the parent gets at
+    create so that its config is the host's (`claudy config show` and `hal-agent config show`
+    agree); claudy's own variables (HAL9000_OFFLINE, HAL9000_CONFIG, …) stay on the host."""
+    return override_vars(environ)
+
+
+def env_restart_needed(wanted: Mapping[str, str], container_env: Iterable[str]) -> tuple[str, ...]:
+    """The overrides that differ between the host (`wanted`, `config_env`'s) and the parent
+    (its `KEY=VALUE` environment, as inspect shows it): set, changed or unset since it was
+    created. They apply when it is made anew (`claudy down && claudy`), like `[parent]` keys."""
+    had = override_vars(dict(item.partition("=")[::2] for item in container_env))
+    return tuple(sorted(k for k in wanted.keys() | had.keys() if wanted.get(k) != had.get(k)))
+
+
 def security_kwargs(mode: str) -> dict[str, Any]:
     """Options for one security mode (`auto` is resolved by the caller)."""
     if mode == "privileged":
@@ -76,10 +95,11 @@ def parent_kwargs(
     user: HostUser,
     security: str,
     layout: ParentLayout = PARENT_LAYOUT,
+    overrides: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for `client.containers.run` of the parent (docker-py), plus
     `stop_timeout`, which docker-py's `run` does not take (`HostEngine.run_container` sets it
-    through the create API)."""
+    through the create API). `overrides`: the host's config overrides (`config_env`)."""
     volumes: dict[str, dict[str, str]] = {
         vol: {"bind": target, "mode": "rw"}
         for target, vol in volume_names(cfg.parent.name, layout).items()
@@ -102,6 +122,7 @@ def parent_kwargs(
             # the path policy's inputs: the host user's home and hal-9000's config directory
             "HAL_HOST_HOME": user.home,
             "HAL_HOST_CONFIG_DIR": config_dir,
+            **(overrides or {}),
         },
         "detach": True,
         "restart_policy": dict(RESTART_POLICY),

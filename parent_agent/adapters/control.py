@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 5.0  # a client has this long to send its request
 ANSWER_TIMEOUT = 600.0  # the loop has this long to answer (restarts wait for stops)
-HINT = "hal-agent run is the parent's main process; see /var/log/hal9000/agent.log"
+HINT = "hal-agent run is the parent's main process; `hal-agent logs --agent` has its log"
 
 
 class Reply:

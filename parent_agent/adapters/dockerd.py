@@ -11,6 +11,7 @@ from pathlib import Path
 
 from hal_common.errors import EngineUnavailable, HalError
 from hal_common.layout import INNER_API_VERSION, ParentLayout
+from parent_agent.adapters import logfiles
 from parent_agent.adapters.engine import InnerEngine
 
 log = logging.getLogger(__name__)
@@ -61,19 +62,24 @@ def remove_stale_pidfile(pidfile: Path) -> None:
 
 
 def log_tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except FileNotFoundError:
-        return "(no log)"
+    text = logfiles.tail_lines(path, lines)[0].decode(errors="replace").rstrip("\n")
+    return text or "(no log)"
 
 
 def wait_ping(
-    engine: InnerEngine, deadline: float, proc: subprocess.Popen[bytes], log_file: Path
+    engine: InnerEngine,
+    deadline: float,
+    proc: subprocess.Popen[bytes],
+    log_file: Path,
+    drained: threading.Thread | None = None,
 ) -> None:
-    """Wait until the engine answers, the process dies, or the deadline passes."""
+    """Wait until the engine answers, the process dies, or the deadline passes. `drained`:
+    the thread copying its output to `log_file`, waited for before the log's tail is read."""
     stop = threading.Event()
     while True:
         if proc.poll() is not None:
+            if drained is not None:
+                drained.join(timeout=5)
             raise EngineUnavailable(
                 f"dockerd exited with code {proc.returncode}:\n{log_tail(log_file)}",
                 hint="claudy doctor checks the privileges the inner engine needs",
@@ -83,7 +89,7 @@ def wait_ping(
         if time.monotonic() > deadline:
             raise EngineUnavailable(
                 f"dockerd did not answer in time:\n{log_tail(log_file)}",
-                hint="see /var/log/hal9000/dockerd.log in the parent",
+                hint="`claudy logs --dockerd` (hal-agent logs --dockerd) has the rest",
             )
         stop.wait(0.05)
 
@@ -91,9 +97,11 @@ def wait_ping(
 class Dockerd:
     """Start, watch and stop one dockerd child."""
 
-    def __init__(self, layout: ParentLayout) -> None:
+    def __init__(self, layout: ParentLayout, log_max_bytes: int = logfiles.MAX_BYTES) -> None:
         self.layout = layout
+        self.log_max_bytes = log_max_bytes  # dockerd.log rotates past this
         self.proc: subprocess.Popen[bytes] | None = None
+        self.pump: threading.Thread | None = None
 
     def start(self, timeout: float = 30.0) -> InnerEngine:
         layout = self.layout
@@ -101,17 +109,21 @@ class Dockerd:
         layout.log_dir.mkdir(parents=True, exist_ok=True)
         remove_stale_pidfile(layout.dockerd_pidfile)
         layout.inner_docker_sock.unlink(missing_ok=True)
-        with layout.dockerd_log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                dockerd_argv(layout),
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
+        # its output through a pipe into a file rotated by size, in the data volume
+        self.proc = subprocess.Popen(
+            dockerd_argv(layout),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        if self.proc.stdout is None:  # not with stdout=PIPE: for the type checker
+            raise HalError("dockerd was started without its output pipe")
+        out = logfiles.RotatingFile(layout.dockerd_log, self.log_max_bytes)
+        self.pump = logfiles.pump(self.proc.stdout, out, name="dockerd-log")
         # A fixed API version: docker-py would otherwise ask the not-yet-listening daemon.
         engine = InnerEngine.at(f"unix://{layout.inner_docker_sock}", version=INNER_API_VERSION)
-        wait_ping(engine, time.monotonic() + timeout, self.proc, layout.dockerd_log)
+        wait_ping(engine, time.monotonic() + timeout, self.proc, layout.dockerd_log, self.pump)
         driver = engine.info().get("Driver", "?")
         if driver == "vfs":
             log.warning(
@@ -138,4 +150,6 @@ class Dockerd:
             log.warning("dockerd did not stop in %ss; killing it", timeout)
             self.proc.kill()
             self.proc.wait()
+        if self.pump is not None:
+            self.pump.join(timeout=5)  # its last lines are in the log
         log.info("dockerd stopped")

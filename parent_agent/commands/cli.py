@@ -116,7 +116,7 @@ def run(p: Parent) -> None:
         cfg = p.config()
     except ConfigError:
         cfg = Config()  # the watcher reports the error; a good save applies
-    p.setup_logging(cfg.log.level, to_file=True)
+    p.setup_logging(cfg.log.level, to_file=p.layout.agent_log)
     log.info("hal-agent run: started %.2fs after exec", since_exec())
     ui, fresh = first_frame(p)  # before the loop's imports (docker-py and the rest)
     from parent_agent.app.agent import Agent
@@ -143,7 +143,7 @@ def ready(p: Parent, timeout: float) -> None:
         if time.monotonic() > deadline:
             raise HalError(
                 f"the parent is not ready after {timeout:.0f}s",
-                hint="see `docker logs` of the parent and /var/log/hal9000/ in it",
+                hint="`claudy logs --agent` (or --dockerd) says why",
             )
         pause.wait(0.02)
 
@@ -155,7 +155,7 @@ def dashboard(p: Parent) -> None:
     from parent_agent.commands.dashboard import run_live
 
     # to a file only: a line on stderr would land inside the frame and scroll it
-    p.setup_logging("warning", to_file=True, stderr=False, name="dashboard.log")
+    p.setup_logging("warning", to_file=p.layout.dashboard_log, stderr=False)
     with contextlib.suppress(KeyboardInterrupt):  # ctrl-c in the pane ends it quietly
         run_live(p.layout.status_file, threading.Event())
 

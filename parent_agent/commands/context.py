@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -45,7 +46,7 @@ class Parent:
         return InnerEngine.connect(
             self.layout.inner_docker_host,
             "the parent's inner engine",
-            hint="hal-agent run starts it; see /var/log/hal9000/dockerd.log",
+            hint="hal-agent run starts it; `hal-agent logs --dockerd` says why not",
             pool=32,  # the stats sampler asks about many workers at once
         )
 
@@ -58,13 +59,14 @@ class Parent:
         """True when this process runs in a pane of the parent's tmux server."""
         return self.env.get("TMUX", "").split(",", 1)[0] == str(self.layout.tmux_sock)
 
-    def setup_logging(
-        self, level: str, to_file: bool, stderr: bool = True, name: str = "agent.log"
-    ) -> None:
+    def setup_logging(self, level: str, to_file: Path | None, stderr: bool = True) -> None:
+        """Logging for a long-running command: to stderr, and to `to_file` (one of the
+        layout's logs, in the data volume), rotated by size."""
         handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)] if stderr else []
-        if to_file:
-            self.layout.log_dir.mkdir(parents=True, exist_ok=True)
-            handlers.append(logging.FileHandler(self.layout.log_dir / name))
+        if to_file is not None:
+            from parent_agent.adapters import logfiles
+
+            handlers.append(logfiles.file_handler(to_file))
         logging.basicConfig(
             level=getattr(logging, level.upper(), logging.INFO),
             format="%(asctime)s %(levelname)s %(name)s: %(message)s",

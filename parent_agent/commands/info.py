@@ -200,7 +200,7 @@ def doctor(p: Parent) -> None:
         _doctor_workers(engine, p.layout, report)
         _doctor_network(engine, report)
     except HalError as e:
-        report(False, "inner engine", e.message, "see /var/log/hal9000/dockerd.log")
+        report(False, "inner engine", e.message, "hal-agent logs --dockerd says why")
     ui = p.ui()
     report(
         ui.alive() and ui.session() is not None,
@@ -226,11 +226,30 @@ def doctor(p: Parent) -> None:
             "! credentials: none imported; workers start logged out "
             "(log in on the host, then claudy auth import)"
         )
+    _doctor_logs(p.layout, report)
     if p.layout.inner_data_root.exists():
         free = shutil.disk_usage(p.layout.inner_data_root).free
         where = f"{human_bytes(free)} free under {p.layout.inner_data_root}"
         report(free > 2 << 30, "disk", where, "hal-agent gc removes stopped workers")
     raise SystemExit(1 if failures else 0)
+
+
+def _doctor_logs(layout: ParentLayout, report: Callable[[bool, str, str, str], None]) -> None:
+    """Where the parent's logs are (in the data volume: they outlive `claudy down`)."""
+    import os
+
+    from parent_agent.adapters import logfiles
+
+    where = layout.log_dir
+    size = f"rotated at {logfiles.MAX_BYTES >> 20} MiB, {logfiles.BACKUPS} kept"
+    names = ", ".join(p.name for p in (layout.agent_log, layout.dockerd_log, layout.dashboard_log))
+    report(
+        where.is_dir() and os.access(where, os.W_OK),
+        "logs",
+        f"{where} ({names}, {layout.egress_log.name}; {size}): "
+        "hal-agent logs --agent|--dockerd|--dashboard [-f]",
+        f"hal-agent run makes {where}; is the data volume mounted on {layout.data_dir}?",
+    )
 
 
 def _doctor_workers(

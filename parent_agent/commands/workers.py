@@ -292,16 +292,30 @@ def rm(p: Parent, name: str, force: bool) -> None:
 
 
 @click.command()
-@click.argument("name", shell_complete=complete_worker)
+@click.argument("name", required=False, shell_complete=complete_worker)
+@click.option("--agent", "own", flag_value="agent", help="The parent's loop (hal-agent run).")
+@click.option("--dockerd", "own", flag_value="dockerd", help="The parent's inner engine.")
+@click.option("--dashboard", "own", flag_value="dashboard", help="The dashboard pane.")
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines.")
 @click.option("--tail", "tail_", default="all", show_default=True, help="Lines from the end.")
 @pass_parent
-def logs(p: Parent, name: str, follow: bool, tail_: str) -> None:
-    """The worker's own log (its entrypoint and tmux server; the agent draws in its window)."""
-    engine, name, w = _worker(p, name)
+def logs(p: Parent, name: str | None, own: str | None, follow: bool, tail_: str) -> None:
+    """A worker's own log (its entrypoint and tmux server; the agent draws in its window),
+    or, with --agent, --dockerd or --dashboard, the parent's (in the data volume, rotated)."""
     if tail_ != "all" and not tail_.isdigit():
         raise UsageError(f"--tail takes a number or 'all', not {tail_!r}")
     tail: int | Literal["all"] = int(tail_) if tail_.isdigit() else "all"
+    if own is not None and name is None:
+        from parent_agent.commands.logs import show_log
+
+        show_log(p.layout, own, None if tail == "all" else tail, follow)
+        return
+    if name is None or own is not None:
+        raise UsageError(
+            "say whose log: a worker's NAME, or one of --agent, --dockerd, --dashboard",
+            hint="hal-agent logs myproj-1a2b3c4d; hal-agent logs --agent -f",
+        )
+    engine, name, w = _worker(p, name)
     what = f"reading the log of {name}"
     if follow:
         for chunk in engine.follow_logs(w.container, tail=tail, what=what):

@@ -91,7 +91,7 @@ def _mem(u: Usage | None) -> str:
 
 def _health(h: Health) -> Text:
     if h.stale_s:
-        silent = f"AGENT LOOP SILENT for {h.stale_s}s (see /var/log/hal9000/agent.log)"
+        silent = f"AGENT LOOP SILENT for {h.stale_s}s (hal-agent logs --agent)"
         parts = [(silent, "bold red")]
     elif h.engine_ok:
         parts = [("engine up", "green")]

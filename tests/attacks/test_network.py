@@ -32,6 +32,7 @@ from hal_common.egress import GATEWAY, PROXY_PORT
 from hal_common.naming import session_name
 from hal_testing.engine import GID, UID
 from hal_testing.host import HostParent
+from hal_testing.schemas import validate
 
 pytestmark = pytest.mark.e2e
 
@@ -379,6 +380,7 @@ def egress_rows(p: HostParent) -> list[dict[str, Any]]:
     code, out = p.run(["hal-agent", "egress", "--json", "-n", "200"])
     assert code == 0, out
     rows: list[dict[str, Any]] = json.loads(out)
+    validate("egress", rows)
     return rows
 
 
@@ -389,7 +391,7 @@ def test_an_allowed_host_goes_through_and_a_denied_one_is_logged_then_allowed_on
     url = f"http://lan.hal-test:{t.lan_port}/"
     before = curl(p, "a", url, "connect")
     assert refused(before, "connect"), before
-    logged = [json.loads(ln) for ln in p.sh("cat /var/log/hal9000/egress.jsonl").splitlines()]
+    logged = [json.loads(ln) for ln in p.sh("cat /data/logs/egress.jsonl").splitlines()]
     denied = [r for r in logged if r["host"] == "lan.hal-test" and r["verdict"] == "deny"]
     assert denied and denied[-1]["worker"] == session_name(str(p.root / "a")), denied
     # allowed: the name, and its (private) address, on that port

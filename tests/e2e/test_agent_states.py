@@ -30,6 +30,7 @@ from hal_common.naming import session_name
 from hal_testing.engine import GID, UID
 from hal_testing.host import HostParent
 from hal_testing.messages_api import TEST_KEY, MessagesAPI, Text, ToolUse, main_requests
+from hal_testing.schemas import validate
 
 pytestmark = pytest.mark.e2e
 
@@ -79,7 +80,9 @@ def s(host_parents: Callable[..., HostParent], api: MessagesAPI) -> HostParent:
 def agent(s: HostParent, name: str) -> dict[str, Any]:
     code, out = s.run(["hal-agent", "ls", "--json", "--all"])
     assert code == 0, out
-    row = next((r for r in json.loads(out) if r["name"] == name), None)
+    rows = json.loads(out)
+    validate("ls", rows)
+    row = next((r for r in rows if r["name"] == name), None)
     return dict((row or {}).get("agent") or {})
 
 

@@ -21,6 +21,7 @@ from hal_common.naming import session_name
 from hal_testing import claude
 from hal_testing.config_text import NO_BUILTIN_SERVICES
 from hal_testing.host import IMAGE, HostParent
+from hal_testing.schemas import validate
 
 pytestmark = pytest.mark.e2e
 
@@ -34,6 +35,7 @@ def env(host_parents: Callable[..., HostParent]) -> HostParent:
 
 def ls(env: HostParent) -> dict[str, Any]:
     rows = json.loads(env.sh("hal-agent ls --json --all"))
+    validate("ls", rows)
     return {r["name"]: r["claude"] for r in rows}
 
 
@@ -104,6 +106,7 @@ def test_claude_code_is_installed_once_mounted_read_only_updated_and_pinned(
     assert env.claudy("-d", str(other)).returncode == 0
     assert env.in_worker(other, "claude", "--version").startswith(f"{OLD} ")
     listing = json.loads(env.claudy("claude", "ls", "--json").stdout)
+    validate("claude-ls", listing)
     by_version = {r["version"]: r for r in listing["installed"]}
     assert by_version[OLD]["pinned"] and by_version[OLD]["workers"] == [session_name(str(other))]
     assert by_version[NEW]["workers"] == [name] and listing["target"] == OLD

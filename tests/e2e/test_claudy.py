@@ -20,6 +20,7 @@ from hal_common.egress import WORKER_NETWORK
 from hal_common.naming import container_name, session_name
 from hal_testing.engine import GID, UID
 from hal_testing.host import HostParent
+from hal_testing.schemas import validate
 
 pytestmark = pytest.mark.e2e
 
@@ -166,6 +167,7 @@ def test_status_lists_the_workers(env: HostParent) -> None:
     res = env.claudy("status", "--json")
     assert res.returncode == 0, res.stderr
     data = json.loads(res.stdout)
+    validate("claudy-status", data)
     assert data["parent"]["state"] == "running"
     assert session_name(str(env.project("alpha"))) in {w["name"] for w in data["workers"]}
 

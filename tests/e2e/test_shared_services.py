@@ -26,6 +26,7 @@ from libtmux.test.retry import retry_until
 from hal_common.naming import container_name, session_name
 from hal_testing.engine import GID, UID
 from hal_testing.host import IMAGE, HostParent
+from hal_testing.schemas import validate
 
 pytestmark = pytest.mark.e2e
 
@@ -125,7 +126,7 @@ def wait_services(s: HostParent, timeout: float = 120) -> list[dict[str, Any]]:
         return found if all(x["ok"] or x["state"] == "disabled" for x in found) else None
 
     assert retry_until(lambda: ready() is not None, timeout, raises=False), s.sh(
-        "hal-agent services; tail -n 20 /var/log/hal9000/*.log"
+        "hal-agent services; tail -n 20 /data/logs/*.log"
     )
     return ready() or []
 
@@ -301,6 +302,7 @@ def test_a_token_file_import_and_back(shared: HostParent) -> None:
         assert res.returncode == 0, res.stderr
         assert f"imported token from {tok}" in res.stdout
         st = json.loads(shared.claudy("auth", "status", "--json").stdout)
+        validate("claudy-auth-status", st)
         assert st["parent"]["kind"] == "token" and not st["parent"]["refreshable"]
         assert st["parent"]["expires_at"] - time.time() > 360 * 86400
         assert st["host"]["same_as_parent"] is False

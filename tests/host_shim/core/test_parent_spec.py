@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from hal_common import labels
-from hal_common.config import Config
-from host_shim.core.parent_spec import HostUser, parent_kwargs, resolve_security, volume_names
+from hal_common.config import Config, resolve
+from host_shim.core.parent_spec import (
+    HostUser,
+    config_env,
+    env_restart_needed,
+    parent_kwargs,
+    resolve_security,
+    volume_names,
+)
 
 
 def test_parent_kwargs_caps_mode_mounts_roots_at_the_same_path() -> None:
@@ -70,3 +77,44 @@ def test_the_stop_timeout_covers_the_ordered_shutdown_and_a_reboot_brings_it_bac
     dockerd = inspect.signature(Dockerd.stop).parameters["timeout"].default
     assert workers + dockerd < kw["stop_timeout"] <= 85
     assert kw["restart_policy"] == {"Name": "unless-stopped"}  # back after a reboot, not after stop
+
+
+HOST_ENV = {
+    "HAL9000_WORKER_MEMORY": "2g",
+    "HAL9000_DASHBOARD_REFRESH": "0.5",
+    "HAL9000_OFFLINE": "1",  # claudy's own, not config
+    "HAL9000_CONFIG": "/elsewhere/config.toml",  # the file's path, not a key
+    "HAL9000_NPM_REGISTRY": "http://127.0.0.1:1",
+    "HAL9000_WORKER_MEMROY": "1g",  # misspelt: the env layer warns, it is not passed on
+    "PATH": "/usr/bin",
+}
+
+
+def test_the_parent_gets_the_hosts_config_overrides_and_only_those() -> None:
+    wanted = config_env(HOST_ENV)
+    assert wanted == {"HAL9000_DASHBOARD_REFRESH": "0.5", "HAL9000_WORKER_MEMORY": "2g"}
+    kw = parent_kwargs(Config(), ("/h",), "/c", HostUser(1, 1), "caps", overrides=wanted)
+    assert kw["environment"]["HAL9000_WORKER_MEMORY"] == "2g"
+    assert "HAL9000_OFFLINE" not in kw["environment"]
+    # the same names the config's env layer reads: the parent resolves what the host does
+    host = resolve(None, env=HOST_ENV).config
+    inside = resolve(None, env=kw["environment"]).config
+    assert inside.worker == host.worker and inside.dashboard == host.dashboard
+
+
+def test_an_override_set_changed_or_unset_since_the_create_needs_a_restart() -> None:
+    made = [
+        "PATH=/usr/bin",
+        "HAL_HOST_UID=1",
+        "HAL9000_WORKER_MEMORY=2g",
+        "HAL9000_LOG_LEVEL=debug",
+    ]
+    assert (
+        env_restart_needed({"HAL9000_WORKER_MEMORY": "2g", "HAL9000_LOG_LEVEL": "debug"}, made)
+        == ()
+    )
+    assert env_restart_needed(
+        {"HAL9000_WORKER_MEMORY": "3g", "HAL9000_KEYS_PREFIX": "C-a"}, made
+    ) == ("HAL9000_KEYS_PREFIX", "HAL9000_LOG_LEVEL", "HAL9000_WORKER_MEMORY")
+    # claudy's own variables never count, on either side
+    assert env_restart_needed({}, ["HAL9000_OFFLINE=1", "HAL9000_CONFIG=/x"]) == ()

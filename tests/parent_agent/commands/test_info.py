@@ -17,6 +17,7 @@ from libtmux.test.retry import retry_until
 from hal_common.naming import session_name
 from hal_testing.agent import AgentCommands
 from hal_testing.engine import UID
+from hal_testing.schemas import validate
 
 pytestmark = [pytest.mark.docker, pytest.mark.tmux]
 
@@ -27,6 +28,7 @@ def test_logs_and_stats(hal_agent: AgentCommands) -> None:
     assert hal_agent.run("logs", name, "--tail", "5").returncode == 0
     assert hal_agent.run("logs", name, "--tail", "x").returncode == 2
     data = json.loads(hal_agent.ok("stats", "--json", "--interval", "0.2"))
+    validate("stats", data)
     u = data[name]
     assert set(u) == {
         "cpu_pct",
@@ -46,6 +48,7 @@ def test_logs_and_stats(hal_agent: AgentCommands) -> None:
 
 def test_keys_version_and_doctor(hal_agent: AgentCommands) -> None:
     data = json.loads(hal_agent.ok("keys", "--json"))
+    validate("keys", data)
     assert data["prefix"] == "C-b"
     assert {b["action"] for b in data["bindings"]} >= {"stop", "restart", "shell", "choose"}
     bound = "\n".join(hal_agent.tmux("list-keys", "-T", "prefix"))

@@ -16,6 +16,7 @@ from libtmux.test.retry import retry_until
 
 from hal_common.naming import session_name
 from hal_testing.agent import AgentCommands
+from hal_testing.schemas import validate
 from parent_agent.adapters import snapshot_file
 from parent_agent.core.agent_state import AgentState
 from parent_agent.core.snapshot import Health, Snapshot
@@ -29,6 +30,7 @@ def test_spawn_and_ls_json_schema(hal_agent: AgentCommands) -> None:
     assert name == session_name(str(proj))
     assert name in hal_agent.windows()
     rows = json.loads(hal_agent.ok("ls", "--json"))
+    validate("ls", rows)
     (row,) = [r for r in rows if r["name"] == name]
     assert set(row) == {
         "name",
