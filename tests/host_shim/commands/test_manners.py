@@ -90,7 +90,7 @@ def test_forwarded_commands_show_hal_agents_help(home: Path) -> None:
     assert res.stdout.startswith("Usage: claudy ls [OPTIONS]")
     assert "--json" in res.stdout and "--all" in res.stdout and "forward" not in res.stdout
     logs = claudy(home, "logs", "-h").stdout
-    assert "Usage: claudy logs [OPTIONS] NAME" in logs and "--follow" in logs
+    assert "Usage: claudy logs [OPTIONS] [NAME]" in logs and "--follow" in logs
     top = claudy(home, "--help").stdout
     for name in ("ls", "logs", "services", "health", "completion"):
         assert f"\n  {name} " in top, name
@@ -136,7 +136,14 @@ def test_worker_names_complete_from_the_root_groups_list(monkeypatch: pytest.Mon
     assert [c.value for c in comp.get_completions(["logs"], "")] == names
     assert [c.value for c in comp.get_completions(["stop"], "b")] == ["beta-5e6f7a8b"]
     flags = comp.get_completions(["logs", "alpha-1a2b3c4d"], "--")
-    assert [c.value for c in flags] == ["--follow", "--tail", "--help"]
+    assert [c.value for c in flags] == [
+        "--agent",
+        "--dockerd",
+        "--dashboard",
+        "--follow",
+        "--tail",
+        "--help",
+    ]
     found = comp.get_completions(["attach"], "./s")
     assert [(c.type, c.value) for c in found] == [("dir", "./s")]
 
