@@ -209,7 +209,9 @@ def test_the_watcher_thread_delivers_and_survives_its_callback(
     w = ReportWatcher(layout, put, interval=0.05)
     w.start()
     try:
-        (d / "1-1.json").write_bytes(payload("Stop"))  # its put raises
+        # as the hook writes (temp file, then rename): a file seen half-written is not read again
+        (d / ".1-1.tmp").write_bytes(payload("Stop"))
+        (d / ".1-1.tmp").rename(d / "1-1.json")  # its put raises
         assert raised.wait(10)  # read on its own, before the next one is written
         os.mkfifo(d / "2-1.json")
         assert hook(d, payload("UserPromptSubmit")).returncode == 0
