@@ -52,12 +52,14 @@ use_engine() {
     sock=$(engine_socket)
     user=$(id -un)
     [ -n "$sock" ] || die "the engine at DOCKER_HOST=$DOCKER_HOST refuses you and is not a unix socket: give yourself access to it"
-    group=$(stat -c %G "$sock")
+    [ -e "$sock" ] || as_root test -S "$sock" ||
+        die "no Docker engine socket at $sock: start the engine, or set DOCKER_HOST to the one you use"
+    group=$(as_root stat -c %G "$sock")  # root's look: a folder on the way may be closed to you
     case $group in
     root | UNKNOWN) die "the engine's socket $sock belongs to group $group: make it a group's of its own (docker), or run ./install.sh as root" ;;
     esac
     [ -z "${HAL9000_INSTALL_REGROUPED:-}" ] ||
-        die "in group $group and still refused by the engine at $sock: see 'ls -l $sock'"
+        die "in group $group and still refused by the engine at $sock: see 'ls -ld $sock' and its folders (each must let you through)"
     if ! id -nG "$user" | tr ' ' '\n' | grep -qxF "$group"; then
         as_root usermod -aG "$group" "$user"
         say "added you to group $group (the Docker engine's); new logins have it"

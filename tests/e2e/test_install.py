@@ -137,6 +137,9 @@ def user(
     name, group = f"hali{tag}", f"halsock{tag}"
     sudoers = Path(f"/etc/sudoers.d/hal9000-test-{tag}")
     st = os.stat(sock)
+    # the socket's folders must let others through, as /var/run does (a private engine's run
+    # folder is mktemp's 0700): opened for the test, closed again after
+    closed = {d: d.stat().st_mode for d in Path(sock).parents if not d.stat().st_mode & 0o001}
     _remove_parent(dclient)  # a crashed run's (its user is gone: it would be reused)
     subprocess.run(["groupadd", group], check=True)
     subprocess.run(["useradd", "-m", "-s", "/bin/bash", name], check=True)
@@ -145,6 +148,8 @@ def user(
     try:
         sudoers.write_text(f"{name} ALL=(ALL:ALL) NOPASSWD: ALL\n")
         sudoers.chmod(0o440)
+        for d, mode in closed.items():
+            d.chmod((mode & 0o7777) | 0o001)
         os.chown(sock, -1, grp.getgrnam(group).gr_gid)
         os.chmod(sock, 0o660)
         _copy_checkout(home / "hal-9000")
@@ -166,6 +171,8 @@ def user(
         sudoers.unlink(missing_ok=True)
         os.chown(sock, st.st_uid, st.st_gid)
         os.chmod(sock, st.st_mode & 0o7777)
+        for d, mode in closed.items():
+            d.chmod(mode & 0o7777)
 
 
 def _screen(pane: libtmux.Pane, history: bool = False) -> str:
