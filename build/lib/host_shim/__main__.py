@@ -1,3 +1,0 @@
-from host_shim.commands.quick import main
-
-main()

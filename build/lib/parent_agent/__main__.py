@@ -1,3 +1,0 @@
-from parent_agent.commands.cli import main
-
-main()
