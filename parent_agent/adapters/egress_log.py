@@ -7,19 +7,15 @@ that does not parse (a write cut short by a crash) is skipped, never fatal.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import os
 import threading
-import time
 from pathlib import Path
 
 from hal_common.egress import LOG_MAX_BYTES
 from hal_common.errors import HalError
 from hal_common.protocol import EgressRow
-
-log = logging.getLogger(__name__)
+from parent_agent.adapters.logfiles import RotatingFile
 
 
 def rotated(path: Path) -> Path:
@@ -27,7 +23,7 @@ def rotated(path: Path) -> Path:
 
 
 class EgressLog:
-    """Appends rows as lines; past `max_bytes` the file becomes `.1` (one generation kept).
+    """Appends rows as lines to a `RotatingFile` that keeps one old generation (`.1`).
 
     Thread-safe. A failing write is logged once and otherwise ignored: the proxy keeps
     deciding and serving when the disk is full."""
@@ -35,55 +31,16 @@ class EgressLog:
     def __init__(self, path: Path, max_bytes: int = LOG_MAX_BYTES) -> None:
         self.path, self.max_bytes = path, max_bytes
         self._lock = threading.Lock()
-        self._failed = False
-        self._fd = -1  # kept open between appends: one write(2) a request
-        self._size = 0
-        self._checked = 0.0  # when the path was last seen to be our file
+        self._file = RotatingFile(path, max_bytes, backups=1)  # open between appends
 
     def append(self, row: EgressRow) -> None:
         line = (json.dumps(row.to_json(), separators=(",", ":")) + "\n").encode()
         with self._lock:
-            try:
-                self._write(line)
-                self._failed = False
-            except OSError as e:
-                if not self._failed:
-                    log.warning("egress log %s: %s", self.path, e)
-                self._failed = True
-
-    def _open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
-        self._fd = os.open(self.path, flags, 0o640)
-        self._size = os.fstat(self._fd).st_size
-
-    def _write(self, line: bytes) -> None:
-        if self._fd >= 0 and time.monotonic() - self._checked > 1.0:
-            self._checked = time.monotonic()
-            try:
-                moved = os.stat(self.path).st_ino != os.fstat(self._fd).st_ino
-            except FileNotFoundError:
-                moved = True
-            if moved:  # removed or replaced under us: write where a reader looks
-                self.close()
-        if self._fd < 0:
-            self._open()
-        if self._size + len(line) > self.max_bytes and self._size > 0:
-            self.close()
-            os.replace(self.path, rotated(self.path))
-            self._open()
-        try:
-            os.write(self._fd, line)
-        except OSError:
-            self.close()  # opened afresh on the next line (the file may have been removed)
-            raise
-        self._size += len(line)
+            self._file.write(line)
 
     def close(self) -> None:
-        with contextlib.suppress(OSError):
-            if self._fd >= 0:
-                os.close(self._fd)
-        self._fd = -1
+        with self._lock:
+            self._file.close()
 
 
 def _rows(path: Path, into: list[EgressRow], limit: int) -> None:

@@ -7,7 +7,7 @@ size: past `MAX_BYTES` a file becomes `.1`, the older `.1` becomes `.2`, … up 
   into a `RotatingFile` (a child's file descriptor cannot rotate by itself);
 - `hal-agent logs --agent|--dockerd|--dashboard`: `tail_lines` and `follow`.
 
-(The egress log rotates by itself: `adapters/egress_log.py`.)
+(The egress log, `adapters/egress_log.py`, writes through a `RotatingFile` too.)
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import logging
 import logging.handlers
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
@@ -59,22 +60,38 @@ def file_handler(
 class RotatingFile:
     """Bytes appended to `path` (O_APPEND, one write a line); rotated before a write that
     would take it past `max_bytes`. A failing write is logged once and dropped: the writer
-    (dockerd, through the pump) must never block on a full disk."""
+    (dockerd through the pump, the egress proxy) must never block on a full disk.
+
+    Once a second at most, a write checks that `path` is still the file it holds open; one
+    removed or replaced under it (by hand, by a reader's clean-up) is left for a new file
+    where readers look. Not thread-safe: one writer, or the caller's lock."""
 
     def __init__(self, path: Path, max_bytes: int = MAX_BYTES, backups: int = BACKUPS) -> None:
         self.path, self.max_bytes, self.backups = path, max_bytes, backups
         self._fd = -1
         self._size = 0
         self._failed = False
+        self._checked = 0.0  # when `path` was last seen to be our file
 
     def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
         self._fd = os.open(self.path, flags, 0o640)
         self._size = os.fstat(self._fd).st_size
+        self._checked = time.monotonic()
+
+    def _moved(self) -> bool:
+        try:
+            return os.stat(self.path).st_ino != os.fstat(self._fd).st_ino
+        except FileNotFoundError:
+            return True
 
     def write(self, data: bytes) -> None:
         try:
+            if self._fd >= 0 and time.monotonic() - self._checked > 1.0:
+                self._checked = time.monotonic()
+                if self._moved():
+                    self.close()
             if self._fd < 0:
                 self._open()
             if self._size > 0 and self._size + len(data) > self.max_bytes:
