@@ -148,7 +148,7 @@ def _worker_json(w: Worker) -> dict[str, Any]:
 
 def _worker_from(doc: dict[str, Any]) -> Worker:
     times = {k: _time(doc.get(k)) for k in _TIMES}
-    return Worker(**{**doc, **times})
+    return Worker(**{**doc, **times, "ports": tuple(doc.get("ports") or ())})
 
 
 def _time(text: str | None) -> datetime | None:
