@@ -93,6 +93,8 @@ class PortRelays:
         """Listen on each host port of `mapping` and forward to its (session, port); close
         the others, and the connections they carried. Returns the host ports that could not
         be listened on, each with why (the others listen)."""
+        if not mapping and self._thread is None:
+            return {}  # nothing to relay: no thread until there is
         self.start()
         problems = self._call(self._set(dict(mapping)))
         return cast(dict[int, str], problems)
