@@ -15,6 +15,13 @@ from typing import Any
 from hal_common import __version__, claude_code
 from hal_common.egress import MODES as EGRESS_MODES
 from hal_common.egress import check_allow
+from hal_common.ports import (
+    DEFAULT_ADDRESS,
+    DEFAULT_RANGE,
+    check_address,
+    check_range,
+    check_worker_ports,
+)
 from hal_common.shared_services import ServiceSpec, effective
 
 SECURITY_MODES = ("auto", "caps", "privileged", "sysbox")
@@ -53,6 +60,9 @@ class ParentConfig:
     security: str = "auto"
     memory: str = ""
     cpus: float = 0.0
+    # host ports the parent publishes at create, for workers' `ports` ("": none)
+    ports: str = DEFAULT_RANGE
+    ports_address: str = DEFAULT_ADDRESS  # the host address they are published on
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,7 @@ class WorkerConfig:
     # names passed from the parent's environment, or a table NAME = "literal value"
     env: tuple[str, ...] | dict[str, str] = ()
     resume: bool = True  # a restarted worker continues its last conversation
+    ports: tuple[int, ...] = ()  # its servers' ports, each reachable from the host's browser
 
 
 @dataclass(frozen=True)
@@ -202,13 +213,20 @@ class Key:
         return apply_class(self.section, self.name)
 
 
+class PortList:
+    """The kind of `[worker] ports`: an array of port numbers."""
+
+
 class NamesOrTable:
     """The kind of `[worker] env`: an array of variable names (values from the parent's
     environment) or a table of literal strings (`NAME = "value"`)."""
 
 
 # keys whose kind is not their default's type
-_KINDS: dict[tuple[str, str], type[Any]] = {("worker", "env"): NamesOrTable}
+_KINDS: dict[tuple[str, str], type[Any]] = {
+    ("worker", "env"): NamesOrTable,
+    ("worker", "ports"): PortList,
+}
 
 
 def _key(section: str, name: str, default: Any) -> Key:
@@ -242,6 +260,7 @@ TYPE_NAMES: dict[type[Any], str] = {
     tuple: "an array of strings",
     dict: "a table of strings",
     NamesOrTable: 'an array of variable names or a table of strings (NAME = "value")',
+    PortList: "an array of port numbers",
 }
 
 
@@ -270,6 +289,11 @@ def coerce(value: Any, kind: type[Any]) -> Any:
             return tuple(value)
         if isinstance(value, dict) and all(isinstance(v, str) for v in value.values()):
             return dict(value)
+    elif kind is PortList:
+        if isinstance(value, list) and all(
+            isinstance(v, int) and not isinstance(v, bool) for v in value
+        ):
+            return tuple(value)
     elif kind is tuple:
         if isinstance(value, list) and all(isinstance(v, str) for v in value):
             return tuple(value)
@@ -432,6 +456,8 @@ _CHECKS: dict[tuple[str, str], Any] = {
     ("parent", "security"): _one_of(SECURITY_MODES),
     ("parent", "memory"): _memory,
     ("parent", "cpus"): _not_negative,
+    ("parent", "ports"): check_range,
+    ("parent", "ports_address"): check_address,
     ("worker", "image"): _non_empty,
     ("worker", "command"): _non_empty,
     ("worker", "memory"): _worker_memory,
@@ -439,6 +465,7 @@ _CHECKS: dict[tuple[str, str], Any] = {
     ("worker", "pids"): _worker_pids,
     ("worker", "restart"): _one_of(RESTART_POLICIES),
     ("worker", "env"): _env,
+    ("worker", "ports"): check_worker_ports,
     ("dashboard", "refresh"): _seconds(*INTERVAL_RANGE),
     ("dashboard", "max_rows"): _not_negative,
     ("log", "level"): _one_of(LOG_LEVELS),

@@ -13,6 +13,7 @@ PROJECT = f"{PREFIX}.project"
 IMAGE = f"{PREFIX}.image"
 VERSION = f"{PREFIX}.version"
 CLAUDE = f"{PREFIX}.claude-version"  # the Claude Code version the worker mounts
+PORTS = f"{PREFIX}.ports"  # a worker's `[worker] ports` ("3000,8080"); a parent's host range
 TEMPLATE = f"{PREFIX}.template"  # hash of image, command, network, restart, env at creation
 
 ROLE_PARENT = "parent"

@@ -63,6 +63,10 @@ class ParentLayout:
     host_home: str = ""  # the host user's home (HAL_HOST_HOME): its secrets are never projects
     host_config_dir: str = ""  # hal-9000's config directory on the host (HAL_HOST_CONFIG_DIR)
     claude_store_dir: Path | None = None  # HAL_CLAUDE_STORE (tests share one); None: data's
+    # the host ports claudy published the parent on ("47100-47109"; "": none) and the host
+    # address they are on: workers' `ports` are mapped into them (HAL_PORTS, HAL_PORTS_ADDRESS)
+    ports: str = ""
+    ports_address: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ParentLayout:
@@ -86,6 +90,8 @@ class ParentLayout:
             host_home=env.get("HAL_HOST_HOME", ""),
             host_config_dir=env.get("HAL_HOST_CONFIG_DIR", ""),
             claude_store_dir=Path(env["HAL_CLAUDE_STORE"]) if env.get("HAL_CLAUDE_STORE") else None,
+            ports=env.get("HAL_PORTS", ""),
+            ports_address=env.get("HAL_PORTS_ADDRESS", ""),
         )
 
     @property
@@ -188,6 +194,12 @@ class ParentLayout:
         """Present while the workers' firewall is not in place (the loop makes it before it
         tries, removes it once the boundary stands): no worker is created or started then."""
         return self.run_dir / "workers-unfenced"
+
+    @property
+    def ports_record(self) -> Path:
+        """Which worker's port had which host port: kept across restarts, so a worker gets
+        its URL again when that port is free."""
+        return self.data_dir / "ports.json"
 
     @property
     def egress_log(self) -> Path:

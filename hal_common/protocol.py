@@ -570,3 +570,52 @@ class EgressReply(_Reply):
         if not isinstance(doc, list):
             raise _bad("egress --json", "the reply is not a list")
         return cls(tuple(EgressRow.from_json(r, f"[{i}].") for i, r in enumerate(doc)))
+
+
+@dataclass(frozen=True)
+class PortRow:
+    """One listed port of one running worker (`[worker] ports`): a row of `hal-agent ports
+    --json`, and of the loop's snapshot."""
+
+    name: str  # the worker's session
+    port: int  # the port its server listens on, in the worker
+    url: str | None  # where the host's browser opens it; None: no host port (see problem)
+    host_port: int | None = None
+    problem: str | None = None  # why it has no host port
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "port": self.port,
+            "url": self.url,
+            "host_port": self.host_port,
+            "problem": self.problem,
+        }
+
+    @classmethod
+    def from_json(cls, doc: object, where: str = "") -> Self:
+        f = _Fields(doc, "ports --json", where)
+        return cls(
+            name=f.text("name"),
+            port=f.integer("port"),
+            url=f.opt_text("url"),
+            host_port=f.opt_integer("host_port"),
+            problem=f.opt_text("problem"),
+        )
+
+
+@dataclass(frozen=True)
+class PortsReply(_Reply):
+    """`hal-agent ports --json`: every listed port of the running workers, by name."""
+
+    WHAT: ClassVar[str] = "ports --json"
+    rows: tuple[PortRow, ...]
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [r.to_json() for r in self.rows]
+
+    @classmethod
+    def from_json(cls, doc: object) -> Self:
+        if not isinstance(doc, list):
+            raise _bad("ports --json", "the reply is not a list")
+        return cls(tuple(PortRow.from_json(r, f"[{i}].") for i, r in enumerate(doc)))

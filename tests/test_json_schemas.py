@@ -22,7 +22,7 @@ from jsonschema import Draft202012Validator
 
 from hal_common.credentials import Credential
 from hal_common.layout import ParentLayout
-from hal_common.protocol import EgressRow, LoopError
+from hal_common.protocol import EgressRow, LoopError, PortRow
 from hal_testing import schemas
 from host_shim.commands.cli import main as claudy
 from host_shim.core.hint import FORWARDED
@@ -197,3 +197,18 @@ def test_config_show_json_on_both_sides(tmp_path: Path, monkeypatch: pytest.Monk
         schemas.validate("config-show", doc)
         assert doc["settings"]["dashboard.max_rows"]["origin"] == "env"
         assert doc["settings"]["services.mine.image"]["origin"] == "file"
+
+
+def test_ports_json(layout_env: dict[str, str]) -> None:
+    now = datetime.now(UTC)
+    rows = (
+        PortRow("app-1a2b3c4d", 3000, "http://127.0.0.1:47100", 47100, None),
+        PortRow("web-5e6f7a8b", 3000, None, None, "web-5e6f7a8b:3000 has no host port: …"),
+    )
+    snap = Snapshot(now=now, health=Health(engine_ok=True), ports=rows)
+    snapshot_file.publish(ParentLayout.from_env(layout_env).status_file, snap)
+    doc = _agent(layout_env, "ports", "--json")
+    schemas.validate("ports", doc)
+    assert isinstance(doc, list) and [r["url"] for r in doc] == ["http://127.0.0.1:47100", None]
+    one = _agent(layout_env, "ports", "app-1a2b3c4d", "--json")
+    assert isinstance(one, list) and len(one) == 1

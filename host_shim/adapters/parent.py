@@ -6,13 +6,15 @@ Its run spec is pure (`host_shim.core.parent_spec`); this module acts on it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 from hal_common import labels
 from hal_common.config import Config
 from hal_common.errors import EngineUnavailable, HalError
+from hal_common.ports import PortRange, next_free, parse_range
 from hal_common.protocol import PARENT_RESTARTING, PARENT_RUNNING, PARENT_STOPPED
 from host_shim.adapters.engine import ContainerHandle, HostEngine
+from host_shim.adapters.host_ports import Probe, clash
 from host_shim.adapters.parent_client import ParentClient
 from host_shim.core.build_context import PARENT, SOURCE_LABEL, Recipe, find_context, source_hash
 from host_shim.core.parent_spec import (
@@ -54,9 +56,13 @@ def ensure_parent(
     user: HostUser,
     ready_timeout: float = 90.0,
     env: Mapping[str, str] | None = None,
+    taken: Probe | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> tuple[ContainerHandle, bool]:
     """The running, ready parent; (container, created_or_started). A parent it creates gets
-    the config overrides of `env` (the host's environment)."""
+    the config overrides of `env` (the host's environment), and publishes `[parent] ports`,
+    or the next free range when a port of it is `taken` on the host (`say` tells why)."""
+    say = say or (lambda text: log.warning("%s", text))
     what = "starting the parent"
     changed = False
     c = find_parent(engine, cfg.parent.name)
@@ -76,12 +82,30 @@ def ensure_parent(
         log.info("recreating the stopped parent from the current image and environment")
         c.remove(what=what)
         c = None
+    if c is not None and c.status in PARENT_STOPPED:
+        try:
+            c.start(what)
+        except HalError as e:
+            if clash(e.message) is None:
+                raise
+            # its host ports went to another program meanwhile: made anew on free ones
+            say(f"the stopped parent's host ports are taken now ({e.message}); making it anew")
+            c.remove(what=what)
+            c = None
+        else:
+            changed = True
     if c is None:
         security = resolve_security(cfg.parent.security, engine.info(what).runtimes)
         log.info("creating parent", extra={"security": security})
         overrides = config_env(env or {})
-        kwargs = parent_kwargs(cfg, roots, config_dir, user, security, overrides=overrides)
-        c = engine.run_container(kwargs, what)
+
+        def create(published: PortRange | None) -> ContainerHandle:
+            kwargs = parent_kwargs(
+                cfg, roots, config_dir, user, security, overrides=overrides, published=published
+            )
+            return engine.run_container(kwargs, what)
+
+        c = create_publishing(engine, cfg, create, taken or (lambda _p: False), say)
         changed = True
     elif c.status == PARENT_RESTARTING:
         tail = c.logs_tail(15, what)
@@ -89,7 +113,7 @@ def ensure_parent(
             f"the parent {cfg.parent.name} keeps crashing; last lines of its log:\n{tail}",
             hint="claudy doctor; `claudy down && claudy` recreates it (volumes stay)",
         )
-    elif c.status != PARENT_RUNNING:
+    elif not changed and c.status != PARENT_RUNNING:
         c.start(what)
         changed = True
     agent = ParentClient(c)
@@ -105,6 +129,58 @@ def ensure_parent(
                 f"{cfg.parent.name}` shows the agent's log",
             )
     return c, changed
+
+
+PORT_TRIES = 5  # ranges tried when the engine refuses one another program took meanwhile
+
+
+def create_publishing(
+    engine: HostEngine,
+    cfg: Config,
+    create: Callable[[PortRange | None], ContainerHandle],
+    taken: Probe,
+    say: Callable[[str], None],
+) -> ContainerHandle:
+    """The parent made by `create` with `[parent] ports`, or, when a port of it is taken on
+    the host (seen by `taken` before, or refused by the engine at start), the next range of
+    the same size whose every port is free. HalError when none is left below 65536."""
+    wanted = parse_range(cfg.parent.ports)
+    if wanted is None:
+        return create(None)
+    address = cfg.parent.ports_address
+    held, published = next_free(wanted, taken)
+    for _ in range(PORT_TRIES):
+        if published is None:
+            raise HalError(
+                f"no free range of {wanted.size} host ports on {address} from {wanted.first} "
+                f"([parent] ports = {str(wanted)!r}): {address}:{held} is taken by another "
+                "program, and so is a port of every range above it",
+                hint=f"set a free range: `claudy config set parent.ports {wanted.first + 1000}-"
+                f'{wanted.last + 1000}`, or "" to publish none',
+            )
+        if held is not None:
+            say(
+                f"host port {address}:{held} is taken by another program: the parent publishes "
+                f"{published} instead of [parent] ports = {str(wanted)!r} (to choose, "
+                f"`claudy config set parent.ports FIRST-LAST`)"
+            )
+        try:
+            return create(published)
+        except HalError as e:
+            port = clash(e.message)
+            if port is None:
+                raise
+            leftover = find_parent(engine, cfg.parent.name)
+            if leftover is not None:  # made, not started: its ports could not be bound
+                leftover.remove(force=True, what="removing the parent that could not start")
+            held = port if port in published else published.first
+            start = max(held, published.first) + 1
+            _, published = next_free(published.shifted(start), taken)
+    raise HalError(
+        f"the engine refused {PORT_TRIES} host port ranges for the parent: another program "
+        "keeps taking them",
+        hint="set a free range with `claudy config set parent.ports FIRST-LAST`",
+    )
 
 
 def restart_needed_by_env(parent: ContainerHandle, env: Mapping[str, str]) -> tuple[str, ...]:

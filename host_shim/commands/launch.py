@@ -8,6 +8,8 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from rich.markup import escape
+
 import hal_common
 import host_shim
 from hal_common.errors import HalError
@@ -17,7 +19,7 @@ from hal_common.protocol import PARENT_RUNNING
 from hal_common.services_build import host_line
 from hal_common.shared_services import SERVICES_IMAGE
 from hal_common.shared_services import images as service_images
-from host_shim.adapters import background, images
+from host_shim.adapters import background, host_ports, images
 from host_shim.adapters.engine import ContainerHandle, HostEngine
 from host_shim.adapters.fast_hint import Stamps, forget_hint, save_hint, stamps, tree
 from host_shim.adapters.parent import (
@@ -48,7 +50,14 @@ def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
     later = images.ensure_images(engine, c.cfg, c.progress, c.host.env, defer=shared)
     os.makedirs(c.config_dir, exist_ok=True)
     parent, changed = ensure_parent(
-        engine, c.cfg, c.roots, c.config_dir, c.host.user, env=c.host.env
+        engine,
+        c.cfg,
+        c.roots,
+        c.config_dir,
+        c.host.user,
+        env=c.host.env,
+        taken=host_ports.prober(c.cfg.parent.ports_address, c.host.layout.docker_host),
+        say=lambda text: c.err.print(f"[yellow]{escape(text)}[/]", soft_wrap=True),
     )
     if changed:
         c.progress.print(f"[green]parent {c.cfg.parent.name} is up[/]")

@@ -10,6 +10,7 @@ from hal_common import __version__, labels
 from hal_common.config import Config, override_vars, parse_memory
 from hal_common.errors import HalError
 from hal_common.layout import ParentLayout
+from hal_common.ports import PortRange
 
 # The parent's paths as the host knows them: the image's, never the host's environment.
 PARENT_LAYOUT = ParentLayout()
@@ -96,10 +97,13 @@ def parent_kwargs(
     security: str,
     layout: ParentLayout = PARENT_LAYOUT,
     overrides: Mapping[str, str] | None = None,
+    published: PortRange | None = None,
 ) -> dict[str, Any]:
     """Keyword arguments for `client.containers.run` of the parent (docker-py), plus
     `stop_timeout`, which docker-py's `run` does not take (`HostEngine.run_container` sets it
-    through the create API). `overrides`: the host's config overrides (`config_env`)."""
+    through the create API). `overrides`: the host's config overrides (`config_env`).
+    `published`: the host ports it publishes, each on the same port inside (the parent's
+    relays listen there), on `[parent] ports_address`; None: none."""
     volumes: dict[str, dict[str, str]] = {
         vol: {"bind": target, "mode": "rw"}
         for target, vol in volume_names(cfg.parent.name, layout).items()
@@ -123,6 +127,7 @@ def parent_kwargs(
             "HAL_HOST_HOME": user.home,
             "HAL_HOST_CONFIG_DIR": config_dir,
             **(overrides or {}),
+            **published_env(cfg, published),
         },
         "detach": True,
         "restart_policy": dict(RESTART_POLICY),
@@ -130,8 +135,25 @@ def parent_kwargs(
         "stop_timeout": STOP_TIMEOUT,
         **security_kwargs(security),
     }
+    if published is not None:
+        kwargs["ports"] = published_ports(cfg, published)
+        kwargs["labels"] = {**kwargs["labels"], labels.PORTS: str(published)}
     if memory := parse_memory(cfg.parent.memory):
         kwargs["mem_limit"] = memory
     if cfg.parent.cpus:
         kwargs["nano_cpus"] = int(cfg.parent.cpus * 1e9)
     return kwargs
+
+
+def published_env(cfg: Config, published: PortRange | None) -> dict[str, str]:
+    """What the parent is told of its published range (`ParentLayout.ports`)."""
+    if published is None:
+        return {}
+    return {"HAL_PORTS": str(published), "HAL_PORTS_ADDRESS": cfg.parent.ports_address}
+
+
+def published_ports(cfg: Config, published: PortRange) -> dict[str, tuple[str, int]]:
+    """docker-py's `ports`: each host port of the range, on the configured host address only
+    (the loopback by default: nothing else on the network reaches a worker's server), to
+    the same port in the parent."""
+    return {f"{p}/tcp": (cfg.parent.ports_address, p) for p in published}

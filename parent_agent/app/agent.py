@@ -50,6 +50,7 @@ from parent_agent.app.events import (
     watch_dockerd,
     watch_events,
 )
+from parent_agent.app.port_map import PortMap
 from parent_agent.app.service_runner import (
     ApplyServices,
     RestartServices,
@@ -120,6 +121,8 @@ class Agent:
         self.services = ServiceRunner(self.inbox.put, layout)
         # the egress boundary: the workers' network, the proxy, the firewall, the gates
         self.boundary = Boundary(layout)
+        # the workers' listed ports, each relayed from a host port of the published range
+        self.ports = PortMap(layout)
         self.control = ControlServer(
             layout.control_socket,
             lambda request, reply: self.inbox.put(ControlRequest(request, reply)),
@@ -381,6 +384,8 @@ class Agent:
             return
         self.workers, self.listed_at = tuple(found), time.monotonic()
         self.sync_agents(found)
+        for problem in self.ports.apply(self.engine, found):
+            self.record_error(f"ports: {problem}")
         for action in plan(found, self.ui.window_names(), fresh):
             if isinstance(action, EnsureWindow):
                 command = worker_window_command(action.container, self.layout.inner_docker_host)
@@ -475,6 +480,7 @@ class Agent:
             agents=dict(self.agents) if up else {},
             claude=self.claude_target(),
             viewed=self.viewed,
+            ports=self.ports.rows if up else (),
         )
 
     def claude_target(self) -> str:
@@ -771,6 +777,7 @@ class Agent:
                 workers.stop_all(self.engine)
             except HalError as e:
                 log.error("stopping workers: %s", e)
+        self.ports.stop()
         self.boundary.stop()  # the workers are gone: nothing left behind the firewall
         self.dockerd.stop()
         self.ui.kill_server()

@@ -47,6 +47,7 @@ LAZY = {
     "auth": "parent_agent.commands.auth:auth",
     "sync": "parent_agent.commands.auth:sync",
     "egress": "parent_agent.commands.egress:egress",
+    "ports": "parent_agent.commands.ports:ports",
     "claude": "parent_agent.commands.claude:claude",
 }  # fmt: skip
 

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hal_common import labels
+from hal_common.ports import parse_ports
 from hal_common.protocol import ServiceRow
 
 
@@ -34,6 +35,7 @@ class Worker:
     template: str = ""
     pid: int = 0  # the worker's init process, as the parent sees it (0 when not running)
     claude: str = ""  # the Claude Code version it mounts ("": made before the store)
+    ports: tuple[int, ...] = ()  # its `[worker] ports` as made (the label: no worker writes it)
 
 
 def to_worker(attrs: Mapping[str, Any]) -> Worker:
@@ -59,6 +61,7 @@ def to_worker(attrs: Mapping[str, Any]) -> Worker:
         template=lab.get(labels.TEMPLATE, ""),
         pid=int(state.get("Pid") or 0),
         claude=lab.get(labels.CLAUDE, ""),
+        ports=parse_ports(lab.get(labels.PORTS, "")),
     )
 
 

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from hal_common.errors import HalError
-from hal_common.protocol import EgressRow
+from hal_common.protocol import EgressRow, PortRow
 from hal_common.protocol import (
     LoopError as LoopError,  # the loop's errors, as `health` reports them
 )
@@ -56,6 +56,7 @@ class Snapshot:
     claude: str = ""  # the Claude Code version a restart gives; workers on another are outdated
     # a tmux client shows the dashboard window: while none does, the dashboard draws nothing
     viewed: bool = True
+    ports: tuple[PortRow, ...] = ()  # each running worker's listed ports and their URLs
 
     def recent_errors(self, now: datetime, count: int = 3) -> tuple[str, ...]:
         """The last `count` errors younger than ERROR_WINDOW_S, as 'HH:MM:SS text'."""
@@ -85,6 +86,7 @@ class Snapshot:
                 "agents": {name: a.to_json() for name, a in sorted(self.agents.items())},
                 "claude": self.claude,
                 "viewed": self.viewed,
+                "ports": [r.to_json() for r in self.ports],
             }
         )
 
@@ -111,6 +113,7 @@ class Snapshot:
                 agents=_agents(doc.get("agents")),
                 claude=str(doc.get("claude") or ""),
                 viewed=bool(doc.get("viewed", True)),
+                ports=_ports(doc.get("ports")),
             )
         except (KeyError, TypeError, AttributeError) as e:
             raise ValueError(f"malformed snapshot: {e!r}") from None
@@ -124,6 +127,16 @@ def _agents(doc: object) -> dict[str, AgentState]:
         except ValueError:
             continue  # a newer parent's entry: that worker shows no state
     return out
+
+
+def _ports(doc: object) -> tuple[PortRow, ...]:
+    out = []
+    for i, entry in enumerate(doc if isinstance(doc, list) else ()):
+        try:
+            out.append(PortRow.from_json(entry, f"ports[{i}]."))
+        except HalError:
+            continue  # a newer parent's row
+    return tuple(out)
 
 
 def _denial(doc: object) -> EgressRow | None:
@@ -148,7 +161,7 @@ def _worker_json(w: Worker) -> dict[str, Any]:
 
 def _worker_from(doc: dict[str, Any]) -> Worker:
     times = {k: _time(doc.get(k)) for k in _TIMES}
-    return Worker(**{**doc, **times})
+    return Worker(**{**doc, **times, "ports": tuple(doc.get("ports") or ())})
 
 
 def _time(text: str | None) -> datetime | None:

@@ -23,6 +23,7 @@ from hal_common.layout import (
     ParentLayout,
 )
 from hal_common.naming import container_name, session_name
+from hal_common.ports import format_ports
 from parent_agent.core.claude_state import CREDENTIALS, SHARED_DIRS, SHARED_FILES
 
 
@@ -124,7 +125,10 @@ def template_hash(cfg: WorkerConfig, image: str | None = None) -> str:
     """What a worker was created from, beyond its limits: a changed one marks it outdated."""
     # a table of literal values counts its values; an array of names stays as it always was
     env = sorted(cfg.env.items()) if isinstance(cfg.env, dict) else sorted(cfg.env)
-    text = json.dumps([image or cfg.image, list(cfg.command), cfg.restart, env, LAYOUT])
+    made: list[object] = [image or cfg.image, list(cfg.command), cfg.restart, env, LAYOUT]
+    if cfg.ports:  # only when set: workers made before ports existed are not outdated
+        made.append(sorted(cfg.ports))
+    text = json.dumps(made)
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -163,6 +167,8 @@ def worker_spec(
             **labels.worker_labels(session, project, image, __version__),
             labels.TEMPLATE: template_hash(cfg, image),
             **({labels.CLAUDE: version} if version else {}),
+            # the ports the parent's relays forward to (read back by `model.to_worker`)
+            **({labels.PORTS: format_ports(cfg.ports)} if cfg.ports else {}),
         },
         run_dir=str((layout or ParentLayout()).worker_run(session)),
         claude=version,

@@ -89,6 +89,20 @@ def _mem(u: Usage | None) -> str:
     return human_bytes(u.mem_used) + limit
 
 
+def ports_cell(w: Worker, status: Snapshot) -> Text:
+    """The worker's listed ports and their host ports: `3000→:47100` (the URL's port on the
+    address `hal-agent ports` shows), `3000→?` in yellow when it has none."""
+    cell = Text()
+    for r in (r for r in status.ports if r.name == w.name):
+        if cell:
+            cell.append(" ")
+        if r.host_port is not None:
+            cell.append(f"{r.port}→:{r.host_port}")
+        else:
+            cell.append(f"{r.port}→?", style="yellow")
+    return cell or Text("-", style="dim")
+
+
 def _health(h: Health) -> Text:
     if h.stale_s:
         silent = f"AGENT LOOP SILENT for {h.stale_s}s (hal-agent logs --agent)"
@@ -168,6 +182,9 @@ def render(status: Snapshot, height: int = 24, width: int = 80) -> RenderableTyp
     if wide:
         table.add_column("pids", no_wrap=True, justify="right")
     table.add_column("up", no_wrap=True, justify="right")
+    with_ports = bool(status.ports)
+    if with_ports:
+        table.add_column("ports", no_wrap=True, overflow="ellipsis")
     if wide:
         table.add_column("claude", no_wrap=True)
     table.add_column("win", no_wrap=True)
@@ -209,6 +226,7 @@ def render(status: Snapshot, height: int = 24, width: int = 80) -> RenderableTyp
             _mem(u),
             *([str(u.pids) if u else "-"] if wide else []),
             uptime(w, status.now),
+            *([ports_cell(w, status)] if with_ports else []),
             *([claude_cell(w, status.claude)] if wide else []),
             "yes" if w.name in status.windows else "-",
         ]

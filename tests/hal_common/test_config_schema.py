@@ -11,7 +11,7 @@ from hal_testing import REPO
 def test_docs_table_matches_the_schema(doc_path: str) -> None:
     """docs/config.md and the README list every key with its type, default, how it applies."""
     from hal_common import __version__
-    from hal_common.config_schema import NamesOrTable, schema_keys
+    from hal_common.config_schema import NamesOrTable, PortList, schema_keys
     from hal_io.config_cli import toml_text
 
     types = {
@@ -21,6 +21,7 @@ def test_docs_table_matches_the_schema(doc_path: str) -> None:
         bool: "true or false",
         tuple: "array of strings",
         NamesOrTable: "array of names, or table of strings",
+        PortList: "array of port numbers",
     }
     applies = {
         "restart": "restart",

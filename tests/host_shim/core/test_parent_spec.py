@@ -118,3 +118,21 @@ def test_an_override_set_changed_or_unset_since_the_create_needs_a_restart() -> 
     ) == ("HAL9000_KEYS_PREFIX", "HAL9000_LOG_LEVEL", "HAL9000_WORKER_MEMORY")
     # claudy's own variables never count, on either side
     assert env_restart_needed({}, ["HAL9000_OFFLINE=1", "HAL9000_CONFIG=/x"]) == ()
+
+
+def test_the_parent_publishes_its_range_on_the_loopback_and_tells_the_agent() -> None:
+    from hal_common.ports import PortRange
+
+    kw = parent_kwargs(
+        Config(), (), "/c", HostUser(1, 1), "caps", published=PortRange(47100, 47102)
+    )
+    assert kw["ports"] == {
+        "47100/tcp": ("127.0.0.1", 47100),
+        "47101/tcp": ("127.0.0.1", 47101),
+        "47102/tcp": ("127.0.0.1", 47102),
+    }
+    assert kw["environment"]["HAL_PORTS"] == "47100-47102"
+    assert kw["environment"]["HAL_PORTS_ADDRESS"] == "127.0.0.1"
+    assert kw["labels"][labels.PORTS] == "47100-47102"
+    bare = parent_kwargs(Config(), (), "/c", HostUser(1, 1), "caps")
+    assert "ports" not in bare and "HAL_PORTS" not in bare["environment"]

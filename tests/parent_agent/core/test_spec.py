@@ -172,3 +172,17 @@ def test_the_claude_binary_is_mounted_read_only_from_the_store_and_labelled() ->
     assert "/usr/local/bin/claude" not in {
         v["bind"] for v in create_kwargs(none, layout)["volumes"].values()
     }
+
+
+def test_listed_ports_are_labelled_and_a_change_marks_the_worker_outdated() -> None:
+    from parent_agent.core.model import to_worker
+    from parent_agent.core.spec import template_hash
+
+    spec = worker_spec("/home/u/p", WorkerConfig(ports=(3000, 5173)), 1000, 1000, {})
+    assert spec.labels[labels.PORTS] == "3000,5173"
+    assert to_worker({"Config": {"Labels": spec.labels}}).ports == (3000, 5173)
+    assert labels.PORTS not in worker_spec("/home/u/p", WorkerConfig(), 1000, 1000, {}).labels
+    # none listed: the template of workers made before ports existed (not outdated)
+    assert template_hash(WorkerConfig()) == template_hash(WorkerConfig(ports=()))
+    assert template_hash(WorkerConfig(ports=(3000,))) != template_hash(WorkerConfig())
+    assert template_hash(WorkerConfig(ports=(3000,))) != template_hash(WorkerConfig(ports=(8080,)))

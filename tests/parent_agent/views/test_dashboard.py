@@ -232,3 +232,19 @@ def test_services_waiting_for_their_image_are_not_shown_as_faults() -> None:
     (line,) = [ln for ln in lines if ln.startswith("services")]
     assert line.startswith("services … chromadb waiting for image  … chroma-mcp waiting for image")
     assert "✗" not in line and not any("says why" in ln for ln in lines)
+
+
+def test_a_workers_ports_show_with_their_host_ports() -> None:
+    from hal_common.protocol import PortRow
+
+    a, b = worker(1), worker(2)
+    rows = (
+        PortRow(a.name, 3000, "http://127.0.0.1:47100", 47100),
+        PortRow(b.name, 3000, None, None, "full"),
+    )
+    lines = text(Snapshot(NOW, Health(engine_ok=True), workers=(a, b), ports=rows), width=120)
+    assert "ports" in lines[1]
+    assert "3000→:47100" in next(line for line in lines if a.name in line)
+    assert "3000→?" in next(line for line in lines if b.name in line)
+    plain = text(Snapshot(NOW, Health(engine_ok=True), workers=(a,)), width=120)
+    assert "ports" not in plain[1]  # no worker lists ports: no column
