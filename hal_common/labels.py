@@ -14,6 +14,8 @@ IMAGE = f"{PREFIX}.image"
 VERSION = f"{PREFIX}.version"
 CLAUDE = f"{PREFIX}.claude-version"  # the Claude Code version the worker mounts
 TEMPLATE = f"{PREFIX}.template"  # hash of image, command, network, restart, env at creation
+# the project file's settings a worker was made with (JSON: its hash, trusted, limits, allow)
+PROJECT_CONFIG = f"{PREFIX}.project-config"
 
 ROLE_PARENT = "parent"
 ROLE_WORKER = "worker"
