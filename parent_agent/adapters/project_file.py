@@ -31,6 +31,7 @@ from hal_common.project_config import (
     merge,
     parse_project,
 )
+from hal_io.project_files import repo_root
 from parent_agent.adapters import untrusted
 
 log = logging.getLogger(__name__)
@@ -38,18 +39,9 @@ log = logging.getLogger(__name__)
 TASKS_DIR = "/.hal9000/tasks/"  # task worktrees: `<repo>/.hal9000/tasks/<name>`
 
 
-def repo_root(project: str, roots: tuple[str, ...] = ()) -> str:
-    """The repository `project` belongs to: the nearest directory at or above it holding a
-    `.git` (a directory, or a worktree's file), never a root itself nor above one; else the
-    project itself. `lstat` only: nothing is followed."""
-    here = project
-    while True:
-        if os.path.lexists(os.path.join(here, ".git")):
-            return here
-        up = os.path.dirname(here)
-        if up == here or up in roots or not any(up.startswith(r.rstrip("/") + "/") for r in roots):
-            return project
-        here = up
+def root_of(project: str, layout: ParentLayout) -> str:
+    """The repository root whose `.hal9000.toml` applies to `project` (`repo_root`)."""
+    return repo_root(project, layout.roots)
 
 
 def trust_key(root: str) -> str:
@@ -117,7 +109,7 @@ def load(cfg: Config, project: str, layout: ParentLayout) -> tuple[Config, Overl
     """The config `project`'s worker gets: the user's, with its repository's project file
     over it (see `project_config.merge`). ConfigError (a bad file) or Untrusted (widening,
     not trusted): nothing is created."""
-    root = repo_root(project, layout.roots)
+    root = root_of(project, layout)
     pf = read(root)
     if pf is None:
         return cfg, Overlay()

@@ -18,7 +18,9 @@ from hal_common.project_config import (
 )
 
 SRC = "/p/.hal9000.toml"
-USER = parse_config('[worker]\nmemory = "2g"\ncpus = 2\npids = 512\n[network]\nallow = ["a.example"]\n')
+USER = parse_config(
+    '[worker]\nmemory = "2g"\ncpus = 2\npids = 512\n[network]\nallow = ["a.example"]\n'
+)
 
 
 def parse(text: str):  # type: ignore[no-untyped-def]
