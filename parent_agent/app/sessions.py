@@ -140,6 +140,7 @@ def spawn(
     )
     if overlay.dockerfile and image is None:
         image = project_image(engine, overlay, progress or _log_line)
+        image_id = None  # claudy loaded the config's image, this one's base
     spec = worker_spec(
         project,
         cfg.worker,
