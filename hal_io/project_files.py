@@ -28,7 +28,7 @@ def repo_root(project: str, roots: tuple[str, ...] = ()) -> str:
         if os.path.lexists(os.path.join(here, ".git")):
             return here
         up = os.path.dirname(here)
-        inside = any(up.startswith(r.rstrip("/") + "/") for r in roots)
+        inside = any(up.startswith(str(r).rstrip("/") + "/") for r in roots)
         if up == here or not inside:
             return project
         here = up
