@@ -14,7 +14,7 @@ from typing import Literal, NoReturn
 
 import click
 
-from hal_common.errors import HalError, UsageError
+from hal_common.errors import ConfigError, HalError, UsageError
 from hal_common.layout import WORKER_BIN
 from hal_common.protocol import LsReply
 from hal_io.manners import complete_worker
@@ -74,7 +74,7 @@ def _told(p: Parent, client: str | None) -> Iterator[None]:
     where only the exit code would say it); it still exits with its code."""
     try:
         yield
-    except UsageError as e:
+    except (UsageError, ConfigError) as e:  # a refusal: the path policy, a .hal9000.toml
         if client:
             with suppress(Exception):  # the refusal stands, said or not
                 p.ui().message(client, f"hal-agent: {e.message}", hold=True)
@@ -105,18 +105,19 @@ def spawn(
         sessions.project_path(directory, p.layout)  # before the config, engine and tmux
     cfg = p.config()
     ui = None if no_window else p.ui()
-    spec = sessions.spawn(
-        p.inner(),
-        ui,
-        cfg,
-        directory,
-        p.layout,
-        p.env,
-        image_id=image_id,
-        name=name,
-        image=image,
-        progress=progress(p, client),
-    )
+    with _told(p, client):
+        spec = sessions.spawn(
+            p.inner(),
+            ui,
+            cfg,
+            directory,
+            p.layout,
+            p.env,
+            image_id=image_id,
+            name=name,
+            image=image,
+            progress=progress(p, client),
+        )
     if no_attach or no_window:
         click.echo(spec.session)
         return
