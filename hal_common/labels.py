@@ -15,6 +15,8 @@ VERSION = f"{PREFIX}.version"
 CLAUDE = f"{PREFIX}.claude-version"  # the Claude Code version the worker mounts
 PORTS = f"{PREFIX}.ports"  # a worker's `[worker] ports` ("3000,8080"); a parent's host range
 TEMPLATE = f"{PREFIX}.template"  # hash of image, command, network, restart, env at creation
+# the project file's settings a worker was made with (JSON: its hash, trusted, limits, allow)
+PROJECT_CONFIG = f"{PREFIX}.project-config"
 
 ROLE_PARENT = "parent"
 ROLE_WORKER = "worker"

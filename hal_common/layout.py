@@ -115,6 +115,12 @@ class ParentLayout:
         return self.run_dir / "locks"
 
     @property
+    def trust_dir(self) -> Path:
+        """The project files the user trusted (`hal-agent trust`): one record per repository,
+        in the data volume (no worker mounts it)."""
+        return self.data_dir / "trust"
+
+    @property
     def status_file(self) -> Path:
         return self.run_dir / "status.json"
 

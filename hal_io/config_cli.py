@@ -15,12 +15,14 @@ from typing import Any
 import click
 import tomlkit
 
-from hal_common.config import Resolved, Setting, env_name, read_config
+from hal_common.config import Config, Resolved, Setting, env_name, read_config
 from hal_common.config_edit import parse_key, set_in_file
 from hal_common.config_schema import RESTART, find_key
 from hal_common.errors import UsageError
 from hal_common.layout import ParentLayout
-from hal_io import manners
+from hal_common.project_config import PROJECT_FILE, widening
+from hal_common.projects import expand_user
+from hal_io import manners, project_files
 
 
 def toml_text(value: Any) -> str:
@@ -146,8 +148,21 @@ def config_group(path_of: Callable[[], Path]) -> click.Group:
 
     @group.command()
     @click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
-    def validate(file: Path | None) -> None:
-        """Check FILE (default: the config file, with env overrides); exit 0 if valid, else 2."""
+    @click.option(
+        "--project",
+        "project",
+        default=None,
+        type=click.Path(file_okay=False, exists=True),
+        help="Check DIR's .hal9000.toml (at its repository's root) instead, and say what in it "
+        "needs `trust`.",
+    )
+    def validate(file: Path | None, project: str | None) -> None:
+        """Check FILE (default: the config file, with env overrides); exit 0 if valid, else 2.
+
+        With --project DIR: the project file of DIR's repository, against this config."""
+        if project is not None:
+            validate_project(project, effective().config)
+            return
         if file is not None:
             resolved = read_config(file, {}, missing_ok=False)
             shown = file
@@ -161,6 +176,29 @@ def config_group(path_of: Callable[[], Path]) -> click.Group:
         click.echo(f"{shown}: ok")
 
     return group
+
+
+def validate_project(directory: str, cfg: Config) -> None:
+    """`config validate --project DIR`: the file's problems (ConfigError, exit 2), else ok
+    and what in it widens the user's config (those keys wait for `trust`)."""
+    root, pf = project_files.load(directory, roots_of(cfg))
+    if pf is None:
+        click.echo(f"{root}: no {PROJECT_FILE}; the user's config applies as it is")
+        return
+    click.echo(f"{pf.source}: ok (sha256 {pf.sha256})")
+    reasons = widening(pf, cfg)
+    if reasons:
+        click.echo(f"these widen your config and apply only once trusted (`claudy trust {root}`):")
+        for line in reasons:
+            click.echo(f"  {line}")
+
+
+def roots_of(cfg: Config) -> tuple[str, ...]:
+    """The roots, resolved: in the parent, the ones claudy started it with (HAL_ROOTS)."""
+    if os.environ.get("HAL_ROOTS"):
+        return tuple(r for r in os.environ["HAL_ROOTS"].split(":") if r)
+    home = os.path.expanduser("~")
+    return tuple(os.path.realpath(expand_user(r, home)) for r in cfg.parent.roots)
 
 
 def parent_group() -> click.Group:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from hal_common.errors import HalError
+from hal_common.errors import EXIT_USAGE, HalError
 from hal_common.layout import ParentLayout
 from hal_common.protocol import AuthStatus, Health, LsReply, Ready, SyncStatus, WorkerRow
 from host_shim.adapters.engine import ContainerHandle, ExecResult
@@ -32,6 +32,8 @@ class ParentCommandFailed(HalError):
         super().__init__(message)
         self.code = result.code
         self.output = result.output
+        if result.code == EXIT_USAGE:  # the parent refused the input (a bad .hal9000.toml…)
+            self.exit_code = EXIT_USAGE
 
 
 class ParentClient:

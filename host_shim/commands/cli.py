@@ -29,7 +29,13 @@ from host_shim.commands.claude import claude_group
 from host_shim.commands.context import Host, current_host, load_ctx, pass_host, stderr_console
 from host_shim.commands.doctor import run_checks
 from host_shim.commands.forwarded import Forwarded, forward, parent_workers
-from host_shim.commands.launch import fast_session, hint_stamps, prepare, remember
+from host_shim.commands.launch import (
+    fast_session,
+    hint_stamps,
+    prepare,
+    project_image,
+    remember,
+)
 from host_shim.commands.uninstall import uninstall
 from host_shim.core import fastpath, handover
 from host_shim.core.hint import FORWARDED as FORWARDED  # re-exported: tests, callers
@@ -152,8 +158,10 @@ def open_(host: Host, directory: str, detach: bool) -> None:
             cli, c.cfg.parent.name, session, host.term, os.getpid(), PARENT_LAYOUT
         )
         hand_over(argv[0], argv)
-    agent, image_id = prepare(c, engine)
-    remember(c, engine, agent.parent, image_id, before, project, say=False)  # said if older
+    wanted = project_image(c, project)  # a profile its .hal9000.toml asks for
+    agent, image_id = prepare(c, engine, wanted)
+    if wanted is None:  # the hint holds the config's worker image
+        remember(c, engine, agent.parent, image_id, before, project, say=False)  # said if older
     cli_auth.first_run(host, agent, host.err)
     if detach:
         click.echo(agent.spawn(project, image_id))

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 
 from rich.markup import escape
@@ -14,11 +15,13 @@ import hal_common
 import host_shim
 from hal_common.errors import HalError
 from hal_common.naming import container_name, session_name
+from hal_common.project_config import BUILTIN_IMAGES, WORKER_IMAGE
 from hal_common.projects import expand_user
 from hal_common.protocol import PARENT_RUNNING
 from hal_common.services_build import host_line
 from hal_common.shared_services import SERVICES_IMAGE
 from hal_common.shared_services import images as service_images
+from hal_io import project_files
 from host_shim.adapters import background, host_ports, images
 from host_shim.adapters.engine import ContainerHandle, HostEngine
 from host_shim.adapters.fast_hint import Stamps, forget_hint, save_hint, stamps, tree
@@ -42,12 +45,29 @@ OLDER_PARENT = (
 )
 
 
-def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
-    """Images built, parent running and ready, worker image inside: (parent, worker image id)."""
+def project_image(c: Ctx, project: str) -> str | None:
+    """The built-in image `project`'s `.hal9000.toml` asks for (`profile`, or `image` naming
+    one), which claudy builds on the host and loads like the others; None when it names
+    none. A bad file is refused here with its line (the parent would refuse it the same);
+    what needs trust is the parent's to decide."""
+    _, pf = project_files.load(project, c.roots)
+    if pf is None:
+        return None
+    image = f"{WORKER_IMAGE}:{pf.profile}" if pf.profile else pf.worker.get("image")
+    return image if image in BUILTIN_IMAGES and image != c.cfg.worker.image else None
+
+
+def prepare(c: Ctx, engine: HostEngine, image: str | None = None) -> tuple[ParentClient, str]:
+    """Images built, parent running and ready, worker image inside: (parent, worker image id).
+    `image`: the worker image to build and load instead of the config's (a project's
+    profile)."""
     paths = background.Paths.of(c.host.layout, c.host.env)
     shared = frozenset(service_images(c.cfg.services) & {SERVICES_IMAGE})
     say_background(c, paths)
-    later = images.ensure_images(engine, c.cfg, c.progress, c.host.env, defer=shared)
+    cfg = c.cfg
+    if image is not None:
+        cfg = replace(cfg, worker=replace(cfg.worker, image=image))
+    later = images.ensure_images(engine, cfg, c.progress, c.host.env, defer=shared)
     os.makedirs(c.config_dir, exist_ok=True)
     parent, changed = ensure_parent(
         engine,
@@ -64,7 +84,7 @@ def prepare(c: Ctx, engine: HostEngine) -> tuple[ParentClient, str]:
     say_if_older(c, engine, parent)
     say_restart_needed(c, parent)
     agent = ParentClient(parent)
-    image_id = images.ensure_inner_image(engine, agent, c.cfg.worker.image, c.progress)
+    image_id = images.ensure_inner_image(engine, agent, cfg.worker.image, c.progress)
     claude.ensure(c, engine, agent)  # the Claude Code workers mount (installed once)
     # not needed to reach Claude Code: built and loaded in the background, started once the
     # worker image is in (so that it does not slow the parent's start and that load)

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from hal_common.config import Config
 from hal_common.errors import HalError
+from hal_common.project_config import PROFILES, WORKER_IMAGE
 from hal_common.shared_services import SERVICES_IMAGE, images
 
 OFFLINE_BASE = "hal9000/base:bookworm"
@@ -140,8 +141,9 @@ def recipes(cfg: Config) -> list[Recipe]:
     """The images claudy builds: the worker image in use and the parent."""
     out = []
     worker = cfg.worker.image
-    if worker.startswith("hal9000/worker:"):
-        target = "standard" if worker.endswith(":standard") else "minimal"
+    if worker.startswith(f"{WORKER_IMAGE}:"):
+        profile = worker.split(":", 1)[1]
+        target = profile if profile in PROFILES else "minimal"
         out.append(Recipe(worker, "Dockerfile.worker", target))
     out.append(Recipe(cfg.parent.image, "Dockerfile.parent", None))
     if SERVICES_IMAGE in images(cfg.services):

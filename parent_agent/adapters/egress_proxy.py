@@ -214,6 +214,7 @@ class EgressProxy:
         resolve: Callable[[str, int], list[Address]] | None = None,
     ) -> None:
         self._policy = policy
+        self._by_worker: Mapping[str, Policy] = {}  # a project's own entries (trusted)
         self._log = EgressLog(log_path)
         self._listen = listen
         self._who = who
@@ -336,6 +337,18 @@ class EgressProxy:
         """Decide every request from now on with `policy` (open tunnels stay open)."""
         self._policy = policy  # one reference, read once per request
 
+    def set_worker_policies(self, policies: Mapping[str, Policy]) -> None:
+        """Workers whose project adds entries (`.hal9000.toml`, trusted): session → its
+        policy, the user's with those entries; every other worker gets the user's."""
+        self._by_worker = dict(policies)
+
+    def _policy_for(self, client: str) -> Policy:
+        policies = self._by_worker  # one reference, read once per request
+        if not policies:
+            return self._policy
+        worker = self._worker(client)
+        return policies.get(worker, self._policy) if worker else self._policy
+
     def set_gates(self, gates: Mapping[int, int], token: str) -> list[str]:
         """Listen on `(proxy host, listen port)` for each `{listen port: upstream port}` and
         close the gates not named; the token applies to every gate from now on. Returns the
@@ -421,7 +434,7 @@ class EgressProxy:
                 send = b""
             else:
                 host, port, send = _origin_request(head)
-            addr, verdict = await self._open(host, port, tunnel)
+            addr, verdict = await self._open(host, port, tunnel, self._policy_for(client))
         except _Refused as r:
             if method != "-" or r.verdict is not None:  # a request, not noise: log it
                 v = r.verdict or Verdict(False, r.reason)
@@ -469,10 +482,11 @@ class EgressProxy:
             ) from None
         return list(dict.fromkeys(found))  # in order, once each
 
-    async def _open(self, host: str, port: int, tunnel: Tunnel) -> tuple[Address, Verdict]:
+    async def _open(
+        self, host: str, port: int, tunnel: Tunnel, policy: Policy
+    ) -> tuple[Address, Verdict]:
         """Decide, resolve, decide on each address, connect `tunnel` to the first allowed
         one: that address and the verdict that allowed it."""
-        policy = self._policy
         if (early := policy.may_resolve(host, port)) is not None:
             raise _Refused(403, early.rule, early)
         denied: tuple[Address, Verdict] | None = None

@@ -12,6 +12,7 @@ It returns plain data: the engine's inspect dicts, or the small values of `core.
 
 from __future__ import annotations
 
+import io
 import logging
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -339,6 +340,34 @@ class InnerEngine:
                     raise HalError(f"inner engine refused the image: {line['error']}")
                 if "stream" in line:
                     yield str(line["stream"]).strip()
+
+    def build(
+        self,
+        context: bytes,
+        tag: str,
+        image_labels: Mapping[str, str],
+        what: str = "building an image",
+    ) -> Iterator[str]:
+        """Build `context` (a tar holding `Dockerfile`) as `tag` with the legacy builder on
+        the engine's default network; yields the build's output lines. HalError (the
+        build's own message) when a step fails."""
+        with translated(what):
+            lines = self.client.api.build(
+                fileobj=io.BytesIO(context),
+                custom_context=True,
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                labels=dict(image_labels),
+            )
+            for line in lines:
+                if "error" in line:
+                    raise HalError(f"{what}: {str(line['error']).strip()}")
+                if "stream" in line:
+                    text = str(line["stream"]).rstrip()
+                    if text:
+                        yield text
 
     # --- events --------------------------------------------------------------------------------
 

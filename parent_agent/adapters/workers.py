@@ -10,12 +10,14 @@ import threading
 import time
 from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import suppress
 from typing import Any
 
 from hal_common import labels
 from hal_common.config import WorkerConfig
 from hal_common.errors import HalError, ImageMissing, NameConflict, NoSuchSession, UsageError
 from hal_common.layout import RESUME_FILE, ParentLayout
+from hal_common.project_config import limits_with
 from parent_agent.adapters import untrusted
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core import agent_state
@@ -133,6 +135,7 @@ def ensure_worker(
     """
     what = f"starting worker {spec.session}"
     write_identity(spec.run_dir, spec.uid, spec.gid)
+    write_setup(spec.run_dir, spec.setup)
     ensure_report_dir(layout, spec.session, spec.uid, spec.gid)
     attrs = engine.inspect(spec.container, what)
     older_build = attrs is not None and bool(image_id) and attrs.get("Image") != image_id
@@ -228,6 +231,27 @@ def write_identity(run_dir: str, uid: int, gid: int) -> None:
         os.replace(tmp, path)
 
 
+SETUP_FILE = "setup"  # in the run directory: the project's one-time command (hal-worker runs it)
+
+
+def write_setup(run_dir: str, setup: str) -> None:
+    """The project's `setup` command for hal-worker to run once before the agent
+    (`/etc/hal/run/setup`, read-only in the worker); removed when there is none."""
+    if not run_dir:
+        return
+    path = os.path.join(run_dir, SETUP_FILE)
+    if not setup:
+        with suppress(FileNotFoundError):
+            os.unlink(path)
+        return
+    os.makedirs(run_dir, mode=0o755, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{SETUP_FILE}.", dir=run_dir)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(setup if setup.endswith("\n") else setup + "\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
 def restore_identities(engine: InnerEngine, layout: ParentLayout) -> int:
     """Write the passwd and group files of every worker from its inspect data (its user and
     session): a new parent (after `claudy down`) has none, and a stopped worker started by
@@ -314,10 +338,11 @@ def update_limits(engine: InnerEngine, cfg: WorkerConfig, session: str | None = 
     running = engine.containers(
         labels.ROLE_WORKER, session=session, stopped=False, what="listing workers"
     )
-    body = limits_body(cfg)
     done: list[str] = []
     failed: list[Failure] = []
     for c in running:
+        # a worker of a project with its own limits keeps them (limits_with says how)
+        body = limits_body(limits_with(cfg, c.labels.get(labels.PROJECT_CONFIG, "")))
         try:
             engine.update_limits(c.id, body, what=f"could not update {c.name}")
         except HalError as e:

@@ -10,11 +10,13 @@ worker events, with one engine lookup (at most once a second) for an address it 
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
 from collections.abc import Mapping
 
+from hal_common import labels
 from hal_common.config import Config
 from hal_common.egress import Policy, policy
 from hal_common.errors import HalError
@@ -30,6 +32,18 @@ log = logging.getLogger(__name__)
 MISS_EVERY_S = 1.0  # an unknown client address asks the engine at most this often
 
 
+def project_allow(found: Mapping[str, str]) -> tuple[str, ...]:
+    """The `[network] allow` entries a worker's project file gave it (its label)."""
+    try:
+        body = json.loads(found.get(labels.PROJECT_CONFIG) or "{}")
+        allow = body.get("allow") or []
+        if body.get("trusted") is not True:
+            return ()  # entries the user's config has anyway: nothing to add
+    except (ValueError, AttributeError):
+        return ()
+    return tuple(e for e in allow if isinstance(e, str))
+
+
 def session_of(container: str) -> str | None:
     """The session of a worker's container name (others: None)."""
     return container[len(CONTAINER_PREFIX) :] if container.startswith(CONTAINER_PREFIX) else None
@@ -43,6 +57,8 @@ class Boundary:
         self.engine: InnerEngine | None = None
         self.proxy: EgressProxy | None = None
         self.addresses: Mapping[str, str] = {}  # worker IP → session; replaced, never mutated
+        self.cfg: Config | None = None
+        self.extra: Mapping[str, tuple[str, ...]] = {}  # session → its project's entries
         self.gates: dict[int, int] = {}
         self.open_ports: tuple[int, ...] = ()  # the gates the firewall lets workers reach
         self._token = ""
@@ -55,6 +71,7 @@ class Boundary:
         """The network (made once), the proxy on its gateway, the firewall. HalError (or
         OSError, ValueError) when a part could not be put in place: the caller reports it."""
         self.engine = engine
+        self.cfg = cfg
         engine.ensure_network()
         self.refresh()
         self.apply_firewall()  # first: a proxy that fails to start leaves workers fenced in
@@ -62,6 +79,7 @@ class Boundary:
             proxy = EgressProxy(self.policy(cfg), self.layout.egress_log, who=self.who)
             proxy.start()
             self.proxy = proxy
+            self.apply_extra()
             log.info("egress proxy listening", extra={"address": str(proxy.address)})
             if self.gates:  # the services were planned before the proxy was up
                 self.set_gates(self.gates, self._token)
@@ -70,8 +88,25 @@ class Boundary:
         return policy(cfg.network.mode, cfg.network.allow, own_addresses())
 
     def set_policy(self, cfg: Config) -> None:
+        self.cfg = cfg
         if self.proxy is not None:
             self.proxy.set_policy(self.policy(cfg))
+            self.apply_extra()
+
+    def apply_extra(self) -> None:
+        """Each worker whose project file adds `[network] allow` entries (the label its spawn
+        wrote, only once the user trusted the file) gets the user's policy with them; a
+        worker whose entries do not parse keeps the user's (logged)."""
+        if self.proxy is None or self.cfg is None:
+            return
+        policies: dict[str, Policy] = {}
+        for session, entries in self.extra.items():
+            try:
+                allow = (*self.cfg.network.allow, *entries)
+                policies[session] = policy(self.cfg.network.mode, allow, own_addresses())
+            except ValueError as e:
+                log.warning("worker %s: its project's allow entries are ignored: %s", session, e)
+        self.proxy.set_worker_policies(policies)
 
     def set_gates(self, gates: Mapping[int, int], token: str) -> list[str]:
         """Gates for the services with a port; the firewall opens the ones that listen. The
@@ -119,6 +154,16 @@ class Boundary:
         self.addresses = {
             ip: session for ip, name in members.items() if (session := session_of(name))
         }
+        try:
+            running = engine.containers(labels.ROLE_WORKER, stopped=False, what="listing workers")
+        except HalError as e:
+            log.debug("workers' project entries unknown: %s", e)
+            return
+        extra = {c.session: project_allow(c.labels) for c in running}
+        extra = {k: v for k, v in extra.items() if k and v}
+        if extra != self.extra:
+            self.extra = extra
+            self.apply_extra()
 
     def who(self, ip: str) -> str | None:
         """The worker session at `ip` (the proxy's thread: a lookup, rarely one engine call)."""

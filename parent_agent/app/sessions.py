@@ -6,17 +6,18 @@ import errno
 import fcntl
 import logging
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hal_common.config import Config
-from hal_common.errors import HalError, NoSuchSession, UsageError
+from hal_common.errors import HalError, ImageMissing, NoSuchSession, UsageError
 from hal_common.layout import ParentLayout
+from hal_common.project_config import BUILTIN_IMAGES, PROJECT_IMAGE, Overlay
 from hal_common.projects import PathPolicy, resolve_project
 from parent_agent.adapters import claude_home as claude_home_mod
-from parent_agent.adapters import claude_store, services, workers
+from parent_agent.adapters import claude_store, project_file, services, workers
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core import services as services_core
 from parent_agent.core.spec import (
@@ -114,11 +115,15 @@ def spawn(
     image_id: str | None = None,
     name: str | None = None,
     image: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> WorkerSpec:
     """Ensure the worker for `directory` runs and (given a tmux UI) has a window. Idempotent.
 
-    `env` is the environment `[worker].env` names are passed on from."""
+    `env` is the environment `[worker].env` names are passed on from. The project's
+    `.hal9000.toml` is merged over `cfg` first: a bad or untrusted one refuses the spawn
+    before anything is made. `progress` hears a user Dockerfile's build, line by line."""
     project = project_path(directory, layout)
+    cfg, overlay = project_file.load(cfg, project, layout)
     uid, gid = host_owner(project, layout)
     existing = workers.find_by_project(engine, project)
     if name is not None:
@@ -133,11 +138,23 @@ def spawn(
     claude = claude_binary(
         layout, cfg, running=existing is not None and existing.state == "running"
     )
+    if overlay.dockerfile and image is None:
+        image = project_image(engine, overlay, progress or _log_line)
+        image_id = None  # claudy loaded the config's image, this one's base
     spec = worker_spec(
-        project, cfg.worker, uid, gid, env, session=name, image=image, layout=layout, claude=claude
+        project,
+        cfg.worker,
+        uid,
+        gid,
+        env,
+        session=name,
+        image=image,
+        layout=layout,
+        claude=claude,
+        overlay=overlay,
     )
     with session_lock(spec.session, layout.lock_dir), disk_errors(spec.session, layout):
-        current = workers.check_image(engine, spec.image, image_id)
+        current = check_image(engine, spec.image, image_id, project)
         bearer = services.ensure_token(layout.mcp_token_file)
         plan = services_core.plan(cfg.services, layout.service_data, bearer)
         # its private state, with the MCP servers even if the loop lags; a file the worker
@@ -155,6 +172,41 @@ def spawn(
             command = worker_window_command(spec.container, layout.inner_docker_host)
             ui.ensure_window(spec.session, command)
     return spec
+
+
+def _log_line(text: str) -> None:
+    log.info("%s", text)
+
+
+def check_image(engine: InnerEngine, image: str, image_id: str | None, project: str) -> str:
+    """`workers.check_image`, saying how to get a built-in profile's image (claudy builds
+    it on the host when a project asks for it)."""
+    try:
+        return workers.check_image(engine, image, image_id)
+    except ImageMissing as e:
+        if image in BUILTIN_IMAGES and not image_id:
+            e.hint = f"`claudy {project}` on the host builds {image} and loads it into the parent"
+        raise
+
+
+def project_image(engine: InnerEngine, overlay: Overlay, progress: Callable[[str], None]) -> str:
+    """The image of the project's own Dockerfile, built in the parent's engine when no image
+    of its content is there yet (tag: the hash of the Dockerfile and its folder)."""
+    context, digest = project_file.build_context(overlay.root, overlay.dockerfile)
+    tag = f"{PROJECT_IMAGE}:{digest[:16]}"
+    if engine.has_image(tag):
+        return tag
+    where = f"{overlay.root}/{overlay.dockerfile}"
+    progress(f"building {tag} from {where} (once for this content)")
+    for line in engine.build(
+        context,
+        tag,
+        {"dev.hal9000.project": overlay.root, "dev.hal9000.source": digest},
+        what=f"building {where}",
+    ):
+        progress(line)
+    progress(f"built {tag}")
+    return tag
 
 
 def claude_binary(layout: ParentLayout, cfg: Config, running: bool) -> tuple[str, str] | None:

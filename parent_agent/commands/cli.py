@@ -49,6 +49,7 @@ LAZY = {
     "egress": "parent_agent.commands.egress:egress",
     "ports": "parent_agent.commands.ports:ports",
     "claude": "parent_agent.commands.claude:claude",
+    "trust": "parent_agent.commands.trust:trust",
 }  # fmt: skip
 
 

@@ -7,14 +7,14 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from typing import Literal, NoReturn
 
 import click
 
-from hal_common.errors import HalError, UsageError
+from hal_common.errors import ConfigError, HalError, UsageError
 from hal_common.layout import WORKER_BIN
 from hal_common.protocol import LsReply
 from hal_io.manners import complete_worker
@@ -74,7 +74,7 @@ def _told(p: Parent, client: str | None) -> Iterator[None]:
     where only the exit code would say it); it still exits with its code."""
     try:
         yield
-    except UsageError as e:
+    except (UsageError, ConfigError) as e:  # a refusal: the path policy, a .hal9000.toml
         if client:
             with suppress(Exception):  # the refusal stands, said or not
                 p.ui().message(client, f"hal-agent: {e.message}", hold=True)
@@ -105,9 +105,19 @@ def spawn(
         sessions.project_path(directory, p.layout)  # before the config, engine and tmux
     cfg = p.config()
     ui = None if no_window else p.ui()
-    spec = sessions.spawn(
-        p.inner(), ui, cfg, directory, p.layout, p.env, image_id=image_id, name=name, image=image
-    )
+    with _told(p, client):
+        spec = sessions.spawn(
+            p.inner(),
+            ui,
+            cfg,
+            directory,
+            p.layout,
+            p.env,
+            image_id=image_id,
+            name=name,
+            image=image,
+            progress=progress(p, client),
+        )
     if no_attach or no_window:
         click.echo(spec.session)
         return
@@ -116,6 +126,19 @@ def spawn(
         p.ui().focus(client, spec.session)
     else:
         exec_attach(p, spec.session)
+
+
+def progress(p: Parent, client: str | None) -> Callable[[str], None]:
+    """Where a project image's build shows: this terminal, line by line; with a client (a
+    key ran us in the background), its status line."""
+    if not client:
+        return lambda line: click.echo(line, err=True)
+
+    def show(line: str) -> None:
+        with suppress(Exception):  # a status line is a courtesy; the build goes on
+            p.ui().message(client, f"hal-agent: {line[:200]}")
+
+    return show
 
 
 def warn(p: Parent, spec: WorkerSpec, client: str | None) -> None:
@@ -150,7 +173,16 @@ def attach(p: Parent, target: str, image_id: str | None, client: str | None) -> 
             sessions.project_path(target, p.layout)  # before the engine and tmux
     inner = p.inner()
     if sessions.looks_like_path(target):
-        spec = sessions.spawn(inner, p.ui(), p.config(), target, p.layout, p.env, image_id=image_id)
+        spec = sessions.spawn(
+            inner,
+            p.ui(),
+            p.config(),
+            target,
+            p.layout,
+            p.env,
+            image_id=image_id,
+            progress=progress(p, client),
+        )
         name, container = spec.session, spec.container
         warn(p, spec, client)
     else:

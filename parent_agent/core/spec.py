@@ -24,6 +24,7 @@ from hal_common.layout import (
 )
 from hal_common.naming import container_name, session_name
 from hal_common.ports import format_ports
+from hal_common.project_config import Overlay
 from parent_agent.core.claude_state import CREDENTIALS, SHARED_DIRS, SHARED_FILES
 
 
@@ -47,6 +48,7 @@ class WorkerSpec:
     # mounted, the image's own `claude` if it has one)
     claude: str = ""
     claude_path: str = ""
+    setup: str = ""  # the project's one-time command (`.hal9000.toml`), run by hal-worker
 
 
 # The uid a worker runs as when both the host user and the project's owner are root: outside
@@ -122,7 +124,8 @@ LAYOUT = 4
 
 
 def template_hash(cfg: WorkerConfig, image: str | None = None) -> str:
-    """What a worker was created from, beyond its limits: a changed one marks it outdated."""
+    """What a worker was created from, beyond its limits: a changed one marks it outdated.
+    (A project file's settings are the `PROJECT_CONFIG` label's, compared by `same_spec`.)"""
     # a table of literal values counts its values; an array of names stays as it always was
     env = sorted(cfg.env.items()) if isinstance(cfg.env, dict) else sorted(cfg.env)
     made: list[object] = [image or cfg.image, list(cfg.command), cfg.restart, env, LAYOUT]
@@ -142,14 +145,23 @@ def worker_spec(
     image: str | None = None,
     layout: ParentLayout | None = None,
     claude: tuple[str, str] | None = None,
+    overlay: Overlay | None = None,
 ) -> WorkerSpec:
     """The worker for `project`; `[worker].env` names take their values from `environ`.
     `layout` (default: the parent image's) says where the worker's parent-side files go.
-    `claude`: (version, binary path) from the parent's store, mounted read-only."""
+    `claude`: (version, binary path) from the parent's store, mounted read-only.
+    `overlay`: what the project's file adds (`cfg` is already merged with it): its env
+    literals over the user's, its record as a label, its setup command. The template label
+    stays the user's config's (`overlay.base`), so the dashboard's "outdated" keeps meaning
+    "made from another config"; the project's part is its own label."""
     version, binary = claude or ("", "")
     session = session or session_name(project)
+    overlay = overlay or Overlay()
+    base = overlay.base or cfg
+    template = template_hash(base, image)
     image = image or cfg.image
-    env = worker_env(cfg, environ)
+    env = {**worker_env(cfg, environ), **overlay.env}
+    record = overlay.label()
     return WorkerSpec(
         session=session,
         container=container_name(session),
@@ -165,14 +177,16 @@ def worker_spec(
         env=env,
         labels={
             **labels.worker_labels(session, project, image, __version__),
-            labels.TEMPLATE: template_hash(cfg, image),
+            labels.TEMPLATE: template,
             **({labels.CLAUDE: version} if version else {}),
             # the ports the parent's relays forward to (read back by `model.to_worker`)
             **({labels.PORTS: format_ports(cfg.ports)} if cfg.ports else {}),
+            **({labels.PROJECT_CONFIG: record} if record else {}),
         },
         run_dir=str((layout or ParentLayout()).worker_run(session)),
         claude=version,
         claude_path=binary,
+        setup=overlay.setup,
     )
 
 
@@ -307,6 +321,7 @@ def same_spec(attrs: Mapping[str, Any], spec: WorkerSpec) -> bool:
     found = config.get("Labels") or {}
     return (
         found.get(labels.TEMPLATE) == spec.labels.get(labels.TEMPLATE)
+        and found.get(labels.PROJECT_CONFIG, "") == spec.labels.get(labels.PROJECT_CONFIG, "")
         and found.get(labels.CLAUDE, "") == spec.claude  # a restart takes the current version
         and config.get("User") == f"{spec.uid}:{spec.gid}"
     )

@@ -3,15 +3,20 @@ gates the firewall opens, and the rules it writes."""
 
 from __future__ import annotations
 
+import ipaddress
+import json
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
+from hal_common import labels
+from hal_common.config import parse_config
 from hal_common.layout import ParentLayout
 from parent_agent.adapters import firewall
 from parent_agent.app import boundary as boundary_mod
 from parent_agent.app.boundary import Boundary, session_of
+from parent_agent.core.model import Listed
 
 
 class Members:
@@ -19,11 +24,54 @@ class Members:
 
     def __init__(self) -> None:
         self.members: dict[str, str] = {}
+        self.listed: list[Listed] = []
         self.calls = 0
 
     def network_members(self) -> dict[str, str]:
         self.calls += 1
         return dict(self.members)
+
+    def containers(self, *_a: Any, **_kw: Any) -> list[Listed]:
+        return list(self.listed)
+
+
+def test_a_worker_gets_its_trusted_projects_entries(tmp_path: Path) -> None:
+    b = Boundary(ParentLayout(run_dir=tmp_path))
+    engine = Members()
+    b.engine = engine  # type: ignore[assignment]
+    b.cfg = parse_config('[network]\nallow = ["mine.example"]\n')
+
+    class Proxy:
+        policies: ClassVar[dict[str, Any]] = {}
+
+        def set_worker_policies(self, policies: Any) -> None:
+            Proxy.policies = dict(policies)
+
+    b.proxy = Proxy()  # type: ignore[assignment]
+    record = {"sha256": "x", "trusted": True, "limits": {}, "allow": ["theirs.example"]}
+    untrusted = {**record, "trusted": False}
+    engine.listed = [
+        Listed(
+            "1",
+            "hal9000-w-a",
+            "running",
+            "",
+            {labels.SESSION: "a", labels.PROJECT_CONFIG: json.dumps(record)},
+        ),
+        Listed(
+            "2",
+            "hal9000-w-b",
+            "running",
+            "",
+            {labels.SESSION: "b", labels.PROJECT_CONFIG: json.dumps(untrusted)},
+        ),
+    ]
+    b.refresh()
+    assert set(Proxy.policies) == {"a"}
+    public = ipaddress.ip_address("93.184.216.34")
+    for host in ("theirs.example", "mine.example"):
+        assert Proxy.policies["a"].decide(host, 443, public).allowed
+    assert not Proxy.policies["a"].decide("other.example", 443, public).allowed
 
 
 def test_who_maps_worker_addresses_and_looks_up_a_miss_at_most_once_a_second(
