@@ -12,9 +12,12 @@ directory (sudo). Built-ins only: this module is part of claudy's start-up.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Mapping
 
 from host_shim.core.hint import MAX_PROJECTS, Hint, Stamp, env_subset, hint_key
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up)
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping
 
 Stamps = tuple[tuple[str, Stamp], ...]
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
 
 from hal_io.exec_tty import NoExec, exec_attached
 from host_shim.adapters.fast_hint import load_hint
@@ -38,6 +37,10 @@ from host_shim.core.hint import (
     quick_candidate,
     still_holds,
 )
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 DEFAULT_TERM = "xterm-256color"  # core.handover's (a test holds them equal)
 

@@ -22,7 +22,10 @@ Standard library built-ins only (`marshal`): this module is part of claudy's sta
 from __future__ import annotations
 
 import marshal
-from collections.abc import Mapping
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING, without importing typing (start-up)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 FALLBACK = 97  # the in-parent attach script's "cannot attach here": the full path runs
 HINT_VERSION = 2
