@@ -14,6 +14,9 @@ IMAGE = f"{PREFIX}.image"
 VERSION = f"{PREFIX}.version"
 CLAUDE = f"{PREFIX}.claude-version"  # the Claude Code version the worker mounts
 TEMPLATE = f"{PREFIX}.template"  # hash of image, command, network, restart, env at creation
+GRANTS = f"{PREFIX}.grants"  # a worker's identity grants: "ssh-agent,github-token" (or "")
+# on the parent: the host's SSH agent socket it binds ("" none); another one means a restart
+SSH_AGENT = f"{PREFIX}.ssh-agent"
 
 ROLE_PARENT = "parent"
 ROLE_WORKER = "worker"

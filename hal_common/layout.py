@@ -35,6 +35,9 @@ PARENT_CLAUDE_HOME = Path("/config/claude")
 PARENT_DATA = Path("/data")
 INNER_DATA_ROOT = Path("/var/lib/docker")
 RUN_DIR = Path("/run/hal9000")
+# where claudy binds the host's SSH agent socket ($SSH_AUTH_SOCK) into the parent, when a
+# project is opted in (`[identity] ssh_agent`); outside the run directory's tmpfs
+PARENT_SSH_AGENT = Path("/run/hal9000-ssh-agent.sock")
 # the parent's logs, in the data volume: they outlive the container (`claudy down`)
 LOG_DIR = PARENT_DATA / "logs"
 
@@ -63,6 +66,7 @@ class ParentLayout:
     host_home: str = ""  # the host user's home (HAL_HOST_HOME): its secrets are never projects
     host_config_dir: str = ""  # hal-9000's config directory on the host (HAL_HOST_CONFIG_DIR)
     claude_store_dir: Path | None = None  # HAL_CLAUDE_STORE (tests share one); None: data's
+    ssh_agent_sock: Path = PARENT_SSH_AGENT  # the host's SSH agent, if claudy bound it
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ParentLayout:
@@ -86,6 +90,7 @@ class ParentLayout:
             host_home=env.get("HAL_HOST_HOME", ""),
             host_config_dir=env.get("HAL_HOST_CONFIG_DIR", ""),
             claude_store_dir=Path(env["HAL_CLAUDE_STORE"]) if env.get("HAL_CLAUDE_STORE") else None,
+            ssh_agent_sock=path("HAL_SSH_AGENT_SOCK", PARENT_SSH_AGENT),
         )
 
     @property
@@ -193,6 +198,13 @@ class ParentLayout:
     def egress_log(self) -> Path:
         """One JSON line per request the egress proxy saw (allowed or denied)."""
         return self.log_dir / "egress.jsonl"
+
+    @property
+    def identity_dir(self) -> Path:
+        """The parent's private identity store (root's, 0700): the host's git name and email
+        (`git.json`) and the imported GitHub token (`github-token`, 0600). Never mounted:
+        a worker opted in gets its own copy (`worker_run`)."""
+        return self.data_dir / "identity"
 
     @property
     def mcp_token_file(self) -> Path:

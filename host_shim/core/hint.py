@@ -34,8 +34,8 @@ MAX_PROJECTS = 256  # the decisions a hint keeps (the most recent)
 FORWARDED = ("ls", "spawn", "attach", "start", "restart", "rm", "logs", "stats", "shell",
              "keys", "gc", "version", "egress", "services", "health")  # fmt: skip
 TOP_OPTIONS = ("--help", "-h", "--version")
-COMMANDS = ("auth", "build", "claude", "completion", "config", "doctor", "down", "open", "send",
-            "status", "stop", "sync", "uninstall")  # fmt: skip
+COMMANDS = ("auth", "build", "claude", "completion", "config", "doctor", "down", "identity",
+            "open", "send", "status", "stop", "sync", "uninstall")  # fmt: skip
 
 # The variables the config, the layout, the path policy and the engine come from.
 ENV_PREFIXES = ("HAL9000_", "DOCKER_")

@@ -5,18 +5,21 @@ from __future__ import annotations
 import errno
 import fcntl
 import logging
+import os
 import re
+import stat
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hal_common import identity
 from hal_common.config import Config
 from hal_common.errors import HalError, NoSuchSession, UsageError
 from hal_common.layout import ParentLayout
 from hal_common.projects import PathPolicy, resolve_project
 from parent_agent.adapters import claude_home as claude_home_mod
-from parent_agent.adapters import claude_store, services, workers
+from parent_agent.adapters import claude_store, identity_store, services, workers
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core import services as services_core
 from parent_agent.core.spec import (
@@ -133,9 +136,27 @@ def spawn(
     claude = claude_binary(
         layout, cfg, running=existing is not None and existing.state == "running"
     )
-    spec = worker_spec(
-        project, cfg.worker, uid, gid, env, session=name, image=image, layout=layout, claude=claude
+    grants = identity.grants(
+        project, cfg.identity.ssh_agent, cfg.identity.github_token, layout.host_home
     )
+    spec = worker_spec(
+        project,
+        cfg.worker,
+        uid,
+        gid,
+        env,
+        session=name,
+        image=image,
+        layout=layout,
+        claude=claude,
+        grants=grants,
+        ssh_agent=ssh_agent_socket(layout, project) if grants.ssh_agent else "",
+    )
+    if grants.github_token and identity_store.load_token(layout) is None:
+        log.warning(
+            "%s is opted in to the GitHub token, but none is imported (claudy auth github)",
+            project,
+        )
     with session_lock(spec.session, layout.lock_dir), disk_errors(spec.session, layout):
         current = workers.check_image(engine, spec.image, image_id)
         bearer = services.ensure_token(layout.mcp_token_file)
@@ -155,6 +176,23 @@ def spawn(
             command = worker_window_command(spec.container, layout.inner_docker_host)
             ui.ensure_window(spec.session, command)
     return spec
+
+
+def ssh_agent_socket(layout: ParentLayout, project: str) -> str:
+    """The host's SSH agent socket claudy bound into the parent, for an opted-in project:
+    its path, or "" (and a warning) when there is none."""
+    sock = layout.ssh_agent_sock
+    try:
+        if stat.S_ISSOCK(os.stat(sock).st_mode):
+            return str(sock)
+    except OSError:
+        pass
+    log.warning(
+        "%s is opted in to the SSH agent, but the parent has none from the host: start "
+        "claudy where SSH_AUTH_SOCK is set, then `claudy down && claudy`",
+        project,
+    )
+    return ""
 
 
 def claude_binary(layout: ParentLayout, cfg: Config, running: bool) -> tuple[str, str] | None:

@@ -48,6 +48,7 @@ LAZY = {
     "sync": "parent_agent.commands.auth:sync",
     "egress": "parent_agent.commands.egress:egress",
     "claude": "parent_agent.commands.claude:claude",
+    "identity": "parent_agent.commands.identity:identity_group",
 }  # fmt: skip
 
 

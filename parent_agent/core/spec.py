@@ -14,6 +14,7 @@ from hal_common.claude_code import WORKER_BINARY as WORKER_CLAUDE_BINARY
 from hal_common.config import WorkerConfig, parse_memory, worker_env
 from hal_common.config_schema import WORKER_MIN_CPUS, WORKER_MIN_MEMORY, WORKER_MIN_PIDS
 from hal_common.egress import GATEWAY, WORKER_NETWORK, proxy_env
+from hal_common.identity import GITCONFIG, NO_GRANTS, WORKER_SSH_SOCK, Grants
 from hal_common.layout import (
     WORKER_CLAUDE_HOME,
     WORKER_HOME,
@@ -46,6 +47,10 @@ class WorkerSpec:
     # mounted, the image's own `claude` if it has one)
     claude: str = ""
     claude_path: str = ""
+    # what it is given beyond the git identity ([identity] in the user's config), and the
+    # parent's SSH agent socket it binds ("": none)
+    grants: Grants = NO_GRANTS
+    ssh_agent: str = ""
 
 
 # The uid a worker runs as when both the host user and the project's owner are root: outside
@@ -138,11 +143,16 @@ def worker_spec(
     image: str | None = None,
     layout: ParentLayout | None = None,
     claude: tuple[str, str] | None = None,
+    grants: Grants = NO_GRANTS,
+    ssh_agent: str = "",
 ) -> WorkerSpec:
     """The worker for `project`; `[worker].env` names take their values from `environ`.
     `layout` (default: the parent image's) says where the worker's parent-side files go.
-    `claude`: (version, binary path) from the parent's store, mounted read-only."""
+    `claude`: (version, binary path) from the parent's store, mounted read-only.
+    `grants`: its opt-ins; `ssh_agent`: the parent's agent socket, bound when granted."""
     version, binary = claude or ("", "")
+    # the SSH grant counts only with a socket to bind: the label says what the worker got
+    grants = Grants(grants.ssh_agent and bool(ssh_agent), grants.github_token)
     session = session or session_name(project)
     image = image or cfg.image
     env = worker_env(cfg, environ)
@@ -163,10 +173,13 @@ def worker_spec(
             **labels.worker_labels(session, project, image, __version__),
             labels.TEMPLATE: template_hash(cfg, image),
             **({labels.CLAUDE: version} if version else {}),
+            labels.GRANTS: grants.label(),
         },
         run_dir=str((layout or ParentLayout()).worker_run(session)),
         claude=version,
         claude_path=binary,
+        grants=grants,
+        ssh_agent=ssh_agent if grants.ssh_agent else "",
     )
 
 
@@ -238,7 +251,19 @@ def mounts(spec: WorkerSpec, layout: ParentLayout) -> dict[str, dict[str, str]]:
     volumes[str(layout.worker_reports(spec.session))] = {"bind": WORKER_REPORT_DIR, "mode": "rw"}
     if spec.claude_path:  # the store's file, read-only: no worker can change what another runs
         volumes[spec.claude_path] = {"bind": WORKER_CLAUDE_BINARY, "mode": "ro"}
+    if spec.ssh_agent:  # the host's SSH agent: opted-in workers only ([identity] ssh_agent)
+        volumes[spec.ssh_agent] = {"bind": WORKER_SSH_SOCK, "mode": "ro"}
     return volumes
+
+
+def identity_env(spec: WorkerSpec) -> dict[str, str]:
+    """Where git and ssh find what the worker is given (paths, never a secret): its system
+    gitconfig (the host's name and email, the GitHub helper when granted) in its read-only
+    run directory, and the SSH agent's socket when bound."""
+    env = {"GIT_CONFIG_SYSTEM": f"{WORKER_RUN_DIR}/{GITCONFIG}"} if spec.run_dir else {}
+    if spec.ssh_agent:
+        env["SSH_AUTH_SOCK"] = WORKER_SSH_SOCK
+    return env
 
 
 PASSWD, GROUP = "passwd", "group"  # the files in `spec.run_dir`, mounted on /etc
@@ -291,7 +316,7 @@ def network(spec: WorkerSpec) -> dict[str, Any]:
         "network": WORKER_NETWORK,
         "dns": [GATEWAY],
         "dns_opt": ["timeout:1", "attempts:1"],
-        "environment": {**spec.env, **proxy_env()},
+        "environment": {**spec.env, **identity_env(spec), **proxy_env()},
     }
 
 
@@ -302,6 +327,7 @@ def same_spec(attrs: Mapping[str, Any], spec: WorkerSpec) -> bool:
     return (
         found.get(labels.TEMPLATE) == spec.labels.get(labels.TEMPLATE)
         and found.get(labels.CLAUDE, "") == spec.claude  # a restart takes the current version
+        and found.get(labels.GRANTS, "") == spec.labels.get(labels.GRANTS, "")
         and config.get("User") == f"{spec.uid}:{spec.gid}"
     )
 

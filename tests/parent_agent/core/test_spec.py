@@ -43,7 +43,8 @@ def test_worker_spec_and_create_kwargs() -> None:
     assert "/config/claude" not in kw["volumes"]  # never the shared home whole
     managed = kw["volumes"]["/data/claude-managed"]
     assert managed == {"bind": "/etc/claude-code", "mode": "ro"}
-    assert kw["environment"] == {"FOO": "1", **proxy_env()}
+    git = {"GIT_CONFIG_SYSTEM": "/etc/hal/run/gitconfig"}  # a path: the identity is a file
+    assert kw["environment"] == {"FOO": "1", **git, **proxy_env()}
     assert kw["mem_limit"] == 1 << 30 and kw["nano_cpus"] == 1_500_000_000
     assert kw["pids_limit"] == 100 and kw["init"] is True
     assert kw["labels"][labels.SESSION] == spec.session
