@@ -10,7 +10,7 @@
 - **opt-ins** (`[identity] ssh_agent = [...]`, `github_token = [...]`, the user's config
   only, never a project's file): a project gets a grant when its path is one of the listed
   directories or lies under one (`grants`). `~` is the host user's home.
-- **GitHub token**: imported over stdin (`claudy auth github`), stored in the parent's
+- **GitHub token**: imported over stdin (`claudy identity github-token`), stored in the parent's
   private area; an opted-in worker gets a copy readable by its user only, and a credential
   helper that answers for `https://github.com` only (`hal-worker git-credential`).
 """

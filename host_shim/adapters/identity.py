@@ -86,8 +86,8 @@ def github_token_from_gh(env: Mapping[str, str], run: Runner = _run) -> str:
     if gh is None:
         raise IdentityError(
             "gh is not installed here, and nothing came on stdin",
-            hint="pipe a token in: `printf %s TOKEN | claudy auth github` (or install gh and "
-            "`gh auth login`)",
+            hint="pipe a token in: `printf %s TOKEN | claudy identity github-token` (or "
+            "install gh and `gh auth login`)",
         )
     try:
         done = run([gh, "auth", "token", "--hostname", "github.com"], env)
@@ -95,6 +95,7 @@ def github_token_from_gh(env: Mapping[str, str], run: Runner = _run) -> str:
         raise IdentityError(f"gh auth token could not run: {e}") from None
     if done.returncode != 0:
         raise IdentityError(
-            "gh has no token for github.com", hint="`gh auth login`, then `claudy auth github`"
+            "gh has no token for github.com",
+            hint="`gh auth login`, then `claudy identity github-token`",
         )
     return check_token(done.stdout, "gh auth token's answer")

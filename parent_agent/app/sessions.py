@@ -154,7 +154,8 @@ def spawn(
     )
     if grants.github_token and identity_store.load_token(layout) is None:
         log.warning(
-            "%s is opted in to the GitHub token, but none is imported (claudy auth github)",
+            "%s is opted in to the GitHub token, but none is imported "
+            "(claudy identity github-token)",
             project,
         )
     with session_lock(spec.session, layout.lock_dir), disk_errors(spec.session, layout):

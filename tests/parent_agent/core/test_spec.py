@@ -173,3 +173,36 @@ def test_the_claude_binary_is_mounted_read_only_from_the_store_and_labelled() ->
     assert "/usr/local/bin/claude" not in {
         v["bind"] for v in create_kwargs(none, layout)["volumes"].values()
     }
+
+
+def test_grants_mount_the_agent_and_say_so_in_a_label_and_env() -> None:
+    from hal_common.identity import Grants
+
+    layout = ParentLayout()
+    sock = "/run/hal9000-ssh-agent.sock"
+    both = worker_spec(
+        "/home/u/p", WorkerConfig(), 1000, 1001, {}, layout=layout, grants=Grants(True, True),
+        ssh_agent=sock,
+    )  # fmt: skip
+    kw = create_kwargs(both, layout)
+    assert kw["volumes"][sock] == {"bind": "/run/hal-ssh/agent.sock", "mode": "ro"}
+    assert kw["environment"]["SSH_AUTH_SOCK"] == "/run/hal-ssh/agent.sock"
+    assert kw["environment"]["GIT_CONFIG_SYSTEM"] == "/etc/hal/run/gitconfig"
+    assert both.labels[labels.GRANTS] == "ssh-agent,github-token"
+    # opted in but no socket in the parent: nothing bound, and the label says so
+    nosock = worker_spec(
+        "/home/u/p", WorkerConfig(), 1000, 1001, {}, layout=layout, grants=Grants(True, False)
+    )
+    kw = create_kwargs(nosock, layout)
+    assert "SSH_AUTH_SOCK" not in kw["environment"] and nosock.labels[labels.GRANTS] == ""
+    assert "/run/hal-ssh/agent.sock" not in {v["bind"] for v in kw["volumes"].values()}
+    # a socket offered without the grant is never bound
+    plain = worker_spec("/home/u/p", WorkerConfig(), 1000, 1001, {}, layout=layout, ssh_agent=sock)
+    assert "SSH_AUTH_SOCK" not in create_kwargs(plain, layout)["environment"]
+    # other grants: another spec (a stopped worker is made afresh)
+    attrs = {"Config": {"Labels": dict(plain.labels), "User": "1000:1001"}}
+    assert same_spec(attrs, plain) and not same_spec(attrs, both)
+    # the user's [worker.env] cannot point git or ssh elsewhere
+    env = WorkerConfig(env={"GIT_CONFIG_SYSTEM": "/tmp/mine", "SSH_AUTH_SOCK": "/tmp/s"})
+    kw = create_kwargs(worker_spec("/p", env, 1, 1, {}, layout=layout), layout)
+    assert kw["environment"]["GIT_CONFIG_SYSTEM"] == "/etc/hal/run/gitconfig"
