@@ -18,9 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-import stat
 import time
-from pathlib import Path
 from typing import Any
 
 from hal_common import identity
@@ -32,6 +30,7 @@ from parent_agent.adapters import untrusted
 log = logging.getLogger(__name__)
 
 GIT_FILE = "git.json"
+GRANT_FILE = "grants.json"  # in a worker's run directory: its token grant and user (no secret)
 TOKEN_META = "github-token.json"  # noqa: S105 - a file name: when it was imported, and its fingerprint (no secret)
 
 
@@ -148,12 +147,16 @@ def token_status(layout: ParentLayout) -> dict[str, Any]:
 
 def write_worker(layout: ParentLayout, session: str, github: bool, owner: tuple[int, int]) -> bool:
     """A worker's `gitconfig` and, when it is opted in (`github`) and a token is imported,
-    its `github-token` (0400, `owner`'s); a token file it may not have is removed. Whether
+    its `github-token` (0400, `owner`'s); a token file it may not have is removed. The grant
+    is kept beside them (`grants.json`), so that a token imported later reaches it. Whether
     it got the token."""
     d = layout.worker_run(session)
     d.mkdir(mode=0o755, parents=True, exist_ok=True)
     token = load_token(layout) if github else None
+    grant = json.dumps({"github_token": github, "uid": owner[0], "gid": owner[1]}).encode()
     with untrusted.directory(d) as fd:
+        if untrusted.read(fd, GRANT_FILE, 4096) != grant:
+            untrusted.write(fd, GRANT_FILE, grant, _mine(), 0o644)
         if token is not None:
             untrusted.write(fd, GITHUB_TOKEN, token.encode(), owner, 0o400)
         elif untrusted.lstat(fd, GITHUB_TOKEN) is not None:
@@ -164,34 +167,36 @@ def write_worker(layout: ParentLayout, session: str, github: bool, owner: tuple[
     return token is not None
 
 
+def _grant(layout: ParentLayout, session: str) -> tuple[bool, tuple[int, int]] | None:
+    """A worker's recorded grant (`write_worker`); None when it has none (or a bad one)."""
+    try:
+        with untrusted.directory(layout.worker_run(session)) as fd:
+            raw = untrusted.read(fd, GRANT_FILE, 4096)
+        doc = json.loads(raw) if raw else None
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    uid, gid = doc.get("uid"), doc.get("gid")
+    if not isinstance(uid, int) or not isinstance(gid, int):
+        return None
+    return doc.get("github_token") is True, (uid, gid)
+
+
 def refresh_workers(layout: ParentLayout) -> int:
-    """After a new identity or token: every worker's files again, each keeping its grant (a
-    worker has the token when it had a token file: only opted-in workers get one). How many
-    workers were rewritten."""
+    """After a new identity or token: every worker's files again, each with the grant it was
+    started with (only opted-in workers get the token). How many were rewritten."""
     done = 0
     top = layout.workers_dir
     if not top.is_dir():
         return 0
     for entry in sorted(top.iterdir()):
-        run = layout.worker_run(entry.name)
+        found = _grant(layout, entry.name)
+        if found is None:
+            continue  # never started by this hal-9000: its next start writes them
         try:
-            st = os.lstat(run)
-        except OSError:
-            continue
-        if not stat.S_ISDIR(st.st_mode):
-            continue
-        try:
-            token = os.lstat(run / GITHUB_TOKEN)
-        except FileNotFoundError:
-            token = None
-        owner = (token.st_uid, token.st_gid) if token is not None else _mine()
-        try:
-            write_worker(layout, entry.name, token is not None, owner)
+            write_worker(layout, entry.name, *found)
             done += 1
         except OSError as e:  # untrusted.Refused too
             log.warning("could not rewrite the identity of %s: %s", entry.name, e)
     return done
-
-
-def has_token_file(layout: ParentLayout, session: str) -> bool:
-    return Path(layout.worker_run(session), GITHUB_TOKEN).is_file()

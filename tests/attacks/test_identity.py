@@ -12,9 +12,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import subprocess
-import tempfile
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
@@ -28,6 +25,7 @@ from hal_common.config import Config, WorkerConfig
 from hal_common.identity import GitIdentity, Grants
 from hal_common.layout import ParentLayout
 from hal_testing.engine import GID, UID, Projects
+from hal_testing.ssh_agent import running_agent
 from parent_agent.adapters import identity_store, workers
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.app.sessions import prepare_claude_home, ssh_agent_socket
@@ -38,36 +36,11 @@ pytestmark = pytest.mark.docker
 CANARY = f"ghp_CANARY{uuid.uuid4().hex}"
 
 
-def as_user(*argv: str) -> list[str]:
-    """`argv` run as the worker user (setpriv, util-linux)."""
-    return ["setpriv", f"--reuid={UID}", f"--regid={GID}", "--clear-groups", *argv]
-
-
 @pytest.fixture
 def agent() -> Iterator[tuple[Path, str]]:
-    """A real ssh-agent of the worker user (it refuses peers of another uid) holding one
-    key: (its socket, the key's fingerprint line). In a directory of its own under /tmp
-    (pytest's is root's 0700, which that user cannot pass)."""
-    d = Path(tempfile.mkdtemp(prefix="hal-agent-"))
-    os.chown(d, UID, GID)
-    sock = d / "agent.sock"
-    env = {"PATH": os.environ["PATH"], "SSH_AUTH_SOCK": str(sock)}
-    proc = subprocess.Popen(as_user("ssh-agent", "-D", "-a", str(sock)), env=env)
-    try:
-        subprocess.run(["sh", "-c", f"until [ -S {sock} ]; do sleep 0.05; done"], timeout=10)
-        key = str(d / "id")
-        keygen = ("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "hal-test", "-f", key)
-        subprocess.run(keygen, check=True, env=env)  # (the uid has no passwd entry here)
-        os.chown(key, UID, GID)
-        subprocess.run(as_user("ssh-add", "-q", key), check=True, env=env)
-        listed = subprocess.run(
-            as_user("ssh-add", "-l"), env=env, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        yield sock, listed
-    finally:
-        proc.terminate()
-        proc.wait(10)
-        shutil.rmtree(d, ignore_errors=True)
+    """A real ssh-agent of the worker user, holding one key."""
+    with running_agent() as found:
+        yield found
 
 
 STANDARD = "hal9000/worker:standard"  # git, ssh-add and python3

@@ -18,7 +18,12 @@ def test_identity_and_token_reach_only_the_opted_in_worker(tmp_path: Path) -> No
     me = (os.getuid(), os.getgid())
     assert identity_store.save_git(layout, GitIdentity("Ada", "ada@x.test"))
     assert not identity_store.save_git(layout, GitIdentity("Ada", "ada@x.test"))
+    # a worker opted in before any token is imported gets it once one is
+    assert not identity_store.write_worker(layout, "a", True, me)
+    assert not (layout.worker_run("a") / "github-token").exists()
     identity_store.save_token(layout, TOKEN + "\n")
+    assert identity_store.refresh_workers(layout) == 1
+    assert (layout.worker_run("a") / "github-token").read_text() == TOKEN
     st = layout.identity_dir.stat()
     assert stat.S_IMODE(st.st_mode) == 0o700
     assert stat.S_IMODE((layout.identity_dir / "github-token").stat().st_mode) == 0o600
@@ -47,9 +52,9 @@ def test_identity_and_token_reach_only_the_opted_in_worker(tmp_path: Path) -> No
 
 def test_a_link_in_a_run_directory_is_never_followed(tmp_path: Path) -> None:
     layout = ParentLayout(data_dir=tmp_path / "data")
+    identity_store.write_worker(layout, "a", True, (os.getuid(), os.getgid()))
     identity_store.save_token(layout, TOKEN)
     run = layout.worker_run("a")
-    run.mkdir(parents=True)
     target = tmp_path / "elsewhere"
     (run / "github-token").symlink_to(target)
     identity_store.refresh_workers(layout)  # logged, left alone
