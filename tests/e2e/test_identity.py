@@ -90,6 +90,12 @@ def test_the_ssh_agent_answers_in_the_opted_in_worker_only(
     out = ident.in_worker(theirs, "sh", "-c", "ssh-add -l 2>&1; echo $SSH_AUTH_SOCK", check=False)
     assert "Could not open a connection to your authentication agent" in out, out
     assert agent[1].split()[1] not in out
+    # ssh leaves through the egress proxy (hal-connect), which decides: github.com is
+    # allowed on 443 only by default, so port 22 is refused until the user allows it
+    ssh = "ssh -o BatchMode=yes -T git@github.com 2>&1; echo rc=$?"
+    out = ident.in_worker(mine, "sh", "-c", ssh, check=False)
+    assert "hal-connect: the egress proxy refused github.com:22: HTTP/1.1 403" in out, out
+    assert "port not allowed" in out and "rc=255" in out
 
 
 def test_the_github_canary_is_nowhere_but_its_two_files(ident: HostParent) -> None:
