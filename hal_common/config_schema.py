@@ -15,6 +15,7 @@ from typing import Any
 from hal_common import __version__, claude_code
 from hal_common.egress import MODES as EGRESS_MODES
 from hal_common.egress import check_allow
+from hal_common.identity import check_dirs
 from hal_common.ports import (
     DEFAULT_ADDRESS,
     DEFAULT_RANGE,
@@ -140,6 +141,20 @@ class ClaudeConfig:
 
 
 @dataclass(frozen=True)
+class IdentityConfig:
+    """Which projects get the host's SSH agent and the imported GitHub token: directories
+    (`~/src/app`), each granting the project it names and the projects under it. Read from
+    the user's config only: a project's own file can never opt itself in."""
+
+    ssh_agent: tuple[str, ...] = ()
+    github_token: tuple[str, ...] = ()
+
+
+# Sections a project's `.hal9000.toml` may never set: they hand out the user's secrets.
+USER_ONLY_SECTIONS = frozenset({"parent", "identity"})
+
+
+@dataclass(frozen=True)
 class Config:
     parent: ParentConfig = field(default_factory=ParentConfig)
     worker: WorkerConfig = field(default_factory=WorkerConfig)
@@ -150,6 +165,7 @@ class Config:
     network: NetworkConfig = field(default_factory=NetworkConfig)
     notify: NotifyConfig = field(default_factory=NotifyConfig)
     claude: ClaudeConfig = field(default_factory=ClaudeConfig)
+    identity: IdentityConfig = field(default_factory=IdentityConfig)
     # every service, the built-ins included (merged with the user's tables), disabled ones too
     services: tuple[ServiceSpec, ...] = field(default_factory=lambda: effective({}))
     warnings: tuple[str, ...] = field(default=(), compare=False)
@@ -165,6 +181,7 @@ SECTIONS: dict[str, type[Any]] = {
     "network": NetworkConfig,
     "notify": NotifyConfig,
     "claude": ClaudeConfig,
+    "identity": IdentityConfig,
 }
 
 # How a change reaches the running system; `hal_common.config_diff` groups changes by it.
@@ -182,6 +199,7 @@ _SECTION_APPLY = {
     "network": "network",  # the proxy swaps its policy: running workers within 2 s
     "claude": WORKER_TEMPLATE,  # the version new spawns and restarts get
     "notify": "notify",  # the notifier takes the new command, states and debounce
+    "identity": WORKER_TEMPLATE,  # the grants of workers started from then on
 }
 _WORKER_LIMITS = frozenset({"cpus", "memory", "pids"})
 
@@ -475,6 +493,8 @@ _CHECKS: dict[tuple[str, str], Any] = {
     ("network", "allow"): check_allow,
     ("notify", "on"): _notify_on,
     ("notify", "debounce"): _seconds(*DEBOUNCE_RANGE),
+    ("identity", "ssh_agent"): check_dirs,
+    ("identity", "github_token"): check_dirs,
     ("claude", "version"): lambda v: None if v == "" else claude_code.problem(v),
     **{("keys", f.name): _tmux_key for f in fields(KeysConfig)},
 }

@@ -17,6 +17,9 @@ PORTS = f"{PREFIX}.ports"  # a worker's `[worker] ports` ("3000,8080"); a parent
 TEMPLATE = f"{PREFIX}.template"  # hash of image, command, network, restart, env at creation
 # the project file's settings a worker was made with (JSON: its hash, trusted, limits, allow)
 PROJECT_CONFIG = f"{PREFIX}.project-config"
+GRANTS = f"{PREFIX}.grants"  # a worker's identity grants: "ssh-agent,github-token" (or "")
+# on the parent: the host's SSH agent socket it binds ("" none); another one means a restart
+SSH_AGENT = f"{PREFIX}.ssh-agent"
 
 ROLE_PARENT = "parent"
 ROLE_WORKER = "worker"

@@ -35,6 +35,9 @@ PARENT_CLAUDE_HOME = Path("/config/claude")
 PARENT_DATA = Path("/data")
 INNER_DATA_ROOT = Path("/var/lib/docker")
 RUN_DIR = Path("/run/hal9000")
+# where claudy binds the host's SSH agent socket ($SSH_AUTH_SOCK) into the parent, when a
+# project is opted in (`[identity] ssh_agent`); outside the run directory's tmpfs
+PARENT_SSH_AGENT = Path("/run/hal9000-ssh-agent.sock")
 # the parent's logs, in the data volume: they outlive the container (`claudy down`)
 LOG_DIR = PARENT_DATA / "logs"
 
@@ -67,6 +70,7 @@ class ParentLayout:
     # address they are on: workers' `ports` are mapped into them (HAL_PORTS, HAL_PORTS_ADDRESS)
     ports: str = ""
     ports_address: str = ""
+    ssh_agent_sock: Path = PARENT_SSH_AGENT  # the host's SSH agent, if claudy bound it
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> ParentLayout:
@@ -92,6 +96,7 @@ class ParentLayout:
             claude_store_dir=Path(env["HAL_CLAUDE_STORE"]) if env.get("HAL_CLAUDE_STORE") else None,
             ports=env.get("HAL_PORTS", ""),
             ports_address=env.get("HAL_PORTS_ADDRESS", ""),
+            ssh_agent_sock=path("HAL_SSH_AGENT_SOCK", PARENT_SSH_AGENT),
         )
 
     @property
@@ -211,6 +216,13 @@ class ParentLayout:
     def egress_log(self) -> Path:
         """One JSON line per request the egress proxy saw (allowed or denied)."""
         return self.log_dir / "egress.jsonl"
+
+    @property
+    def identity_dir(self) -> Path:
+        """The parent's private identity store (root's, 0700): the host's git name and email
+        (`git.json`) and the imported GitHub token (`github-token`, 0600). Never mounted:
+        a worker opted in gets its own copy (`worker_run`)."""
+        return self.data_dir / "identity"
 
     @property
     def mcp_token_file(self) -> Path:

@@ -15,14 +15,17 @@ from hal_common.ports import PortRange, next_free, parse_range
 from hal_common.protocol import PARENT_RESTARTING, PARENT_RUNNING, PARENT_STOPPED
 from host_shim.adapters.engine import ContainerHandle, HostEngine
 from host_shim.adapters.host_ports import Probe, clash
+from host_shim.adapters.identity import wanted_ssh_agent
 from host_shim.adapters.parent_client import ParentClient
 from host_shim.core.build_context import PARENT, SOURCE_LABEL, Recipe, find_context, source_hash
 from host_shim.core.parent_spec import (
+    SSH_AGENT_KEY,
     HostUser,
     config_env,
     env_restart_needed,
     parent_kwargs,
     resolve_security,
+    ssh_restart_needed,
 )
 
 log = logging.getLogger(__name__)
@@ -74,7 +77,7 @@ def ensure_parent(
     if (
         c is not None
         and c.status in PARENT_STOPPED
-        and (_outdated(engine, c, cfg) or restart_needed_by_env(c, env or {}))
+        and (_outdated(engine, c, cfg) or restart_needed_by_env(c, env or {}, cfg))
     ):
         # nothing runs in it: a stopped parent from an older image, or made with other
         # HAL9000_* overrides, is made anew (its volumes, so the Claude home, the inner
@@ -101,7 +104,14 @@ def ensure_parent(
 
         def create(published: PortRange | None) -> ContainerHandle:
             kwargs = parent_kwargs(
-                cfg, roots, config_dir, user, security, overrides=overrides, published=published
+                cfg,
+                roots,
+                config_dir,
+                user,
+                security,
+                overrides=overrides,
+                published=published,
+                ssh_agent=wanted_ssh_agent(cfg, env or {}),
             )
             return engine.run_container(kwargs, what)
 
@@ -183,10 +193,17 @@ def create_publishing(
     )
 
 
-def restart_needed_by_env(parent: ContainerHandle, env: Mapping[str, str]) -> tuple[str, ...]:
+def restart_needed_by_env(
+    parent: ContainerHandle, env: Mapping[str, str], cfg: Config | None = None
+) -> tuple[str, ...]:
     """The host's HAL9000_* config overrides that the parent was not created with (set,
-    changed or unset since): they apply when it is made anew."""
-    return env_restart_needed(config_env(env), parent.env)
+    changed or unset since), and (given `cfg`) `SSH_AUTH_SOCK` when a project is opted in to
+    the SSH agent and the parent binds another socket or none: they apply when it is made
+    anew."""
+    found = env_restart_needed(config_env(env), parent.env)
+    if cfg is not None and ssh_restart_needed(wanted_ssh_agent(cfg, env), parent.labels):
+        found = (*found, SSH_AGENT_KEY)
+    return found
 
 
 def runs_older_code(engine: HostEngine, parent: ContainerHandle, cfg: Config) -> bool:

@@ -123,6 +123,28 @@ class ParentClient:
         """Store a credential: its wire form goes on stdin, never in argv or env."""
         return self._send(["auth", "import"], [wire], "auth import")
 
+    def import_identity(self, wire: bytes) -> str:
+        """The host's git name and email (`GitIdentity.wire`), on stdin."""
+        return self._send(["identity", "import"], [wire], "identity import")
+
+    def import_github_token(self, token: str) -> str:
+        """A GitHub token, on stdin: never in argv or env."""
+        return self._send(["identity", "github-token"], [token.encode()], "identity github-token")
+
+    def remove_github_token(self) -> str:
+        return self._ok(
+            self._ask(["identity", "github-token", "--remove"], "removing the GitHub token"),
+            "identity github-token --remove",
+        ).strip()
+
+    def identity_status(self) -> dict[str, Any]:
+        """`hal-agent identity status --json`."""
+        res = self._ask(["identity", "status", "--json"], "asking the parent")
+        doc = json.loads(self._ok(res, "identity status"))
+        if not isinstance(doc, dict):
+            raise HalError("hal-agent identity status --json did not answer an object")
+        return doc
+
     def sync(self, archive: bytes, force: bool = False, dry_run: bool = False) -> str:
         """Apply the host's Claude config (a tar, on stdin); the parent's report."""
         argv = ["sync", *(["--force"] if force else []), *(["--dry-run"] if dry_run else [])]

@@ -25,6 +25,7 @@ from host_shim.adapters.parent import find_parent, restart_needed_by_env, runnin
 from host_shim.adapters.parent_client import ParentClient, ParentCommandFailed
 from host_shim.adapters.terminal import find_docker_cli, hand_over
 from host_shim.commands import auth as cli_auth
+from host_shim.commands import identity as cli_identity
 from host_shim.commands.claude import claude_group
 from host_shim.commands.context import Host, current_host, load_ctx, pass_host, stderr_console
 from host_shim.commands.doctor import run_checks
@@ -129,6 +130,7 @@ def main(ctx: click.Context) -> None:
 main.add_command(config_group(lambda: current_host().layout.config_file))
 main.add_command(cli_auth.auth_group)
 main.add_command(cli_auth.sync)
+main.add_command(cli_identity.identity_group)
 main.add_command(claude_group)
 main.add_command(manners.completion_command("claudy", "_CLAUDY_COMPLETE", dirs_with_words=True))
 for _name in FORWARDED:
@@ -163,6 +165,7 @@ def open_(host: Host, directory: str, detach: bool) -> None:
     if wanted is None:  # the hint holds the config's worker image
         remember(c, engine, agent.parent, image_id, before, project, say=False)  # said if older
     cli_auth.first_run(host, agent, host.err)
+    cli_identity.send(host, agent, host.err)
     if detach:
         click.echo(agent.spawn(project, image_id))
         return
@@ -203,7 +206,7 @@ def status(host: Host, as_json: bool) -> None:
             health = ParentClient(parent).health()
         # [parent] keys changed in the file (the parent's loop saw them), and the host's
         # HAL9000_* overrides the parent was not created with
-        restart_needed = [*health.restart_needed, *restart_needed_by_env(parent, host.env)]
+        restart_needed = [*health.restart_needed, *restart_needed_by_env(parent, host.env, c.cfg)]
     paths = background.Paths.of(host.layout, host.env)
     building = host_line(background.read_record(paths), background.running(paths))
     if as_json:

@@ -19,6 +19,7 @@ from host_shim.adapters.parent import find_parent, restart_needed_by_env
 from host_shim.adapters.parent_client import ParentClient, ParentCommandFailed
 from host_shim.adapters.terminal import find_docker_cli
 from host_shim.commands.context import Ctx, Host, load_ctx
+from host_shim.commands.identity import doctor_line
 from host_shim.core.build_context import find_context, recipes
 from host_shim.core.parent_spec import (
     PARENT_LAYOUT,
@@ -100,7 +101,8 @@ def restart_notes(console: Console, host: Host, parent: ContainerHandle) -> None
         keys = ParentClient(parent).health().restart_needed
     except ParentCommandFailed:
         keys = ()
-    for key in (*keys, *restart_needed_by_env(parent, host.env)):
+    cfg = load_ctx(host).cfg
+    for key in (*keys, *restart_needed_by_env(parent, host.env, cfg)):
         console.print(f"[yellow]![/] {RESTART_NEEDED.format(key=key)}", soft_wrap=True)
 
 
@@ -160,6 +162,7 @@ def run_checks(host: Host) -> int:
     doc.check("docker client", lambda: find_docker_cli(host.env, DOCKER_CLI_HINT))
     doc.check("build context", lambda: str(find_context().images))
     host_credential(console, host)
+    doctor_line(console, host)
     if os.getuid() == 0 and not host.env.get("SUDO_UID"):
         console.print(
             "[yellow]![/] running as root: a worker runs as its project's owner, never as root "

@@ -123,7 +123,7 @@ def say_if_older(c: Ctx, engine: HostEngine, parent: ContainerHandle) -> None:
 def say_restart_needed(c: Ctx, parent: ContainerHandle) -> tuple[str, ...]:
     """Say each HAL9000_* override the parent was not created with (set, changed or unset on
     the host since); those names."""
-    pending = restart_needed_by_env(parent, c.host.env)
+    pending = restart_needed_by_env(parent, c.host.env, c.cfg)
     for name in pending:
         c.err.print(f"[yellow]{RESTART_NEEDED.format(key=name)}[/]", soft_wrap=True)
     return pending

@@ -30,7 +30,13 @@ LOCK = "parent-requirements.lock"  # hal-agent's dependencies, pinned with hashe
 
 # What each Dockerfile copies in from IMAGES besides itself (the parent also a wheel).
 FILES = {
-    "Dockerfile.worker": ("hal-worker", "worker-tmux.conf"),
+    "Dockerfile.worker": (
+        "hal-worker",
+        "worker-tmux.conf",
+        "hal-connect",
+        "ssh-hal9000.conf",
+        "ssh_known_hosts",
+    ),
     "Dockerfile.services": ("hal-service", "hal-chroma-mcp"),
     PARENT: (LOCK,),
 }

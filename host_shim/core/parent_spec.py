@@ -68,6 +68,17 @@ def env_restart_needed(wanted: Mapping[str, str], container_env: Iterable[str]) 
     return tuple(sorted(k for k in wanted.keys() | had.keys() if wanted.get(k) != had.get(k)))
 
 
+SSH_AGENT_KEY = "SSH_AUTH_SOCK"  # how a changed agent socket is named in "restart needed"
+
+
+def ssh_restart_needed(wanted: str, parent_labels: Mapping[str, str]) -> bool:
+    """The parent does not bind the SSH agent socket the host has now (`wanted`: a project
+    is opted in and `$SSH_AUTH_SOCK` is a socket): none, or another path (a new login). It
+    applies when the parent is made anew. A socket it binds that is no longer wanted is no
+    reason: no worker is given it."""
+    return bool(wanted) and parent_labels.get(labels.SSH_AGENT, "") != wanted
+
+
 def security_kwargs(mode: str) -> dict[str, Any]:
     """Options for one security mode (`auto` is resolved by the caller)."""
     if mode == "privileged":
@@ -98,12 +109,15 @@ def parent_kwargs(
     layout: ParentLayout = PARENT_LAYOUT,
     overrides: Mapping[str, str] | None = None,
     published: PortRange | None = None,
+    ssh_agent: str = "",
 ) -> dict[str, Any]:
     """Keyword arguments for `client.containers.run` of the parent (docker-py), plus
     `stop_timeout`, which docker-py's `run` does not take (`HostEngine.run_container` sets it
     through the create API). `overrides`: the host's config overrides (`config_env`).
     `published`: the host ports it publishes, each on the same port inside (the parent's
-    relays listen there), on `[parent] ports_address`; None: none."""
+    relays listen there), on `[parent] ports_address`; None: none.
+    `ssh_agent`: the host's SSH agent socket to bind (`wanted_ssh_agent`; "" none), named
+    in a label so that another one later says "restart needed"."""
     volumes: dict[str, dict[str, str]] = {
         vol: {"bind": target, "mode": "rw"}
         for target, vol in volume_names(cfg.parent.name, layout).items()
@@ -111,13 +125,15 @@ def parent_kwargs(
     volumes[config_dir] = {"bind": str(layout.config_dir), "mode": "rw"}
     for root in roots:
         volumes[root] = {"bind": root, "mode": "rw"}  # the same absolute path inside
+    if ssh_agent:
+        volumes[ssh_agent] = {"bind": str(layout.ssh_agent_sock), "mode": "rw"}
     if security == "caps":
         volumes["/sys/fs/cgroup"] = {"bind": "/sys/fs/cgroup", "mode": "rw"}
     kwargs: dict[str, Any] = {
         "image": cfg.parent.image,
         "name": cfg.parent.name,
         "hostname": "hal9000",
-        "labels": labels.parent_labels(__version__),
+        "labels": {**labels.parent_labels(__version__), labels.SSH_AGENT: ssh_agent},
         "volumes": volumes,
         "environment": {
             "HAL_HOST_UID": str(user.uid),

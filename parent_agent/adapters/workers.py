@@ -18,7 +18,7 @@ from hal_common.config import WorkerConfig
 from hal_common.errors import HalError, ImageMissing, NameConflict, NoSuchSession, UsageError
 from hal_common.layout import RESUME_FILE, ParentLayout
 from hal_common.project_config import limits_with
-from parent_agent.adapters import untrusted
+from parent_agent.adapters import identity_store, untrusted
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core import agent_state
 from parent_agent.core.model import Failure, Listed, Outcome, Worker, to_worker
@@ -137,6 +137,10 @@ def ensure_worker(
     write_identity(spec.run_dir, spec.uid, spec.gid)
     write_setup(spec.run_dir, spec.setup)
     ensure_report_dir(layout, spec.session, spec.uid, spec.gid)
+    if spec.run_dir:  # its gitconfig, and the GitHub token when granted (else removed)
+        identity_store.write_worker(
+            layout, spec.session, spec.grants.github_token, (spec.uid, spec.gid)
+        )
     attrs = engine.inspect(spec.container, what)
     older_build = attrs is not None and bool(image_id) and attrs.get("Image") != image_id
     if (

@@ -5,19 +5,22 @@ from __future__ import annotations
 import errno
 import fcntl
 import logging
+import os
 import re
+import stat
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hal_common import identity
 from hal_common.config import Config
 from hal_common.errors import HalError, ImageMissing, NoSuchSession, UsageError
 from hal_common.layout import ParentLayout
 from hal_common.project_config import BUILTIN_IMAGES, PROJECT_IMAGE, Overlay
 from hal_common.projects import PathPolicy, resolve_project
 from parent_agent.adapters import claude_home as claude_home_mod
-from parent_agent.adapters import claude_store, project_file, services, workers
+from parent_agent.adapters import claude_store, identity_store, project_file, services, workers
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.core import services as services_core
 from parent_agent.core.spec import (
@@ -141,6 +144,9 @@ def spawn(
     if overlay.dockerfile and image is None:
         image = project_image(engine, overlay, progress or _log_line)
         image_id = None  # claudy loaded the config's image, this one's base
+    grants = identity.grants(
+        project, cfg.identity.ssh_agent, cfg.identity.github_token, layout.host_home
+    )
     spec = worker_spec(
         project,
         cfg.worker,
@@ -152,7 +158,15 @@ def spawn(
         layout=layout,
         claude=claude,
         overlay=overlay,
+        grants=grants,
+        ssh_agent=ssh_agent_socket(layout, project) if grants.ssh_agent else "",
     )
+    if grants.github_token and identity_store.load_token(layout) is None:
+        log.warning(
+            "%s is opted in to the GitHub token, but none is imported "
+            "(claudy identity github-token)",
+            project,
+        )
     with session_lock(spec.session, layout.lock_dir), disk_errors(spec.session, layout):
         current = check_image(engine, spec.image, image_id, project)
         bearer = services.ensure_token(layout.mcp_token_file)
@@ -207,6 +221,23 @@ def project_image(engine: InnerEngine, overlay: Overlay, progress: Callable[[str
         progress(line)
     progress(f"built {tag}")
     return tag
+
+
+def ssh_agent_socket(layout: ParentLayout, project: str) -> str:
+    """The host's SSH agent socket claudy bound into the parent, for an opted-in project:
+    its path, or "" (and a warning) when there is none."""
+    sock = layout.ssh_agent_sock
+    try:
+        if stat.S_ISSOCK(os.stat(sock).st_mode):
+            return str(sock)
+    except OSError:
+        pass
+    log.warning(
+        "%s is opted in to the SSH agent, but the parent has none from the host: start "
+        "claudy where SSH_AUTH_SOCK is set, then `claudy down && claudy`",
+        project,
+    )
+    return ""
 
 
 def claude_binary(layout: ParentLayout, cfg: Config, running: bool) -> tuple[str, str] | None:

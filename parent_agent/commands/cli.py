@@ -50,6 +50,7 @@ LAZY = {
     "ports": "parent_agent.commands.ports:ports",
     "claude": "parent_agent.commands.claude:claude",
     "trust": "parent_agent.commands.trust:trust",
+    "identity": "parent_agent.commands.identity:identity_group",
 }  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from hal_common.claude_code import WORKER_BINARY as WORKER_CLAUDE_BINARY
 from hal_common.config import WorkerConfig, parse_memory, worker_env
 from hal_common.config_schema import WORKER_MIN_CPUS, WORKER_MIN_MEMORY, WORKER_MIN_PIDS
 from hal_common.egress import GATEWAY, WORKER_NETWORK, proxy_env
+from hal_common.identity import GITCONFIG, NO_GRANTS, WORKER_SSH_SOCK, Grants
 from hal_common.layout import (
     WORKER_CLAUDE_HOME,
     WORKER_HOME,
@@ -49,6 +50,10 @@ class WorkerSpec:
     claude: str = ""
     claude_path: str = ""
     setup: str = ""  # the project's one-time command (`.hal9000.toml`), run by hal-worker
+    # what it is given beyond the git identity ([identity] in the user's config), and the
+    # parent's SSH agent socket it binds ("": none)
+    grants: Grants = NO_GRANTS
+    ssh_agent: str = ""
 
 
 # The uid a worker runs as when both the host user and the project's owner are root: outside
@@ -146,6 +151,8 @@ def worker_spec(
     layout: ParentLayout | None = None,
     claude: tuple[str, str] | None = None,
     overlay: Overlay | None = None,
+    grants: Grants = NO_GRANTS,
+    ssh_agent: str = "",
 ) -> WorkerSpec:
     """The worker for `project`; `[worker].env` names take their values from `environ`.
     `layout` (default: the parent image's) says where the worker's parent-side files go.
@@ -153,8 +160,11 @@ def worker_spec(
     `overlay`: what the project's file adds (`cfg` is already merged with it): its env
     literals over the user's, its record as a label, its setup command. The template label
     stays the user's config's (`overlay.base`), so the dashboard's "outdated" keeps meaning
-    "made from another config"; the project's part is its own label."""
+    "made from another config"; the project's part is its own label.
+    `grants`: its opt-ins; `ssh_agent`: the parent's agent socket, bound when granted."""
     version, binary = claude or ("", "")
+    # the SSH grant counts only with a socket to bind: the label says what the worker got
+    grants = Grants(grants.ssh_agent and bool(ssh_agent), grants.github_token)
     session = session or session_name(project)
     overlay = overlay or Overlay()
     base = overlay.base or cfg
@@ -182,11 +192,14 @@ def worker_spec(
             # the ports the parent's relays forward to (read back by `model.to_worker`)
             **({labels.PORTS: format_ports(cfg.ports)} if cfg.ports else {}),
             **({labels.PROJECT_CONFIG: record} if record else {}),
+            labels.GRANTS: grants.label(),
         },
         run_dir=str((layout or ParentLayout()).worker_run(session)),
         claude=version,
         claude_path=binary,
         setup=overlay.setup,
+        grants=grants,
+        ssh_agent=ssh_agent if grants.ssh_agent else "",
     )
 
 
@@ -258,7 +271,19 @@ def mounts(spec: WorkerSpec, layout: ParentLayout) -> dict[str, dict[str, str]]:
     volumes[str(layout.worker_reports(spec.session))] = {"bind": WORKER_REPORT_DIR, "mode": "rw"}
     if spec.claude_path:  # the store's file, read-only: no worker can change what another runs
         volumes[spec.claude_path] = {"bind": WORKER_CLAUDE_BINARY, "mode": "ro"}
+    if spec.ssh_agent:  # the host's SSH agent: opted-in workers only ([identity] ssh_agent)
+        volumes[spec.ssh_agent] = {"bind": WORKER_SSH_SOCK, "mode": "ro"}
     return volumes
+
+
+def identity_env(spec: WorkerSpec) -> dict[str, str]:
+    """Where git and ssh find what the worker is given (paths, never a secret): its system
+    gitconfig (the host's name and email, the GitHub helper when granted) in its read-only
+    run directory, and the SSH agent's socket when bound."""
+    env = {"GIT_CONFIG_SYSTEM": f"{WORKER_RUN_DIR}/{GITCONFIG}"} if spec.run_dir else {}
+    if spec.ssh_agent:
+        env["SSH_AUTH_SOCK"] = WORKER_SSH_SOCK
+    return env
 
 
 PASSWD, GROUP = "passwd", "group"  # the files in `spec.run_dir`, mounted on /etc
@@ -311,7 +336,7 @@ def network(spec: WorkerSpec) -> dict[str, Any]:
         "network": WORKER_NETWORK,
         "dns": [GATEWAY],
         "dns_opt": ["timeout:1", "attempts:1"],
-        "environment": {**spec.env, **proxy_env()},
+        "environment": {**spec.env, **identity_env(spec), **proxy_env()},
     }
 
 
@@ -323,6 +348,7 @@ def same_spec(attrs: Mapping[str, Any], spec: WorkerSpec) -> bool:
         found.get(labels.TEMPLATE) == spec.labels.get(labels.TEMPLATE)
         and found.get(labels.PROJECT_CONFIG, "") == spec.labels.get(labels.PROJECT_CONFIG, "")
         and found.get(labels.CLAUDE, "") == spec.claude  # a restart takes the current version
+        and found.get(labels.GRANTS, "") == spec.labels.get(labels.GRANTS, "")
         and config.get("User") == f"{spec.uid}:{spec.gid}"
     )
 

@@ -136,3 +136,23 @@ def test_the_parent_publishes_its_range_on_the_loopback_and_tells_the_agent() ->
     assert kw["labels"][labels.PORTS] == "47100-47102"
     bare = parent_kwargs(Config(), (), "/c", HostUser(1, 1), "caps")
     assert "ports" not in bare and "HAL_PORTS" not in bare["environment"]
+
+
+def test_the_hosts_ssh_agent_is_bound_only_when_wanted_and_a_new_one_needs_a_restart() -> None:
+    from host_shim.core.parent_spec import ssh_restart_needed
+
+    args = (Config(), ("/h",), "/c", HostUser(1, 1), "caps")
+    none = parent_kwargs(*args)
+    assert "/run/hal9000-ssh-agent.sock" not in {v["bind"] for v in none["volumes"].values()}
+    assert none["labels"][labels.SSH_AGENT] == ""
+    kw = parent_kwargs(*args, ssh_agent="/tmp/ssh-X/agent.1")
+    assert kw["volumes"]["/tmp/ssh-X/agent.1"] == {
+        "bind": "/run/hal9000-ssh-agent.sock",
+        "mode": "rw",
+    }
+    assert kw["labels"][labels.SSH_AGENT] == "/tmp/ssh-X/agent.1"
+    assert not ssh_restart_needed("", kw["labels"])  # not wanted: never a reason
+    assert not ssh_restart_needed("/tmp/ssh-X/agent.1", kw["labels"])
+    assert ssh_restart_needed("/tmp/ssh-Y/agent.2", kw["labels"])  # a new login
+    assert ssh_restart_needed("/tmp/ssh-X/agent.1", none["labels"])  # the first opt-in
+    assert ssh_restart_needed("/tmp/ssh-X/agent.1", {})  # a parent made before

@@ -43,7 +43,8 @@ def test_worker_spec_and_create_kwargs() -> None:
     assert "/config/claude" not in kw["volumes"]  # never the shared home whole
     managed = kw["volumes"]["/data/claude-managed"]
     assert managed == {"bind": "/etc/claude-code", "mode": "ro"}
-    assert kw["environment"] == {"FOO": "1", **proxy_env()}
+    git = {"GIT_CONFIG_SYSTEM": "/etc/hal/run/gitconfig"}  # a path: the identity is a file
+    assert kw["environment"] == {"FOO": "1", **git, **proxy_env()}
     assert kw["mem_limit"] == 1 << 30 and kw["nano_cpus"] == 1_500_000_000
     assert kw["pids_limit"] == 100 and kw["init"] is True
     assert kw["labels"][labels.SESSION] == spec.session
@@ -186,3 +187,36 @@ def test_listed_ports_are_labelled_and_a_change_marks_the_worker_outdated() -> N
     assert template_hash(WorkerConfig()) == template_hash(WorkerConfig(ports=()))
     assert template_hash(WorkerConfig(ports=(3000,))) != template_hash(WorkerConfig())
     assert template_hash(WorkerConfig(ports=(3000,))) != template_hash(WorkerConfig(ports=(8080,)))
+
+
+def test_grants_mount_the_agent_and_say_so_in_a_label_and_env() -> None:
+    from hal_common.identity import Grants
+
+    layout = ParentLayout()
+    sock = "/run/hal9000-ssh-agent.sock"
+    both = worker_spec(
+        "/home/u/p", WorkerConfig(), 1000, 1001, {}, layout=layout, grants=Grants(True, True),
+        ssh_agent=sock,
+    )  # fmt: skip
+    kw = create_kwargs(both, layout)
+    assert kw["volumes"][sock] == {"bind": "/run/hal-ssh/agent.sock", "mode": "ro"}
+    assert kw["environment"]["SSH_AUTH_SOCK"] == "/run/hal-ssh/agent.sock"
+    assert kw["environment"]["GIT_CONFIG_SYSTEM"] == "/etc/hal/run/gitconfig"
+    assert both.labels[labels.GRANTS] == "ssh-agent,github-token"
+    # opted in but no socket in the parent: nothing bound, and the label says so
+    nosock = worker_spec(
+        "/home/u/p", WorkerConfig(), 1000, 1001, {}, layout=layout, grants=Grants(True, False)
+    )
+    kw = create_kwargs(nosock, layout)
+    assert "SSH_AUTH_SOCK" not in kw["environment"] and nosock.labels[labels.GRANTS] == ""
+    assert "/run/hal-ssh/agent.sock" not in {v["bind"] for v in kw["volumes"].values()}
+    # a socket offered without the grant is never bound
+    plain = worker_spec("/home/u/p", WorkerConfig(), 1000, 1001, {}, layout=layout, ssh_agent=sock)
+    assert "SSH_AUTH_SOCK" not in create_kwargs(plain, layout)["environment"]
+    # other grants: another spec (a stopped worker is made afresh)
+    attrs = {"Config": {"Labels": dict(plain.labels), "User": "1000:1001"}}
+    assert same_spec(attrs, plain) and not same_spec(attrs, both)
+    # the user's [worker.env] cannot point git or ssh elsewhere
+    env = WorkerConfig(env={"GIT_CONFIG_SYSTEM": "/tmp/mine", "SSH_AUTH_SOCK": "/tmp/s"})
+    kw = create_kwargs(worker_spec("/p", env, 1, 1, {}, layout=layout), layout)
+    assert kw["environment"]["GIT_CONFIG_SYSTEM"] == "/etc/hal/run/gitconfig"
