@@ -14,6 +14,10 @@ IMAGE = f"{PREFIX}.image"
 VERSION = f"{PREFIX}.version"
 CLAUDE = f"{PREFIX}.claude-version"  # the Claude Code version the worker mounts
 TEMPLATE = f"{PREFIX}.template"  # hash of image, command, network, restart, env at creation
+# a task's worker (hal_common/tasks.py): its name, its repository's root, the commit it began at
+TASK = f"{PREFIX}.task"
+REPO = f"{PREFIX}.repo"
+BASE = f"{PREFIX}.base"
 
 ROLE_PARENT = "parent"
 ROLE_WORKER = "worker"
@@ -43,3 +47,8 @@ def worker_labels(session: str, project: str, image: str, version: str) -> dict[
         IMAGE: image,
         VERSION: version,
     }
+
+
+def task_labels(name: str, repo: str, base: str) -> dict[str, str]:
+    """The labels of a task's worker (`base` may be "": not known)."""
+    return {TASK: name, REPO: repo, **({BASE: base} if base else {})}

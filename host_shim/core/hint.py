@@ -32,7 +32,7 @@ MAX_PROJECTS = 256  # the decisions a hint keeps (the most recent)
 # holds these against the click group, so that the quick entry never takes a command for a
 # directory.
 FORWARDED = ("ls", "spawn", "attach", "start", "restart", "rm", "logs", "stats", "shell",
-             "keys", "gc", "version", "egress", "services", "health")  # fmt: skip
+             "keys", "gc", "version", "egress", "services", "health", "diff")  # fmt: skip
 TOP_OPTIONS = ("--help", "-h", "--version")
 COMMANDS = ("auth", "build", "claude", "completion", "config", "doctor", "down", "open", "send",
             "status", "stop", "sync", "uninstall")  # fmt: skip

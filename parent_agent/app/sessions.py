@@ -11,14 +11,19 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hal_common import labels
 from hal_common.config import Config
 from hal_common.errors import HalError, NoSuchSession, UsageError
 from hal_common.layout import ParentLayout
+from hal_common.naming import session_name
 from hal_common.projects import PathPolicy, resolve_project
+from hal_common.tasks import check_name, worktree
 from parent_agent.adapters import claude_home as claude_home_mod
-from parent_agent.adapters import claude_store, services, workers
+from parent_agent.adapters import claude_store, git, services, workers
 from parent_agent.adapters.engine import InnerEngine
+from parent_agent.app import tasks
 from parent_agent.core import services as services_core
+from parent_agent.core.model import Worker
 from parent_agent.core.spec import (
     DEDICATED_UID,
     WorkerSpec,
@@ -114,13 +119,17 @@ def spawn(
     image_id: str | None = None,
     name: str | None = None,
     image: str | None = None,
+    task: tasks.Task | None = None,
 ) -> WorkerSpec:
     """Ensure the worker for `directory` runs and (given a tmux UI) has a window. Idempotent.
 
-    `env` is the environment `[worker].env` names are passed on from."""
+    `env` is the environment `[worker].env` names are passed on from; `task`: the task
+    whose worktree `directory` is, as `tasks.ensure` just made it (a task's worktree is
+    recognised without it too: a restart, a bring-back)."""
     project = project_path(directory, layout)
     uid, gid = host_owner(project, layout)
     existing = workers.find_by_project(engine, project)
+    mounts, task_labels = git_of(project, layout, existing, task)
     if name is not None:
         check_custom_name(name)
         other = workers.find_by_session(engine, name)
@@ -134,8 +143,9 @@ def spawn(
         layout, cfg, running=existing is not None and existing.state == "running"
     )
     spec = worker_spec(
-        project, cfg.worker, uid, gid, env, session=name, image=image, layout=layout, claude=claude
-    )
+        project, cfg.worker, uid, gid, env, session=name, image=image, layout=layout,
+        claude=claude, git=(mounts.rw, mounts.ro), task=task_labels,
+    )  # fmt: skip
     with session_lock(spec.session, layout.lock_dir), disk_errors(spec.session, layout):
         current = workers.check_image(engine, spec.image, image_id)
         bearer = services.ensure_token(layout.mcp_token_file)
@@ -155,6 +165,48 @@ def spawn(
             command = worker_window_command(spec.container, layout.inner_docker_host)
             ui.ensure_window(spec.session, command)
     return spec
+
+
+def git_of(
+    project: str, layout: ParentLayout, existing: Worker | None, task: tasks.Task | None
+) -> tuple[tasks.GitMounts, dict[str, str] | None]:
+    """The repository's git the worker of `project` mounts, and its task labels when it is
+    a task's worktree (whose repository's root the path policy must allow: its `.git` is
+    mounted). The base: the one just made, else the worker's label, else where the task's
+    branch meets the main checkout's HEAD."""
+    found = git.task_repo(project)
+    if found is None:
+        return tasks.git_mounts(project), None
+    named, repo = found
+    project_path(repo.root, layout)
+    base = (task.base if task else "") or (existing.base if existing else "")
+    base = base or tasks.guess_base(repo)
+    return tasks.git_mounts(project), labels.task_labels(named.name, repo.root, base)
+
+
+def spawn_task(
+    engine: InnerEngine,
+    ui: TmuxUI | None,
+    cfg: Config,
+    directory: str,
+    name: str,
+    from_ref: str | None,
+    layout: ParentLayout,
+    env: Mapping[str, str],
+    image_id: str | None = None,
+    image: str | None = None,
+) -> WorkerSpec:
+    """Task `name` of DIRECTORY's repository: its worktree (made, or found as it was) and
+    its own worker there. Serialised per task, across processes."""
+    project = project_path(directory, layout)
+    policy = PathPolicy.of_parent(layout)
+    where = tasks.repo_of(project, policy)
+    path = worktree(where.root, check_name(name))
+    with session_lock(f"task-{session_name(path)}", layout.lock_dir):
+        task = tasks.ensure(project, name, from_ref, policy, cfg.worker.copy)
+        return spawn(
+            engine, ui, cfg, task.path, layout, env, image_id=image_id, image=image, task=task
+        )
 
 
 def claude_binary(layout: ParentLayout, cfg: Config, running: bool) -> tuple[str, str] | None:
@@ -212,4 +264,13 @@ def resolve_name(engine: InnerEngine, name_or_dir: str, layout: ParentLayout) ->
         if by_project is not None:
             return by_project.name
         raise NoSuchSession(f"no worker for {real}", hint=f"hal-agent spawn {real}")
+    by_task = workers.find_by_task(engine, name_or_dir)
+    if len(by_task) == 1:
+        return by_task[0].name
+    if by_task:
+        raise UsageError(
+            f"{len(by_task)} repositories have a task {name_or_dir}: "
+            + ", ".join(f"{w.name} ({w.repo})" for w in by_task),
+            hint="name its worker (the session) instead",
+        )
     raise NoSuchSession(f"no worker named {name_or_dir}", hint="hal-agent ls --all lists them")

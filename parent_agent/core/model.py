@@ -34,6 +34,9 @@ class Worker:
     template: str = ""
     pid: int = 0  # the worker's init process, as the parent sees it (0 when not running)
     claude: str = ""  # the Claude Code version it mounts ("": made before the store)
+    task: str = ""  # a task's worker: the task's name, its repository's root, its base commit
+    repo: str = ""
+    base: str = ""
 
 
 def to_worker(attrs: Mapping[str, Any]) -> Worker:
@@ -59,6 +62,9 @@ def to_worker(attrs: Mapping[str, Any]) -> Worker:
         template=lab.get(labels.TEMPLATE, ""),
         pid=int(state.get("Pid") or 0),
         claude=lab.get(labels.CLAUDE, ""),
+        task=lab.get(labels.TASK, ""),
+        repo=lab.get(labels.REPO, ""),
+        base=lab.get(labels.BASE, ""),
     )
 
 

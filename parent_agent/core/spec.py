@@ -46,6 +46,10 @@ class WorkerSpec:
     # mounted, the image's own `claude` if it has one)
     claude: str = ""
     claude_path: str = ""
+    # the repository's git beyond the project (app/tasks.git_mounts): read-write (a task's
+    # common .git, a main checkout's own .git) and read-only (config, hooks, pointers)
+    git_rw: tuple[str, ...] = ()
+    git_ro: tuple[str, ...] = ()
 
 
 # The uid a worker runs as when both the host user and the project's owner are root: outside
@@ -116,8 +120,9 @@ def group_text(gid: int) -> str:
 
 # what create_kwargs makes; 2: read-only plugins; 3: hardened (confinement), private Claude
 # state, the internal network; 4: the report directory (hooks) and the run directory
-# (resume) mounted (workers made before show as outdated)
-LAYOUT = 4
+# (resume) mounted (workers made before show as outdated); 5: the repository's .git with
+# its config and hooks read-only (tasks)
+LAYOUT = 5
 
 
 def template_hash(cfg: WorkerConfig, image: str | None = None) -> str:
@@ -138,10 +143,13 @@ def worker_spec(
     image: str | None = None,
     layout: ParentLayout | None = None,
     claude: tuple[str, str] | None = None,
+    git: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+    task: Mapping[str, str] | None = None,
 ) -> WorkerSpec:
     """The worker for `project`; `[worker].env` names take their values from `environ`.
     `layout` (default: the parent image's) says where the worker's parent-side files go.
-    `claude`: (version, binary path) from the parent's store, mounted read-only."""
+    `claude`: (version, binary path) from the parent's store, mounted read-only. `git`:
+    the repository's paths it mounts (read-write, read-only); `task`: a task's labels."""
     version, binary = claude or ("", "")
     session = session or session_name(project)
     image = image or cfg.image
@@ -163,10 +171,13 @@ def worker_spec(
             **labels.worker_labels(session, project, image, __version__),
             labels.TEMPLATE: template_hash(cfg, image),
             **({labels.CLAUDE: version} if version else {}),
+            **(task or {}),
         },
         run_dir=str((layout or ParentLayout()).worker_run(session)),
         claude=version,
         claude_path=binary,
+        git_rw=git[0],
+        git_ro=git[1],
     )
 
 
@@ -238,6 +249,20 @@ def mounts(spec: WorkerSpec, layout: ParentLayout) -> dict[str, dict[str, str]]:
     volumes[str(layout.worker_reports(spec.session))] = {"bind": WORKER_REPORT_DIR, "mode": "rw"}
     if spec.claude_path:  # the store's file, read-only: no worker can change what another runs
         volumes[spec.claude_path] = {"bind": WORKER_CLAUDE_BINARY, "mode": "ro"}
+    volumes.update(git_volumes(spec))
+    return volumes
+
+
+def git_volumes(spec: WorkerSpec) -> dict[str, dict[str, str]]:
+    """The repository's git, each at its own path: a task's common `.git` (its worktree's
+    `.git` file points there) or a main checkout's `.git` read-write, mounted onto itself so
+    that a worker can neither rename it away nor swap it; inside, `config` and `hooks`
+    read-only (a worker cannot plant a hook or a `core.fsmonitor` that the host's git would
+    run later), and a task's `.git` file and `commondir`/`gitdir` (a worker cannot point the
+    host's git at a config of its own). The engine mounts by depth: these land over the
+    project's and the `.git` mounts."""
+    volumes = {path: {"bind": path, "mode": "rw"} for path in spec.git_rw}
+    volumes.update({path: {"bind": path, "mode": "ro"} for path in spec.git_ro})
     return volumes
 
 
