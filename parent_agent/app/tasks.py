@@ -420,24 +420,18 @@ def loss(task: Task, delete_branch: bool) -> Loss:
         "status",
         limit=1 << 20,
     )
-    changes = tuple(line[3:] for line in status.text.splitlines() if line.strip())
+    lines = status.out.decode(errors="replace").splitlines()
+    changes = tuple(line[3:] for line in lines if line.strip())
     commits: tuple[str, ...] = ()
     if delete_branch:
-        ref = f"refs/heads/{task.branch}"
+        # every branch, tag and remote branch but this one (not --all: it takes each
+        # worktree's HEAD, this task's own among them)
         res = git.ok(
             task.repo,
-            [
-                "log",
-                "--oneline",
-                "--no-decorate",
-                "--max-count=50",
-                ref,
-                "--not",
-                f"--exclude={ref}",
-                "--all",
-            ],
+            ["log", "--oneline", "--no-decorate", "--max-count=50", f"refs/heads/{task.branch}",
+             "--not", f"--exclude={task.branch}", "--branches", "--tags", "--remotes"],
             "commits only on the task's branch",
-        )
+        )  # fmt: skip
         commits = tuple(line for line in res.text.splitlines() if line.strip())
     return Loss(changes, commits)
 
