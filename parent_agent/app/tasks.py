@@ -228,8 +228,10 @@ def git_mounts(project: str) -> GitMounts:
     a main checkout's `.git` is mounted onto itself. Either way `config` and `hooks` are
     read-only (a worker cannot plant a hook or an fsmonitor that later runs on the host),
     and a task's `.git` file and its `commondir`/`gitdir` too (a worker cannot point the
-    host's git elsewhere). Any other project mounts nothing more. Each path is checked here,
-    just before the create: a real file or directory, no symlink on the way."""
+    host's git elsewhere); a main checkout's `.git/worktrees` and `.hal9000` (its tasks'
+    worktrees, when there are any) as well. Any other project mounts nothing more. Each
+    path is checked here, just before the create: a real file or directory, no symlink on
+    the way."""
     found = git.task_repo(project)
     if found is not None:
         _, repo = found
@@ -242,7 +244,18 @@ def git_mounts(project: str) -> GitMounts:
     if st is None or not stat.S_ISDIR(st.st_mode):
         return GitMounts()
     repo = git.Repo(project, dot, project, dot, (st.st_uid, st.st_gid))
-    return _checked(GitMounts((dot,), (f"{dot}/config", _hooks(repo))))
+    ro = [f"{dot}/config", _hooks(repo), _made(repo, "worktrees")]
+    # the tasks' worktrees and their admin directories: another worker's, not this one's
+    # to write (nor to point the host's git elsewhere from)
+    tasks_dir = f"{project}/{tasks.HAL_DIR}"
+    if _real_dir(tasks_dir):
+        ro.append(tasks_dir)
+    return _checked(GitMounts((dot,), tuple(ro)))
+
+
+def _real_dir(path: str) -> bool:
+    st = _lstat(path)
+    return st is not None and stat.S_ISDIR(st.st_mode)
 
 
 def _lstat(path: str) -> os.stat_result | None:
@@ -254,9 +267,14 @@ def _lstat(path: str) -> os.stat_result | None:
 
 def _hooks(repo: git.Repo) -> str:
     """`.git/hooks`, made (empty, the owner's) when missing: a worker must not make it."""
+    return _made(repo, "hooks")
+
+
+def _made(repo: git.Repo, name: str) -> str:
+    """`.git/NAME`, a directory made (empty, the owner's) when missing."""
     with untrusted.directory(Path(repo.common)) as top:
-        untrusted.ensure_dir(top, "hooks", repo.owner)
-    return f"{repo.common}/hooks"
+        untrusted.ensure_dir(top, name, repo.owner)
+    return f"{repo.common}/{name}"
 
 
 def _checked(m: GitMounts) -> GitMounts:
@@ -413,7 +431,9 @@ class Loss:
         return " and ".join(parts)
 
 
-def loss(task: Task, delete_branch: bool) -> Loss:
+def loss(task: Task, delete_branch: bool, copied: Iterable[str] = ()) -> Loss:
+    """What removing `task` (and its branch, `delete_branch`) would lose. An untracked file
+    `[worker] copy` lists (`copied`) that is the same as the main checkout's is no loss."""
     status = git.ok(
         task.repo,
         ["status", "--porcelain=v1", "--untracked-files=all"],
@@ -421,7 +441,12 @@ def loss(task: Task, delete_branch: bool) -> Loss:
         limit=1 << 20,
     )
     lines = status.out.decode(errors="replace").splitlines()
-    changes = tuple(line[3:] for line in lines if line.strip())
+    copies = {c for c in copied if line_is_copy(task, c)}
+    changes = tuple(
+        line[3:]
+        for line in lines
+        if line.strip() and not (line[:3] == "?? " and line[3:] in copies)
+    )
     commits: tuple[str, ...] = ()
     if delete_branch:
         # every branch, tag and remote branch but this one (not --all: it takes each
@@ -434,6 +459,17 @@ def loss(task: Task, delete_branch: bool) -> Loss:
         )  # fmt: skip
         commits = tuple(line for line in res.text.splitlines() if line.strip())
     return Loss(changes, commits)
+
+
+def line_is_copy(task: Task, rel: str) -> bool:
+    """`rel` in the task's worktree has the bytes of the main checkout's (read without
+    following links, bounded)."""
+    try:
+        mine = untrusted.read_file(Path(task.path), rel, COPY_LIMIT)
+        theirs = untrusted.read_file(Path(task.repo.root), rel, COPY_LIMIT)
+    except (OSError, ValueError):
+        return False
+    return mine is not None and mine == theirs
 
 
 def remove(task: Task, delete_branch: bool) -> None:

@@ -371,7 +371,7 @@ def rm(p: Parent, name: str, force: bool, keep: bool | None, discard: bool) -> N
     task = _task_of(w)
     if task is not None:
         keep = _ask_keep(task, keep)
-        lost = tasks.loss(task, delete_branch=not keep)
+        lost = tasks.loss(task, delete_branch=not keep, copied=p.config().worker.copy)
         if (lost.changes or lost.commits) and not discard:
             raise UsageError(
                 f"removing task {task.name} would lose {lost.words()}",

@@ -207,6 +207,11 @@ def test_copy_takes_listed_files_and_follows_no_link(
     )
     wt = Path(t.path)
     assert (wt / ".env").read_text() == "KEY=1\n"
+    # an identical copy is no loss for rm; a changed one is
+    assert ".env" not in tasks.loss(t, False, [".env", "conf/local.toml"]).changes
+    assert ".env" in tasks.loss(t, False).changes
+    (wt / ".env").write_text("KEY=2\n")
+    assert ".env" in tasks.loss(t, False, [".env"]).changes
     assert (wt / "conf/local.toml").read_text() == "x = 1\n"
     assert not (wt / "link.env").exists() and not (wt / "linkdir").exists()
 
@@ -221,7 +226,9 @@ def test_git_mounts_of_a_task_and_of_a_checkout(repo: Path, policy: PathPolicy) 
     }  # fmt: skip
     plain = tasks.git_mounts(str(repo))
     assert plain.rw == (f"{repo}/.git",)
-    assert set(plain.ro) == {f"{repo}/.git/config", f"{repo}/.git/hooks"}
+    assert set(plain.ro) == {
+        f"{repo}/.git/config", f"{repo}/.git/hooks", f"{repo}/.git/worktrees", f"{repo}/.hal9000"
+    }  # fmt: skip
     assert tasks.git_mounts(str(repo.parent)) == tasks.GitMounts()
     # hooks replaced by a link (a worker of the repository could): refused, never mounted
     os.rename(repo / ".git/hooks", repo / ".git/hooks.old")
