@@ -170,7 +170,15 @@ def open_(host: Host, directory: str, detach: bool, task: str | None, from_ref: 
     remember(c, engine, agent.parent, image_id, before, project, say=False)  # said if older
     cli_auth.first_run(host, agent, host.err)
     if detach:
-        click.echo(agent.spawn(project, image_id, task, from_ref))
+        try:
+            click.echo(agent.spawn(project, image_id, task, from_ref))
+        except ParentCommandFailed as e:
+            if task is None:
+                raise
+            # the parent decides on a task (is DIR in a repository, is the branch free):
+            # its refusal keeps its words and its exit code
+            click.echo(e.output.strip(), err=True)
+            sys.exit(e.code)
         return
     cli = find_docker_cli(host.env)
     if task is not None:

@@ -69,6 +69,9 @@ def _allowed(p: Parent, w: Worker) -> None:
     before the policy (or before a root moved) is refused, though it may still be stopped,
     removed, or its logs read."""
     sessions.project_path(w.project, p.layout)
+    # the engine mounts the repository's git paths again at each start: none may have
+    # become a link since (a worker of the repository could have swapped one)
+    tasks.git_mounts(w.project)
 
 
 @contextmanager
