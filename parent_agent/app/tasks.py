@@ -236,15 +236,15 @@ def git_mounts(project: str) -> GitMounts:
     if found is not None:
         _, repo = found
         admin = repo.git_dir
-        ro = [f"{repo.common}/config", _hooks(repo), f"{project}/.git"]
+        ro = [_config(repo), _hooks(repo), f"{project}/.git"]
         ro += [f"{admin}/{n}" for n in ("commondir", "gitdir") if os.path.lexists(f"{admin}/{n}")]
         return _checked(GitMounts((repo.common,), tuple(ro)))
     dot = f"{project}/.git"
     st = _lstat(dot)
-    if st is None or not stat.S_ISDIR(st.st_mode):
-        return GitMounts()
+    if st is None or not stat.S_ISDIR(st.st_mode) or _lstat(f"{dot}/HEAD") is None:
+        return GitMounts()  # no repository of its own (a `.git` a worker made is not one)
     repo = git.Repo(project, dot, project, dot, (st.st_uid, st.st_gid))
-    ro = [f"{dot}/config", _hooks(repo), _made(repo, "worktrees")]
+    ro = [_config(repo), _hooks(repo), _made(repo, "worktrees")]
     # the tasks' worktrees and their admin directories: another worker's, not this one's
     # to write (nor to point the host's git elsewhere from)
     tasks_dir = f"{project}/{tasks.HAL_DIR}"
@@ -263,6 +263,13 @@ def _lstat(path: str) -> os.stat_result | None:
         return os.lstat(path)
     except OSError:
         return None
+
+
+def _config(repo: git.Repo) -> str:
+    """`.git/config`, made (empty, the owner's) when missing: a worker must not make it."""
+    with untrusted.directory(Path(repo.common)) as top:
+        untrusted.ensure_file(top, "config", b"", repo.owner, 0o644)
+    return f"{repo.common}/config"
 
 
 def _hooks(repo: git.Repo) -> str:
