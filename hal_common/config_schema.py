@@ -78,6 +78,8 @@ class WorkerConfig:
     env: tuple[str, ...] | dict[str, str] = ()
     resume: bool = True  # a restarted worker continues its last conversation
     ports: tuple[int, ...] = ()  # its servers' ports, each reachable from the host's browser
+    # untracked files of the repository copied into a new task's worktree (`.env`, ...)
+    copy: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,7 @@ class KeysConfig:
     choose: str = "W"
     stats: str = "T"
     next_waiting: str = "A"
+    diff: str = "G"
 
 
 @dataclass(frozen=True)
@@ -457,6 +460,24 @@ def _env(v: tuple[str, ...] | dict[str, str]) -> str | None:
     return None
 
 
+def _copy(v: tuple[str, ...]) -> str | None:
+    """Paths relative to the repository's root, inside it, not into `.git` or `.hal9000`."""
+    for entry in v:
+        parts = entry.split("/")
+        if (
+            not entry
+            or entry.startswith("/")
+            or any(p in ("", ".", "..") for p in parts)
+            or parts[0] in (".git", ".hal9000")
+            or "\0" in entry
+        ):
+            return (
+                f"has {entry!r}; expected paths of files relative to the repository's root "
+                "(e.g. '.env', 'config/local.toml'), without '..', not in .git or .hal9000"
+            )
+    return None
+
+
 def _notify_on(v: tuple[str, ...]) -> str | None:
     bad = [s for s in v if s not in NOTIFY_STATES]
     if bad:
@@ -484,6 +505,7 @@ _CHECKS: dict[tuple[str, str], Any] = {
     ("worker", "restart"): _one_of(RESTART_POLICIES),
     ("worker", "env"): _env,
     ("worker", "ports"): check_worker_ports,
+    ("worker", "copy"): _copy,
     ("dashboard", "refresh"): _seconds(*INTERVAL_RANGE),
     ("dashboard", "max_rows"): _not_negative,
     ("log", "level"): _one_of(LOG_LEVELS),

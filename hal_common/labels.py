@@ -20,6 +20,10 @@ PROJECT_CONFIG = f"{PREFIX}.project-config"
 GRANTS = f"{PREFIX}.grants"  # a worker's identity grants: "ssh-agent,github-token" (or "")
 # on the parent: the host's SSH agent socket it binds ("" none); another one means a restart
 SSH_AGENT = f"{PREFIX}.ssh-agent"
+# a task's worker (hal_common/tasks.py): its name, its repository's root, the commit it began at
+TASK = f"{PREFIX}.task"
+REPO = f"{PREFIX}.repo"
+BASE = f"{PREFIX}.base"
 
 ROLE_PARENT = "parent"
 ROLE_WORKER = "worker"
@@ -49,3 +53,8 @@ def worker_labels(session: str, project: str, image: str, version: str) -> dict[
         IMAGE: image,
         VERSION: version,
     }
+
+
+def task_labels(name: str, repo: str, base: str) -> dict[str, str]:
+    """The labels of a task's worker (`base` may be "": not known)."""
+    return {TASK: name, REPO: repo, **({BASE: base} if base else {})}

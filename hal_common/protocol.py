@@ -219,6 +219,14 @@ class WorkerRow:
     limits: Limits
     agent: AgentRow | None = None  # None: the parent does not know (yet), or is older
     claude: ClaudeRow | None = None  # None: an older parent
+    # a task's name; its repository's root, branch, base commit, commits past it and
+    # whether it has uncommitted changes (None: not a git project, or an older parent)
+    task: str | None = None
+    repo: str | None = None
+    branch: str | None = None
+    base: str | None = None
+    ahead: int | None = None
+    dirty: bool | None = None
 
     def to_json(self) -> dict[str, Any]:
         lim = self.limits
@@ -233,6 +241,12 @@ class WorkerRow:
             "limits": {"memory": lim.memory, "cpus": lim.cpus, "pids": lim.pids},
             "agent": self.agent.to_json() if self.agent else None,
             "claude": self.claude.to_json() if self.claude else None,
+            "task": self.task,
+            "repo": self.repo,
+            "branch": self.branch,
+            "base": self.base,
+            "ahead": self.ahead,
+            "dirty": self.dirty,
         }
 
     @classmethod
@@ -251,6 +265,12 @@ class WorkerRow:
             claude=ClaudeRow.from_json(f.obj("claude"))
             if f.doc.get("claude") is not None
             else None,
+            task=f.opt_text("task"),
+            repo=f.opt_text("repo"),
+            branch=f.opt_text("branch"),
+            base=f.opt_text("base"),
+            ahead=f.opt_integer("ahead"),
+            dirty=f.opt_flag("dirty"),
         )
 
 

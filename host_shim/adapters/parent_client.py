@@ -17,6 +17,7 @@ from hal_common.errors import EXIT_USAGE, HalError
 from hal_common.layout import ParentLayout
 from hal_common.protocol import AuthStatus, Health, LsReply, Ready, SyncStatus, WorkerRow
 from host_shim.adapters.engine import ContainerHandle, ExecResult
+from host_shim.core import handover
 from host_shim.core.fastpath import Probe, parse_probe, probe_script
 from host_shim.core.parent_spec import PARENT_LAYOUT
 
@@ -111,9 +112,13 @@ class ParentClient:
 
     # --- what the parent is told ----------------------------------------------------------
 
-    def spawn(self, project: str, image_id: str) -> str:
-        """Start (or reuse) `project`'s worker and its window; its session name."""
+    def spawn(
+        self, project: str, image_id: str, task: str | None = None, from_ref: str | None = None
+    ) -> str:
+        """Start (or reuse) `project`'s worker and its window (`task`: that task's, on a
+        worktree of `project`'s repository, from `from_ref`); its session name."""
         argv = ["spawn", project, "--no-attach", "--image-id", image_id]
+        argv += handover.task_args(task, from_ref)
         out = self._ok(self._ask(argv, "spawning the worker"), "spawn").strip().splitlines()
         for line in out[:-1]:  # what the parent warned about (the output is both streams)
             log.warning("%s", line)

@@ -17,6 +17,7 @@ from hal_common.errors import HalError, UsageError
 from hal_common.projects import resolve_project
 from hal_common.protocol import PARENT_ABSENT, PARENT_RESTARTING, PARENT_RUNNING, Health, WorkerRow
 from hal_common.services_build import host_line
+from hal_common.tasks import check_name
 from hal_io import manners
 from hal_io.config_cli import config_group
 from host_shim.adapters import background, images
@@ -141,16 +142,29 @@ main.add_command(uninstall)
 @main.command("open", hidden=True, cls=_Open)
 @click.argument("directory", default=".", type=click.Path(), shell_complete=manners.complete_dir)
 @click.option("-d", "--detach", is_flag=True, help="Start the session, don't attach.")
+@click.option(
+    "--task",
+    default=None,
+    metavar="NAME",
+    help="A task: a worktree of DIR's repository on branch hal/NAME, with its own worker.",
+)
+@click.option(
+    "--from", "from_ref", default=None, metavar="REF", help="With --task: start from REF (HEAD)."
+)
 @pass_host
-def open_(host: Host, directory: str, detach: bool) -> None:
-    """Open DIRECTORY's session (the default command)."""
+def open_(host: Host, directory: str, detach: bool, task: str | None, from_ref: str | None) -> None:
+    """Open DIRECTORY's session (the default command); with --task NAME, that task's."""
     before = hint_stamps(host.layout.config_file, host.env)  # the quick entry's (quick.py)
     c = load_ctx(host)
     project = resolve_project(directory, c.policy())  # a pre-check: the parent decides
+    if from_ref is not None and task is None:
+        raise UsageError("--from goes with --task", hint="claudy DIR --task NAME --from REF")
+    if task is not None:
+        check_name(task)  # a pre-check too
     engine = c.engine()
     if not detach and not sys.stdin.isatty():
         raise UsageError("claudy needs a terminal to attach", hint="use claudy -d DIR in scripts")
-    session = fast_session(c, engine, project, detach, before)
+    session = None if task else fast_session(c, engine, project, detach, before)
     if session is not None:
         if detach:
             click.echo(session)
@@ -167,9 +181,20 @@ def open_(host: Host, directory: str, detach: bool) -> None:
     cli_auth.first_run(host, agent, host.err)
     cli_identity.send(host, agent, host.err)
     if detach:
-        click.echo(agent.spawn(project, image_id))
+        try:
+            click.echo(agent.spawn(project, image_id, task, from_ref))
+        except ParentCommandFailed as e:
+            if task is None:
+                raise
+            # the parent decides on a task (is DIR in a repository, is the branch free):
+            # its refusal keeps its words and its exit code
+            click.echo(e.output.strip(), err=True)
+            sys.exit(e.code)
         return
     cli = find_docker_cli(host.env)
+    if task is not None:
+        name = c.cfg.parent.name
+        hand_over(cli, handover.spawn_argv(cli, name, project, image_id, host.term, task, from_ref))
     hand_over(cli, handover.attach_argv(cli, c.cfg.parent.name, project, image_id, host.term))
 
 

@@ -18,6 +18,28 @@ def attach_argv(docker_cli: str, parent: str, project: str, image_id: str, term:
             parent, "hal-agent", "attach", project, "--image-id", image_id]  # fmt: skip
 
 
+def task_args(task: str | None, from_ref: str | None) -> list[str]:
+    """`--task NAME [--from REF]` for hal-agent spawn (nothing without a task)."""
+    if task is None:
+        return []
+    return ["--task", task, *(["--from", from_ref] if from_ref is not None else [])]
+
+
+def spawn_argv(
+    docker_cli: str,
+    parent: str,
+    project: str,
+    image_id: str,
+    term: str,
+    task: str,
+    from_ref: str | None,
+) -> list[str]:
+    """`hal-agent spawn PROJECT --task NAME` in the parent, on this terminal (it attaches)."""
+    return [docker_cli, "exec", "-it", "--detach-keys", DETACH_KEYS, "-e", f"TERM={term}",
+            parent, "hal-agent", "spawn", project, *task_args(task, from_ref),
+            "--image-id", image_id]  # fmt: skip
+
+
 def forward_argv(
     parent: str, args: list[str], tty: bool, term: str, no_color: bool = False
 ) -> list[str]:

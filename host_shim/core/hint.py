@@ -36,7 +36,7 @@ MAX_PROJECTS = 256  # the decisions a hint keeps (the most recent)
 # directory.
 FORWARDED = ("ls", "spawn", "attach", "start", "restart", "rm", "logs", "stats", "shell",
              "keys", "gc", "version", "egress", "services", "health", "ports",
-             "trust")  # fmt: skip
+             "trust", "diff")  # fmt: skip
 TOP_OPTIONS = ("--help", "-h", "--version")
 COMMANDS = ("auth", "build", "claude", "completion", "config", "doctor", "down", "identity",
             "open", "send", "status", "stop", "sync", "uninstall")  # fmt: skip

@@ -91,6 +91,14 @@ def find_by_project(engine: InnerEngine, project: str) -> Worker | None:
     return _first(engine, "looking up a worker", project=project)
 
 
+def find_by_task(engine: InnerEngine, task: str) -> list[Worker]:
+    """The workers of every task named `task` (one per repository that has one)."""
+    listed = engine.containers(labels.ROLE_WORKER, what="looking up a task")
+    found = (engine.inspect(c.id, "looking up a task") for c in listed
+             if c.labels.get(labels.TASK) == task)  # fmt: skip
+    return sorted((to_worker(a) for a in found if a is not None), key=lambda w: w.name)
+
+
 def find_worker(engine: InnerEngine, session: str) -> Worker:
     found = _first(engine, f"looking up {session}", session=session)
     if found is None:

@@ -13,16 +13,20 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hal_common import identity
+from hal_common import identity, labels
 from hal_common.config import Config
 from hal_common.errors import HalError, ImageMissing, NoSuchSession, UsageError
 from hal_common.layout import ParentLayout
+from hal_common.naming import session_name
 from hal_common.project_config import BUILTIN_IMAGES, PROJECT_IMAGE, Overlay
 from hal_common.projects import PathPolicy, resolve_project
+from hal_common.tasks import check_name, worktree
 from parent_agent.adapters import claude_home as claude_home_mod
-from parent_agent.adapters import claude_store, identity_store, project_file, services, workers
+from parent_agent.adapters import claude_store, git, identity_store, project_file, services, workers
 from parent_agent.adapters.engine import InnerEngine
+from parent_agent.app import tasks
 from parent_agent.core import services as services_core
+from parent_agent.core.model import Worker
 from parent_agent.core.spec import (
     DEDICATED_UID,
     WorkerSpec,
@@ -119,16 +123,20 @@ def spawn(
     name: str | None = None,
     image: str | None = None,
     progress: Callable[[str], None] | None = None,
+    task: tasks.Task | None = None,
 ) -> WorkerSpec:
     """Ensure the worker for `directory` runs and (given a tmux UI) has a window. Idempotent.
 
     `env` is the environment `[worker].env` names are passed on from. The project's
     `.hal9000.toml` is merged over `cfg` first: a bad or untrusted one refuses the spawn
-    before anything is made. `progress` hears a user Dockerfile's build, line by line."""
+    before anything is made. `progress` hears a user Dockerfile's build, line by line.
+    `task`: the task whose worktree `directory` is, as `tasks.ensure` just made it (a task's
+    worktree is recognised without it too: a restart, a bring-back)."""
     project = project_path(directory, layout)
     cfg, overlay = project_file.load(cfg, project, layout)
     uid, gid = host_owner(project, layout)
     existing = workers.find_by_project(engine, project)
+    mounts, task_labels = git_of(project, layout, existing, task)
     if name is not None:
         check_custom_name(name)
         other = workers.find_by_session(engine, name)
@@ -160,6 +168,8 @@ def spawn(
         overlay=overlay,
         grants=grants,
         ssh_agent=ssh_agent_socket(layout, project) if grants.ssh_agent else "",
+        git=(mounts.rw, mounts.ro),
+        task=task_labels,
     )
     if grants.github_token and identity_store.load_token(layout) is None:
         log.warning(
@@ -240,6 +250,58 @@ def ssh_agent_socket(layout: ParentLayout, project: str) -> str:
     return ""
 
 
+def git_of(
+    project: str, layout: ParentLayout, existing: Worker | None, task: tasks.Task | None
+) -> tuple[tasks.GitMounts, dict[str, str] | None]:
+    """The repository's git the worker of `project` mounts, and its task labels when it is
+    a task's worktree (whose repository's root the path policy must allow: its `.git` is
+    mounted). The base: the one just made, else the worker's label, else where the task's
+    branch meets the main checkout's HEAD."""
+    found = git.task_repo(project)
+    if found is None:
+        return tasks.git_mounts(project), None
+    named, repo = found
+    project_path(repo.root, layout)
+    base = (task.base if task else "") or (existing.base if existing else "")
+    base = base or tasks.guess_base(repo)
+    return tasks.git_mounts(project), labels.task_labels(named.name, repo.root, base)
+
+
+def spawn_task(
+    engine: InnerEngine,
+    ui: TmuxUI | None,
+    cfg: Config,
+    directory: str,
+    name: str,
+    from_ref: str | None,
+    layout: ParentLayout,
+    env: Mapping[str, str],
+    image_id: str | None = None,
+    image: str | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> WorkerSpec:
+    """Task `name` of DIRECTORY's repository: its worktree (made, or found as it was) and
+    its own worker there. Serialised per task, across processes."""
+    project = project_path(directory, layout)
+    policy = PathPolicy.of_parent(layout)
+    where = tasks.repo_of(project, policy)
+    path = worktree(where.root, check_name(name))
+    with session_lock(f"task-{session_name(path)}", layout.lock_dir):
+        task = tasks.ensure(project, name, from_ref, policy, cfg.worker.copy)
+        return spawn(
+            engine,
+            ui,
+            cfg,
+            task.path,
+            layout,
+            env,
+            image_id=image_id,
+            image=image,
+            task=task,
+            progress=progress,
+        )
+
+
 def claude_binary(layout: ParentLayout, cfg: Config, running: bool) -> tuple[str, str] | None:
     """The Claude Code a new or restarted worker mounts: (version, binary) from the store. A
     running worker keeps its own, so a missing one is no error then (nothing is created)."""
@@ -295,4 +357,13 @@ def resolve_name(engine: InnerEngine, name_or_dir: str, layout: ParentLayout) ->
         if by_project is not None:
             return by_project.name
         raise NoSuchSession(f"no worker for {real}", hint=f"hal-agent spawn {real}")
+    by_task = workers.find_by_task(engine, name_or_dir)
+    if len(by_task) == 1:
+        return by_task[0].name
+    if by_task:
+        raise UsageError(
+            f"{len(by_task)} repositories have a task {name_or_dir}: "
+            + ", ".join(f"{w.name} ({w.repo})" for w in by_task),
+            hint="name its worker (the session) instead",
+        )
     raise NoSuchSession(f"no worker named {name_or_dir}", hint="hal-agent ls --all lists them")

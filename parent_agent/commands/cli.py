@@ -40,7 +40,7 @@ LAZY = {
     **{name: f"parent_agent.commands.workers:{attr}" for name, attr in (
         ("spawn", "spawn"), ("attach", "attach"), ("ls", "ls_"), ("start", "start"),
         ("stop", "stop"), ("restart", "restart"), ("rm", "rm"), ("logs", "logs"),
-        ("shell", "shell"), ("gc", "gc"), ("send", "send"))},
+        ("shell", "shell"), ("gc", "gc"), ("send", "send"), ("diff", "diff"))},
     **{name: f"parent_agent.commands.info:{name}" for name in
        ("stats", "keys", "version", "doctor", "key", "services")},
     "config": "hal_io.config_cli:parent_group",

@@ -404,7 +404,7 @@ def services(p: Parent, as_json: bool, restart: tuple[str, ...]) -> None:
 @click.argument(
     "action",
     type=click.Choice(
-        ["new-session", "stop", "restart", "shell", "choose", "stats", "next-waiting"]
+        ["new-session", "stop", "restart", "shell", "choose", "stats", "next-waiting", "diff"]
     ),
 )
 @click.option("--client", required=True, help="The tmux client that pressed the key.")
@@ -429,7 +429,8 @@ def key(p: Parent, action: str, client: str, window: str) -> None:
             for i, w in enumerate(recent[:9])
         ]
         spawn = f"run-shell -b '{me} spawn --client {c} %%'"
-        prompt = f"command-prompt -p 'project directory:' \"{spawn}\""
+        # the typed words reach `spawn` as its arguments: `DIR --task NAME [--from REF]` too
+        prompt = f"command-prompt -p 'project directory (or DIR --task NAME):' \"{spawn}\""
         items.append(("another directory…", "o", prompt))
         ui.menu(client, " new session ", items)
     elif action == "choose":
@@ -465,6 +466,10 @@ def key(p: Parent, action: str, client: str, window: str) -> None:
             restart_worker(p, window, client)
         elif action == "shell":
             open_shell(p, window, client)
+        elif action == "diff":
+            # a refusal (no git here) stays on screen until a key, not a popup that blinks
+            show = f"{me} diff {shlex.quote(window)} || {{ printf '\\n(Enter closes)'; read _; }}"
+            ui.popup(client, show, f" {window}: diff (q closes) ")
 
 
 def _self() -> str:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
+import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -17,10 +19,11 @@ import click
 from hal_common.errors import ConfigError, HalError, UsageError
 from hal_common.layout import WORKER_BIN
 from hal_common.protocol import LsReply
+from hal_io import manners
 from hal_io.manners import complete_worker
 from parent_agent.adapters import snapshot_file, workers
 from parent_agent.adapters.engine import InnerEngine
-from parent_agent.app import sessions
+from parent_agent.app import sessions, tasks
 from parent_agent.commands.context import Parent, pass_parent
 from parent_agent.core.agent_state import AgentState
 from parent_agent.core.keys import next_waiting
@@ -66,6 +69,9 @@ def _allowed(p: Parent, w: Worker) -> None:
     before the policy (or before a root moved) is refused, though it may still be stopped,
     removed, or its logs read."""
     sessions.project_path(w.project, p.layout)
+    # the engine mounts the repository's git paths again at each start: none may have
+    # become a link since (a worker of the repository could have swapped one)
+    tasks.git_mounts(w.project)
 
 
 @contextmanager
@@ -84,6 +90,15 @@ def _told(p: Parent, client: str | None) -> Iterator[None]:
 @click.command()
 @click.argument("directory", type=click.Path(file_okay=False))
 @click.option("--name", default=None, help="Session name (default: <dir>-<hash of its path>).")
+@click.option(
+    "--task",
+    default=None,
+    metavar="NAME",
+    help="A task: a worktree of DIRECTORY's repository on branch hal/NAME, its own worker.",
+)
+@click.option(
+    "--from", "from_ref", default=None, metavar="REF", help="With --task: start from REF (HEAD)."
+)
 @click.option("--image", default=None, help="Worker image (default: [worker].image).")
 @click.option("--no-attach", is_flag=True, help="Create the worker and its window only.")
 @click.option("--no-window", is_flag=True, hidden=True, help="Worker only (benchmarks).")
@@ -94,30 +109,43 @@ def spawn(
     p: Parent,
     directory: str,
     name: str | None,
+    task: str | None,
+    from_ref: str | None,
     image: str | None,
     no_attach: bool,
     no_window: bool,
     image_id: str | None,
     client: str | None,
 ) -> None:
-    """Start (or reuse) the worker for DIRECTORY and show its window."""
+    """Start (or reuse) the worker for DIRECTORY and show its window.
+
+    With --task NAME: a worktree of DIRECTORY's repository at `.hal9000/tasks/NAME`, on
+    branch hal/NAME (made from HEAD or --from REF; found again when it exists), with its
+    own worker. `hal-agent diff NAME` shows what it changed; `hal-agent rm NAME` removes it.
+    """
     with _told(p, client):
         sessions.project_path(directory, p.layout)  # before the config, engine and tmux
+        if task is None and from_ref is not None:
+            raise UsageError(
+                "--from goes with --task", hint="hal-agent spawn DIR --task NAME --from REF"
+            )
+        if task is not None and name is not None:
+            raise UsageError(
+                "--name does not go with --task: a task's worker is named by its folder"
+            )
     cfg = p.config()
     ui = None if no_window else p.ui()
     with _told(p, client):
-        spec = sessions.spawn(
-            p.inner(),
-            ui,
-            cfg,
-            directory,
-            p.layout,
-            p.env,
-            image_id=image_id,
-            name=name,
-            image=image,
-            progress=progress(p, client),
-        )
+        if task is not None:
+            spec = sessions.spawn_task(
+                p.inner(), ui, cfg, directory, task, from_ref, p.layout, p.env,
+                image_id=image_id, image=image, progress=progress(p, client),
+            )  # fmt: skip
+        else:
+            spec = sessions.spawn(
+                p.inner(), ui, cfg, directory, p.layout, p.env, image_id=image_id, name=name,
+                image=image, progress=progress(p, client),
+            )  # fmt: skip
     if no_attach or no_window:
         click.echo(spec.session)
         return
@@ -209,7 +237,9 @@ def ls_(p: Parent, as_json: bool, show_all: bool) -> None:
     agents = published_agents(p)
     now = datetime.now(UTC)
     target = claude_target(p)
-    rows = [ls_row(w, now, windows, agents.get(w.name), target) for w in found]
+    found = grouped(found)
+    states = {w.name: tasks.state_of(w.project, w.base) for w in found}
+    rows = [ls_row(w, now, windows, agents.get(w.name), target, states[w.name]) for w in found]
     if as_json:
         click.echo(LsReply.from_json(rows).dumps())
         return
@@ -217,12 +247,40 @@ def ls_(p: Parent, as_json: bool, show_all: bool) -> None:
         click.echo("no workers" + ("" if show_all else " running (--all shows stopped ones)"))
         return
     click.echo(f"{'NAME':32} {'STATE':8} {'WIN':4} {'AGENT':16} {'CLAUDE':18} PROJECT")
+    shown_repo = ""
     for w, r in zip(found, rows, strict=True):
         win = "win" if r["window"] else "-"
         agent = agents.get(w.name)
         label = agent.label() if agent else "-"
         code = (w.claude or "?") + (" outdated" if r["claude"]["outdated"] else "")
-        click.echo(f"{r['name']:32} {r['state']:8} {win:4} {label:16} {code:18} {r['project']}")
+        where = r["project"]
+        if w.task:
+            if w.repo != shown_repo and not any(o.project == w.repo for o in found):
+                click.echo(f"{'':32} {'':8} {'':4} {'':16} {'':18} {w.repo}")
+            where = "  └ " + task_words(w.task, r)
+        shown_repo = w.repo or w.project
+        click.echo(f"{r['name']:32} {r['state']:8} {win:4} {label:16} {code:18} {where}")
+
+
+def grouped(found: list[Worker]) -> list[Worker]:
+    """Workers in groups: each repository's own worker, then its tasks by name."""
+    return sorted(found, key=group_key)
+
+
+def group_key(w: Worker) -> tuple[str, int, str]:
+    return (w.repo or w.project, 1 if w.task else 0, w.name)
+
+
+def task_words(task: str, row: dict[str, object]) -> str:
+    """`task fix on hal/fix, 2 ahead, dirty`."""
+    words = f"task {task}"
+    if row.get("branch"):
+        words += f" on {row['branch']}"
+    if row.get("ahead") is not None:
+        words += f", {row['ahead']} ahead"
+    if row.get("dirty"):
+        words += ", dirty"
+    return words
 
 
 def claude_target(p: Parent) -> str | None:
@@ -312,15 +370,113 @@ def renew_claude(p: Parent, engine: InnerEngine, w: Worker) -> bool:
 @click.command()
 @click.argument("name", shell_complete=complete_worker)
 @click.option("--force", "-f", is_flag=True, help="Remove a running worker too.")
+@click.option(
+    "--keep-branch/--delete-branch",
+    "keep",
+    default=None,
+    help="A task: keep its branch hal/NAME (asked on a terminal; kept without one).",
+)
+@click.option(
+    "--discard",
+    is_flag=True,
+    help="A task: lose its uncommitted changes, and (with --delete-branch) commits no other "
+    "branch or tag holds.",
+)
 @pass_parent
-def rm(p: Parent, name: str, force: bool) -> None:
-    """Remove a worker's container (the project's files are untouched)."""
+def rm(p: Parent, name: str, force: bool, keep: bool | None, discard: bool) -> None:
+    """Remove a worker's container (the project's files are untouched).
+
+    A task's worker (NAME: its session or its task name): its worktree goes too; its branch
+    stays unless --delete-branch (or you say so when asked). Work that would be lost
+    (uncommitted changes; commits only on a deleted branch) is refused without --discard.
+    """
     engine, name, w = _worker(p, name)
     if w.state == "running" and not force:
         raise UsageError(f"{name} is running", hint=f"hal-agent stop {name}, or rm --force")
+    task = _task_of(w)
+    if task is not None:
+        keep = _ask_keep(task, keep)
+        lost = tasks.loss(task, delete_branch=not keep, copied=p.config().worker.copy)
+        if (lost.changes or lost.commits) and not discard:
+            raise UsageError(
+                f"removing task {task.name} would lose {lost.words()}",
+                hint=f"commit them, or hal-agent rm {name} --discard"
+                + ("" if keep else "; --keep-branch keeps the commits"),
+            )
     engine.remove(w.container, force=True, what=f"removing {name}")
     p.ui().kill_window(name)
-    click.echo(f"removed {name}")
+    if task is None:
+        click.echo(f"removed {name}")
+        return
+    tasks.remove(task, delete_branch=not keep)
+    kept = f"branch {task.branch} kept" if keep else f"branch {task.branch} deleted"
+    click.echo(f"removed {name} and its worktree {task.path} ({kept})")
+
+
+def _task_of(w: Worker) -> tasks.Task | None:
+    """The task whose worker `w` is, while its worktree is there (None: not a task, or the
+    worktree is gone already)."""
+    if not w.task:
+        return None
+    try:
+        return tasks.open_task(w.project, w.base)
+    except UsageError:
+        return None
+
+
+def _ask_keep(task: tasks.Task, keep: bool | None) -> bool:
+    """Keep the task's branch? As told; else asked on a terminal (default: keep); else kept."""
+    if keep is not None:
+        return keep
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return True
+    return click.confirm(f"keep branch {task.branch}?", default=True)
+
+
+@click.command()
+@click.argument("name", shell_complete=complete_worker)
+@click.option("--stat", "stat_only", is_flag=True, help="A summary of the files changed only.")
+@click.option("--no-pager", is_flag=True, help="Print it, even on a terminal.")
+@pass_parent
+def diff(p: Parent, name: str, stat_only: bool, no_pager: bool) -> None:
+    """What a task changed against its base: its commits and its uncommitted changes, then
+    its untracked files as new ones (NAME: a task, its worker, or any worker of a git
+    project, against HEAD). Paged on a terminal (`less -R`, through `delta` when there is
+    one)."""
+    _, name, w = _worker(p, name)
+    paged = sys.stdout.isatty() and not no_pager
+    delta = shutil.which("delta") if paged and not stat_only else None
+    color = (paged or sys.stdout.isatty()) and manners.color() and delta is None
+    found = tasks.diff(w.project, w.base, color=color, stat_only=stat_only)
+    text = found.head.encode() + found.body
+    if found.cut:
+        text += (
+            f"\n# cut at {tasks.DIFF_LIMIT >> 20} MiB: git -C {w.project} diff shows all\n".encode()
+        )
+    elif not found.body:
+        text += b"# no changes\n"
+    if not paged:
+        sys.stdout.buffer.write(text)
+        sys.stdout.flush()
+        return
+    page(text, delta)
+
+
+def page(text: bytes, delta: str | None) -> None:
+    """`text` through `delta` (when given) into `less -R` on this terminal. less runs with
+    LESSSECURE (no shell, editor or log file from inside it): the text is a worker's."""
+    env = {**os.environ, "LESS": "-R", "LESSSECURE": "1", "LESSHISTFILE": "-"}
+    less = shutil.which("less")
+    if less is None:
+        sys.stdout.buffer.write(text)
+        return
+    if delta is not None:
+        colored = subprocess.run(
+            [delta, "--paging=never"], input=text, capture_output=True, timeout=60, check=False
+        )
+        text = colored.stdout if colored.returncode == 0 else text
+    with suppress(BrokenPipeError):
+        subprocess.run([less], input=text, env=env, check=False)
 
 
 @click.command()

@@ -17,6 +17,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "choose": "W",
     "stats": "T",
     "next_waiting": "A",
+    "diff": "G",
 }
 
 DESCRIPTIONS: dict[str, str] = {
@@ -28,6 +29,7 @@ DESCRIPTIONS: dict[str, str] = {
     "choose": "choose a worker from a list",
     "stats": "live CPU / memory of all workers (popup)",
     "next_waiting": "go to the next worker whose agent needs you",
+    "diff": "what this window's task changed against its base (a paged diff, popup)",
 }
 
 

@@ -29,10 +29,12 @@ def ls_row(
     windows: set[str],
     agent: AgentState | None = None,
     claude_target: str | None = None,
+    git: GitState | None = None,
 ) -> dict[str, Any]:
     """One worker in `hal-agent ls --json` (the documented, stable schema); `agent`: what
     its Claude does, as the loop last published it (None: unknown); `claude_target`: the
-    Claude Code version a restart would give it (None: none installed)."""
+    Claude Code version a restart would give it (None: none installed); `git`: its
+    repository's state (None: not a git project, or git could not say)."""
     return {
         "name": w.name,
         "project": w.project,
@@ -51,7 +53,24 @@ def ls_row(
             "version": w.claude or None,
             "outdated": claude_target is not None and w.claude != claude_target,
         },
+        "task": w.task or None,
+        "repo": git.repo if git else (w.repo or None),
+        "branch": git.branch if git else None,
+        "base": (git.base if git else None) or (w.base or None),
+        "ahead": git.ahead if git else None,
+        "dirty": git.dirty if git else None,
     }
+
+
+@dataclass(frozen=True)
+class GitState:
+    """`ls --json`'s git fields of one worker (app/tasks.state_of asks git for them)."""
+
+    repo: str
+    branch: str | None  # None: a detached HEAD
+    base: str | None  # a task's base commit
+    ahead: int | None  # commits on it past the base (tasks)
+    dirty: bool | None  # uncommitted changes or untracked files
 
 
 def parse_duration(text: str) -> timedelta:

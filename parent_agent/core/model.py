@@ -36,6 +36,9 @@ class Worker:
     pid: int = 0  # the worker's init process, as the parent sees it (0 when not running)
     claude: str = ""  # the Claude Code version it mounts ("": made before the store)
     ports: tuple[int, ...] = ()  # its `[worker] ports` as made (the label: no worker writes it)
+    task: str = ""  # a task's worker: the task's name, its repository's root, its base commit
+    repo: str = ""
+    base: str = ""
 
 
 def to_worker(attrs: Mapping[str, Any]) -> Worker:
@@ -62,6 +65,9 @@ def to_worker(attrs: Mapping[str, Any]) -> Worker:
         pid=int(state.get("Pid") or 0),
         claude=lab.get(labels.CLAUDE, ""),
         ports=parse_ports(lab.get(labels.PORTS, "")),
+        task=lab.get(labels.TASK, ""),
+        repo=lab.get(labels.REPO, ""),
+        base=lab.get(labels.BASE, ""),
     )
 
 

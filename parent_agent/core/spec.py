@@ -54,6 +54,10 @@ class WorkerSpec:
     # parent's SSH agent socket it binds ("": none)
     grants: Grants = NO_GRANTS
     ssh_agent: str = ""
+    # the repository's git beyond the project (app/tasks.git_mounts): read-write (a task's
+    # common .git, a main checkout's own .git) and read-only (config, hooks, pointers)
+    git_rw: tuple[str, ...] = ()
+    git_ro: tuple[str, ...] = ()
 
 
 # The uid a worker runs as when both the host user and the project's owner are root: outside
@@ -124,8 +128,9 @@ def group_text(gid: int) -> str:
 
 # what create_kwargs makes; 2: read-only plugins; 3: hardened (confinement), private Claude
 # state, the internal network; 4: the report directory (hooks) and the run directory
-# (resume) mounted (workers made before show as outdated)
-LAYOUT = 4
+# (resume) mounted (workers made before show as outdated); 5: the repository's .git with
+# its config and hooks read-only (tasks)
+LAYOUT = 5
 
 
 def template_hash(cfg: WorkerConfig, image: str | None = None) -> str:
@@ -153,6 +158,8 @@ def worker_spec(
     overlay: Overlay | None = None,
     grants: Grants = NO_GRANTS,
     ssh_agent: str = "",
+    git: tuple[tuple[str, ...], tuple[str, ...]] = ((), ()),
+    task: Mapping[str, str] | None = None,
 ) -> WorkerSpec:
     """The worker for `project`; `[worker].env` names take their values from `environ`.
     `layout` (default: the parent image's) says where the worker's parent-side files go.
@@ -161,7 +168,8 @@ def worker_spec(
     literals over the user's, its record as a label, its setup command. The template label
     stays the user's config's (`overlay.base`), so the dashboard's "outdated" keeps meaning
     "made from another config"; the project's part is its own label.
-    `grants`: its opt-ins; `ssh_agent`: the parent's agent socket, bound when granted."""
+    `grants`: its opt-ins; `ssh_agent`: the parent's agent socket, bound when granted.
+    `git`: the repository's paths it mounts (read-write, read-only); `task`: a task's labels."""
     version, binary = claude or ("", "")
     # the SSH grant counts only with a socket to bind: the label says what the worker got
     grants = Grants(grants.ssh_agent and bool(ssh_agent), grants.github_token)
@@ -193,6 +201,7 @@ def worker_spec(
             **({labels.PORTS: format_ports(cfg.ports)} if cfg.ports else {}),
             **({labels.PROJECT_CONFIG: record} if record else {}),
             labels.GRANTS: grants.label(),
+            **(task or {}),
         },
         run_dir=str((layout or ParentLayout()).worker_run(session)),
         claude=version,
@@ -200,6 +209,8 @@ def worker_spec(
         setup=overlay.setup,
         grants=grants,
         ssh_agent=ssh_agent if grants.ssh_agent else "",
+        git_rw=git[0],
+        git_ro=git[1],
     )
 
 
@@ -273,6 +284,20 @@ def mounts(spec: WorkerSpec, layout: ParentLayout) -> dict[str, dict[str, str]]:
         volumes[spec.claude_path] = {"bind": WORKER_CLAUDE_BINARY, "mode": "ro"}
     if spec.ssh_agent:  # the host's SSH agent: opted-in workers only ([identity] ssh_agent)
         volumes[spec.ssh_agent] = {"bind": WORKER_SSH_SOCK, "mode": "ro"}
+    volumes.update(git_volumes(spec))
+    return volumes
+
+
+def git_volumes(spec: WorkerSpec) -> dict[str, dict[str, str]]:
+    """The repository's git, each at its own path: a task's common `.git` (its worktree's
+    `.git` file points there) or a main checkout's `.git` read-write, mounted onto itself so
+    that a worker can neither rename it away nor swap it; inside, `config` and `hooks`
+    read-only (a worker cannot plant a hook or a `core.fsmonitor` that the host's git would
+    run later), and a task's `.git` file and `commondir`/`gitdir` (a worker cannot point the
+    host's git at a config of its own). The engine mounts by depth: these land over the
+    project's and the `.git` mounts."""
+    volumes = {path: {"bind": path, "mode": "rw"} for path in spec.git_rw}
+    volumes.update({path: {"bind": path, "mode": "ro"} for path in spec.git_ro})
     return volumes
 
 

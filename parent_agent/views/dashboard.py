@@ -156,6 +156,23 @@ def denial_line(row: EgressRow) -> Text:
     return Text(text, style="yellow", no_wrap=True, overflow="ellipsis")
 
 
+def ordered_workers(workers: tuple[Worker, ...], wait: dict[str, int]) -> list[Worker]:
+    """Those that need you first (oldest wait first), then the running, so they stay
+    visible when rows run out; a repository's tasks right after its own worker (grouped by
+    their best member: a waiting task brings its repository up)."""
+
+    def rank(w: Worker) -> tuple[int, bool]:
+        return (wait.get(w.name, len(wait)), w.state != "running")
+
+    groups: dict[str, list[Worker]] = {}
+    for w in workers:
+        groups.setdefault(w.repo or w.project, []).append(w)
+    out: list[Worker] = []
+    for _, members in sorted(groups.items(), key=lambda g: (min(rank(w) for w in g[1]), g[0])):
+        out += sorted(members, key=lambda w: (bool(w.task), rank(w), w.name))
+    return out
+
+
 def render(status: Snapshot, height: int = 24, width: int = 80) -> RenderableType:
     """One frame that fits `height` rows: rows beyond it are counted, not drawn."""
     running = [w for w in status.workers if w.state == "running"]
@@ -206,20 +223,17 @@ def render(status: Snapshot, height: int = 24, width: int = 80) -> RenderableTyp
     room = max(1, height - CHROME_ROWS - len(errors) - len(notes))
     if status.max_rows:
         room = min(room, status.max_rows)
-    # those that need you first (oldest wait first), then the running, so they stay
-    # visible when rows run out
     wait = {name: i for i, name in enumerate(waiting)}
-    ordered = sorted(
-        status.workers,
-        key=lambda w: (wait.get(w.name, len(wait)), w.state != "running", w.name),
-    )
+    ordered = ordered_workers(status.workers, wait)
     shown = ordered[:room]
     for w in shown:
         u = status.usage.get(w.name)
         cpu = f"{u.cpu_pct:.0f}%" if u is not None and u.cpu_pct is not None else "-"
         cells: list[RenderableType] = [
-            Text(w.name),  # Texts: a name or a path is shown as it is, never as markup
-            *([Text(w.project)] if wide else []),
+            # Texts: a name or a path is shown as it is, never as markup; a task's row sits
+            # under its repository's
+            Text(f"└ {w.name}" if w.task else w.name),
+            *([Text(f"task {w.task} in {w.repo}" if w.task else w.project)] if wide else []),
             _state(w, status.template, status.claude),
             agent_cell(status.agents.get(w.name), status.now),
             cpu,

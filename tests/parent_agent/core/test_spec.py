@@ -220,3 +220,24 @@ def test_grants_mount_the_agent_and_say_so_in_a_label_and_env() -> None:
     env = WorkerConfig(env={"GIT_CONFIG_SYSTEM": "/tmp/mine", "SSH_AUTH_SOCK": "/tmp/s"})
     kw = create_kwargs(worker_spec("/p", env, 1, 1, {}, layout=layout), layout)
     assert kw["environment"]["GIT_CONFIG_SYSTEM"] == "/etc/hal/run/gitconfig"
+
+
+def test_git_paths_are_mounted_onto_themselves_config_and_hooks_read_only() -> None:
+    """A task's common .git read-write, its config, hooks and pointers read-only (a worker
+    cannot plant a hook or an fsmonitor for the host's git); its labels name the task."""
+    from hal_common import labels as lab
+
+    rw = ("/r/app/.git",)
+    ro = ("/r/app/.git/config", "/r/app/.git/hooks", "/r/app/.hal9000/tasks/fix/.git")
+    spec = worker_spec(
+        "/r/app/.hal9000/tasks/fix", WorkerConfig(), 1000, 1000, {}, git=(rw, ro),
+        task=lab.task_labels("fix", "/r/app", "a" * 40),
+    )  # fmt: skip
+    vols = create_kwargs(spec, ParentLayout())["volumes"]
+    assert vols["/r/app/.git"] == {"bind": "/r/app/.git", "mode": "rw"}
+    for path in ro:
+        assert vols[path] == {"bind": path, "mode": "ro"}
+    assert spec.labels[lab.TASK] == "fix" and spec.labels[lab.REPO] == "/r/app"
+    assert spec.labels[lab.BASE] == "a" * 40
+    plain = create_kwargs(worker_spec("/r/p", WorkerConfig(), 1, 1, {}), ParentLayout())
+    assert not any(".git" in v for v in plain["volumes"])

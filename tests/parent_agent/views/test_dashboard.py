@@ -248,3 +248,26 @@ def test_a_workers_ports_show_with_their_host_ports() -> None:
     assert "3000→?" in next(line for line in lines if b.name in line)
     plain = text(Snapshot(NOW, Health(engine_ok=True), workers=(a,)), width=120)
     assert "ports" not in plain[1]  # no worker lists ports: no column
+
+
+def test_tasks_sit_under_their_repository() -> None:
+    """A repository's tasks come right after its own worker, marked; a group whose task
+    needs you comes first."""
+    from dataclasses import replace
+
+    app = replace(worker(1), name="app-0123abcd", project="/home/u/src/app")
+    t1, t2 = (
+        replace(worker(i), name=f"{n}-0123abcd", project=f"/home/u/src/app/.hal9000/tasks/{n}",
+                task=n, repo="/home/u/src/app")
+        for i, n in ((2, "zeta"), (3, "alpha"))
+    )  # fmt: skip
+    other = replace(worker(4), name="aaa-0123abcd", project="/home/u/src/aaa")
+    snap = Snapshot(NOW, Health(True, True), (t1, other, t2, app), frozenset())
+    lines = [line for line in text(snap, width=140) if "0123abcd" in line]
+    assert [line.split()[0] for line in lines] == ["aaa-0123abcd", "app-0123abcd", "└", "└"]
+    assert "alpha-0123abcd" in lines[2] and "task alpha in /home/u/src/app" in lines[2]
+    assert "zeta-0123abcd" in lines[3]
+    waiting = AgentState("waiting", NOW, "permission: Bash")
+    snap = replace(snap, agents={"zeta-0123abcd": waiting})
+    lines = [line for line in text(snap, width=140) if "0123abcd" in line]
+    assert "app-0123abcd" in lines[0] and "zeta-0123abcd" in lines[1]  # its group first
