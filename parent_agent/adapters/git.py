@@ -107,6 +107,17 @@ def base_env() -> dict[str, str]:
     }
 
 
+def umask_of(root: str | None) -> int:
+    """The umask of git's writes: 002 when the repository's main checkout is writable by its
+    group (a project shared with the agent's group, as claudy tells a root user to make it:
+    a task's new worktree must be the agent's to write too), else 022."""
+    try:
+        shared = root is not None and bool(os.stat(root).st_mode & stat.S_IWGRP)
+    except OSError:
+        shared = False
+    return 0o002 if shared else 0o022
+
+
 def run(
     repo: Repo | None,
     args: Sequence[str],
@@ -125,9 +136,9 @@ def run(
     argv += list(args)
     full = {**base_env(), **(repo.env() if repo else {}), **(env or {})}
     who = owner or (repo.owner if repo else None)
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, object] = {"umask": umask_of(repo.root if repo else None)}
     if who is not None and os.geteuid() == 0 and who != (0, 0):
-        kwargs = {"user": who[0], "group": who[1], "extra_groups": []}
+        kwargs.update(user=who[0], group=who[1], extra_groups=[])
     try:
         proc = subprocess.Popen(
             argv,

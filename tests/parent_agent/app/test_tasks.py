@@ -258,3 +258,16 @@ def test_the_parent_runs_git_as_the_owner() -> None:
             assert (st.st_uid, st.st_gid) == (UID, GID), p
     finally:
         shutil.rmtree(base)
+
+
+def test_a_shared_repositorys_task_is_writable_by_its_group(repo: Path, policy: PathPolicy) -> None:
+    """A project shared with the agent's group (what claudy tells a root user to make:
+    `chgrp -R 65532 … && chmod -R g+rwX …`) gets task worktrees its group can write too;
+    a private one keeps git's usual 022."""
+    repo.chmod(0o775)
+    shared = Path(tasks.ensure(str(repo), "shared", None, policy).path)
+    assert (shared / "README").stat().st_mode & 0o020
+    assert shared.stat().st_mode & 0o020 and shared.parent.stat().st_mode & 0o020
+    repo.chmod(0o755)
+    private = Path(tasks.ensure(str(repo), "private", None, policy).path)
+    assert not (private / "README").stat().st_mode & 0o022
