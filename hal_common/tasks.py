@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from hal_common.config_schema import WorkerConfig
 from hal_common.errors import UsageError
 
 HAL_DIR = ".hal9000"  # in the repository's root, listed in .git/info/exclude
@@ -17,6 +18,16 @@ TASKS_DIR = f"{HAL_DIR}/tasks"
 BRANCH_PREFIX = "hal/"
 NAME_MAX = 32
 EXCLUDE_LINE = f"/{HAL_DIR}/"
+# A task is git work: where the worker image is left at its default (minimal, which has no
+# git), a task's worker runs the standard image (git and common tools). An image named by
+# the user's config or the project's file (`image`, `profile`, `dockerfile`) wins.
+TASK_IMAGE = "hal9000/worker:standard"
+
+
+def task_image(configured: str) -> str | None:
+    """The image a task's worker runs instead of `configured`, or None: keep it."""
+    return TASK_IMAGE if configured == WorkerConfig().image else None
+
 
 # git-ref safe (git check-ref-format) and path safe: lowercase letters, digits, '.', '_',
 # '-'; starting with a letter or digit; no '..', no trailing '.', no '.lock' ending

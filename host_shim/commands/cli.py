@@ -17,7 +17,7 @@ from hal_common.errors import HalError, UsageError
 from hal_common.projects import resolve_project
 from hal_common.protocol import PARENT_ABSENT, PARENT_RESTARTING, PARENT_RUNNING, Health, WorkerRow
 from hal_common.services_build import host_line
-from hal_common.tasks import check_name
+from hal_common.tasks import check_name, task_image, task_of
 from hal_io import manners
 from hal_io.config_cli import config_group
 from host_shim.adapters import background, images
@@ -175,6 +175,8 @@ def open_(host: Host, directory: str, detach: bool, task: str | None, from_ref: 
         )
         hand_over(argv[0], argv)
     wanted = project_image(c, project)  # a profile its .hal9000.toml asks for
+    if wanted is None and (task is not None or task_of(project) is not None):
+        wanted = task_image(c.cfg.worker.image)  # git inside: the standard image
     agent, image_id = prepare(c, engine, wanted)
     if wanted is None:  # the hint holds the config's worker image
         remember(c, engine, agent.parent, image_id, before, project, say=False)  # said if older

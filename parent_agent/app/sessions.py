@@ -20,7 +20,7 @@ from hal_common.layout import ParentLayout
 from hal_common.naming import session_name
 from hal_common.project_config import BUILTIN_IMAGES, PROJECT_IMAGE, Overlay
 from hal_common.projects import PathPolicy, resolve_project
-from hal_common.tasks import check_name, worktree
+from hal_common.tasks import check_name, task_image, worktree
 from parent_agent.adapters import claude_home as claude_home_mod
 from parent_agent.adapters import claude_store, git, identity_store, project_file, services, workers
 from parent_agent.adapters.engine import InnerEngine
@@ -152,6 +152,8 @@ def spawn(
     if overlay.dockerfile and image is None:
         image = project_image(engine, overlay, progress or _log_line)
         image_id = None  # claudy loaded the config's image, this one's base
+    if image is None and task_labels is not None:
+        image = task_image(cfg.worker.image)  # git inside (claudy loaded it)
     grants = identity.grants(
         project, cfg.identity.ssh_agent, cfg.identity.github_token, layout.host_home
     )

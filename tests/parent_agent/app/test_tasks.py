@@ -271,3 +271,12 @@ def test_a_shared_repositorys_task_is_writable_by_its_group(repo: Path, policy: 
     repo.chmod(0o755)
     private = Path(tasks.ensure(str(repo), "private", None, policy).path)
     assert not (private / "README").stat().st_mode & 0o022
+
+
+def test_a_task_runs_the_standard_image_unless_an_image_was_chosen() -> None:
+    """The default worker image (minimal) has no git; a task is git work."""
+    from hal_common.config_schema import WorkerConfig
+
+    assert names.task_image(WorkerConfig().image) == "hal9000/worker:standard"
+    for chosen in ("hal9000/worker:standard", "hal9000/worker:python", "mine:latest"):
+        assert names.task_image(chosen) is None
