@@ -395,14 +395,15 @@ def rm(p: Parent, name: str, force: bool, keep: bool | None, discard: bool) -> N
         raise UsageError(f"{name} is running", hint=f"hal-agent stop {name}, or rm --force")
     task = _task_of(w)
     if task is not None:
+        copied = p.config().worker.copy
+        # uncommitted changes are lost whatever becomes of the branch: said before asking
+        early = tasks.loss(task, delete_branch=False, copied=copied)
+        if early.changes and not discard:
+            _refuse_loss(task, name, early)
         keep = _ask_keep(task, keep)
-        lost = tasks.loss(task, delete_branch=not keep, copied=p.config().worker.copy)
+        lost = tasks.loss(task, delete_branch=not keep, copied=copied)
         if (lost.changes or lost.commits) and not discard:
-            raise UsageError(
-                f"removing task {task.name} would lose {lost.words()}",
-                hint=f"commit them, or hal-agent rm {name} --discard"
-                + ("" if keep else "; --keep-branch keeps the commits"),
-            )
+            _refuse_loss(task, name, lost)
     engine.remove(w.container, force=True, what=f"removing {name}")
     p.ui().kill_window(name)
     if task is None:
@@ -411,6 +412,14 @@ def rm(p: Parent, name: str, force: bool, keep: bool | None, discard: bool) -> N
     tasks.remove(task, delete_branch=not keep)
     kept = f"branch {task.branch} kept" if keep else f"branch {task.branch} deleted"
     click.echo(f"removed {name} and its worktree {task.path} ({kept})")
+
+
+def _refuse_loss(task: tasks.Task, name: str, lost: tasks.Loss) -> NoReturn:
+    raise UsageError(
+        f"removing task {task.name} would lose {lost.words()}",
+        hint=f"commit them, or rm {name} --discard"
+        + ("; --keep-branch keeps the commits" if lost.commits else ""),
+    )
 
 
 def _task_of(w: Worker) -> tasks.Task | None:
