@@ -115,10 +115,13 @@ def _quoted(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def gitconfig_text(identity: GitIdentity, github: bool) -> str:
+def gitconfig_text(identity: GitIdentity, github: bool, safe: tuple[str, ...] = ()) -> str:
     """The system gitconfig of one worker: the image's own (an include; a missing file is
-    ignored by git), the host's name and email, and, for a worker opted in to the GitHub
-    token, the credential helper for `https://github.com` only."""
+    ignored by git), the host's name and email, for a worker opted in to the GitHub
+    token the credential helper for `https://github.com` only, and `safe`: its project's
+    repository paths as `safe.directory` (a worker runs as another uid than the files'
+    owner when both are root's, and git refuses a repository of another owner otherwise;
+    only protected configuration, as this system file is, can say so)."""
     lines = [
         "# written by hal-9000 for this worker; read-only (your own: ~/.gitconfig)",
         "[include]",
@@ -132,6 +135,9 @@ def gitconfig_text(identity: GitIdentity, github: bool) -> str:
             lines.append(f"\temail = {_quoted(check_field('user.email', identity.email))}")
     if github:
         lines += [f'[credential "{GITHUB_URL}"]', f"\thelper = {CREDENTIAL_HELPER}"]
+    if safe:
+        lines.append("[safe]")
+        lines += [f"\tdirectory = {_quoted(check_field('safe.directory', p))}" for p in safe]
     return "\n".join(lines) + "\n"
 
 

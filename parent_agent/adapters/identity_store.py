@@ -145,15 +145,22 @@ def token_status(layout: ParentLayout) -> dict[str, Any]:
 # -- each worker's files -------------------------------------------------------------------
 
 
-def write_worker(layout: ParentLayout, session: str, github: bool, owner: tuple[int, int]) -> bool:
-    """A worker's `gitconfig` and, when it is opted in (`github`) and a token is imported,
-    its `github-token` (0400, `owner`'s); a token file it may not have is removed. The grant
-    is kept beside them (`grants.json`), so that a token imported later reaches it. Whether
-    it got the token."""
+def write_worker(
+    layout: ParentLayout,
+    session: str,
+    github: bool,
+    owner: tuple[int, int],
+    safe: tuple[str, ...] = (),
+) -> bool:
+    """A worker's `gitconfig` (with `safe`: its repository's paths git may trust) and, when
+    it is opted in (`github`) and a token is imported, its `github-token` (0400, `owner`'s);
+    a token file it may not have is removed. The grant is kept beside them (`grants.json`),
+    so that a token imported later reaches it. Whether it got the token."""
     d = layout.worker_run(session)
     d.mkdir(mode=0o755, parents=True, exist_ok=True)
     token = load_token(layout) if github else None
-    grant = json.dumps({"github_token": github, "uid": owner[0], "gid": owner[1]}).encode()
+    record = {"github_token": github, "uid": owner[0], "gid": owner[1], "safe": list(safe)}
+    grant = json.dumps(record).encode()
     with untrusted.directory(d) as fd:
         if untrusted.read(fd, GRANT_FILE, 4096) != grant:
             untrusted.write(fd, GRANT_FILE, grant, _mine(), 0o644)
@@ -161,13 +168,15 @@ def write_worker(layout: ParentLayout, session: str, github: bool, owner: tuple[
             untrusted.write(fd, GITHUB_TOKEN, token.encode(), owner, 0o400)
         elif untrusted.lstat(fd, GITHUB_TOKEN) is not None:
             untrusted.unlink(fd, GITHUB_TOKEN)
-        text = identity.gitconfig_text(load_git(layout), github=token is not None)
+        text = identity.gitconfig_text(load_git(layout), github=token is not None, safe=safe)
         if untrusted.read(fd, GITCONFIG, 64 << 10) != text.encode():
             untrusted.write(fd, GITCONFIG, text.encode(), _mine(), 0o644)
     return token is not None
 
 
-def _grant(layout: ParentLayout, session: str) -> tuple[bool, tuple[int, int]] | None:
+def _grant(
+    layout: ParentLayout, session: str
+) -> tuple[bool, tuple[int, int], tuple[str, ...]] | None:
     """A worker's recorded grant (`write_worker`); None when it has none (or a bad one)."""
     try:
         with untrusted.directory(layout.worker_run(session)) as fd:
@@ -180,7 +189,10 @@ def _grant(layout: ParentLayout, session: str) -> tuple[bool, tuple[int, int]] |
     uid, gid = doc.get("uid"), doc.get("gid")
     if not isinstance(uid, int) or not isinstance(gid, int):
         return None
-    return doc.get("github_token") is True, (uid, gid)
+    safe = doc.get("safe") or []
+    if not isinstance(safe, list) or not all(isinstance(p, str) for p in safe):
+        return None
+    return doc.get("github_token") is True, (uid, gid), tuple(safe)
 
 
 def refresh_workers(layout: ParentLayout) -> int:

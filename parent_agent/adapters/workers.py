@@ -147,7 +147,11 @@ def ensure_worker(
     ensure_report_dir(layout, spec.session, spec.uid, spec.gid)
     if spec.run_dir:  # its gitconfig, and the GitHub token when granted (else removed)
         identity_store.write_worker(
-            layout, spec.session, spec.grants.github_token, (spec.uid, spec.gid)
+            layout,
+            spec.session,
+            spec.grants.github_token,
+            (spec.uid, spec.gid),
+            safe=(spec.project,),  # git refuses another owner's repository: see gitconfig_text
         )
     attrs = engine.inspect(spec.container, what)
     older_build = attrs is not None and bool(image_id) and attrs.get("Image") != image_id

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -85,3 +88,38 @@ def test_the_config_section_takes_directories_only() -> None:
     assert "config.toml:2:16: [identity].github_token has 'src/app'" in str(e.value)
     with pytest.raises(ConfigError, match="must be an array of strings"):
         parse_config("[identity]\nssh_agent = true\n")
+
+
+def test_the_gitconfig_trusts_its_project_for_a_worker_of_another_uid() -> None:
+    """A worker runs as 65532 over a root user's root-owned project: git refuses a repository
+    of another owner ("dubious ownership") unless protected config names it safe. Read back
+    by the real git, as that uid (the test runs as root, as CI does)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run git as another uid than the repository's owner")
+    top = Path(tempfile.mkdtemp(prefix="hal-safe-"))  # not pytest's 0700 tmp: 65532 reads it
+    try:
+        top.chmod(0o755)
+        repo = top / "my repo"
+        repo.mkdir()
+        subprocess.run(["git", "init", "-q", str(repo)], check=True)
+        cfg = top / "gitconfig"
+
+        def status(text: str) -> subprocess.CompletedProcess[str]:
+            cfg.write_text(text)
+            cfg.chmod(0o644)
+            env = {"GIT_CONFIG_SYSTEM": str(cfg), "GIT_CONFIG_GLOBAL": "/dev/null", "HOME": "/"}
+            return subprocess.run(
+                ["git", "-C", str(repo), "status", "--short"],
+                env=env,
+                capture_output=True,
+                text=True,
+                user=65532,
+                group=65532,
+            )
+
+        refused = status(identity.gitconfig_text(GitIdentity(), github=False))
+        assert refused.returncode != 0 and "dubious ownership" in refused.stderr
+        trusted = status(identity.gitconfig_text(GitIdentity(), github=False, safe=(str(repo),)))
+        assert trusted.returncode == 0, trusted.stderr
+    finally:
+        shutil.rmtree(top)
