@@ -13,9 +13,9 @@ Pure: no docker, click, rich or libtmux.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Self
+from typing import Any, ClassVar, Self, TypeVar
 
 from hal_common.errors import HalError
 
@@ -48,6 +48,16 @@ _HINT = "the parent may run another hal-9000: `claudy down && claudy` recreates 
 
 def _bad(what: str, detail: str) -> HalError:
     return HalError(f"the parent's reply to `{what}` is not understood: {detail}", hint=_HINT)
+
+
+_R = TypeVar("_R")
+
+
+def _rows(doc: object, what: str, row: Callable[[object, str], _R]) -> tuple[_R, ...]:
+    """The rows of a reply that is a JSON list, each read by `row` (told its index)."""
+    if not isinstance(doc, list):
+        raise _bad(what, "the reply is not a list")
+    return tuple(row(r, f"[{i}].") for i, r in enumerate(doc))
 
 
 def _loads(text: str, what: str) -> object:
@@ -284,9 +294,7 @@ class LsReply(_Reply):
 
     @classmethod
     def from_json(cls, doc: object) -> Self:
-        if not isinstance(doc, list):
-            raise _bad("ls --json", "the reply is not a list")
-        return cls(tuple(WorkerRow.from_json(row, f"[{i}].") for i, row in enumerate(doc)))
+        return cls(_rows(doc, cls.WHAT, WorkerRow.from_json))
 
 
 # --- stats --json ---------------------------------------------------------------------------
@@ -392,9 +400,7 @@ class ServicesReply(_Reply):
 
     @classmethod
     def from_json(cls, doc: object) -> Self:
-        if not isinstance(doc, list):
-            raise _bad("services --json", "the reply is not a list")
-        return cls(tuple(ServiceRow.from_json(r, f"[{i}].") for i, r in enumerate(doc)))
+        return cls(_rows(doc, cls.WHAT, ServiceRow.from_json))
 
 
 # --- auth status --json ---------------------------------------------------------------------
@@ -587,9 +593,7 @@ class EgressReply(_Reply):
 
     @classmethod
     def from_json(cls, doc: object) -> Self:
-        if not isinstance(doc, list):
-            raise _bad("egress --json", "the reply is not a list")
-        return cls(tuple(EgressRow.from_json(r, f"[{i}].") for i, r in enumerate(doc)))
+        return cls(_rows(doc, cls.WHAT, EgressRow.from_json))
 
 
 @dataclass(frozen=True)
@@ -636,6 +640,4 @@ class PortsReply(_Reply):
 
     @classmethod
     def from_json(cls, doc: object) -> Self:
-        if not isinstance(doc, list):
-            raise _bad("ports --json", "the reply is not a list")
-        return cls(tuple(PortRow.from_json(r, f"[{i}].") for i, r in enumerate(doc)))
+        return cls(_rows(doc, cls.WHAT, PortRow.from_json))
