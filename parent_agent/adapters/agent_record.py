@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hal_common.config_edit import atomic_write
 from hal_common.layout import ParentLayout
+from parent_agent.adapters import json_record
 from parent_agent.core.agent_state import AgentState
 
 log = logging.getLogger(__name__)
@@ -45,21 +46,11 @@ class Record:
 
 
 def load(layout: ParentLayout) -> Record:
-    path = record_path(layout)
-    try:
-        with path.open("rb") as f:
-            text = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        return Record()
-    except OSError as e:
-        log.warning("cannot read %s: %s; starting without the agents' record", path, e)
+    path, instead = record_path(layout), "starting without the agents' record"
+    doc = json_record.read(path, VERSION, MAX_BYTES, instead)
+    if doc is None:
         return Record()
     try:
-        if len(text) > MAX_BYTES:
-            raise ValueError("too large")
-        doc = json.loads(text)
-        if not isinstance(doc, dict) or doc.get("version") != VERSION:
-            raise ValueError("not a record of this version")
         agents = {}
         for name, entry in dict(doc.get("agents") or {}).items():
             try:
@@ -69,7 +60,7 @@ def load(layout: ParentLayout) -> Record:
         running = frozenset(str(n) for n in doc.get("running") or ())
         return Record(agents, running)
     except (ValueError, TypeError, AttributeError) as e:
-        log.warning("ignoring %s (%s): starting without the agents' record", path, e)
+        json_record.ignored(path, e, instead)
         return Record()
 
 

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from hal_common.config_edit import atomic_write
 from hal_common.layout import ParentLayout
+from parent_agent.adapters import json_record
 from parent_agent.core.ports import Want
 
 log = logging.getLogger(__name__)
@@ -22,29 +23,19 @@ MAX_BYTES = 1 << 20
 
 
 def load(layout: ParentLayout) -> dict[Want, int]:
-    path = layout.ports_record
-    try:
-        with path.open("rb") as f:
-            text = f.read(MAX_BYTES + 1)
-    except FileNotFoundError:
-        return {}
-    except OSError as e:
-        log.warning("cannot read %s: %s; ports are mapped afresh", path, e)
+    path, instead = layout.ports_record, "ports are mapped afresh"
+    doc = json_record.read(path, VERSION, MAX_BYTES, instead)
+    if doc is None:
         return {}
     try:
-        if len(text) > MAX_BYTES:
-            raise ValueError("too large")
-        doc = json.loads(text)
-        if not isinstance(doc, dict) or doc.get("version") != VERSION:
-            raise ValueError("not a record of this version")
         out: dict[Want, int] = {}
         for entry in doc.get("ports") or ():
             name, port, host = entry["name"], entry["port"], entry["host_port"]
             if isinstance(name, str) and isinstance(port, int) and isinstance(host, int):
                 out[Want(name, port)] = host
         return out
-    except (ValueError, TypeError, KeyError, AttributeError) as e:
-        log.warning("ignoring %s (%s): ports are mapped afresh", path, e)
+    except (TypeError, KeyError, AttributeError) as e:
+        json_record.ignored(path, e, instead)
         return {}
 
 
