@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from hal_common.naming import session_name
+from hal_testing import canary
 from hal_testing.engine import GID, UID
 from hal_testing.host import IMAGE, HostParent
 from hal_testing.schemas import validate
@@ -102,42 +103,7 @@ def test_the_github_canary_is_nowhere_but_its_two_files(ident: HostParent) -> No
     """The sweep of tests/e2e/test_shared_services.py, for the GitHub token: inspect data,
     logs and histories of every container and image in the parent, every process's env
     and argv (the workers' too), every file, the tmux screens; the host's processes."""
-    hits: list[str] = []
-    parent = ident.parent
-    if CANARY in json.dumps(parent.attrs):
-        hits.append("docker inspect of the parent")
-    if CANARY in parent.logs().decode(errors="replace"):
-        hits.append("the parent's container log")
-    pattern = CANARY.replace("CANARY", "CANAR[Y]")  # the sweep's own argv never holds it
-    docker = f"docker -H {IMAGE.inner_docker_host}"
-    script = f"""
-set -u
-m='{pattern}'
-for id in $({docker} ps -aq); do
-  {docker} inspect $id | grep -q "$m" && echo "HIT inspect $id"
-  {docker} logs $id 2>&1 | grep -q "$m" && echo "HIT logs $id"
-done
-for img in $({docker} images -q); do
-  {docker} history --no-trunc $img | grep -q "$m" && echo "HIT history $img"
-done
-for p in /proc/[0-9]*; do
-  grep -qa "$m" $p/environ 2>/dev/null && echo "HIT env $p $(tr '\\0' ' ' < $p/cmdline)"
-  grep -qa "$m" $p/cmdline 2>/dev/null && echo "HIT argv $p"
-done
-grep -rlsa --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev "$m" / | sed 's/^/HIT file /'
-for w in $(tmux -S {IMAGE.tmux_sock} list-windows -t =hal -F '#I'); do
-  tmux -S {IMAGE.tmux_sock} capture-pane -p -S - -t =hal:$w | grep -q "$m" && echo "HIT tmux $w"
-done
-true
-"""
-    hits.extend(ln for ln in ident.sh(script).splitlines() if ln.startswith("HIT"))
-    for p in Path("/proc").glob("[0-9]*"):
-        for part in ("environ", "cmdline"):
-            try:
-                if CANARY.encode() in (p / part).read_bytes():
-                    hits.append(f"host {part} of pid {p.name}")
-            except OSError:
-                pass
+    hits = canary.sweep(ident, CANARY)
     mine = IMAGE.worker_run(session_name(str(ident.project("mine"))))
     expected = {f"HIT file {IMAGE.identity_dir}/github-token", f"HIT file {mine}/github-token"}
     assert set(hits) == expected and len(hits) == 2, "\n".join(hits)

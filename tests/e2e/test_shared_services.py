@@ -24,6 +24,7 @@ import pytest
 from libtmux.test.retry import retry_until
 
 from hal_common.naming import container_name, session_name
+from hal_testing import canary
 from hal_testing.engine import GID, UID
 from hal_testing.host import IMAGE, HostParent
 from hal_testing.schemas import validate
@@ -392,56 +393,13 @@ def test_the_canary_is_nowhere_but_the_credentials_file(shared: HostParent) -> N
     """Marker sweep: inspect data, every process's env and argv, image histories and layers,
     the logs, tmux screens and scrollback. Only the 0600 file may hold it."""
     wait_services(shared)
-    hits: list[str] = []
-    parent = shared.parent
-    if CANARY in json.dumps(parent.attrs):
-        hits.append("docker inspect of the parent")
-    if CANARY in parent.logs().decode(errors="replace"):
-        hits.append("the parent's container log")
+    hits = canary.sweep(shared, CANARY)
     for img in ("hal9000/parent:0.1.0", "hal9000/worker:standard", "hal9000/services:latest"):
         image = shared.dclient.images.get(img)
         if CANARY in json.dumps(image.history()):
             hits.append(f"history of {img} (host engine)")
         if in_stream(image.save(chunk_size=1 << 20), CANARY.encode()):
             hits.append(f"a layer of {img} (host engine)")
-    # inside the parent: every container's inspect data and log, every image's history,
-    # every process's environment and argv (the parent's pid namespace holds the workers'),
-    # and every file: layers, volumes, logs; then the tmux screens with their scrollback
-    # the pattern matches the marker but is not it (a bracket), so that the sweep's own argv
-    # (sh -c, each grep) does not hold the marker it looks for
-    pattern = CANARY.replace("CANARY", "CANAR[Y]")
-    script = f"""
-set -u
-m='{pattern}'
-ids=$(docker -H {IMAGE.inner_docker_host} ps -aq)
-for id in $ids; do
-  docker -H {IMAGE.inner_docker_host} inspect $id | grep -q "$m" && echo "HIT inspect $id"
-  docker -H {IMAGE.inner_docker_host} logs $id 2>&1 | grep -q "$m" && echo "HIT logs $id"
-done
-for img in $(docker -H {IMAGE.inner_docker_host} images -q); do
-  docker -H {IMAGE.inner_docker_host} history --no-trunc $img | grep -q "$m" \\
-    && echo "HIT history $img"
-done
-for p in /proc/[0-9]*; do
-  grep -qa "$m" $p/environ 2>/dev/null && echo "HIT env $p $(tr '\\0' ' ' < $p/cmdline)"
-  grep -qa "$m" $p/cmdline 2>/dev/null && echo "HIT argv $p"
-done
-grep -rlsa --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev "$m" / | sed 's/^/HIT file /'
-for w in $(tmux -S {IMAGE.tmux_sock} list-windows -t =hal -F '#I'); do
-  tmux -S {IMAGE.tmux_sock} capture-pane -p -S - -t =hal:$w | grep -q "$m" && echo "HIT tmux $w"
-done
-true
-"""
-    inside = shared.sh(script)
-    hits.extend(ln for ln in inside.splitlines() if ln.startswith("HIT"))
-    # on the host: processes (claudy's execs, docker) and their env
-    for p in Path("/proc").glob("[0-9]*"):
-        for part in ("environ", "cmdline"):
-            try:
-                if CANARY.encode() in (p / part).read_bytes():
-                    hits.append(f"host {part} of pid {p.name}")
-            except OSError:
-                pass
     expected = f"HIT file {IMAGE.claude_home}/.credentials.json"
     assert hits == [expected], "\n".join(hits)
     mode = shared.sh(f"stat -c %a {IMAGE.claude_home}/.credentials.json")
