@@ -10,7 +10,10 @@ from __future__ import annotations
 import copy
 import importlib
 import ipaddress
+import os
+import queue
 import re
+import shutil
 from functools import cache
 from pathlib import Path
 from types import ModuleType
@@ -20,7 +23,7 @@ import pytest
 import yaml
 
 from hal_common import egress
-from hal_common.config import Config, resolve_saved
+from hal_common.config import Config, WatchConfig, resolve_saved
 from hal_common.layout import CONFIG_NAME
 from hal_testing import REPO
 from host_shim.core import parent_spec
@@ -287,3 +290,46 @@ def test_the_configmap_is_a_valid_config_with_no_warning() -> None:
     cfg = resolve_saved(data[CONFIG_NAME], "deploy/kubernetes/config.yaml", {}).config
     assert cfg.warnings == ()
     assert cfg.network.mode == "allowlist"
+
+
+# -- a ConfigMap's update, as the kubelet makes it ------------------------------------------
+
+
+def _configmap_write(directory: Path, text: str, stamp: str) -> None:
+    """What the kubelet's atomic writer does for a ConfigMap volume: the files in a new
+    timestamped directory, `..data` swapped to it by a rename, each key a symlink through
+    `..data` (made once)."""
+    fresh = directory / f"..{stamp}"
+    fresh.mkdir()
+    (fresh / CONFIG_NAME).write_text(text)
+    old = os.readlink(directory / "..data") if (directory / "..data").is_symlink() else None
+    (directory / "..data_tmp").symlink_to(fresh.name)
+    os.replace(directory / "..data_tmp", directory / "..data")
+    if not (directory / CONFIG_NAME).is_symlink():
+        (directory / CONFIG_NAME).symlink_to(f"..data/{CONFIG_NAME}")
+    if old:
+        shutil.rmtree(directory / old)
+
+
+def test_the_parent_sees_a_configmap_update_live(tmp_path: Path) -> None:
+    from parent_agent.adapters.config_watch import ConfigChanged, ConfigEvent, ConfigWatcher
+
+    text = one("ConfigMap", "config.yaml")["data"][CONFIG_NAME]
+    _configmap_write(tmp_path, text, "2026_12_03_10_00_00.1")
+    events: queue.Queue[ConfigEvent] = queue.Queue()
+    # the default [watch] mode (auto): the kubelet renames `..data`, never config.toml, so
+    # the change is seen by the stat of the file that auto adds to the native events
+    watch = WatchConfig(mode=WatchConfig().mode, poll_interval=0.1)
+    watcher = ConfigWatcher(tmp_path / CONFIG_NAME, events.put, watch=watch, env={})
+    initial = watcher.start()
+    try:
+        assert isinstance(initial, ConfigChanged)
+        assert initial.config.worker.memory == "4g"
+        _configmap_write(
+            tmp_path, text.replace('memory = "4g"', 'memory = "2g"'), "2026_12_03_10_01_00.2"
+        )
+        got = events.get(timeout=10)
+        assert isinstance(got, ConfigChanged), got
+        assert got.config.worker.memory == "2g"
+    finally:
+        watcher.stop()
