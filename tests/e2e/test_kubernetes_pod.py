@@ -101,6 +101,11 @@ def sh(pod: Container, script: str) -> str:
 def test_the_pod_runs_a_worker_on_a_project_sent_as_a_bundle_and_gives_its_branch_back(
     pod: Container, docker_host: str, dclient: docker.DockerClient, tmp_path: Path
 ) -> None:
+    # the ConfigMap is the config the parent runs with
+    settings = json.loads(sh(pod, "hal-agent config show --json"))["settings"]
+    assert settings["worker.memory"]["value"] == "4g"
+    assert settings["worker.memory"]["origin"] == "file", settings["worker.memory"]
+
     # the images and Claude Code, over stdin
     worker = Config().worker.image
     saved = b"".join(dclient.images.get(worker).save(named=True))
