@@ -177,6 +177,7 @@ class Info:
     base: str = ""  # the branch claudy sent (HEAD's)
     base_commit: str = ""
     tasks: tuple[tuple[str, str], ...] = ()  # (task, its branch's commit)
+    branches: tuple[tuple[str, str], ...] = ()  # the user's branches sent: (name, commit)
 
     def json(self) -> dict[str, object]:
         return {
@@ -185,7 +186,8 @@ class Info:
             "exists": self.exists,
             "base": self.base,
             "base_commit": self.base_commit,
-            "tasks": {name: commit for name, commit in self.tasks},
+            "tasks": dict(self.tasks),
+            "branches": dict(self.branches),
         }
 
 
@@ -197,17 +199,21 @@ def info(layout: ParentLayout, key: str) -> Info:
     head = _symbolic_head(r) or ""
     listed = git.ok(
         r,
-        ["for-each-ref", "--format=%(objectname) %(refname)", f"refs/heads/{tasks.BRANCH_PREFIX}"],
-        "listing the tasks' branches",
+        ["for-each-ref", "--format=%(objectname) %(refname)", "refs/heads/"],
+        "listing the branches",
         limit=1 << 20,
     )
-    found = []
+    found, branches = [], []
     for line in listed.text.splitlines():
-        commit, _, name = line.partition(f" refs/heads/{tasks.BRANCH_PREFIX}")
-        if tasks.is_commit(commit) and name:
-            found.append((name, commit))
+        commit, _, ref = line.partition(" refs/heads/")
+        if not tasks.is_commit(commit) or not ref:
+            continue
+        if ref.startswith(tasks.BRANCH_PREFIX):
+            found.append((ref.removeprefix(tasks.BRANCH_PREFIX), commit))
+        else:
+            branches.append((ref, commit))
     base = head.removeprefix("refs/heads/")
-    return Info(key, path, True, base, _tip(r, head) if head else "", tuple(found))
+    return Info(key, path, True, base, _tip(r, head) if head else "", tuple(found), tuple(branches))
 
 
 def bundle(layout: ParentLayout, key: str, name: str, out: BinaryIO) -> int:
