@@ -116,6 +116,8 @@ def send(c: Ctx, agent: ParentClient, project: str, task: str | None, from_ref: 
         c.progress.print(f"[dim]{escape(said)}[/]")
     name = task or gitsync.task_for_branch(branch)
     info = agent.repo_info(key)
+    if name in (info.get("tasks") or {}):  # it goes on where it was (as any task's)
+        return Sent(str(info["path"]), name, from_ref)
     return Sent(str(info["path"]), name, from_ref if from_ref is not None else branch)
 
 

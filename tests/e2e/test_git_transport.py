@@ -17,6 +17,8 @@ from hal_common import gitsync, labels
 from hal_common.naming import container_name, session_name
 from hal_testing.config_text import NO_BUILTIN_SERVICES
 from hal_testing.host import HostParent
+from host_shim.adapters.engine import HostEngine
+from host_shim.adapters.parent_client import ParentClient
 
 pytestmark = pytest.mark.e2e
 
@@ -148,5 +150,32 @@ def test_auto_keeps_the_mount_on_a_local_engine(env: HostParent) -> None:
         assert res.returncode == 0, res.stderr + res.stdout
         assert res.stdout.strip().splitlines()[-1] == session_name(str(local))
         assert not list((local / ".git").glob(f"{gitsync.PROBE_PREFIX}*"))  # probe removed
+        # what the detection asks: the parent reads the probe at the same path, or not
+        parent = HostEngine(env.dclient).container(env.name)
+        assert parent is not None
+        agent = ParentClient(parent)
+        probe = local / ".git" / "probe-by-test"
+        probe.write_text("token-1\n")
+        assert agent.sees(str(probe), "token-1")
+        assert not agent.sees(str(probe), "token-2")
+        elsewhere = env.base / "not-a-root" / "probe"  # on this host, not under a root
+        elsewhere.parent.mkdir()
+        elsewhere.write_text("token-1\n")
+        assert not agent.sees(str(elsewhere), "token-1")
     finally:
         set_projects(env, "git")
+
+
+def test_without_a_task_the_current_branch_names_it_and_a_rerun_goes_on(
+    env: HostParent, repo: Path
+) -> None:
+    # after the push test the local main was rewritten: the parent keeps its own, and says so
+    res = env.claudy("-d", str(repo))
+    assert res.returncode == 0, res.stderr + res.stdout
+    assert res.stdout.strip().splitlines()[-1] == session_name(
+        f"{parent_copy(repo)}/.hal9000/tasks/main"
+    )
+    assert "the parent keeps its own" in " ".join(res.stderr.split()), res.stderr
+    again = env.claudy("-d", str(repo), "--task", "t")  # an existing task: no --from noise
+    assert again.returncode == 0, again.stderr + again.stdout
+    assert "ignored" not in again.stderr + again.stdout
