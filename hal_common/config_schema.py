@@ -195,7 +195,9 @@ RESTART = "restart"  # the parent container must be recreated: `claudy down && c
 WORKER_LIMITS = "worker_limits"  # running workers updated in place (docker update)
 WORKER_TEMPLATE = "worker_template"  # workers created from now on
 RESUME = "resume"  # read whenever a worker's resume file is written: nothing to redo
-HOST = "host"  # claudy's own on the host (which engine, how projects travel): the parent does nothing
+HOST = (
+    "host"  # claudy's own on the host (which engine, how projects travel): the parent does nothing
+)
 _SECTION_APPLY = {
     "parent": RESTART,
     "dashboard": "dashboard",

@@ -220,11 +220,13 @@ class ParentClient:
             "sending the repository to the parent failed: ",
         )
 
-    def repo_bundle(self, key: str, name: str, out: IO[bytes], limit: int) -> None:
-        """Task `name`'s branch as a bundle, written to `out` (at most `limit` bytes)."""
-        code, err, cut = self.parent.exec_to_file(
-            [AGENT, "repo", "bundle", key, name], out, limit, timeout=600
-        )
+    def repo_bundle(
+        self, key: str, name: str, out: IO[bytes], limit: int, have: Iterable[str] = ()
+    ) -> None:
+        """Task `name`'s branch as a bundle, written to `out` (at most `limit` bytes); the
+        commits `have` left out (nothing at all when its tip is one of them)."""
+        argv = [AGENT, "repo", "bundle", key, name, *(a for h in have for a in ("--have", h))]
+        code, err, cut = self.parent.exec_to_file(argv, out, limit, timeout=600)
         if cut:
             raise HalError(
                 f"the parent's bundle of task {name} is bigger than {limit >> 20} MiB: "

@@ -189,11 +189,22 @@ def pull(host: Host, name: str, directory: str, max_mb: int) -> None:
     key = gitsync.repo_key(top)
     agent = _agent(c)
     ref = f"refs/heads/{task_branch(name)}"
+    short = task_branch(name)
+    # what this repository holds of it already: the parent leaves that out
+    have = [c for c in (local_git.tip(top, ref), local_git.tip(top, "HEAD")) if c]
     with spool() as path:
         with open(path, "wb") as out:
-            agent.repo_bundle(key, name, out, max_mb << 20)
+            agent.repo_bundle(key, name, out, max_mb << 20, dict.fromkeys(have))
+        if os.path.getsize(path) == 0:  # its tip is one we hold: nothing to send
+            mine = local_git.tip(top, ref)
+            if not mine:  # the agent has not committed yet: hal/NAME is our HEAD's commit
+                mine = local_git.tip(top, "HEAD")
+                local_git.ok(top, ["update-ref", ref, mine, ""], f"making {short}")
+                click.echo(f"{short}: new at {mine[:12]}, no commit of the agent's yet")
+                return
+            click.echo(f"{short} is up to date at {mine[:12]}")
+            return
         got = local_git.fetch_bundle(top, path, ref)
-    short = task_branch(name)
     if got.old == got.new:
         click.echo(f"{short} is up to date at {got.new[:12]}")
         return

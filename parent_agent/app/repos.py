@@ -162,6 +162,11 @@ def _tip(r: git.Repo, ref: str) -> str:
     return res.text if res.code == 0 and tasks.is_commit(res.text) else ""
 
 
+def _in_history(r: git.Repo, commit: str, tip: str) -> bool:
+    """`commit` is here and an ancestor of `tip`."""
+    return git.run(r, ["merge-base", "--is-ancestor", commit, tip], timeout=60).code == 0
+
+
 def _symbolic_head(r: git.Repo) -> str | None:
     res = git.run(r, ["symbolic-ref", "-q", "HEAD"])
     if res.code != 0 or not res.text.startswith("refs/heads/"):
@@ -216,9 +221,13 @@ def info(layout: ParentLayout, key: str) -> Info:
     return Info(key, path, True, base, _tip(r, head) if head else "", tuple(found), tuple(branches))
 
 
-def bundle(layout: ParentLayout, key: str, name: str, out: BinaryIO) -> int:
+def bundle(
+    layout: ParentLayout, key: str, name: str, out: BinaryIO, have: tuple[str, ...] = ()
+) -> int:
     """Task `name`'s branch `hal/NAME` as a bundle, written to `out`; its size. Made by
-    git (as the owner, no hooks) into a private file, then copied out."""
+    git (as the owner, no hooks) into a private file, then copied out. `have`: commits
+    claudy holds; those in the branch's history are left out (the bundle then needs them).
+    Nothing at all (size 0) when the branch is one of them: claudy is up to date."""
     tasks.check_name(name)
     r = repo(layout, key)
     if r is None:
@@ -231,13 +240,18 @@ def bundle(layout: ParentLayout, key: str, name: str, out: BinaryIO) -> int:
             f"the parent's repository has no task {name} (no branch {tasks.branch(name)})",
             hint="hal-agent ls lists the tasks",
         )
+    tip = _tip(r, ref)
+    if tip in have:
+        return 0
+    known = [h for h in have if tasks.is_commit(h) and _in_history(r, h, tip)]
     incoming = layout.repos_dir / INCOMING
     os.makedirs(incoming, mode=0o711, exist_ok=True)
     spool = tempfile.mkdtemp(prefix="out-", dir=incoming)
     try:
         os.chown(spool, *r.owner)
         path = os.path.join(spool, "b.bundle")
-        git.ok(r, ["bundle", "create", "-q", path, ref], "making the bundle", timeout=600)
+        spec = [ref, *(f"^{h}" for h in known)]
+        git.ok(r, ["bundle", "create", "-q", path, *spec], "making the bundle", timeout=600)
         with open(path, "rb") as f:
             shutil.copyfileobj(f, out, 1 << 20)
             size = f.tell()

@@ -39,12 +39,19 @@ def receive(p: Parent, key: str, branch: str, max_bytes: int) -> None:
 @repo_group.command("bundle")
 @click.argument("key")
 @click.argument("name")
+@click.option(
+    "--have",
+    multiple=True,
+    metavar="COMMIT",
+    help="A commit the receiver holds: left out of the bundle (repeatable).",
+)
 @pass_parent
-def bundle(p: Parent, key: str, name: str) -> None:
-    """Task NAME's branch hal/NAME of repository KEY, as a git bundle on stdout."""
+def bundle(p: Parent, key: str, name: str, have: tuple[str, ...]) -> None:
+    """Task NAME's branch hal/NAME of repository KEY, as a git bundle on stdout (nothing
+    when its tip is one of the --have commits)."""
     if sys.stdout.isatty():
         raise click.UsageError("the bundle is binary: redirect stdout to a file")
-    repos.bundle(p.layout, key, name, sys.stdout.buffer)
+    repos.bundle(p.layout, key, name, sys.stdout.buffer, have)
 
 
 @repo_group.command("info")

@@ -75,6 +75,9 @@ def test_the_repository_travels_and_the_agents_commit_comes_back(
 ) -> None:
     res = env.claudy("-d", str(repo), "--task", "t")
     assert res.returncode == 0, res.stderr + res.stdout
+    early = env.claudy("pull", "t", str(repo))  # no commit of the agent's yet
+    assert early.returncode == 0 and "no commit of the agent's yet" in early.stdout, early
+    assert git(repo, "rev-parse", "hal/t") == git(repo, "rev-parse", "main")
     worktree = f"{parent_copy(repo)}/.hal9000/tasks/t"
     assert res.stdout.strip().splitlines()[-1] == session_name(worktree)
     # the worker runs on a worktree of the parent's copy, not on the host's path

@@ -86,6 +86,13 @@ def test_a_bundle_becomes_the_parents_repository_and_a_task_works_on_it(
     spool.write_bytes(out.getvalue())
     heads = gitsync.parse_heads(sh_git(local, "bundle", "list-heads", str(spool)))
     assert [h.ref for h in heads] == ["refs/heads/hal/fix"]
+    # what the receiver holds is left out: a thin bundle, or none when it is up to date
+    thin = io.BytesIO()
+    assert 0 < repos.bundle(layout, KEY, "fix", thin, (t.base,)) < len(out.getvalue())
+    assert (
+        repos.bundle(layout, KEY, "fix", io.BytesIO(), (sh_git(t.path, "rev-parse", "HEAD"),)) == 0
+    )
+    assert repos.bundle(layout, KEY, "fix", io.BytesIO(), ("0" * 40, "not-a-commit")) > 0
     info = repos.info(layout, KEY)
     assert info.base == "main" and dict(info.tasks)["fix"] == sh_git(t.path, "rev-parse", "HEAD")
 
