@@ -62,6 +62,7 @@ class Changes:
     network: tuple[str, ...] = ()
     notify: tuple[str, ...] = ()
     resume: tuple[str, ...] = ()
+    host: tuple[str, ...] = ()  # claudy's own keys (`parent.projects`): its next run reads them
     restart_needed: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:

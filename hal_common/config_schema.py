@@ -26,6 +26,7 @@ from hal_common.ports import (
 from hal_common.shared_services import ServiceSpec, effective
 
 SECURITY_MODES = ("auto", "caps", "privileged", "sysbox")
+PROJECTS_MODES = ("auto", "mount", "git")  # hal_common.gitsync
 RESTART_POLICIES = ("no", "on-failure", "unless-stopped", "always")
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 WATCH_MODES = ("auto", "inotify", "poll")
@@ -64,6 +65,8 @@ class ParentConfig:
     # host ports the parent publishes at create, for workers' `ports` ("": none)
     ports: str = DEFAULT_RANGE
     ports_address: str = DEFAULT_ADDRESS  # the host address they are published on
+    # how a project reaches its worker: the roots' bind mount, a git bundle, or detected
+    projects: str = "auto"
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,9 @@ RESTART = "restart"  # the parent container must be recreated: `claudy down && c
 WORKER_LIMITS = "worker_limits"  # running workers updated in place (docker update)
 WORKER_TEMPLATE = "worker_template"  # workers created from now on
 RESUME = "resume"  # read whenever a worker's resume file is written: nothing to redo
+HOST = (
+    "host"  # claudy's own on the host (which engine, how projects travel): the parent does nothing
+)
 _SECTION_APPLY = {
     "parent": RESTART,
     "dashboard": "dashboard",
@@ -211,6 +217,8 @@ def apply_class(section: str, key: str) -> str:
     """`restart`, `worker_limits`, `worker_template`, or the section's own live group."""
     if (section, key) == ("worker", "resume"):
         return RESUME
+    if (section, key) == ("parent", "projects"):
+        return HOST
     if section == "worker":
         return WORKER_LIMITS if key in _WORKER_LIMITS else WORKER_TEMPLATE
     return _SECTION_APPLY[section]
@@ -497,6 +505,7 @@ _CHECKS: dict[tuple[str, str], Any] = {
     ("parent", "cpus"): _not_negative,
     ("parent", "ports"): check_range,
     ("parent", "ports_address"): check_address,
+    ("parent", "projects"): _one_of(PROJECTS_MODES),
     ("worker", "image"): _non_empty,
     ("worker", "command"): _non_empty,
     ("worker", "memory"): _worker_memory,

@@ -120,6 +120,12 @@ class ParentLayout:
         return self.run_dir / "locks"
 
     @property
+    def repos_dir(self) -> Path:
+        """The repositories that travelled by git (`hal_common/gitsync.py`): one per host
+        repository, `<key>/.git`, and its tasks' worktrees in `<key>/.hal9000/tasks`."""
+        return self.data_dir / "repos"
+
+    @property
     def trust_dir(self) -> Path:
         """The project files the user trusted (`hal-agent trust`): one record per repository,
         in the data volume (no worker mounts it)."""

@@ -119,12 +119,16 @@ class PathPolicy:
     roots: tuple[str, ...]
     home: str
     config_dir: str = ""
+    # the parent's repositories that travelled by git (`/data/repos`): what lies inside it
+    # (never itself) is a project, the one exception to the parent's own trees; "": none
+    repos: str = ""
 
     @classmethod
     def of_parent(cls, layout: ParentLayout) -> PathPolicy:
         """The parent's policy: the roots it was started with (mounted at the same path),
-        the host user's home and config directory, as claudy passed them."""
-        return cls(layout.roots, layout.host_home, layout.host_config_dir)
+        the host user's home and config directory, as claudy passed them; and the
+        repositories that came by git."""
+        return cls(layout.roots, layout.host_home, layout.host_config_dir, str(layout.repos_dir))
 
     def sensitive(self) -> tuple[tuple[str, str], ...]:
         """(directory, why) for each sensitive directory of the host user."""
@@ -178,6 +182,8 @@ def check_project(real: str, policy: PathPolicy) -> str:
     names the rule it breaks and what to do. Pure: decides on the path alone."""
     if not os.path.isabs(real) or os.path.normpath(real) != real or real.startswith("//"):
         raise UsageError(f"{real}: not an absolute, resolved path", hint="give a project directory")
+    if policy.repos and real != policy.repos and _under(real, policy.repos):
+        return real  # a repository that came by git, or one of its tasks' worktrees
     if real in SYSTEM_DIRS or any(_under(real, t) for t in SYSTEM_TREES):
         raise UsageError(
             f"{real} is a system directory, not a project",

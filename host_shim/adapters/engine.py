@@ -139,6 +139,38 @@ class ContainerHandle:
             code = api.exec_inspect(ex["Id"])["ExitCode"]
         return ExecResult(int(code if code is not None else 1), out.decode(errors="replace"))
 
+    def exec_to_file(
+        self, argv: list[str], out: IO[bytes], limit: int, timeout: float
+    ) -> tuple[int, str, bool]:
+        """Run argv, its stdout written to `out` (binary, at most `limit` bytes: past it the
+        exec is left and `cut` is True), stderr kept as text (64 KiB); `timeout` seconds of
+        silence end it. (exit code, stderr, cut)."""
+        api = self._c.client.api  # type: ignore[union-attr]  # a container found by a client
+        cut = False
+        err = bytearray()
+        with translated(f"running {argv[0]} in {self.name}"):
+            ex = api.exec_create(self._c.id, argv, stdin=False, stdout=True, stderr=True)
+            sock = api.exec_start(ex["Id"], socket=True)
+            raw: socket.socket = sock._sock  # type: ignore[union-attr]  # the hijacked stream's socket
+            raw.settimeout(timeout)
+            size = 0
+            try:
+                for stream, data in frames_iter(sock, tty=False):  # type: ignore[no-untyped-call]
+                    if stream == 2:
+                        err += data[: max((1 << 16) - len(err), 0)]
+                        continue
+                    size += len(data)
+                    if size > limit:
+                        cut = True
+                        break
+                    out.write(data)
+            except TimeoutError:
+                raise HalError(f"{argv[0]} in {self.name} said nothing for {timeout:g}s") from None
+            finally:
+                sock.close()
+            code = None if cut else api.exec_inspect(ex["Id"])["ExitCode"]
+        return int(code if code is not None else 1), err.decode(errors="replace"), cut
+
 
 class HostEngine:
     """The host's engine, behind the calls claudy makes."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterable
-from typing import Any
+from typing import IO, Any
 
 from hal_common.errors import EXIT_USAGE, HalError
 from hal_common.layout import ParentLayout
@@ -194,3 +194,45 @@ class ParentClient:
         return self._send(
             ["load-image"], chunks, "load-image", f"loading {image} into the parent failed: "
         )
+
+    # --- projects that travel by git (hal_common/gitsync.py) ------------------------------
+
+    def sees(self, path: str, token: str) -> bool:
+        """The parent reads `token` in the file at `path`: it sees the host's folder there
+        (the roots' bind mount), not an empty one on another host."""
+        res = self.parent.exec(["cat", "--", path], "probing the project's folder")
+        return res.code == 0 and res.output.strip() == token
+
+    def repo_info(self, key: str) -> dict[str, Any]:
+        """`hal-agent repo info KEY --json`."""
+        res = self._ask(["repo", "info", key, "--json"], "asking for the repository")
+        doc = json.loads(self._ok(res, "repo info"))
+        if not isinstance(doc, dict):
+            raise HalError("hal-agent repo info --json did not answer an object")
+        return doc
+
+    def repo_receive(self, key: str, branch: str, chunks: Iterable[bytes]) -> str:
+        """A bundle of `branch` (streamed on stdin) into the parent's repository `key`."""
+        return self._send(
+            ["repo", "receive", key, "--branch", branch],
+            chunks,
+            "repo receive",
+            "sending the repository to the parent failed: ",
+        )
+
+    def repo_bundle(
+        self, key: str, name: str, out: IO[bytes], limit: int, have: Iterable[str] = ()
+    ) -> None:
+        """Task `name`'s branch as a bundle, written to `out` (at most `limit` bytes); the
+        commits `have` left out (nothing at all when its tip is one of them)."""
+        argv = [AGENT, "repo", "bundle", key, name, *(a for h in have for a in ("--have", h))]
+        code, err, cut = self.parent.exec_to_file(argv, out, limit, timeout=600)
+        if cut:
+            raise HalError(
+                f"the parent's bundle of task {name} is bigger than {limit >> 20} MiB: "
+                "refused, nothing fetched"
+            )
+        if code != 0:
+            raise ParentCommandFailed(
+                err.strip() or f"repo bundle failed with code {code}", ExecResult(code, err)
+            )

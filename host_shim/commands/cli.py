@@ -26,6 +26,7 @@ from host_shim.adapters.parent import find_parent, restart_needed_by_env, runnin
 from host_shim.adapters.parent_client import ParentClient, ParentCommandFailed
 from host_shim.adapters.terminal import find_docker_cli, hand_over
 from host_shim.commands import auth as cli_auth
+from host_shim.commands import gitsync as cli_gitsync
 from host_shim.commands import identity as cli_identity
 from host_shim.commands.claude import claude_group
 from host_shim.commands.context import Host, current_host, load_ctx, pass_host, stderr_console
@@ -137,6 +138,8 @@ main.add_command(manners.completion_command("claudy", "_CLAUDY_COMPLETE", dirs_w
 for _name in FORWARDED:
     main.add_command(Forwarded(_name))
 main.add_command(uninstall)
+main.add_command(cli_gitsync.pull)
+main.add_command(cli_gitsync.push)
 
 
 @main.command("open", hidden=True, cls=_Open)
@@ -164,7 +167,10 @@ def open_(host: Host, directory: str, detach: bool, task: str | None, from_ref: 
     engine = c.engine()
     if not detach and not sys.stdin.isatty():
         raise UsageError("claudy needs a terminal to attach", hint="use claudy -d DIR in scripts")
-    session = None if task else fast_session(c, engine, project, detach, before)
+    if c.cfg.parent.projects == "git":
+        cli_gitsync.top_of(project)  # only a repository travels: said before any build
+    git_only = c.cfg.parent.projects == "git"  # every project a task (hal_common/gitsync.py)
+    session = None if task or git_only else fast_session(c, engine, project, detach, before)
     if session is not None:
         if detach:
             click.echo(session)
@@ -175,13 +181,20 @@ def open_(host: Host, directory: str, detach: bool, task: str | None, from_ref: 
         )
         hand_over(argv[0], argv)
     wanted = project_image(c, project)  # a profile its .hal9000.toml asks for
-    if wanted is None and (task is not None or task_of(project) is not None):
+    if wanted is None and (git_only or task is not None or task_of(project) is not None):
         wanted = task_image(c.cfg.worker.image)  # git inside: the standard image
     agent, image_id = prepare(c, engine, wanted)
-    if wanted is None:  # the hint holds the config's worker image
+    by_git = cli_gitsync.by_git(c, agent, project)
+    if by_git and wanted is None and task_image(c.cfg.worker.image) is not None:
+        wanted = task_image(c.cfg.worker.image)  # detected: a task after all
+        agent, image_id = prepare(c, engine, wanted)
+    if wanted is None and not by_git:  # the hint holds the config's worker image
         remember(c, engine, agent.parent, image_id, before, project, say=False)  # said if older
     cli_auth.first_run(host, agent, host.err)
     cli_identity.send(host, agent, host.err)
+    if by_git:  # the repository travels; its worker is a task on the parent's copy
+        sent = cli_gitsync.send(c, agent, project, task, from_ref)
+        project, task, from_ref = sent.path, sent.task, sent.from_ref
     if detach:
         try:
             click.echo(agent.spawn(project, image_id, task, from_ref))

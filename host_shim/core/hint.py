@@ -39,7 +39,8 @@ FORWARDED = ("ls", "spawn", "attach", "start", "restart", "rm", "logs", "stats",
              "trust", "diff")  # fmt: skip
 TOP_OPTIONS = ("--help", "-h", "--version")
 COMMANDS = ("auth", "build", "claude", "completion", "config", "doctor", "down", "identity",
-            "open", "send", "status", "stop", "sync", "uninstall")  # fmt: skip
+            "open", "pull", "push", "send", "status", "stop", "sync",
+            "uninstall")  # fmt: skip
 
 # The variables the config, the layout, the path policy and the engine come from.
 ENV_PREFIXES = ("HAL9000_", "DOCKER_")

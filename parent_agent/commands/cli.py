@@ -51,6 +51,7 @@ LAZY = {
     "claude": "parent_agent.commands.claude:claude",
     "trust": "parent_agent.commands.trust:trust",
     "identity": "parent_agent.commands.identity:identity_group",
+    "repo": "parent_agent.commands.repo:repo_group",
 }  # fmt: skip
 
 

@@ -150,8 +150,10 @@ def test_the_parents_policy_is_what_claudy_passed() -> None:
     layout = ParentLayout.from_env(
         {"HAL_ROOTS": "/home/u:/srv", "HAL_HOST_HOME": HOME, "HAL_HOST_CONFIG_DIR": "/c/hal"}
     )
-    assert PathPolicy.of_parent(layout) == PathPolicy(("/home/u", "/srv"), HOME, "/c/hal")
-    assert PathPolicy.of_parent(ParentLayout()) == PathPolicy((), "", "")
+    assert PathPolicy.of_parent(layout) == PathPolicy(
+        ("/home/u", "/srv"), HOME, "/c/hal", "/data/repos"
+    )
+    assert PathPolicy.of_parent(ParentLayout()) == PathPolicy((), "", "", "/data/repos")
 
 
 def test_expand_user_uses_the_given_home_only() -> None:
