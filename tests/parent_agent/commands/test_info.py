@@ -138,7 +138,7 @@ def test_keys_new_session_and_stats_popup(hal_agent: AgentCommands, client: libt
     _press(client, "N")
     assert retry_until(lambda: "another directory" in _screen(client), 10), _screen(client)
     client.send_keys("o", enter=False)
-    assert retry_until(lambda: "project directory:" in _screen(client), 10)
+    assert retry_until(lambda: "project directory" in _screen(client), 10)
     client.send_keys(str(proj), enter=True)
     name = session_name(str(proj))
     assert retry_until(lambda: _client_window(hal_agent) == name, 20), _screen(client)
