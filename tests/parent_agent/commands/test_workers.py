@@ -43,7 +43,17 @@ def test_spawn_and_ls_json_schema(hal_agent: AgentCommands) -> None:
         "limits",
         "agent",
         "claude",
+        "task",
+        "repo",
+        "branch",
+        "base",
+        "ahead",
+        "dirty",
     }
+    # not in a git repository: no task, no repository
+    assert {
+        k: row[k] for k in ("task", "repo", "branch", "base", "ahead", "dirty")
+    } == dict.fromkeys(("task", "repo", "branch", "base", "ahead", "dirty"))
     assert row["claude"] == {"version": "2.1.332", "outdated": False}  # the store's only one
     assert row["project"] == str(proj) and row["state"] == "running" and row["window"] is True
     assert row["image"] == "hal9000/worker:minimal" and isinstance(row["uptime_s"], int)
