@@ -50,6 +50,7 @@ class Changes:
     - notify: the notifier's command, states and debounce (`Notifier.configure`)
     - resume: `worker.resume`; read whenever a resume file is written, nothing to redo
     - restart_needed: `[parent]` keys; they apply when the parent is recreated
+    - host: claudy's own keys (`parent.engine`); nothing to apply in the parent
     """
 
     worker_limits: tuple[str, ...] = ()
@@ -63,6 +64,7 @@ class Changes:
     notify: tuple[str, ...] = ()
     resume: tuple[str, ...] = ()
     restart_needed: tuple[str, ...] = ()
+    host: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:
         return bool(self.live or self.restart_needed)

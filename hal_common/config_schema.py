@@ -15,6 +15,7 @@ from typing import Any
 from hal_common import __version__, claude_code
 from hal_common.egress import MODES as EGRESS_MODES
 from hal_common.egress import check_allow
+from hal_common.engines import check_engine
 from hal_common.identity import check_dirs
 from hal_common.ports import (
     DEFAULT_ADDRESS,
@@ -64,6 +65,8 @@ class ParentConfig:
     # host ports the parent publishes at create, for workers' `ports` ("": none)
     ports: str = DEFAULT_RANGE
     ports_address: str = DEFAULT_ADDRESS  # the host address they are published on
+    # the Docker engine the parent runs on ("": the current context, else the local socket)
+    engine: str = ""
 
 
 @dataclass(frozen=True)
@@ -192,6 +195,7 @@ RESTART = "restart"  # the parent container must be recreated: `claudy down && c
 WORKER_LIMITS = "worker_limits"  # running workers updated in place (docker update)
 WORKER_TEMPLATE = "worker_template"  # workers created from now on
 RESUME = "resume"  # read whenever a worker's resume file is written: nothing to redo
+HOST = "host"  # claudy's own on the host (which engine it uses): the parent does nothing
 _SECTION_APPLY = {
     "parent": RESTART,
     "dashboard": "dashboard",
@@ -211,6 +215,8 @@ def apply_class(section: str, key: str) -> str:
     """`restart`, `worker_limits`, `worker_template`, or the section's own live group."""
     if (section, key) == ("worker", "resume"):
         return RESUME
+    if (section, key) == ("parent", "engine"):
+        return HOST
     if section == "worker":
         return WORKER_LIMITS if key in _WORKER_LIMITS else WORKER_TEMPLATE
     return _SECTION_APPLY[section]
@@ -497,6 +503,7 @@ _CHECKS: dict[tuple[str, str], Any] = {
     ("parent", "cpus"): _not_negative,
     ("parent", "ports"): check_range,
     ("parent", "ports_address"): check_address,
+    ("parent", "engine"): check_engine,
     ("worker", "image"): _non_empty,
     ("worker", "command"): _non_empty,
     ("worker", "memory"): _worker_memory,

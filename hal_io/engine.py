@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import sys
+import types
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import docker
+import docker.api.client
 import docker.errors
 import requests.exceptions
+from docker.context import ContextAPI
 from docker.models.containers import Container
+from docker.tls import TLSConfig
+from docker.utils import kwargs_from_env
 
-from hal_common.errors import EngineUnavailable, HalError, NoSuchSession
+from hal_common.engines import EngineChoice
+from hal_common.errors import EngineUnavailable, HalError, NoSuchSession, UsageError
 
 
 def connect(
@@ -27,6 +34,98 @@ def connect(
     except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as e:
         raise EngineUnavailable(f"{what} does not answer: {_short(e)}", hint=hint) from None
     return client
+
+
+def connect_choice(
+    choice: EngineChoice,
+    env: Mapping[str, str],
+    what: str,
+    hint: str,
+    timeout: int = 60,
+    pool: int = 10,
+) -> docker.DockerClient:
+    """A client of `choice` that has answered a ping. ssh:// goes through the ssh binary
+    (`use_ssh_client`: ~/.ssh/config, agents and known_hosts as the user's own ssh);
+    tcp:// takes its TLS from DOCKER_TLS_VERIFY / DOCKER_CERT_PATH in `env`, a context its
+    own TLS material."""
+    _ssh_without_paramiko()
+    try:
+        if choice.host:
+            tls: TLSConfig | bool = False
+            if choice.host.startswith("tcp://"):
+                tls = kwargs_from_env(environment=dict(env)).get("tls") or False
+            client = docker.DockerClient(
+                base_url=choice.host,
+                tls=tls,
+                timeout=timeout,
+                max_pool_size=pool,
+                use_ssh_client=True,
+            )
+        elif choice.context:
+            ctx = ContextAPI.get_context(choice.context)
+            if ctx is None:
+                known = ", ".join(sorted(c.Name for c in ContextAPI.contexts())) or "none"
+                raise UsageError(
+                    f"{choice.origin}: no Docker context {choice.context!r} (known: {known})",
+                    hint="docker context ls lists them; docker context create makes one",
+                )
+            params = ContextAPI.kwargs_from_context(name=choice.context)
+            client = docker.DockerClient(
+                **params, timeout=timeout, max_pool_size=pool, use_ssh_client=True
+            )
+        else:
+            client = docker.from_env(
+                timeout=timeout, max_pool_size=pool, use_ssh_client=True, environment=dict(env)
+            )
+        client.ping()
+    except (docker.errors.DockerException, requests.exceptions.RequestException, OSError) as e:
+        raise EngineUnavailable(f"{what} does not answer: {_short(e)}", hint=hint) from None
+    return client
+
+
+def engine_url(choice: EngineChoice, env: Mapping[str, str]) -> str:
+    """The URL `choice` reaches (a context's, or the current context's, or the default
+    socket): for messages, hints and `status --all`."""
+    if choice.host:
+        return choice.host
+    with_context = choice.context or env.get("DOCKER_CONTEXT") or None
+    ctx = ContextAPI.get_context(with_context)
+    host = ctx.Host if ctx is not None else None
+    return str(host or "unix:///var/run/docker.sock")
+
+
+def contexts() -> list[tuple[str, str]]:
+    """The Docker CLI's contexts: (name, its engine's URL), the built-in `default` first."""
+    found: list[tuple[str, str]] = []
+    for ctx in ContextAPI.contexts():
+        found.append((str(ctx.Name), str(ctx.Host or "")))
+    return found
+
+
+def current_context(env: Mapping[str, str]) -> str:
+    """The context the Docker CLI would use: DOCKER_CONTEXT, else config.json's current."""
+    ctx = ContextAPI.get_current_context()
+    return env.get("DOCKER_CONTEXT") or (str(ctx.Name) if ctx is not None else "default")
+
+
+class _NoParamiko(types.ModuleType):
+    """Stands in for paramiko, which docker-py's ssh transport imports first even when it
+    shells out to the ssh binary (`use_ssh_client=True`, the only way hal-9000 uses it):
+    any use of it is an error that says so."""
+
+    def __getattr__(self, name: str) -> object:
+        raise ImportError(f"paramiko.{name}: hal-9000 reaches ssh:// engines with the ssh binary")
+
+
+def _ssh_without_paramiko() -> None:
+    """docker-py's ssh adapter, importable without paramiko (see `_NoParamiko`)."""
+    api_client = docker.api.client
+    if hasattr(api_client, "SSHHTTPAdapter"):
+        return
+    sys.modules.setdefault("paramiko", _NoParamiko("paramiko"))
+    from docker.transport import sshconn
+
+    api_client.SSHHTTPAdapter = sshconn.SSHHTTPAdapter  # type: ignore[attr-defined]
 
 
 def _short(e: BaseException) -> str:

@@ -57,6 +57,24 @@ def project_image(c: Ctx, project: str) -> str | None:
     return image if image in BUILTIN_IMAGES and image != c.cfg.worker.image else None
 
 
+MOUNT = "mount"  # the parent bind-mounts the roots: DIR is at the same path on its host
+
+
+def project_transport(c: Ctx, engine: HostEngine, project: str) -> str:
+    """How `project` reaches the parent: the one place that decides it. Today always
+    `mount` (the roots are bind-mounted from the engine's host, at the same path). On an
+    engine on another machine, DIR must then exist at that path there: said here, once per
+    run; the git transport (a bundle over exec stdin, issue 16 part 2) is what makes a
+    project on this machine alone work there."""
+    if not host_ports.local_engine(engine.url or None):
+        c.err.print(
+            f"[dim]the parent runs on {escape(engine.url)}: {escape(project)} is the "
+            "directory of that path on its host, not this machine's[/]",
+            soft_wrap=True,
+        )
+    return MOUNT
+
+
 def prepare(c: Ctx, engine: HostEngine, image: str | None = None) -> tuple[ParentClient, str]:
     """Images built, parent running and ready, worker image inside: (parent, worker image id).
     `image`: the worker image to build and load instead of the config's (a project's
@@ -76,7 +94,7 @@ def prepare(c: Ctx, engine: HostEngine, image: str | None = None) -> tuple[Paren
         c.config_dir,
         c.host.user,
         env=c.host.env,
-        taken=host_ports.prober(c.cfg.parent.ports_address, c.host.layout.docker_host),
+        taken=host_ports.prober(c.cfg.parent.ports_address, engine.url or None),
         say=lambda text: c.err.print(f"[yellow]{escape(text)}[/]", soft_wrap=True),
     )
     if changed:
@@ -164,6 +182,9 @@ def hint_stamps(config_file: Path, env: Mapping[str, str]) -> Stamps:
             paths.extend(tree(str(top)))
     for package in (host_shim, hal_common):
         paths.extend(tree(os.path.dirname(package.__file__ or "")))
+    # the Docker CLI's current context (`docker context use`): another engine, another hint
+    docker_config = env.get("DOCKER_CONFIG") or os.path.join(env.get("HOME") or "~", ".docker")
+    paths.append(os.path.join(os.path.expanduser(docker_config), "config.json"))
     return stamps(dict.fromkeys(paths))
 
 
@@ -211,5 +232,6 @@ def remember(
             worker_image=c.cfg.worker.image,
             worker_image_id=worker_image_id,
             argv=tuple(quick_attach_head(c.cfg.parent.name, PARENT_LAYOUT)),
+            engine=engine.url,
         ),
     )

@@ -27,6 +27,7 @@ def test_docs_table_matches_the_schema(doc_path: str) -> None:
         "restart": "restart",
         "worker_limits": "live: running workers",
         "worker_template": "live: new workers",
+        "host": "claudy's next run",
     }
     doc = (REPO / doc_path).read_text()
     rows = {
