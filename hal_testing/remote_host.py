@@ -120,10 +120,13 @@ class RemoteHost:
         self.container.put_archive(str(path), buf.getvalue())
         self.sh(f"chown -R {uid}:{gid} '{path}'")
 
-    def ssh(self, *argv: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        """The real ssh client to it, with the test's key and known_hosts."""
+    def ssh(
+        self, *argv: str, options: tuple[str, ...] = (), timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        """The real ssh client to it (`ssh OPTIONS root@ADDR ARGV`), with the test's key and
+        known_hosts; `options=("-O", "exit")` closes the shared master connection."""
         return subprocess.run(
-            ["ssh", "root@" + self.address, *argv],
+            ["ssh", *options, "root@" + self.address, *argv],
             env=self.env,
             capture_output=True,
             text=True,

@@ -54,6 +54,8 @@ class Host:
     # claudy's --engine URL and --context NAME (None: not given); `load_ctx` pins the
     # engine it chose here, the config's included
     engine_flags: tuple[str | None, str | None] = (None, None)
+    # the environment claudy was given (`env` names the chosen engine once pinned)
+    given_env: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
     def from_env(
@@ -62,7 +64,7 @@ class Host:
         layout = HostLayout.from_env(env)
         user = host_user(env, str(layout.home))
         out = stderr_console(), stderr_console(progress=True)
-        host = cls(env, layout, user, *out, engine_flags=(engine, context))
+        host = cls(env, layout, user, *out, engine_flags=(engine, context), given_env=env)
         host.choice()  # a bad --engine or --context is said before anything runs
         return host
 

@@ -48,7 +48,7 @@ class EngineRow:
 
 def known(c: Ctx) -> list[tuple[EngineChoice, str]]:
     """(engine, a name for it) for every engine claudy knows of; the current one first."""
-    env = c.host.env
+    env = c.host.given_env or c.host.env  # as given: DOCKER_HOST before the flags pinned one
     found: list[tuple[EngineChoice, str]] = [(c.host.choice(), "current")]
     if c.cfg.parent.engine:
         found.append((engines.parse(c.cfg.parent.engine, "[parent] engine"), "[parent] engine"))
