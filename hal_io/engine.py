@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
 import sys
 import types
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
 
 import docker
 import docker.api.client
@@ -118,14 +119,33 @@ class _NoParamiko(types.ModuleType):
 
 
 def _ssh_without_paramiko() -> None:
-    """docker-py's ssh adapter, importable without paramiko (see `_NoParamiko`)."""
+    """docker-py's ssh adapter, importable without paramiko (see `_NoParamiko`), and its
+    socket's close made safe: docker-py writes to the ssh process's stdin on close, which
+    raises BrokenPipeError once `docker system dial-stdio` has ended (after every exec's
+    stream), and leaves the process unreaped."""
     api_client = docker.api.client
-    if hasattr(api_client, "SSHHTTPAdapter"):
+    if hasattr(api_client, "SSHHTTPAdapter") and getattr(api_client, "_hal_ssh", False):
         return
     sys.modules.setdefault("paramiko", _NoParamiko("paramiko"))
     from docker.transport import sshconn
 
+    class SSHSocket(sshconn.SSHSocket):
+        def close(self) -> None:
+            proc = self.proc
+            with contextlib.suppress(OSError):  # the ssh process is gone: nothing to tell it
+                super().close()
+            if proc is not None:
+                if proc.stdin is not None:
+                    with contextlib.suppress(OSError, ValueError):
+                        proc.stdin.close()
+                try:
+                    proc.wait(timeout=5)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+
+    sshconn.SSHSocket = SSHSocket  # type: ignore[misc]  # what its connections make (a global)
     api_client.SSHHTTPAdapter = sshconn.SSHHTTPAdapter  # type: ignore[attr-defined]
+    api_client._hal_ssh = True  # type: ignore[attr-defined]
 
 
 def _short(e: BaseException) -> str:
@@ -133,7 +153,7 @@ def _short(e: BaseException) -> str:
     return text[-1][:300] if text else type(e).__name__
 
 
-@contextmanager
+@contextlib.contextmanager
 def translated(what: str) -> Iterator[None]:
     """Turn docker-py and transport errors into HalErrors (one place, like docker-py's own)."""
     try:
