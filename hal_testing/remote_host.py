@@ -15,6 +15,7 @@ reads ~/.ssh from the passwd entry, not $HOME: a config file is how a test keeps
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 import shutil
@@ -249,7 +250,11 @@ def remote_host(
                 capture_output=True,
                 check=False,
             )
-        if container is not None:
-            container.remove(force=True)
-        volume.remove(force=True)
-        net.remove()
+        # a session-start sweep of another run may have removed them already
+        with contextlib.suppress(docker.errors.NotFound):
+            if container is not None:
+                container.remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            volume.remove(force=True)
+        with contextlib.suppress(docker.errors.NotFound):
+            net.remove()
