@@ -168,3 +168,31 @@ def _spawn(
             limit=1.5,
         )
     )
+
+
+def main() -> int:
+    """Rows 12 and 13 alone: `DOCKER_HOST=… python -m benchmarks.remote [--reps N]` (root)."""
+    import argparse
+    import os
+    import sys
+
+    from benchmarks.core import table
+    from hal_testing import engine
+
+    ap = argparse.ArgumentParser(description=main.__doc__)
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    client = engine.connect(os.environ["DOCKER_HOST"])
+    engine.build_images(client)
+    report = Report(machine=f"{os.cpu_count()} cpus")
+    measure(client, args.reps, report, 4321, 4321)
+    rows = report.complete(("12", "13"))
+    print(table(rows))
+    for r in rows:
+        if r.note:
+            print(f"  {r.key}: {r.note}", file=sys.stdout)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
