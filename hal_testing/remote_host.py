@@ -151,6 +151,18 @@ def _wait(host: RemoteHost, deadline: float) -> None:
     raise RuntimeError(f"the remote host does not answer over ssh: {last}\n{logs}\n{dockerd}")
 
 
+def sweep(client: docker.DockerClient) -> None:
+    """The networks and volumes crashed runs left (the session's sweep takes containers)."""
+    for net in client.networks.list(filters={"label": TEST_LABEL}):
+        if str(net.name).startswith("hal-remote-"):
+            with contextlib.suppress(docker.errors.APIError):  # in use: another run's
+                net.remove()
+    for vol in client.volumes.list(filters={"label": TEST_LABEL}):
+        if str(vol.name).startswith("hal-remote-"):
+            with contextlib.suppress(docker.errors.APIError):
+                vol.remove()
+
+
 def write_ssh_dir(ssh_dir: Path) -> tuple[str, Path]:
     """A fresh ed25519 key pair, an empty known_hosts, the config, and the `ssh` wrapper in
     `ssh_dir/bin`: (the public key, the wrapper's directory)."""
@@ -196,6 +208,7 @@ def remote_host(
     reads os.environ). Removed afterwards, its volume and network with it."""
     pub, bin_dir = write_ssh_dir(ssh_dir)
     build_image(client)
+    sweep(client)
     tag = uuid.uuid4().hex[:8]
     label = {TEST_LABEL: str(os.getpid())}
     net = client.networks.create(f"hal-remote-{tag}", driver="bridge", labels=label)

@@ -148,9 +148,10 @@ def test_an_unknown_host_key_is_said_with_what_to_do(
     )
     (remote_host.ssh_dir / "known_hosts").write_text("")
     try:
-        # a fresh connection: the shared master (ControlMaster) closed first
-        remote_host.ssh(options=("-O", "exit"))
-        res = remote.claudy("--engine", remote_host.url, "status", timeout=120)
+        # another user: a connection of its own (the shared master is per user and host;
+        # closing it would cut the background build's stream)
+        url = f"ssh://hostkey@{remote_host.address}"
+        res = remote.claudy("--engine", url, "status", timeout=120)
     finally:
         (remote_host.ssh_dir / "known_hosts").write_bytes(
             (remote_host.ssh_dir / "known_hosts.bak").read_bytes()
