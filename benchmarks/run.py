@@ -37,7 +37,8 @@ from host_shim.adapters import images
 from host_shim.adapters.engine import HostEngine
 from host_shim.core.parent_spec import CAPS, SECURITY_OPT
 
-EXPECTED = ("1", "1b", "2", "3", "4", "5a", "5b", "6a", "6b", "7", "8", "9", "10", "11")
+EXPECTED = ("1", "1b", "2", "3", "4", "5a", "5b", "6a", "6b", "7", "8", "9", "10", "11", "12",
+            "13")  # fmt: skip
 INSIDE = Path(__file__).with_name("inside.py")
 UID = GID = 4321
 SETTLE_S = 3.0  # after start-up, before an idle memory figure (both sides alike)
@@ -493,6 +494,12 @@ class Bench:
             )
         )
 
+    def remote(self) -> None:
+        """Rows 12 and 13: a parent on another engine over ssh (benchmarks/remote.py)."""
+        from benchmarks import remote
+
+        remote.measure(self.client, self.reps, self.report, UID, GID)
+
     def dashboard_render(self) -> None:
         from parent_agent.core.model import Worker
         from parent_agent.core.snapshot import Health, Snapshot
@@ -560,6 +567,7 @@ def main() -> int:
         bench.egress()  # before the workers load the machine
         bench.cold_start()
         bench.warm_attach()
+        bench.remote()  # before the scale rows fill the machine with workers
         bench.spawn_and_scale()
         bench.worker_memory()
         bench.hook_to_state()

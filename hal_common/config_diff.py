@@ -50,6 +50,7 @@ class Changes:
     - notify: the notifier's command, states and debounce (`Notifier.configure`)
     - resume: `worker.resume`; read whenever a resume file is written, nothing to redo
     - restart_needed: `[parent]` keys; they apply when the parent is recreated
+    - host: claudy's own keys (`parent.engine`, `parent.projects`); nothing to apply in the parent
     """
 
     worker_limits: tuple[str, ...] = ()
@@ -62,7 +63,7 @@ class Changes:
     network: tuple[str, ...] = ()
     notify: tuple[str, ...] = ()
     resume: tuple[str, ...] = ()
-    host: tuple[str, ...] = ()  # claudy's own keys (`parent.projects`): its next run reads them
+    host: tuple[str, ...] = ()  # claudy's own keys (`parent.engine`, `parent.projects`)
     restart_needed: tuple[str, ...] = ()
 
     def __bool__(self) -> bool:

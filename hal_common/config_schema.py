@@ -15,6 +15,7 @@ from typing import Any
 from hal_common import __version__, claude_code
 from hal_common.egress import MODES as EGRESS_MODES
 from hal_common.egress import check_allow
+from hal_common.engines import check_engine
 from hal_common.identity import check_dirs
 from hal_common.ports import (
     DEFAULT_ADDRESS,
@@ -67,6 +68,8 @@ class ParentConfig:
     ports_address: str = DEFAULT_ADDRESS  # the host address they are published on
     # how a project reaches its worker: the roots' bind mount, a git bundle, or detected
     projects: str = "auto"
+    # the Docker engine the parent runs on ("": the current context, else the local socket)
+    engine: str = ""
 
 
 @dataclass(frozen=True)
@@ -195,9 +198,7 @@ RESTART = "restart"  # the parent container must be recreated: `claudy down && c
 WORKER_LIMITS = "worker_limits"  # running workers updated in place (docker update)
 WORKER_TEMPLATE = "worker_template"  # workers created from now on
 RESUME = "resume"  # read whenever a worker's resume file is written: nothing to redo
-HOST = (
-    "host"  # claudy's own on the host (which engine, how projects travel): the parent does nothing
-)
+HOST = "host"  # claudy's own on the host (which engine, how projects travel): not the parent's
 _SECTION_APPLY = {
     "parent": RESTART,
     "dashboard": "dashboard",
@@ -217,7 +218,7 @@ def apply_class(section: str, key: str) -> str:
     """`restart`, `worker_limits`, `worker_template`, or the section's own live group."""
     if (section, key) == ("worker", "resume"):
         return RESUME
-    if (section, key) == ("parent", "projects"):
+    if (section, key) in (("parent", "projects"), ("parent", "engine")):
         return HOST
     if section == "worker":
         return WORKER_LIMITS if key in _WORKER_LIMITS else WORKER_TEMPLATE
@@ -506,6 +507,7 @@ _CHECKS: dict[tuple[str, str], Any] = {
     ("parent", "ports"): check_range,
     ("parent", "ports_address"): check_address,
     ("parent", "projects"): _one_of(PROJECTS_MODES),
+    ("parent", "engine"): check_engine,
     ("worker", "image"): _non_empty,
     ("worker", "command"): _non_empty,
     ("worker", "memory"): _worker_memory,

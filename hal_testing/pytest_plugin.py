@@ -17,12 +17,14 @@ those skips become failures, so CI cannot go green without the real thing. A ter
     agent_loop       function  start(config) -> the parent's loop in a thread, on parent_layout
     hal_agent        module    hal-agent's commands on a layout, with its tmux server
     host_parents     module    make(...) -> a parent container driven through claudy
+    remote_host      module    a container running sshd and its own dockerd: ssh://root@ADDR
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -38,6 +40,8 @@ from hal_testing.agent import AgentCommands, AgentLoop, agent_env
 from hal_testing.config_text import NO_BUILTIN_SERVICES
 from hal_testing.host import HostParent
 from hal_testing.layout import parent_layout as make_layout
+from hal_testing.remote_host import RemoteHost
+from hal_testing.remote_host import remote_host as remote_host_of
 
 REQUIRE = os.environ.get("HAL_REQUIRE_ENGINES") == "1"
 
@@ -218,6 +222,25 @@ def host_parents(
     yield make
     for p in made:
         p.down()
+
+
+@pytest.fixture(scope="module")
+def remote_host(
+    tmp_path_factory: pytest.TempPathFactory, dclient: docker.DockerClient
+) -> Iterator[RemoteHost]:
+    """A "remote host" (hal_testing/remote_host.py): a container of the test engine running
+    sshd and its own dockerd, on a network of its own, reached at `.url` (ssh://root@ADDR)
+    with a key pair and known_hosts the test made; `ssh` on PATH is the wrapper that uses
+    them, for this process (docker-py's ssh) and the claudy it runs."""
+    need_root("the remote host's ssh set-up and the e2e tests' projects need root")
+    ssh_dir = Path(tempfile.mkdtemp(prefix="hal-ssh-"))  # short: ControlPath sockets
+    try:
+        with remote_host_of(dclient, ssh_dir) as host:
+            yield host
+    except RuntimeError as e:
+        missing(str(e))
+    finally:
+        shutil.rmtree(ssh_dir, ignore_errors=True)
 
 
 # -- engines that are missing ----------------------------------------------------------------

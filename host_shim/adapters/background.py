@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import hashlib
 import os
 import subprocess
 import sys
@@ -33,8 +34,16 @@ class Paths:
 
     @classmethod
     def of(cls, layout: HostLayout, env: Mapping[str, str]) -> Paths:
-        state = env.get("XDG_STATE_HOME") or str(layout.home / ".local" / "state")
-        return cls(Path(state) / "hal9000", layout.config_dir / RECORD_NAME)
+        """The paths for the engine `env` names (DOCKER_HOST, DOCKER_CONTEXT): a build per
+        engine, so that a build for one engine never stops another's. A local socket's keep
+        the plain names (its parent reads the record in the config directory it mounts; a
+        parent on another machine does not see this directory)."""
+        state = Path(env.get("XDG_STATE_HOME") or str(layout.home / ".local" / "state"))
+        key = _engine_key(env)
+        if not key:
+            return cls(state / "hal9000", layout.config_dir / RECORD_NAME)
+        record = layout.config_dir / "engines" / key / RECORD_NAME
+        return cls(state / "hal9000" / "engines" / key, record)
 
     @property
     def log(self) -> Path:
@@ -43,6 +52,16 @@ class Paths:
     @property
     def lock(self) -> Path:
         return self.state_dir / LOCK_NAME
+
+
+def _engine_key(env: Mapping[str, str]) -> str:
+    """ "" for a local socket (or the default); else a short name of the engine."""
+    host = env.get("DOCKER_HOST", "")
+    context = env.get("DOCKER_CONTEXT", "")
+    if host.startswith("unix://") or not (host or context not in ("", "default")):
+        return ""
+    name = host or f"context:{context}"
+    return hashlib.sha256(name.encode()).hexdigest()[:12]
 
 
 def read_record(paths: Paths) -> BuildRecord | None:

@@ -20,8 +20,15 @@ from docker.models.containers import Container
 from docker.models.images import Image
 from docker.utils.socket import frames_iter
 
-from hal_common.errors import HalError
-from hal_io.engine import connect, run_in, translated
+from hal_common.engines import EngineChoice
+from hal_common.errors import EngineUnavailable, HalError
+from hal_io.engine import connect_choice, engine_url, run_in, translated
+from host_shim.adapters import ssh_probe
+
+REMOTE_HINT = (
+    "check that the engine runs and that you may reach it (docker -H URL version); "
+    "claudy --engine URL doctor says more"
+)
 
 
 @dataclass(frozen=True)
@@ -127,11 +134,17 @@ class ContainerHandle:
         with translated(f"running {argv[0]} in {self.name}"):
             ex = api.exec_create(self._c.id, argv, stdin=True, stdout=True, stderr=True)
             sock = api.exec_start(ex["Id"], socket=True)
-            raw: socket.socket = sock._sock  # type: ignore[union-attr]  # the hijacked stream's socket
+            # the hijacked stream's socket; over ssh, docker-py's SSHSocket itself (the ssh
+            # process's pipes: stdin closed is the half-close that dial-stdio passes on)
+            raw: socket.socket = getattr(sock, "_sock", sock)  # type: ignore[arg-type,assignment]  # docker-py: a union
             try:
                 for chunk in data:
                     raw.sendall(chunk)
-                raw.shutdown(socket.SHUT_WR)
+                proc = getattr(raw, "proc", None)
+                if proc is not None and proc.stdin is not None:
+                    proc.stdin.close()
+                else:
+                    raw.shutdown(socket.SHUT_WR)
                 frames = frames_iter(sock, tty=False)  # type: ignore[no-untyped-call]
                 out = b"".join(data for _stream, data in frames)
             finally:
@@ -175,13 +188,29 @@ class ContainerHandle:
 class HostEngine:
     """The host's engine, behind the calls claudy makes."""
 
-    def __init__(self, client: docker.DockerClient) -> None:
+    def __init__(self, client: docker.DockerClient, url: str = "") -> None:
         self._client = client
+        self.url = url  # the engine's URL (for messages and the quick entry's hint)
 
     @classmethod
-    def connect(cls, docker_host: str | None, hint: str) -> HostEngine:
-        """`docker_host` (None: docker-py's default), which must answer a ping."""
-        return cls(connect(docker_host, "the Docker engine", hint))
+    def connect(
+        cls, choice: EngineChoice, env: Mapping[str, str], hint: str, timeout: int = 60
+    ) -> HostEngine:
+        """The engine `choice` names, which must answer a ping. Over ssh, a failure says
+        why (host key, authentication, no docker there) from one `ssh` probe."""
+        url = engine_url(choice, env)
+        what = "the Docker engine" if choice.origin == "default" else f"the engine {url}"
+        try:
+            client = connect_choice(choice, env, what, hint, timeout=timeout)
+        except EngineUnavailable as e:
+            if url.startswith("ssh://"):
+                found = ssh_probe.diagnose(url, env)
+                if found is not None:
+                    raise EngineUnavailable(f"{what}: {found[0]}", hint=found[1]) from None
+            raise EngineUnavailable(
+                e.message, hint=hint if choice.origin == "default" else REMOTE_HINT
+            ) from None
+        return cls(client, url)
 
     def info(self, what: str = "") -> EngineInfo:
         with translated(what or "asking the engine"):

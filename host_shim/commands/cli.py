@@ -26,6 +26,7 @@ from host_shim.adapters.parent import find_parent, restart_needed_by_env, runnin
 from host_shim.adapters.parent_client import ParentClient, ParentCommandFailed
 from host_shim.adapters.terminal import find_docker_cli, hand_over
 from host_shim.commands import auth as cli_auth
+from host_shim.commands import engines as engine_rows
 from host_shim.commands import gitsync as cli_gitsync
 from host_shim.commands import identity as cli_identity
 from host_shim.commands.claude import claude_group
@@ -60,7 +61,7 @@ class _Group(manners.Group):
         """A word that is no command opens a directory (the hidden `open`), when it is one,
         or looks like a path (`./x`, `a/b`: that one's error says "no such directory");
         any other word is no command."""
-        n = manners.leading_flags(args)
+        n = _leading(args)
         word = args[n] if n < len(args) else None
         if word is None:
             if not ctx.resilient_parsing:  # completing `claudy `: the commands (and dirs)
@@ -97,6 +98,22 @@ class _Group(manners.Group):
 # (FORWARDED), and the top options: in core/hint, which the quick entry reads too.
 
 
+ENGINE_OPTIONS = ("--engine", "--context")
+
+
+def _leading(args: list[str]) -> int:
+    """How many of `args`' first words are global options (`--engine URL` two of them)."""
+    n = 0
+    while n < len(args):
+        if args[n] in manners.GLOBAL_FLAGS or args[n].startswith(("--engine=", "--context=")):
+            n += 1
+        elif args[n] in ENGINE_OPTIONS:
+            n += 2
+        else:
+            break
+    return min(n, len(args))
+
+
 def _a_directory(word: str) -> bool:
     return os.path.isdir(word) or word.startswith((".", "~")) or os.sep in word
 
@@ -116,8 +133,22 @@ class _Open(click.Command):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="claudy")
 @manners.global_options
+@click.option(
+    "--engine",
+    metavar="URL",
+    default=None,
+    help="The Docker engine: unix:///path, ssh://user@host[:port], tcp://host:port "
+    "(DOCKER_HOST; [parent] engine).",
+)
+@click.option(
+    "--context",
+    "context_name",
+    metavar="NAME",
+    default=None,
+    help="The Docker context whose engine to use (DOCKER_CONTEXT).",
+)
 @click.pass_context
-def main(ctx: click.Context) -> None:
+def main(ctx: click.Context, engine: str | None, context_name: str | None) -> None:
     """Claude Code per project, each in its own container, one tmux away.
 
     `claudy [DIR]` opens DIR's session (default: the current directory); `claudy -d DIR`
@@ -126,7 +157,13 @@ def main(ctx: click.Context) -> None:
     """
     manners.check_flags(ctx)
     logging.basicConfig(level=manners.log_level(), format="%(levelname)s %(name)s: %(message)s")
-    ctx.obj = Host.from_env(os.environ)
+    try:
+        ctx.obj = Host.from_env(os.environ, engine, context_name)
+    except HalError as e:
+        stderr_console().print(f"[red]claudy:[/] {escape(e.message)}", soft_wrap=True)
+        if e.hint:
+            stderr_console().print(f"  [dim]hint:[/] {escape(e.hint)}", soft_wrap=True)
+        ctx.exit(e.exit_code)
 
 
 main.add_command(config_group(lambda: current_host().layout.config_file))
@@ -179,7 +216,7 @@ def open_(host: Host, directory: str, detach: bool, task: str | None, from_ref: 
         argv = fastpath.attach_argv(
             cli, c.cfg.parent.name, session, host.term, os.getpid(), PARENT_LAYOUT
         )
-        hand_over(argv[0], argv)
+        hand_over(argv[0], handover.on_engine(argv, c.host.cli_args()))
     wanted = project_image(c, project)  # a profile its .hal9000.toml asks for
     if wanted is None and (git_only or task is not None or task_of(project) is not None):
         wanted = task_image(c.cfg.worker.image)  # git inside: the standard image
@@ -207,10 +244,13 @@ def open_(host: Host, directory: str, detach: bool, task: str | None, from_ref: 
             sys.exit(e.code)
         return
     cli = find_docker_cli(host.env)
+    on = c.host.cli_args()  # -H URL / --context NAME: the engine the parent is on
     if task is not None:
         name = c.cfg.parent.name
-        hand_over(cli, handover.spawn_argv(cli, name, project, image_id, host.term, task, from_ref))
-    hand_over(cli, handover.attach_argv(cli, c.cfg.parent.name, project, image_id, host.term))
+        argv = handover.spawn_argv(cli, name, project, image_id, host.term, task, from_ref)
+        hand_over(cli, handover.on_engine(argv, on))
+    argv = handover.attach_argv(cli, c.cfg.parent.name, project, image_id, host.term)
+    hand_over(cli, handover.on_engine(argv, on))
 
 
 @main.command()
@@ -231,11 +271,26 @@ def _workers(parent: ContainerHandle) -> tuple[WorkerRow, ...]:
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
+@click.option(
+    "--all",
+    "all_engines",
+    is_flag=True,
+    help="The parent on every engine claudy knows of (config, contexts, DOCKER_HOST).",
+)
 @pass_host
-def status(host: Host, as_json: bool) -> None:
-    """The parent's state and its workers."""
+def status(host: Host, as_json: bool, all_engines: bool) -> None:
+    """The parent's state and its workers; with --all, each engine's parent."""
     c = load_ctx(host)
-    parent = find_parent(c.engine(), c.cfg.parent.name)
+    if all_engines:
+        found = engine_rows.rows(c)
+        if as_json:
+            doc = {"engines": [r.to_json(c.cfg.parent.name) for r in found]}
+            click.echo(json.dumps(doc, indent=2))
+        else:
+            click.echo("\n".join(engine_rows.text(found, c.cfg.parent.name)))
+        return
+    engine = c.engine()
+    parent = find_parent(engine, c.cfg.parent.name)
     state = parent.status if parent else PARENT_ABSENT
     running = parent is not None and state == PARENT_RUNNING
     rows = _workers(parent) if parent is not None and running else ()
@@ -253,6 +308,7 @@ def status(host: Host, as_json: bool) -> None:
         click.echo(
             json.dumps(
                 {
+                    "engine": {"url": engine.url, "origin": c.host.choice().origin},
                     "parent": {
                         "name": c.cfg.parent.name,
                         "state": state,
@@ -265,7 +321,8 @@ def status(host: Host, as_json: bool) -> None:
             )
         )
         return
-    click.echo(f"parent {c.cfg.parent.name}: {state}")
+    on = "" if c.host.choice().origin == "default" else f" on {engine.url}"
+    click.echo(f"parent {c.cfg.parent.name}{on}: {state}")
     if building:  # the services image's background build (see launch.prepare)
         click.echo(f"  services: {building}")
     for key in restart_needed:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import click
 from rich.console import Console
 from rich.markup import escape
 
+from hal_common import engines
 from hal_common.config import Config, load_config
+from hal_common.engines import EngineChoice
 from hal_common.layout import HostLayout
 from hal_common.projects import PathPolicy, check_roots, expand_roots
 from hal_io import manners
@@ -49,19 +51,44 @@ class Host:
     user: HostUser
     err: Console = field(compare=False)  # messages and warnings go to stderr
     progress: Console = field(compare=False)  # progress and information: stderr, not with -q
+    # claudy's --engine URL and --context NAME (None: not given); `load_ctx` pins the
+    # engine it chose here, the config's included
+    engine_flags: tuple[str | None, str | None] = (None, None)
+    # the environment claudy was given (`env` names the chosen engine once pinned)
+    given_env: Mapping[str, str] = field(default_factory=dict, compare=False)
 
     @classmethod
-    def from_env(cls, env: Mapping[str, str]) -> Host:
+    def from_env(
+        cls, env: Mapping[str, str], engine: str | None = None, context: str | None = None
+    ) -> Host:
         layout = HostLayout.from_env(env)
         user = host_user(env, str(layout.home))
-        return cls(env, layout, user, stderr_console(), stderr_console(progress=True))
+        out = stderr_console(), stderr_console(progress=True)
+        host = cls(env, layout, user, *out, engine_flags=(engine, context), given_env=env)
+        host.choice()  # a bad --engine or --context is said before anything runs
+        return host
+
+    def choice(self, configured: str = "") -> EngineChoice:
+        """The engine: the flags, else DOCKER_HOST/DOCKER_CONTEXT, else `configured` (the
+        config's `[parent] engine`), else docker-py's default (the current context)."""
+        return engines.choose(*self.engine_flags, self.env, configured)
+
+    def with_engine(self, choice: EngineChoice) -> Host:
+        """This host pinned to `choice`: its env names the engine (for the docker CLI and
+        the background build), so that every later step uses that one."""
+        flags = (choice.host or None, choice.context or None)
+        return replace(self, env=choice.env(self.env), engine_flags=flags)
 
     @property
     def term(self) -> str:
         return self.env.get("TERM", DEFAULT_TERM)
 
     def engine(self) -> HostEngine:
-        return HostEngine.connect(self.layout.docker_host, ENGINE_HINT)
+        return HostEngine.connect(self.choice(), self.env, ENGINE_HINT)
+
+    def cli_args(self) -> list[str]:
+        """The docker CLI's options that pick this engine (`-H URL`, `--context NAME`)."""
+        return self.choice().cli_args()
 
 
 @dataclass(frozen=True)
@@ -106,7 +133,7 @@ def load_ctx(host: Host) -> Ctx:
         host.err.print(f"[yellow]warning:[/] {escape(w)}")
     roots = expand_roots(cfg.parent.roots, str(host.layout.home))
     check_roots(roots)
-    return Ctx(host, cfg, roots)
+    return Ctx(host.with_engine(host.choice(cfg.parent.engine)), cfg, roots)
 
 
 def current_host() -> Host:

@@ -89,13 +89,14 @@ def forward(host: Host, args: list[str]) -> None:
     argv = handover.forward_argv(
         c.cfg.parent.name, [*manners.flags(), *passed], tty, host.term, no_color=not manners.color()
     )
-    hand_over(find_docker_cli(host.env), argv)
+    hand_over(find_docker_cli(host.env), handover.on_engine(argv, c.host.cli_args()))
 
 
 def parent_workers() -> list[str]:
     """The workers' names, from the parent (completion: none when it does not run)."""
     host = Host.from_env(os.environ)
     cfg = load_config(host.layout.config_file, host.env)  # its warnings: not in a completion
+    host = host.with_engine(host.choice(cfg.parent.engine))
     parent = find_parent(host.engine(), cfg.parent.name)
     if parent is None or parent.status != PARENT_RUNNING:
         return []

@@ -76,7 +76,7 @@ def prepare(c: Ctx, engine: HostEngine, image: str | None = None) -> tuple[Paren
         c.config_dir,
         c.host.user,
         env=c.host.env,
-        taken=host_ports.prober(c.cfg.parent.ports_address, c.host.layout.docker_host),
+        taken=host_ports.prober(c.cfg.parent.ports_address, engine.url or None),
         say=lambda text: c.err.print(f"[yellow]{escape(text)}[/]", soft_wrap=True),
     )
     if changed:
@@ -164,6 +164,9 @@ def hint_stamps(config_file: Path, env: Mapping[str, str]) -> Stamps:
             paths.extend(tree(str(top)))
     for package in (host_shim, hal_common):
         paths.extend(tree(os.path.dirname(package.__file__ or "")))
+    # the Docker CLI's current context (`docker context use`): another engine, another hint
+    docker_config = env.get("DOCKER_CONFIG") or os.path.join(env.get("HOME") or "~", ".docker")
+    paths.append(os.path.join(os.path.expanduser(docker_config), "config.json"))
     return stamps(dict.fromkeys(paths))
 
 
@@ -211,5 +214,6 @@ def remember(
             worker_image=c.cfg.worker.image,
             worker_image_id=worker_image_id,
             argv=tuple(quick_attach_head(c.cfg.parent.name, PARENT_LAYOUT)),
+            engine=engine.url,
         ),
     )

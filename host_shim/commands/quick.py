@@ -35,6 +35,7 @@ from host_shim.core.hint import (
     engine_socket,
     exec_parts,
     quick_candidate,
+    same_engine,
     still_holds,
 )
 
@@ -53,7 +54,7 @@ def quick_argv(args: list[str], env: Mapping[str, str], pid: int) -> list[str] |
     hint = load_hint(env)
     sock = engine_socket(env)
     cli = find_program(env, "docker")
-    if hint is None or sock is None or cli is None:
+    if hint is None or sock is None or cli is None or not same_engine(hint, sock):
         return None
     real = os.path.realpath(args[0] if args else ".")
     session = hint.projects.get(real)

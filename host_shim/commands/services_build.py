@@ -81,7 +81,7 @@ def main() -> int:
         record(BUILDING)
         try:
             c = load_ctx(host)
-            what = build_and_load(c, host.engine(), con)
+            what = build_and_load(c, c.engine(), con)
         except HalError as e:
             msg = e.message + (f" ({e.hint})" if e.hint else "")
             con.print(f"failed: {msg}")

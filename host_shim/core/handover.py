@@ -18,6 +18,12 @@ def attach_argv(docker_cli: str, parent: str, project: str, image_id: str, term:
             parent, "hal-agent", "attach", project, "--image-id", image_id]  # fmt: skip
 
 
+def on_engine(argv: list[str], engine_args: list[str]) -> list[str]:
+    """`argv` (the docker CLI first) with the options that pick the engine (`-H URL`,
+    `--context NAME`) right after the program: the parent may be on another engine."""
+    return [argv[0], *engine_args, *argv[1:]]
+
+
 def task_args(task: str | None, from_ref: str | None) -> list[str]:
     """`--task NAME [--from REF]` for hal-agent spawn (nothing without a task)."""
     if task is None:

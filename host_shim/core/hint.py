@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
 
 FALLBACK = 97  # the in-parent attach script's "cannot attach here": the full path runs
-HINT_VERSION = 2
+HINT_VERSION = 3  # 3: the engine it was made on
 MAX_PROJECTS = 256  # the decisions a hint keeps (the most recent)
 
 # claudy's own words: anything else as the only argument is a directory (cli._Group). A test
@@ -86,6 +86,8 @@ def engine_socket(env: Mapping[str, str]) -> str | None:
     host = env.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
     if not host.startswith("unix://") or env.get("DOCKER_TLS_VERIFY"):
         return None
+    if not env.get("DOCKER_HOST") and env.get("DOCKER_CONTEXT", "default") != "default":
+        return None  # a context's engine: the full path resolves it
     return host[len("unix://") :] or None
 
 
@@ -102,6 +104,7 @@ class Hint:
 
     __slots__ = (
         "argv",
+        "engine",
         "env",
         "parent",
         "parent_id",
@@ -128,6 +131,7 @@ class Hint:
         worker_image: str,
         worker_image_id: str,
         argv: tuple[str, ...],
+        engine: str = "",
     ) -> None:
         self.env = env
         self.stamps = stamps
@@ -140,6 +144,9 @@ class Hint:
         self.worker_image = worker_image  # [worker].image, and its id on both sides then
         self.worker_image_id = worker_image_id
         self.argv = argv  # the one exec, but the docker CLI and the last three arguments
+        # the engine's URL the full path used: the quick entry attaches only on that one
+        # (its raw exec reaches unix sockets only; any other engine takes the full path)
+        self.engine = engine
 
     def fields(self) -> dict[str, object]:
         return {k: getattr(self, k) for k in self.__slots__}
@@ -195,7 +202,13 @@ def _well_formed(h: Hint) -> bool:
         and all(_strs(x) and len(x) == 2 for x in h.resolved)
         and _strs(h.argv)
         and len(h.argv) > 0
+        and isinstance(h.engine, str)
     )
+
+
+def same_engine(h: Hint, sock: str) -> bool:
+    """The hint was made on the engine at unix socket `sock` (engine_socket's answer now)."""
+    return h.engine == f"unix://{sock}"
 
 
 def inspected(body: bytes | None, id_: str) -> bool:

@@ -15,6 +15,7 @@ from host_shim.core.hint import (
     env_subset,
     hint_key,
     quick_candidate,
+    same_engine,
     still_holds,
 )
 
@@ -84,6 +85,18 @@ def test_the_environment_it_depends_on() -> None:
     assert engine_socket({"DOCKER_HOST": "unix:///tmp/d.sock"}) == "/tmp/d.sock"
     assert engine_socket({"DOCKER_HOST": "tcp://h:2376"}) is None
     assert engine_socket({"DOCKER_TLS_VERIFY": "1"}) is None
+    # a context's engine (not the default one): the full path resolves it
+    assert engine_socket({"DOCKER_CONTEXT": "box"}) is None
+    assert engine_socket({"DOCKER_CONTEXT": "default"}) == "/var/run/docker.sock"
+
+
+def test_a_hint_attaches_only_on_the_engine_it_was_made_on() -> None:
+    h = hint(engine="unix:///var/run/docker.sock")
+    assert same_engine(h, "/var/run/docker.sock")
+    assert not same_engine(h, "/tmp/other.sock")
+    assert not same_engine(hint(engine="ssh://me@box"), "/var/run/docker.sock")
+    assert not same_engine(hint(), "/var/run/docker.sock")  # made before engines were recorded
+    assert Hint.loads(h.dumps()) == h
 
 
 def _container(id_: str, image: str, running: bool) -> bytes:
