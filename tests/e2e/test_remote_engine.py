@@ -10,14 +10,15 @@ connection), makes the parent there, loads the worker image, Claude Code, the cr
 remote parent's tmux; the shared MCP servers register there. At the same time a second parent
 (the same config) runs on the local test engine, and `claudy status --all` shows both.
 
-Until the git transport (issue 16 part 2) carries projects, a remote engine sees only its own
-files: the project (and the config directory the parent mounts) are copied to the same path
-on the remote host first (`RemoteHost.mirror`), as a shared file system would hold them.
+The first tests copy their project (and the config directory the parent mounts) to the same
+path on the remote host (`RemoteHost.mirror`), as a shared file system would hold them; the
+last one's repository is on this machine only and travels by git (issue 16 part 2).
 """
 
 from __future__ import annotations
 
 import json
+import subprocess
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,7 +26,9 @@ from pathlib import Path
 import pytest
 from libtmux.test.retry import retry_until
 
-from hal_common.naming import session_name
+from hal_common import gitsync
+from hal_common.naming import container_name, session_name
+from hal_testing import canary
 from hal_testing.engine import GID, UID
 from hal_testing.host import IMAGE, HostParent
 from hal_testing.remote_host import RemoteHost
@@ -185,30 +188,9 @@ def test_the_canary_is_nowhere_on_the_remote_host_but_the_credentials_file(
     parent (containers' inspect data and logs, images' histories, every process's env and
     argv, every file, the tmux screens), and on the remote host itself (its processes, which
     include the parent's and the workers', and its whole file system)."""
-    pattern = CANARY.replace("CANARY", "CANAR[Y]")  # the sweep's own argv never holds it
-    inner = f"docker -H {IMAGE.inner_docker_host}"
-    inside = f"""
-set -u
-m='{pattern}'
-for id in $({inner} ps -aq); do
-  {inner} inspect $id | grep -q "$m" && echo "HIT inspect $id"
-  {inner} logs $id 2>&1 | grep -q "$m" && echo "HIT logs $id"
-done
-for img in $({inner} images -q); do
-  {inner} history --no-trunc $img | grep -q "$m" && echo "HIT history $img"
-done
-for p in /proc/[0-9]*; do
-  grep -qa "$m" $p/environ 2>/dev/null && echo "HIT env $p"
-  grep -qa "$m" $p/cmdline 2>/dev/null && echo "HIT argv $p"
-done
-grep -rlsa --exclude-dir=proc --exclude-dir=sys --exclude-dir=dev "$m" / | sed 's/^/HIT file /'
-for w in $(tmux -S {IMAGE.tmux_sock} list-windows -t =hal -F '#I'); do
-  tmux -S {IMAGE.tmux_sock} capture-pane -p -S - -t =hal:$w | grep -q "$m" && echo "HIT tmux $w"
-done
-true
-"""
-    hits = [ln for ln in remote.sh(inside).splitlines() if ln.startswith("HIT")]
+    hits = canary.sweep(remote, CANARY)  # the remote parent, and this machine's processes
     assert hits == [f"HIT file {IMAGE.claude_home}/.credentials.json"], "\n".join(hits)
+    pattern = canary.pattern(CANARY)
     # the remote host: the parent's inspect data and log, its processes, its files (the
     # volumes among them: the Claude home's volume holds the one credentials file)
     outside = f"""
@@ -226,3 +208,53 @@ true
     hits = [ln for ln in remote_host.sh(outside).splitlines() if ln.startswith("HIT")]
     claude_volume = f"/var/lib/docker/volumes/{remote.name}-claude/_data/.credentials.json"
     assert hits == [f"HIT file {claude_volume}"], "\n".join(hits)
+
+
+def test_a_git_project_only_here_travels_to_the_remote_parent_and_its_commit_comes_back(
+    remote: HostParent, remote_host: RemoteHost
+) -> None:
+    """Issue 16's remote flow with the git path: a repository on this machine only (never
+    mirrored) goes to the remote parent as a bundle (`[parent] projects = "auto"` finds that
+    the remote engine does not see it); the worker runs Claude Code there on a worktree of
+    the parent's copy, with the shared MCP servers; the agent commits with git; `claudy pull`
+    brings the commit into the local repository's `hal/t`, the user's branch untouched."""
+    repo = remote.root / "only-here"
+    repo.mkdir()
+
+    def git(*args: str) -> str:
+        return subprocess.run(
+            ["git", "-c", "safe.directory=*", "-c", "user.email=u@example.com",
+             "-c", "user.name=U", "-C", str(repo), *args],
+            check=True, capture_output=True, text=True,
+        ).stdout.strip()  # fmt: skip
+
+    git("init", "-q", "-b", "main")
+    (repo / "README").write_text("hello from here\n")
+    git("add", "README")
+    git("commit", "-qm", "first")
+    subprocess.run(["chown", "-R", f"{UID}:{GID}", str(repo)], check=True)  # the user's
+    assert remote_host.sh(f"test -e {repo} && echo there || echo absent").strip() == "absent"
+    engine = ("--engine", remote_host.url)
+    res = remote.claudy(*engine, "-d", str(repo), "--task", "t", timeout=SLOW)
+    assert res.returncode == 0, res.stderr + res.stdout
+    assert "goes by git" in res.stdout + res.stderr, res.stdout + res.stderr
+    worktree = f"/data/repos/{gitsync.repo_key(str(repo))}/.hal9000/tasks/t"
+    assert res.stdout.strip().splitlines()[-1] == session_name(worktree)
+    assert retry_until(lambda: session_name(worktree) in remote.windows(), 60, raises=False)
+    out = remote.inner(
+        "exec", "-w", worktree, container_name(session_name(worktree)), "sh", "-c",
+        "cat README && echo fixed > fix.txt && git add fix.txt && "
+        "git -c user.email=a@example.com -c user.name=A commit -qm 'agent work' && "
+        "git rev-parse --abbrev-ref HEAD",
+    )  # fmt: skip
+    assert "hello from here" in out and out.strip().endswith("hal/t"), out
+    mcp = remote.in_worker(Path(worktree), "claude", "mcp", "list")
+    for name, url in BUILTIN_MCP.items():
+        line = next((ln for ln in mcp.splitlines() if ln.startswith(f"{name}:")), "")
+        assert url in line and "Connected" in line, mcp
+    main_before = git("rev-parse", "main")
+    pulled = remote.claudy(*engine, "pull", "t", str(repo), timeout=300)
+    assert pulled.returncode == 0, pulled.stderr + pulled.stdout
+    assert "1 commit(s) ahead of main" in pulled.stdout, pulled.stdout
+    assert "agent work" in git("log", "--oneline", "hal/t")
+    assert git("rev-parse", "main") == main_before and not (repo / "fix.txt").exists()
