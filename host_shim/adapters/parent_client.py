@@ -195,6 +195,21 @@ class ParentClient:
             ["load-image"], chunks, "load-image", f"loading {image} into the parent failed: "
         )
 
+    # --- the config, for a parent that does not see the host's directory -------------------
+
+    def config_text(self) -> bytes | None:
+        """The parent's config file as it reads it (None: there is none)."""
+        res = self.parent.exec(["cat", "--", str(self.layout.config_file)], "reading its config")
+        return res.output.encode() if res.code == 0 else None
+
+    def put_config(self, text: bytes) -> None:
+        """Write the parent's config file (over an exec's stdin; replaced whole, so that its
+        watcher reloads one complete file)."""
+        path = str(self.layout.config_file)
+        script = 'umask 022; cat > "$1.hal-new" && mv -f -- "$1.hal-new" "$1"'
+        res = self.parent.exec_with_stdin(["sh", "-c", script, "put-config", path], [text])
+        self._ok(res, "writing the config", "cannot write the parent's config: ")
+
     # --- projects that travel by git (hal_common/gitsync.py) ------------------------------
 
     def sees(self, path: str, token: str) -> bool:

@@ -57,6 +57,27 @@ def project_image(c: Ctx, project: str) -> str | None:
     return image if image in BUILTIN_IMAGES and image != c.cfg.worker.image else None
 
 
+CONFIG_MAX = 1 << 20  # a config file past this is not one to send
+
+
+def send_config(c: Ctx, engine: HostEngine, agent: ParentClient) -> None:
+    """On an engine of another machine, the parent's config directory is that machine's
+    folder at the same path, not this one's: the host's config file is sent to it (over an
+    exec's stdin) when what the parent reads differs, and its watcher applies it live."""
+    if host_ports.local_engine(engine.url or None):
+        return
+    path = c.host.layout.config_file
+    try:
+        with path.open("rb") as f:
+            text = f.read(CONFIG_MAX + 1)
+    except FileNotFoundError:
+        return  # the defaults, here and there
+    if len(text) > CONFIG_MAX or agent.config_text() == text.decode(errors="replace").encode():
+        return
+    agent.put_config(text)
+    c.progress.print(f"[dim]sent {escape(str(path))} to the parent on {escape(engine.url)}[/]")
+
+
 def prepare(c: Ctx, engine: HostEngine, image: str | None = None) -> tuple[ParentClient, str]:
     """Images built, parent running and ready, worker image inside: (parent, worker image id).
     `image`: the worker image to build and load instead of the config's (a project's
@@ -84,6 +105,7 @@ def prepare(c: Ctx, engine: HostEngine, image: str | None = None) -> tuple[Paren
     say_if_older(c, engine, parent)
     say_restart_needed(c, parent)
     agent = ParentClient(parent)
+    send_config(c, engine, agent)
     image_id = images.ensure_inner_image(engine, agent, cfg.worker.image, c.progress)
     claude.ensure(c, engine, agent)  # the Claude Code workers mount (installed once)
     # not needed to reach Claude Code: built and loaded in the background, started once the
