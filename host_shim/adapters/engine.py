@@ -164,7 +164,8 @@ class ContainerHandle:
         with translated(f"running {argv[0]} in {self.name}"):
             ex = api.exec_create(self._c.id, argv, stdin=False, stdout=True, stderr=True)
             sock = api.exec_start(ex["Id"], socket=True)
-            raw: socket.socket = sock._sock  # type: ignore[union-attr]  # the hijacked stream's socket
+            # the hijacked stream's socket; over ssh, docker-py's SSHSocket itself
+            raw: socket.socket = getattr(sock, "_sock", sock)  # type: ignore[arg-type,assignment]  # docker-py: a union
             raw.settimeout(timeout)
             size = 0
             try:
