@@ -113,7 +113,9 @@ class RemoteHost:
 
     def mirror(self, path: Path, uid: int = 0, gid: int = 0) -> None:
         """`path` (a directory of this machine) copied to the same path on the remote host,
-        owned by uid:gid: what the git transport will do for projects (issue 16 part 2)."""
+        owned by uid:gid: a shared file system's stand-in for tests that bind-mount a project
+        there (`[parent] projects = "mount"`); holds no secret (credentials go over exec
+        stdin)."""
         self.sh(f"mkdir -p '{path}'")
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
