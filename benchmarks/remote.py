@@ -60,6 +60,9 @@ def measure(client: docker.DockerClient, reps: int, report: Report, uid: int, gi
                 gid=gid,
                 env={"PATH": rh.env["PATH"]},
             )
+            # the project is a copy at the same path there (rh.mirror), which claudy's probe
+            # would not take for a shared file system: the bind mount, said outright
+            rp.set_projects("mount")
             rh.mirror(base / "u" / "config")
             try:
                 proj = rp.project("warm")

@@ -94,6 +94,16 @@ class HostParent:
     def config_file(self) -> Path:
         return Path(self.env["XDG_CONFIG_HOME"]) / "hal9000" / "config.toml"
 
+    def set_projects(self, mode: str) -> None:
+        """`[parent] projects = MODE` in the user's config (claudy's own key: its next run)."""
+        lines = [
+            ln
+            for ln in self.config_file.read_text().splitlines()
+            if not ln.startswith("projects =")
+        ]
+        lines.insert(lines.index("[parent]") + 1, f'projects = "{mode}"')
+        self.config_file.write_text("\n".join(lines) + "\n")
+
     # -- claudy, as a user runs it ------------------------------------------------------------
     def claudy(
         self, *args: str, timeout: float = 900, input: str | None = None, **env: str

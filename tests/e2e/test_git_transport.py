@@ -34,19 +34,11 @@ def git(repo: Path | str, *args: str) -> str:
     ).stdout.strip()
 
 
-def set_projects(env: HostParent, mode: str) -> None:
-    text = env.config_file.read_text()
-    lines = [line for line in text.splitlines() if not line.startswith("projects =")]
-    at = lines.index("[parent]") + 1
-    lines.insert(at, f'projects = "{mode}"')
-    env.config_file.write_text("\n".join(lines) + "\n")
-
-
 @pytest.fixture(scope="module")
 def env(host_parents: Callable[..., HostParent]) -> HostParent:
     worker = 'image = "hal9000/worker:standard"\nmemory = "1g"\n'
     p = host_parents("gitsync", worker=worker, extra=NO_BUILTIN_SERVICES)
-    set_projects(p, "git")
+    p.set_projects("git")
     return p
 
 
@@ -144,7 +136,7 @@ def test_a_folder_that_is_no_repository_is_refused_with_what_to_do(env: HostPare
 
 
 def test_auto_keeps_the_mount_on_a_local_engine(env: HostParent) -> None:
-    set_projects(env, "auto")
+    env.set_projects("auto")
     try:
         local = env.root / "local"
         local.mkdir()
@@ -166,7 +158,7 @@ def test_auto_keeps_the_mount_on_a_local_engine(env: HostParent) -> None:
         elsewhere.write_text("token-1\n")
         assert not agent.sees(str(elsewhere), "token-1")
     finally:
-        set_projects(env, "git")
+        env.set_projects("git")
 
 
 def test_without_a_task_the_current_branch_names_it_and_a_rerun_goes_on(

@@ -68,22 +68,13 @@ def remote(
     # these tests' projects are copies at the same path there, which claudy's probe would
     # not find (a copy, not a shared file system): the bind mount, said outright; the last
     # test turns detection back on
-    set_projects(rp, "mount")
+    rp.set_projects("mount")
     # the config directory the parent mounts, at its path on the remote host
     remote_host.mirror(base / "config")
     yield rp
     for where in (("--engine", remote_host.url), ()):
         rp.claudy(*where, "down", "--volumes", "--yes", timeout=300)
     client.close()
-
-
-def set_projects(rp: HostParent, mode: str) -> None:
-    """`[parent] projects = MODE` in the user's config (claudy's own key: its next run)."""
-    lines = [
-        ln for ln in rp.config_file.read_text().splitlines() if not ln.startswith("projects =")
-    ]
-    lines.insert(lines.index("[parent]") + 1, f'projects = "{mode}"')
-    rp.config_file.write_text("\n".join(lines) + "\n")
 
 
 def remote_project(rp: HostParent, host: RemoteHost, name: str) -> Path:
@@ -246,7 +237,7 @@ def test_a_git_project_only_here_travels_to_the_remote_parent_and_its_commit_com
     git("commit", "-qm", "first")
     subprocess.run(["chown", "-R", f"{UID}:{GID}", str(repo)], check=True)  # the user's
     assert remote_host.sh(f"test -e {repo} && echo there || echo absent").strip() == "absent"
-    set_projects(remote, "auto")  # the default: the probe finds the engine cannot see it
+    remote.set_projects("auto")  # the default: the probe finds the engine cannot see it
     engine = ("--engine", remote_host.url)
     res = remote.claudy(*engine, "-d", str(repo), "--task", "t", timeout=SLOW)
     assert res.returncode == 0, res.stderr + res.stdout
