@@ -121,7 +121,10 @@ class HostParent:
     def claudy_argv(self, *args: str) -> str:
         """The command line of `claudy ARGS` for a terminal (a tmux window) to run."""
         exports = " ".join(f"{k}={v}" for k, v in self.env.items() if k.startswith(TERMINAL_ENV))
-        return f"env {exports} {sys.executable} -m host_shim {' '.join(args)}"
+        # the installed launcher, as a user's shell finds it (bin/claudy), where there is one
+        launcher = Path(sys.executable).with_name("claudy")
+        claudy = str(launcher) if launcher.is_file() else f"{sys.executable} -m host_shim"
+        return f"env {exports} {claudy} {' '.join(args)}"
 
     def project(self, name: str) -> Path:
         """A project directory under the root, owned by the test user."""

@@ -90,6 +90,13 @@ def test_the_wheel_says_what_pyproject_says(wheel: Path) -> None:
     scripts = zipfile.ZipFile(wheel).read(f"{info}/entry_points.txt").decode()
     for name, target in project["scripts"].items():
         assert f"{name} = {target}" in scripts
+    # claudy is a script file of its own (bin/claudy), not an entry point
+    launchers = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for path in launchers["script-files"]:
+        name = Path(path).name
+        assert "claudy =" not in scripts
+        data = f"hal_9000-{project['version']}.data/scripts/{name}"
+        assert zipfile.ZipFile(wheel).read(data) == (REPO / path).read_bytes()
 
 
 def test_a_wheel_install_outside_the_checkout_finds_its_own_build_context(
@@ -100,7 +107,15 @@ def test_a_wheel_install_outside_the_checkout_finds_its_own_build_context(
     env = clean_env(tmp_path)
     venv = tmp_path / "venv"
     py = str(install(wheel, venv) / "python")
-    assert "Usage: claudy" in run([str(venv / "bin" / "claudy"), "--help"], env, tmp_path)
+    claudy = venv / "bin" / "claudy"
+    assert "Usage: claudy" in run([str(claudy), "--help"], env, tmp_path)
+    # the installed launcher points at the venv's python and imports the quick entry before
+    # anything else of weight: `re` (10-20 ms, what pip's generated scripts import first)
+    # comes only with the full command line, after it
+    assert claudy.read_text().splitlines()[0] == f"#!{venv / 'bin' / 'python'}"
+    timed = run([str(claudy), "--help"], {**env, "PYTHONPROFILEIMPORTTIME": "1"}, tmp_path)
+    names = [ln.rsplit("|", 1)[1].strip() for ln in timed.splitlines() if "import time:" in ln]
+    assert names.index("host_shim.commands.quick") < names.index("re"), names
     stdin = json.dumps([[r.tag, r.dockerfile, r.target] for r in RECIPES])
     found = json.loads(run([py, "-c", PROBE], env, tmp_path, stdin))
     root = Path(found["root"])

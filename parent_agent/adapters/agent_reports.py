@@ -4,8 +4,8 @@ A worker's Claude Code runs `hal-worker hook` on each hook event (managed settin
 writes the event's JSON as one file `NS-PID.json` (nanoseconds, pid) into `/run/hal-report`,
 which is `ParentLayout.worker_reports(session)`: that worker's directory and no other's, so
 a worker can report only for itself. The directory is the worker's to write: whatever is
-in it is untrusted input. `ReportWatcher` polls every directory (0.2 s by default: an lstat
-each, a directory read only when it changed, and every one each SWEEP_S) and:
+in it is untrusted input. `ReportWatcher` reads a directory when inotify says it changed
+(polling one the kernel will not watch: an lstat each 0.2 s), and every one each SWEEP_S, and:
 
 - opens it without following links (`untrusted.directory`: a link in its place is refused);
 - looks at no more than `MAX_NAMES` entries of each directory per scan, reads no more than
@@ -32,13 +32,14 @@ import re
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from hal_common.layout import ParentLayout
 from parent_agent.adapters import untrusted
+from parent_agent.adapters.inotify import Inotify, News
 from parent_agent.core.agent_state import HookEvent
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,7 @@ TMP_NAME = re.compile(r"^\.[0-9]{1,20}-[0-9]{1,10}\.tmp$")
 REPORT_DIR = "report"  # in each `workers/SESSION`
 RECENT_NS = 1_000_000_000  # a directory changed within this is read on each pass
 SWEEP_S = 10.0  # every directory read whatever its times say (abandoned temp files age)
+ROOT_CHECK_S = 0.5  # how often an idle watcher looks for new workers' directories
 
 
 @dataclass(frozen=True)
@@ -129,8 +131,17 @@ def read_reports(fd: int, now: float | None = None) -> list[HookEvent]:
 
 
 class ReportWatcher:
-    """Polls `data_dir/workers/*/report` every `interval` seconds in a thread of its own
-    and calls `put(AgentReport)` for each worker with news. `scan()` is one pass."""
+    """Watches `data_dir/workers/*/report` in a thread of its own and calls
+    `put(AgentReport)` for each worker with news. `scan()` is one pass.
+
+    The thread waits on one inotify descriptor with a watch on every worker's directory
+    (adapters/inotify.py): an idle parent reads nothing and wakes only to look for new
+    workers every `ROOT_CHECK_S` (issue 13, row 11: the polling this replaces cost most of
+    the loop's idle CPU). A round follows the last by at least `interval` seconds, so a
+    worker that floods its directory gets no more reads than polling gave it. A directory the
+    kernel will not watch (no inotify, its limit of watches reached) is polled every
+    `interval` (an lstat, `_changed`), and every directory is read each SWEEP_S whatever was
+    said about it (abandoned temp files age; a missed event costs at most that)."""
 
     def __init__(
         self,
@@ -146,21 +157,30 @@ class ReportWatcher:
         self._refused: set[str] = set()  # sessions whose directory was refused (logged once)
         self._seen: dict[str, tuple[int, int, int]] = {}  # session → its directory as last read
         self._swept = 0.0
+        self._notify: Inotify | None = None  # set while the thread runs with inotify
+        self._watch: dict[str, int] = {}  # session → its directory's watch
+        self._unwatched: set[str] = set()  # sessions the kernel would not watch: polled
 
-    def scan(self, full: bool = True) -> list[AgentReport]:
+    def scan(self, full: bool = True, changed: Collection[str] = ()) -> list[AgentReport]:
         """One pass over every worker's report directory: the news, one report per worker.
-        Not `full`: only the directories that changed since they were last read (an lstat
-        each, no open: idle workers cost next to nothing)."""
+        Not `full`: only the directories said to have `changed` (by inotify), those watched
+        just now, and those not watched whose times changed since they were last read (an
+        lstat each, no open: idle workers cost next to nothing)."""
         root = self.layout.workers_dir
         try:
             with os.scandir(root) as entries:
                 sessions = sorted(e.name for e in entries if e.is_dir(follow_symlinks=False))
         except FileNotFoundError:
             return []
+        fresh = self._watch_new(root, sessions)
         out: list[AgentReport] = []
         now = time.time()
         for session in sessions:
-            if not self._changed(root, session) and not full:
+            if session in self._watch:
+                wanted = full or session in changed or session in fresh
+            else:  # its times noted on every pass, full or not
+                wanted = self._changed(root, session) or full
+            if not wanted:
                 continue
             try:
                 with untrusted.directory(root, PurePosixPath(session, REPORT_DIR)) as fd:
@@ -176,6 +196,29 @@ class ReportWatcher:
             if events:
                 out.append(AgentReport(session, tuple(events)))
         return out
+
+    def _watch_new(self, root: Path, sessions: list[str]) -> set[str]:
+        """Watches for the directories of workers new since the last pass (read in this
+        pass too: a report may have come before its watch); those gone are forgotten."""
+        notify = self._notify
+        if notify is None:
+            return set()
+        present = set(sessions)
+        for gone in [s for s in self._watch if s not in present]:
+            notify.remove(self._watch.pop(gone))
+        self._unwatched &= present
+        fresh: set[str] = set()
+        for session in sessions:
+            if session in self._watch or session in self._unwatched:
+                continue
+            try:
+                self._watch[session] = notify.add(f"{root}/{session}/{REPORT_DIR}")
+                fresh.add(session)
+            except OSError as e:
+                if e.errno != errno.ENOENT:  # not made yet: tried again next pass
+                    log.warning("worker %s: its reports polled (no watch: %s)", session, e)
+                    self._unwatched.add(session)
+        return fresh
 
     def _changed(self, root: Path, session: str) -> bool:
         """Whether `session`'s report directory changed since it was last looked at: its
@@ -196,27 +239,57 @@ class ReportWatcher:
         self._seen[session] = key
         return True
 
+    def _round(self, news: News) -> None:
+        """One pass: every directory when a sweep is due or the kernel's queue overflowed,
+        else those with news."""
+        if news.gone:
+            gone = {s for s, wd in self._watch.items() if wd in news.gone}
+            for session in gone:  # its directory went (or was remade): watched again if there
+                del self._watch[session]
+        full = news.overflow or time.monotonic() - self._swept >= SWEEP_S
+        if full:
+            self._swept = time.monotonic()
+        changed = {s for s, wd in self._watch.items() if wd in news.changed}
+        for report in self.scan(full=full, changed=changed):
+            self.put(report)
+
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                full = time.monotonic() - self._swept >= SWEEP_S
-                if full:
-                    self._swept = time.monotonic()
-                for report in self.scan(full=full):
-                    self.put(report)
-            except Exception:  # the watcher outlives any one bad scan
-                log.exception("scanning the workers' reports failed; going on")
-            self._stop.wait(self.interval)
+        notify = self._notify
+        news = News()
+        try:
+            while not self._stop.is_set():
+                began = time.monotonic()
+                try:
+                    self._round(news)
+                except Exception:  # the watcher outlives any one bad scan
+                    log.exception("scanning the workers' reports failed; going on")
+                # the next round no sooner than `interval` after this one began
+                self._stop.wait(max(0.0, began + self.interval - time.monotonic()))
+                if notify is None or self._unwatched:
+                    news = notify.wait(0.0) if notify is not None else News()
+                    continue  # polling: each `interval`
+                news = notify.wait(ROOT_CHECK_S)
+        finally:
+            if notify is not None:
+                notify.close()
+            self._notify = None
+            self._watch.clear()
+            self._unwatched.clear()
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
             return
         self._stop.clear()
+        self._notify = Inotify.open()
+        if self._notify is None:
+            log.warning("no inotify: the workers' reports are polled every %.1fs", self.interval)
         self._thread = threading.Thread(target=self._run, name="agent-reports", daemon=True)
         self._thread.start()
 
     def stop(self, timeout: float = 5.0) -> None:
         self._stop.set()
+        if self._notify is not None:
+            self._notify.wake()
         if self._thread is not None:
             self._thread.join(timeout)
             self._thread = None

@@ -72,7 +72,7 @@ from parent_agent.views.frame import frame
 
 log = logging.getLogger(__name__)
 
-TICK = 1.0  # seconds between the loop's own timers (record, probes, heartbeat)
+TICK = 1.0  # the wait when a timer is overdue (it could not run: no pane, a full disk...)
 # What an idle parent does is bounded by these; everything else follows events (issue 13).
 SERVICES_EVERY_S = 3.0  # the services' health (an inspect and a connect each), while it matters:
 SERVICES_IDLE_S = 30.0  # every service well and nobody looking at the dashboard
@@ -408,6 +408,24 @@ class Agent:
     def _tmux_due(self) -> bool:
         return time.monotonic() - self.tmux_checked >= TMUX_CHECK_S
 
+    def next_due(self) -> float:
+        """Seconds until the first of the loop's own timers is due: the heartbeat, the
+        dashboard's refresh while it is looked at, the agents' record, the listing, the
+        probes, tmux's safety net, an engine's restart. An idle parent wakes for those alone
+        (issue 13, row 11), at most HEARTBEAT_S apart; events wake it at once."""
+        due = [self.published_at + HEARTBEAT_S, self.tmux_checked + TMUX_CHECK_S]
+        if self.viewed:
+            due.append(self.drawn[2] + self.cfg.dashboard.refresh)
+        if self.record_dirty:
+            due.append(self.recorded_at + RECORD_EVERY_S)
+        if self.engine is None:
+            due.append(self.retry_at)
+        else:
+            every = self.cfg.dashboard.refresh if self.viewed else LIST_IDLE_S
+            due += [self.listed_at + every, self.probed_at + self._probe_every()]
+        wait = min(due) - time.monotonic()
+        return min(wait if wait > 0.01 else TICK, HEARTBEAT_S)
+
     def _probe_every(self) -> float:
         """Every SERVICES_EVERY_S while it shows or matters (the dashboard is looked at, a
         service is not well), else every SERVICES_IDLE_S; a service's event probes at once."""
@@ -741,7 +759,7 @@ class Agent:
         try:
             while True:
                 try:
-                    ev: Event = self.inbox.get(timeout=TICK)
+                    ev: Event = self.inbox.get(timeout=self.next_due())
                 except queue.Empty:
                     ev = Tick()
                 try:

@@ -5,15 +5,17 @@ real engine, the parent's own reader). Each must fail for the attacker:
   claim another worker's Claude session id;
 - change what it resumes: write the resume file (or anything in /etc/hal/run);
 - stall or crash the parent's reader: flood its own report directory with thousands of
-  files, links, FIFOs, directories, huge and malformed files. The reader's work per scan is
-  bounded and another worker's report still arrives at once.
+  files, links, FIFOs, directories, huge and malformed files, or a storm of renames (each
+  one news to the reader's inotify). The reader's work per scan is bounded, it reads no
+  more often than it polled, and another worker's report still arrives at once.
 """
 
 from __future__ import annotations
 
 import os
 import time
-from pathlib import Path
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import docker
 import pytest
@@ -23,8 +25,8 @@ from hal_common import labels
 from hal_common.config import WorkerConfig
 from hal_common.layout import ParentLayout
 from hal_testing.engine import GID, UID, Projects
-from parent_agent.adapters import workers
-from parent_agent.adapters.agent_reports import ReportWatcher
+from parent_agent.adapters import untrusted, workers
+from parent_agent.adapters.agent_reports import AgentReport, ReportWatcher
 from parent_agent.adapters.engine import InnerEngine
 from parent_agent.app.sessions import prepare_claude_home
 from parent_agent.core.spec import worker_spec
@@ -170,3 +172,47 @@ def test_a_flood_of_junk_neither_stalls_the_reader_nor_hides_another_workers_rep
     got = {r.session: r.events for r in w.scan()}
     assert [e.event for e in got[session(a)]] == ["Stop"]
     assert Path(ra).stat().st_mode & 0o777 == 0o700
+
+
+def test_a_storm_of_renames_wakes_the_watcher_no_more_than_polling_did(
+    pair: tuple[Container, Container], parent_layout: ParentLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The watcher wakes on inotify's news (issue 13): worker A renames files into its report
+    directory as fast as it can for three seconds. The running watcher reads A's directory at
+    most once per `interval` all the same (as polling did), the kernel's queue overflowing
+    costs one read of every directory, and B's report arrives at once meanwhile."""
+    a, b = pair
+    opened: list[str] = []
+    real = untrusted.directory
+
+    def counting(root: Path, rel: PurePosixPath) -> Any:  # our own seam: which dirs are read
+        opened.append(str(rel).split("/")[0])
+        return real(root, rel)
+
+    monkeypatch.setattr(untrusted, "directory", counting)
+    got: list[AgentReport] = []
+    w = ReportWatcher(parent_layout, got.append, interval=0.2)
+    w.start()
+    try:
+        time.sleep(1.0)  # both watched, read once
+        opened.clear()
+        storm = a.exec_run(
+            ["sh", "-c", "cd /run/hal-report; end=$(($(date +%s) + 3)); i=0;"
+             " while [ $(date +%s) -lt $end ]; do : > .$i-1.tmp; mv .$i-1.tmp $i-1.json;"
+             " i=$((i+1)); done; echo $i"],
+            detach=True,
+        )  # fmt: skip
+        assert storm is not None
+        time.sleep(1.0)
+        t0 = time.monotonic()
+        report(b, SID_B, "UserPromptSubmit")
+        while not any(r.session == session(b) for r in got) and time.monotonic() - t0 < 2:
+            time.sleep(0.01)
+        assert any(r.session == session(b) for r in got)
+        assert time.monotonic() - t0 < 1.0
+        time.sleep(2.5)  # the storm over
+        reads = opened.count(session(a))
+        assert reads <= 4.5 / 0.2 + 2, reads  # once per interval at most, over ~4.5 s
+    finally:
+        w.stop()
+    assert any(r.session == session(a) for r in got)  # A's own reports were read meanwhile

@@ -9,7 +9,6 @@ attach. No timings are asserted (benchmark row 3 measures them).
 from __future__ import annotations
 
 import io
-import sys
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -60,9 +59,8 @@ def attach(env: HostParent, server: libtmux.Server, proj: Path, **extra: str) ->
     """`claudy PROJ` in a terminal until a new client shows in the parent's tmux: "quick" or
     "full", the path it took. Then the terminal goes and the client is detached."""
     imp = env.base / f"importtime-{uuid.uuid4().hex[:6]}.txt"
-    cmd = env.claudy_argv(str(proj)).replace(
-        f"{sys.executable} -m host_shim", f"{sys.executable} -X importtime -m host_shim"
-    )
+    extra = {"PYTHONPROFILEIMPORTTIME": "1", **extra}  # -X importtime, through the launcher
+    cmd = env.claudy_argv(str(proj))
     cmd = cmd.replace("env ", "env " + "".join(f"{k}={v} " for k, v in extra.items()), 1)
     before = _clients(env)
     window = server.new_session(f"t{uuid.uuid4().hex[:6]}", x=120, y=40).new_window(

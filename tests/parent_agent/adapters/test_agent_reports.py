@@ -6,6 +6,7 @@ blocks or stops the watcher."""
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import subprocess
@@ -17,7 +18,7 @@ from typing import Any
 import pytest
 
 from hal_common.layout import ParentLayout
-from parent_agent.adapters import agent_reports, untrusted
+from parent_agent.adapters import agent_reports, inotify, untrusted
 from parent_agent.adapters.agent_reports import (
     MAX_NAMES,
     MAX_READS,
@@ -276,3 +277,145 @@ def test_between_sweeps_only_changed_directories_are_read(
     w.scan(full=False)
     opened.clear()
     assert w.scan(full=False) == [] and opened == []
+
+
+class Opened:
+    """Which report directories the watcher opens (our own seam: `untrusted.directory`)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.names: list[str] = []
+        self.lock = threading.Lock()
+        real = untrusted.directory
+
+        def counting(root: Path, rel: PurePosixPath) -> Any:
+            with self.lock:
+                self.names.append(str(rel))
+            return real(root, rel)
+
+        monkeypatch.setattr(untrusted, "directory", counting)
+
+    def take(self) -> list[str]:
+        with self.lock:
+            out, self.names = self.names, []
+        return out
+
+
+def running(layout: ParentLayout, got: list[AgentReport], interval: float = 0.2) -> ReportWatcher:
+    w = ReportWatcher(layout, got.append, interval=interval)
+    w.start()
+    return w
+
+
+def arrived(got: list[AgentReport], session: str, within: float = 5.0) -> list[str]:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        events = [e.event for r in list(got) if r.session == session for e in r.events]
+        if events:
+            return events
+        time.sleep(0.01)
+    return []
+
+
+def test_the_running_watcher_reads_nothing_while_workers_idle_and_a_report_at_once(
+    layout: ParentLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """inotify, not polling: twenty idle workers' directories are opened once when first
+    seen, then not again before the sweep; a report is read as soon as it is written."""
+    for n in range(20):
+        report_dir(layout, f"w{n}")
+    opened = Opened(monkeypatch)
+    got: list[AgentReport] = []
+    w = running(layout, got)
+    try:
+        time.sleep(1.0)
+        first = opened.take()
+        assert sorted(first) == sorted(f"w{n}/report" for n in range(20))
+        time.sleep(1.5)  # several rounds of looking for new workers: no directory opened
+        assert opened.take() == []
+        t0 = time.monotonic()
+        assert hook(report_dir(layout, "w7"), payload("Stop")).returncode == 0
+        assert arrived(got, "w7") == ["Stop"]
+        assert time.monotonic() - t0 < 0.5
+        assert opened.take() == ["w7/report"]  # the reader's own deletion wakes nothing
+        time.sleep(0.6)
+        assert opened.take() == []
+    finally:
+        w.stop()
+
+
+def test_a_new_worker_and_a_remade_directory_are_watched(
+    layout: ParentLayout,
+) -> None:
+    """A worker made while the watcher runs (its report written before any watch could be
+    there: read all the same), and one whose directory went and came back (a new inode)."""
+    got: list[AgentReport] = []
+    w = running(layout, got)
+    try:
+        d = report_dir(layout, "late")
+        (d / "1-1.json").write_bytes(payload("SessionStart"))
+        assert arrived(got, "late") == ["SessionStart"]
+        got.clear()
+        d.rmdir()
+        time.sleep(0.3)
+        report_dir(layout, "late")
+        time.sleep(0.8)  # watched again by now (the next look for new directories)
+        assert hook(d, payload("Stop")).returncode == 0
+        assert arrived(got, "late", within=2.0) == ["Stop"]
+    finally:
+        w.stop()
+
+
+def test_a_directory_the_kernel_will_not_watch_is_polled(
+    layout: ParentLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel's limit of watches reached (max_user_watches): our seam's `add` refuses as
+    the kernel would (ENOSPC); that worker's reports still arrive, by polling."""
+
+    def refuse(self: inotify.Inotify, path: str) -> int:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(inotify.Inotify, "add", refuse)
+    d = report_dir(layout, "p")
+    got: list[AgentReport] = []
+    w = running(layout, got)
+    try:
+        time.sleep(0.5)
+        assert hook(d, payload("Stop")).returncode == 0
+        assert arrived(got, "p") == ["Stop"]
+    finally:
+        w.stop()
+
+
+def test_inotify_events_parse_bounded_and_an_overflow_is_said() -> None:
+    ev = inotify.HEADER.pack
+    buf = (
+        ev(3, inotify.IN_MOVED_TO, 0, 16) + b"1-1.json".ljust(16, b"\0")
+        + ev(4, inotify.IN_CLOSE_WRITE, 0, 0)
+        + ev(5, inotify.IN_IGNORED, 0, 0)
+        + ev(5, inotify.IN_CLOSE_WRITE, 0, 0)  # a watch both changed and gone: gone
+        + ev(7, inotify.IN_CLOSE_WRITE, 0, 16) + b".1-1.tmp".ljust(16, b"\0")  # being written
+        + ev(-1, inotify.IN_Q_OVERFLOW, 0, 0)
+        + ev(6, inotify.IN_CLOSE_WRITE, 0, 64)  # its name cut off: not counted
+    )  # fmt: skip
+    news = inotify.parse(buf[: len(buf) - 8])
+    assert news == inotify.News(frozenset({3, 4}), frozenset({5}), overflow=True)
+    assert inotify.parse(b"\x01\x02") == inotify.News()
+
+
+def test_an_overflowed_queue_reads_every_directory(
+    layout: ParentLayout, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n in range(5):
+        report_dir(layout, f"o{n}")
+    w = ReportWatcher(layout, lambda r: None)
+    w._notify = inotify.Inotify.open()  # as start() sets it for its thread
+    assert w._notify is not None
+    try:
+        w._round(inotify.News())  # each directory watched, and read once
+        opened = Opened(monkeypatch)
+        w._round(inotify.News())  # nothing said, no sweep due: nothing read
+        assert opened.take() == []
+        w._round(inotify.News(overflow=True))
+        assert len(opened.take()) == 5
+    finally:
+        w._notify.close()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import threading
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -147,3 +148,21 @@ def test_the_background_sampler_samples_only_while_wanted() -> None:
         assert engine.asked.acquire(timeout=5)
     finally:
         sampler.close()
+
+
+def test_an_idle_loop_waits_for_its_next_timer_not_a_fixed_tick(agent: Agent) -> None:
+    """The loop's wait (`next_due`): the heartbeat's HEARTBEAT_S while nothing else is due
+    and nobody looks; the dashboard's refresh while it is looked at; the agents' record
+    within RECORD_EVERY_S of a change; an overdue timer (one that could not run) a TICK."""
+    agent.publish()  # the heartbeat just written
+    agent.tmux_checked = time.monotonic()
+    agent.retry_at = time.monotonic() + 60  # no engine in this test: its restart not yet due
+    assert agent.next_due() == pytest.approx(agent_mod.HEARTBEAT_S, abs=0.1)
+    agent.viewed = True
+    agent.drawn = (agent.drawn[0], agent.drawn[1], time.monotonic())
+    assert agent.next_due() == pytest.approx(agent.cfg.dashboard.refresh, abs=0.1)
+    agent.viewed = False
+    agent.record_dirty, agent.recorded_at = True, time.monotonic()
+    assert agent.next_due() == pytest.approx(agent_mod.RECORD_EVERY_S, abs=0.1)
+    agent.recorded_at -= 60  # overdue: its save failed
+    assert agent.next_due() == agent_mod.TICK
