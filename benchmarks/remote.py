@@ -103,14 +103,14 @@ def _warm_attach(
     sock = Path(tempfile.mkdtemp(prefix="halb-t-")) / "t.sock"
     term = ["tmux", "-S", str(sock)]
     subprocess.run([*term, "new-session", "-d", "-x", "120", "-y", "40"], check=True)
-    argv = rp.claudy_argv("--engine", url, str(proj))
+    argv = rp.claudy_words("--engine", url, str(proj))
     times = []
     try:
         for _ in range(reps):
             _poll(lambda: window in rp.windows(), 60)
             before = clients()
             t0 = time.monotonic()
-            subprocess.run([*term, "new-window", "-d", argv], check=True)
+            subprocess.run([*term, "new-window", "-d", "--", *argv], check=True)
             while not clients() - before:
                 if time.monotonic() - t0 > 120:
                     raise MissingMeasurement("claudy --engine ssh:// did not attach in 120s")

@@ -437,7 +437,7 @@ class Bench:
         sock = self.base / "t.sock"
         host = ["tmux", "-S", str(sock)]
         subprocess.run([*host, "new-session", "-d", "-x", "120", "-y", "40"], check=True)
-        claudy = self.host.claudy_argv(proj)  # what a terminal runs
+        claudy = self.host.claudy_words(proj)  # what a terminal's shell execs
         # The parent's tmux server, asked from the host through /proc/PID/root (a tmux client
         # costs a few ms; an exec into the parent costs as much as the floor itself and loads
         # the engine while it is measured); through an exec where that does not answer.
@@ -463,7 +463,7 @@ class Bench:
                 waits += time.monotonic() - t_wait > 1
                 before = clients()
                 t0 = time.monotonic()
-                subprocess.run([*host, "new-window", "-d", claudy], check=True)
+                subprocess.run([*host, "new-window", "-d", "--", *claudy], check=True)
                 while not clients() - before:
                     if time.monotonic() - t0 > 60:
                         raise MissingMeasurement("claudy did not attach in 60s")

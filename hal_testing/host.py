@@ -120,11 +120,16 @@ class HostParent:
 
     def claudy_argv(self, *args: str) -> str:
         """The command line of `claudy ARGS` for a terminal (a tmux window) to run."""
-        exports = " ".join(f"{k}={v}" for k, v in self.env.items() if k.startswith(TERMINAL_ENV))
+        return " ".join(self.claudy_words(*args))
+
+    def claudy_words(self, *args: str) -> list[str]:
+        """`claudy ARGS` as words, `env NAME=VALUE… claudy ARGS`: what a shell that already
+        runs execs (tmux runs a window's words without a shell of its own)."""
+        exports = [f"{k}={v}" for k, v in self.env.items() if k.startswith(TERMINAL_ENV)]
         # the installed launcher, as a user's shell finds it (bin/claudy), where there is one
         launcher = Path(sys.executable).with_name("claudy")
-        claudy = str(launcher) if launcher.is_file() else f"{sys.executable} -m host_shim"
-        return f"env {exports} {claudy} {' '.join(args)}"
+        claudy = [str(launcher)] if launcher.is_file() else [sys.executable, "-m", "host_shim"]
+        return ["env", *exports, *claudy, *args]
 
     def project(self, name: str) -> Path:
         """A project directory under the root, owned by the test user."""
