@@ -198,7 +198,8 @@ def test_a_storm_of_renames_wakes_the_watcher_no_more_than_polling_did(
         opened.clear()
         storm = a.exec_run(
             ["sh", "-c", "cd /run/hal-report; end=$(($(date +%s) + 3)); i=0;"
-             " while [ $(date +%s) -lt $end ]; do : > .$i-1.tmp; mv .$i-1.tmp $i-1.json;"
+             " while [ $(date +%s) -lt $end ];"
+             " do printf '{\"hook_event_name\":\"Stop\"}' > .$i-1.tmp; mv .$i-1.tmp $i-1.json;"
              " i=$((i+1)); done; echo $i"],
             detach=True,
         )  # fmt: skip
