@@ -197,10 +197,10 @@ class ParentClient:
 
     # --- the config, for a parent that does not see the host's directory -------------------
 
-    def config_text(self) -> bytes | None:
+    def config_text(self) -> str | None:
         """The parent's config file as it reads it (None: there is none)."""
         res = self.parent.exec(["cat", "--", str(self.layout.config_file)], "reading its config")
-        return res.output.encode() if res.code == 0 else None
+        return res.output if res.code == 0 else None
 
     def put_config(self, text: bytes) -> None:
         """Write the parent's config file (over an exec's stdin; replaced whole, so that its

@@ -72,7 +72,7 @@ def send_config(c: Ctx, engine: HostEngine, agent: ParentClient) -> None:
             text = f.read(CONFIG_MAX + 1)
     except FileNotFoundError:
         return  # the defaults, here and there
-    if len(text) > CONFIG_MAX or agent.config_text() == text.decode(errors="replace").encode():
+    if len(text) > CONFIG_MAX or agent.config_text() == text.decode(errors="replace"):
         return
     agent.put_config(text)
     c.progress.print(f"[dim]sent {escape(str(path))} to the parent on {escape(engine.url)}[/]")

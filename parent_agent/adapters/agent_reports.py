@@ -263,12 +263,11 @@ class ReportWatcher:
                     self._round(news)
                 except Exception:  # the watcher outlives any one bad scan
                     log.exception("scanning the workers' reports failed; going on")
-                # the next round no sooner than `interval` after this one began
+                # the next round no sooner than `interval` after this one began; at once
+                # then while some directory is polled, else when inotify has news
                 self._stop.wait(max(0.0, began + self.interval - time.monotonic()))
-                if notify is None or self._unwatched:
-                    news = notify.wait(0.0) if notify is not None else News()
-                    continue  # polling: each `interval`
-                news = notify.wait(ROOT_CHECK_S)
+                if notify is not None:
+                    news = notify.wait(0.0 if self._unwatched else ROOT_CHECK_S)
         finally:
             if notify is not None:
                 notify.close()

@@ -402,8 +402,10 @@ class Agent:
         """A tick lists the workers once per `[dashboard].refresh` while the dashboard is
         looked at (one list call, inspects only of what changed), else every LIST_IDLE_S:
         the engine's events list them at once whenever one starts, stops or goes."""
-        every = self.cfg.dashboard.refresh if self.viewed else LIST_IDLE_S
-        return time.monotonic() - self.listed_at >= every
+        return time.monotonic() - self.listed_at >= self._list_every()
+
+    def _list_every(self) -> float:
+        return self.cfg.dashboard.refresh if self.viewed else LIST_IDLE_S
 
     def _tmux_due(self) -> bool:
         return time.monotonic() - self.tmux_checked >= TMUX_CHECK_S
@@ -421,8 +423,7 @@ class Agent:
         if self.engine is None:
             due.append(self.retry_at)
         else:
-            every = self.cfg.dashboard.refresh if self.viewed else LIST_IDLE_S
-            due += [self.listed_at + every, self.probed_at + self._probe_every()]
+            due += [self.listed_at + self._list_every(), self.probed_at + self._probe_every()]
         wait = min(due) - time.monotonic()
         return min(wait if wait > 0.01 else TICK, HEARTBEAT_S)
 

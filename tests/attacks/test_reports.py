@@ -20,6 +20,7 @@ from typing import Any
 import docker
 import pytest
 from docker.models.containers import Container
+from libtmux.test.retry import retry_until
 
 from hal_common import labels
 from hal_common.config import WorkerConfig
@@ -175,7 +176,10 @@ def test_a_flood_of_junk_neither_stalls_the_reader_nor_hides_another_workers_rep
 
 
 def test_a_storm_of_renames_wakes_the_watcher_no_more_than_polling_did(
-    pair: tuple[Container, Container], parent_layout: ParentLayout, monkeypatch: pytest.MonkeyPatch
+    pair: tuple[Container, Container],
+    parent_layout: ParentLayout,
+    dclient: docker.DockerClient,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """The watcher wakes on inotify's news (issue 13): worker A renames files into its report
     directory as fast as it can for three seconds. The running watcher reads A's directory at
@@ -194,26 +198,29 @@ def test_a_storm_of_renames_wakes_the_watcher_no_more_than_polling_did(
     w = ReportWatcher(parent_layout, got.append, interval=0.2)
     w.start()
     try:
-        time.sleep(1.0)  # both watched, read once
+        # both watched, and read once
+        assert retry_until(lambda: {session(a), session(b)} <= set(opened), 5, raises=False)
         opened.clear()
-        storm = a.exec_run(
+        began = time.monotonic()
+        api = dclient.api
+        storm = api.exec_create(
+            a.id,
             ["sh", "-c", "cd /run/hal-report; end=$(($(date +%s) + 3)); i=0;"
              " while [ $(date +%s) -lt $end ];"
              " do printf '{\"hook_event_name\":\"Stop\"}' > .$i-1.tmp; mv .$i-1.tmp $i-1.json;"
              " i=$((i+1)); done; echo $i"],
-            detach=True,
-        )  # fmt: skip
-        assert storm is not None
-        time.sleep(1.0)
+        )["Id"]  # fmt: skip
+        api.exec_start(storm, detach=True)
+        assert retry_until(lambda: session(a) in opened, 5, raises=False)  # under way
         t0 = time.monotonic()
         report(b, SID_B, "UserPromptSubmit")
-        while not any(r.session == session(b) for r in got) and time.monotonic() - t0 < 2:
-            time.sleep(0.01)
+        retry_until(lambda: any(r.session == session(b) for r in got), 2, raises=False)
         assert any(r.session == session(b) for r in got)
         assert time.monotonic() - t0 < 1.0
-        time.sleep(2.5)  # the storm over
+        assert retry_until(lambda: not api.exec_inspect(storm)["Running"], 10, raises=False)
         reads = opened.count(session(a))
-        assert reads <= 4.5 / 0.2 + 2, reads  # once per interval at most, over ~4.5 s
+        span = time.monotonic() - began
+        assert reads <= span / 0.2 + 2, (reads, span)  # once per interval at most
     finally:
         w.stop()
     assert any(r.session == session(a) for r in got)  # A's own reports were read meanwhile

@@ -16,6 +16,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
+from libtmux.test.retry import retry_until
 
 from hal_common.layout import ParentLayout
 from parent_agent.adapters import agent_reports, inotify, untrusted
@@ -307,13 +308,11 @@ def running(layout: ParentLayout, got: list[AgentReport], interval: float = 0.2)
 
 
 def arrived(got: list[AgentReport], session: str, within: float = 5.0) -> list[str]:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
-        events = [e.event for r in list(got) if r.session == session for e in r.events]
-        if events:
-            return events
-        time.sleep(0.01)
-    return []
+    def events() -> list[str]:
+        return [e.event for r in list(got) if r.session == session for e in r.events]
+
+    retry_until(lambda: bool(events()), within, raises=False)
+    return events()
 
 
 def test_the_running_watcher_reads_nothing_while_workers_idle_and_a_report_at_once(
@@ -327,17 +326,17 @@ def test_the_running_watcher_reads_nothing_while_workers_idle_and_a_report_at_on
     got: list[AgentReport] = []
     w = running(layout, got)
     try:
-        time.sleep(1.0)
+        retry_until(lambda: len(opened.names) >= 20, 5, raises=False)
         first = opened.take()
         assert sorted(first) == sorted(f"w{n}/report" for n in range(20))
-        time.sleep(1.5)  # several rounds of looking for new workers: no directory opened
+        time.sleep(1.5)  # (a span with nothing in it) several rounds of looking: none opened
         assert opened.take() == []
         t0 = time.monotonic()
         assert hook(report_dir(layout, "w7"), payload("Stop")).returncode == 0
         assert arrived(got, "w7") == ["Stop"]
         assert time.monotonic() - t0 < 0.5
         assert opened.take() == ["w7/report"]  # the reader's own deletion wakes nothing
-        time.sleep(0.6)
+        time.sleep(0.6)  # (a span with nothing in it) more than two rounds
         assert opened.take() == []
     finally:
         w.stop()
@@ -356,9 +355,9 @@ def test_a_new_worker_and_a_remade_directory_are_watched(
         assert arrived(got, "late") == ["SessionStart"]
         got.clear()
         d.rmdir()
-        time.sleep(0.3)
+        assert retry_until(lambda: "late" not in w._watch, 5, raises=False)  # IN_IGNORED
         report_dir(layout, "late")
-        time.sleep(0.8)  # watched again by now (the next look for new directories)
+        assert retry_until(lambda: "late" in w._watch, 5, raises=False)  # watched again
         assert hook(d, payload("Stop")).returncode == 0
         assert arrived(got, "late", within=2.0) == ["Stop"]
     finally:
@@ -379,7 +378,7 @@ def test_a_directory_the_kernel_will_not_watch_is_polled(
     got: list[AgentReport] = []
     w = running(layout, got)
     try:
-        time.sleep(0.5)
+        assert retry_until(lambda: "p" in w._unwatched, 5, raises=False)
         assert hook(d, payload("Stop")).returncode == 0
         assert arrived(got, "p") == ["Stop"]
     finally:
