@@ -20,10 +20,48 @@ from parent_agent.core.tmux import worker_window_command
 INNER = "unix:///run/hal9000/docker.sock"
 
 
-def spawn_times(dirs: list[str]) -> list[float]:
-    """`hal-agent spawn DIR` → the agent's pid seen inside the worker, for each DIR in turn."""
+SETTLE_WINDOW_S = 0.25
+SETTLE_BUSY = 0.10  # of one core: a Claude Code that has drawn its screen and waits
+SETTLE_MAX_S = 20.0
+
+
+def tree_ticks(root: int) -> int:
+    """Clock ticks used so far by `root` and every process under it that still runs."""
+    procs = processes()
+    kids: dict[int, list[int]] = {}
+    for pid, (ppid, _, _) in procs.items():
+        kids.setdefault(ppid, []).append(pid)
+    total, todo = 0, [root]
+    while todo:
+        pid = todo.pop()
+        total += cpu_ticks(pid)
+        todo.extend(kids.get(pid, []))
+    return total
+
+
+def settle(root: int) -> float:
+    """Wait until the container whose init is `root` has finished starting: its processes
+    use at most SETTLE_BUSY of a core over SETTLE_WINDOW_S (at most SETTLE_MAX_S); the
+    seconds waited. A spawn timed right after another competes with that worker's Claude
+    Code starting (1-2 s of CPU), which no bare `docker run true` floor leaves behind."""
+    hz = os.sysconf("SC_CLK_TCK")
+    t0 = time.monotonic()
+    before = tree_ticks(root)
+    while time.monotonic() - t0 < SETTLE_MAX_S:
+        time.sleep(SETTLE_WINDOW_S)
+        now = tree_ticks(root)
+        if (now - before) / hz <= SETTLE_BUSY * SETTLE_WINDOW_S:
+            break
+        before = now
+    return time.monotonic() - t0
+
+
+def spawn_times(dirs: list[str]) -> dict[str, list[float]]:
+    """`hal-agent spawn DIR` → the agent's pid seen inside the worker, for each DIR in turn,
+    each from a settled machine (the worker before it done starting: `settle`), and the
+    seconds each settle waited."""
     client = docker.DockerClient(base_url=INNER)
-    out = []
+    out, waits = [], []
     for d in dirs:
         t0 = time.monotonic()
         res = subprocess.run(
@@ -33,7 +71,9 @@ def spawn_times(dirs: list[str]) -> list[float]:
         while worker.exec_run(["hal-worker", "pid"]).exit_code != 0:
             pass  # no sleep: the first moment the pid is there is the figure
         out.append(time.monotonic() - t0)
-    return out
+        worker.reload()
+        waits.append(settle(int(worker.attrs["State"]["Pid"])))
+    return {"times": out, "settled": waits}
 
 
 def bare_run_times(image: str, reps: int) -> list[float]:

@@ -1,3 +1,3 @@
-from parent_agent.commands.cli import main
+from parent_agent.commands.quick import main
 
-main(prog_name="hal-agent")
+main()

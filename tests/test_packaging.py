@@ -87,15 +87,14 @@ def test_the_wheel_says_what_pyproject_says(wheel: Path) -> None:
     assert project["version"] == hal_common.__version__
     assert wheel.name == f"hal_9000-{project['version']}-py3-none-any.whl"
     info = f"hal_9000-{project['version']}.dist-info"
-    scripts = zipfile.ZipFile(wheel).read(f"{info}/entry_points.txt").decode()
-    for name, target in project["scripts"].items():
-        assert f"{name} = {target}" in scripts
-    # claudy is a script file of its own (bin/claudy), not an entry point
+    names = zipfile.ZipFile(wheel).namelist()
+    # claudy and hal-agent are script files of their own (bin/), not entry points
+    assert "scripts" not in project
+    assert f"{info}/entry_points.txt" not in names
     launchers = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]
+    assert sorted(Path(p).name for p in launchers["script-files"]) == ["claudy", "hal-agent"]
     for path in launchers["script-files"]:
-        name = Path(path).name
-        assert "claudy =" not in scripts
-        data = f"hal_9000-{project['version']}.data/scripts/{name}"
+        data = f"hal_9000-{project['version']}.data/scripts/{Path(path).name}"
         assert zipfile.ZipFile(wheel).read(data) == (REPO / path).read_bytes()
 
 
@@ -116,6 +115,13 @@ def test_a_wheel_install_outside_the_checkout_finds_its_own_build_context(
     timed = run([str(claudy), "--help"], {**env, "PYTHONPROFILEIMPORTTIME": "1"}, tmp_path)
     names = [ln.rsplit("|", 1)[1].strip() for ln in timed.splitlines() if "import time:" in ln]
     assert names.index("host_shim.commands.quick") < names.index("re"), names
+    # hal-agent's launcher alike: its quick entry first, click only with the full command
+    agent = venv / "bin" / "hal-agent"
+    assert agent.read_text().splitlines()[0] == f"#!{venv / 'bin' / 'python'}"
+    timed = run([str(agent), "--help"], {**env, "PYTHONPROFILEIMPORTTIME": "1"}, tmp_path)
+    assert "Usage: hal-agent" in timed
+    names = [ln.rsplit("|", 1)[1].strip() for ln in timed.splitlines() if "import time:" in ln]
+    assert names.index("parent_agent.commands.quick") < names.index("click"), names
     stdin = json.dumps([[r.tag, r.dockerfile, r.target] for r in RECIPES])
     found = json.loads(run([py, "-c", PROBE], env, tmp_path, stdin))
     root = Path(found["root"])

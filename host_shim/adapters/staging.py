@@ -16,6 +16,9 @@ from pathlib import Path
 from host_shim.core.build_context import PARENT, Context, Project
 
 EPOCH = (1980, 1, 1, 0, 0, 0)  # zip's earliest time: the wheel's bytes follow its files only
+# hal-agent's launcher in the parent (bin/hal-agent, which says why it is not an entry
+# point): pip points its `#!python` at the venv's interpreter as it installs the wheel
+AGENT_LAUNCHER = b"#!python\nfrom parent_agent.commands.quick import main\n\nmain()\n"
 
 
 @contextmanager
@@ -57,13 +60,17 @@ def write_wheel(ctx: Context, folder: Path) -> Path:
     members[f"{info}/METADATA"] = "\n".join(meta).encode() + b"\n"
     members[f"{info}/WHEEL"] = "\n".join(wheel).encode() + b"\n"
     members[f"{info}/entry_points.txt"] = "\n".join(scripts).encode() + b"\n"
+    launcher = f"hal_9000-{project.version}.data/scripts/hal-agent"
+    members[launcher] = AGENT_LAUNCHER
     record = [f"{name},sha256={_digest(data)},{len(data)}" for name, data in members.items()]
     members[f"{info}/RECORD"] = "\n".join([*record, f"{info}/RECORD,,"]).encode() + b"\n"
     path = folder / wheel_name(project)
     with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
         for name, data in members.items():
             entry = zipfile.ZipInfo(name, EPOCH)
-            entry.external_attr = 0o644 << 16
+            entry.external_attr = (
+                0o100755 if name == launcher else 0o644
+            ) << 16  # pip: a regular file
             entry.compress_type = zipfile.ZIP_DEFLATED
             zf.writestr(entry, data)
     return path

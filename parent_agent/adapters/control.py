@@ -1,8 +1,10 @@
 """The loop's control socket: commands ask the loop to act and wait for its answer.
 
-`ControlServer` runs in `hal-agent run`: one thread accepts a connection at a time, reads one
-request (at most `MAX_BYTES`, within `READ_TIMEOUT`), hands it to the loop as a typed request
-with a `Reply`, waits for the loop's answer and writes it back. The socket is 0600 and
+`ControlServer` runs in `hal-agent run`: a thread accepts connections and serves each in a
+thread of its own (at most `MAX_CLIENTS` at once: a spawn is not kept waiting behind a
+services restart), which reads one request (at most `MAX_BYTES`, within `READ_TIMEOUT`), hands
+it to the loop as a typed request with a `Reply`, waits for the loop's answer and writes it
+back. The socket is 0600 and
 root's, in the run directory, which no worker mounts; a peer that is neither root nor this
 process's user is refused. `ask` is the client side, for the commands.
 """
@@ -35,6 +37,7 @@ log = logging.getLogger(__name__)
 
 READ_TIMEOUT = 5.0  # a client has this long to send its request
 ANSWER_TIMEOUT = 600.0  # the loop has this long to answer (restarts wait for stops)
+MAX_CLIENTS = 8  # connections served at once; one more is told the loop is busy
 HINT = "hal-agent run is the parent's main process; `hal-agent logs --agent` has its log"
 
 
@@ -88,6 +91,7 @@ class ControlServer:
         self._wake_r, self._wake_w = socket.socketpair()
         self._sock: socket.socket | None = None
         self._thread: threading.Thread | None = None
+        self._slots = threading.BoundedSemaphore(MAX_CLIENTS)
 
     def start(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -125,8 +129,28 @@ class ControlServer:
                         except OSError as e:
                             log.debug("control: accept failed: %s", e)
                             continue
-                        with conn:
-                            self._one(conn)
+                        self._dispatch(conn)
+
+    def _dispatch(self, conn: socket.socket) -> None:
+        """Serve `conn` in a thread of its own, or tell it the loop is busy (a command that
+        can do its request itself then does: `fallback`)."""
+        if not self._slots.acquire(blocking=False):
+            with conn, contextlib.suppress(OSError):
+                conn.settimeout(READ_TIMEOUT)
+                busy = Answer(
+                    False, f"the loop serves {MAX_CLIENTS} commands already", fallback=True
+                )
+                conn.sendall(encode_answer(busy))
+            return
+
+        def serve() -> None:
+            try:
+                with conn:
+                    self._one(conn)
+            finally:
+                self._slots.release()
+
+        threading.Thread(target=serve, name="control-client", daemon=True).start()
 
     def _one(self, conn: socket.socket) -> None:
         try:

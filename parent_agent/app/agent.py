@@ -37,6 +37,7 @@ from parent_agent.adapters.engine import InnerEngine
 from parent_agent.adapters.notifier import Notifier
 from parent_agent.adapters.tmux import TmuxUI, TmuxWatch, server_for
 from parent_agent.adapters.usage import BackgroundSampler
+from parent_agent.app import spawns
 from parent_agent.app.boundary import Boundary
 from parent_agent.app.events import (
     ControlRequest,
@@ -324,10 +325,15 @@ class Agent:
         self.services.submit(ApplyServices(self.engine, plan, reply))
 
     def on_request(self, ev: ControlRequest) -> None:
-        """A command's request: refused here, or handed to the service runner (which answers
-        through the ServicesDone it sends back)."""
+        """A command's request: refused here, a spawn done in a thread of its own (which
+        answers it), or handed to the service runner (which answers through the
+        ServicesDone it sends back)."""
         if self.engine is None:
-            ev.reply.answer(control.Answer(False, "the inner engine is not running"))
+            # a spawn is then done by the command itself, which says why it cannot
+            down = isinstance(ev.request, control.SpawnWorker)
+            ev.reply.answer(control.Answer(False, "the inner engine is not running", fallback=down))
+        elif isinstance(ev.request, control.SpawnWorker):
+            spawns.serve(ev.request, self.engine, self.layout, ev.reply.answer)
         elif isinstance(ev.request, control.RestartServices):
             known = {s.name for s in running_services(self.cfg.services)}
             unknown = [n for n in ev.request.names if n not in known]

@@ -7,13 +7,16 @@ import base64
 import csv
 import hashlib
 import io
+import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
-from host_shim.adapters.staging import staged, wheel_name
+from host_shim.adapters.staging import AGENT_LAUNCHER, staged, wheel_name
 from host_shim.core.build_context import FILES, PARENT, find_context
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_each_context_holds_its_dockerfile_and_what_it_copies_in() -> None:
@@ -56,6 +59,11 @@ def test_pip_installs_the_parent_wheel_with_hal_agent(tmp_path: Path) -> None:
         argv += ["--target", str(tmp_path / "t"), str(root / wheel_name(ctx.project))]
         res = subprocess.run(argv, capture_output=True, text=True, timeout=300, check=False)
     assert res.returncode == 0, res.stderr
-    script = (tmp_path / "t" / "bin" / "hal-agent").read_text()
-    assert "from parent_agent.commands.cli import main" in script
+    script = tmp_path / "t" / "bin" / "hal-agent"
+    assert os.access(script, os.X_OK)
+    # the checkout's launcher, bin/hal-agent, but for its comments
+    code = [ln for ln in (REPO / "bin" / "hal-agent").read_text().splitlines() if ln[:2] != "# "]
+    assert AGENT_LAUNCHER.decode().splitlines() == code
+    lines = script.read_text().splitlines()
+    assert lines[0].startswith("#!") and lines[1:] == code[1:]  # its #! the interpreter's
     assert (tmp_path / "t" / "parent_agent" / "tmux.conf").is_file()

@@ -5,6 +5,8 @@ real watcher, the test engine and a real tmux server (the harness's `agent_loop`
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -22,7 +24,7 @@ from hal_common.layout import ParentLayout
 from hal_testing.agent import AgentLoop
 from hal_testing.config_text import NO_BUILTIN_SERVICES as NO_BUILTIN
 from hal_testing.engine import Projects
-from parent_agent.adapters import snapshot_file
+from parent_agent.adapters import snapshot_file, workers
 from parent_agent.adapters.control import Reply
 from parent_agent.adapters.tmux import TmuxUI
 from parent_agent.app import agent as agent_mod
@@ -306,3 +308,51 @@ def test_services_start_and_stop_with_the_config(
         )
         for c in gone:
             c.remove(force=True)
+
+
+def _hal_agent(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """`hal-agent ARGS` as the parent's shell runs it (the `agent_loop` fixture's environment)."""
+    return subprocess.run(
+        [sys.executable, "-m", "parent_agent", *args],
+        env={**os.environ, "NO_COLOR": "1", **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+@pytest.mark.docker
+@pytest.mark.tmux
+def test_a_spawn_is_done_by_the_loop_and_its_command_imports_no_engine_library(
+    running: tuple[Agent, Path, docker.DockerClient], projects: Projects
+) -> None:
+    agent, _, dclient = running
+    assert agent.engine is not None
+    proj = projects.make("quick")
+    res = _hal_agent("spawn", str(proj), "--no-window", PYTHONPROFILEIMPORTTIME="1")
+    assert res.returncode == 0, res.stderr[-3000:]
+    session = res.stdout.strip()
+    imported = {ln.rsplit("|", 1)[1].strip() for ln in res.stderr.splitlines() if "|" in ln}
+    assert "parent_agent.commands.quick" in imported
+    # the loop made it: this process never loaded what a spawn of its own needs
+    assert not imported & {"docker", "click", "libtmux", "tomlkit", "requests"}, imported
+    w = workers.find_by_session(agent.engine, session)
+    assert w is not None and w.project == str(proj) and w.state == "running"
+    assert dclient.containers.get(w.container).attrs["HostConfig"]["Memory"] == 512 << 20
+    # again: the same worker, nothing new; with its window this time (the loop's tmux)
+    again = _hal_agent("spawn", str(proj), "--no-attach")
+    assert (again.returncode, again.stdout.strip()) == (0, session), again.stderr
+    assert session in agent.ui.window_names()
+    # a refusal says what the full command says, with its exit code
+    argv = ["spawn", "/etc", "--no-window"]
+    quick = _hal_agent(*argv)
+    full = subprocess.run(
+        [sys.executable, "-c", "from parent_agent.commands.cli import main; main()", *argv],
+        env={**os.environ, "NO_COLOR": "1"},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert quick.returncode == full.returncode == 2
+    assert quick.stderr == full.stderr and "/etc" in quick.stderr
