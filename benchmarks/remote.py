@@ -155,10 +155,11 @@ def _spawn(
             raise MissingMeasurement(f"inside {args[0]} failed: {out[-2000:]}")
         return json.loads(out.strip().splitlines()[-1])
 
-    single = inside("spawn", json.dumps(names))
+    spawned = inside("spawn", json.dumps(names))  # each from a settled machine, as row 1
     floor = inside("bare", image, str(reps))
-    if not (isinstance(single, list) and isinstance(floor, list)):
-        raise MissingMeasurement("13: inside.py's answers are not lists")
+    if not (isinstance(spawned, dict) and isinstance(floor, list)):
+        raise MissingMeasurement("13: inside.py's answers are not what it prints")
+    single = [float(t) for t in spawned["times"]]
     report.add(
         row(
             "13",

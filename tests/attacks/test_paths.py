@@ -13,6 +13,7 @@ container, tmux no new window, and the parent no new worker directory.
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import uuid
@@ -159,6 +160,37 @@ def test_hal_agent_typed_in_the_dashboard_is_refused(env: HostParent) -> None:
         assert done, screen
         assert f"rc=2:{tag}" in screen, screen
         assert needle in screen, (needle, screen)
+    assert created(env) == before
+
+
+ASK = """
+import json, sys
+from parent_agent.adapters.control import ask
+from parent_agent.core.control import SpawnWorker
+from hal_common.layout import ParentLayout
+a = ask(ParentLayout().control_socket, SpawnWorker(sys.argv[1], window=False), 60)
+print(json.dumps([a.ok, a.code, a.error, a.fallback]))
+"""
+
+
+def test_a_spawn_sent_straight_to_the_loop_is_refused_there(env: HostParent) -> None:
+    """`hal-agent spawn /DIR` is the loop's to do (parent_agent/commands/quick.py): the
+    policy holds in the loop itself, not in the command that asks it. Each request is
+    written to the control socket directly, past every command's own checks."""
+    before = created(env)
+    for rel, needle in [
+        ("home/.ssh", "~/.ssh holds"),
+        ("projects/keys", "~/.ssh holds"),
+        ("projects/legit/../../home/.aws", "~/.aws holds"),
+        ("/run/hal9000", SYSTEM),
+        ("", ROOT),
+        ("home", CONTAINS),
+    ]:
+        code, out = env.run(["/opt/hal/bin/python", "-c", ASK, target_path(env, rel)])
+        assert code == 0, out
+        ok, exit_code, error, fallback = json.loads(out.strip().splitlines()[-1])
+        assert (ok, exit_code, fallback) == (False, 2, False), (rel, out)
+        assert needle in " ".join(error.split()), (rel, error)
     assert created(env) == before
 
 
