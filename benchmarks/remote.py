@@ -4,7 +4,9 @@ The remote engine is the tests' "remote host" (hal_testing/remote_host.py): a co
 the benchmark's engine running sshd and its own dockerd, reached at its address on a network
 made for it (only the benchmark's own containers are ever contacted). The images the
 benchmark built are given to it first, as a registry would (the rows time attaching and
-spawning, not builds); the parent is then made there by `claudy --engine ssh://…`.
+spawning, not builds); the parent is then made there by `claudy --engine ssh://…`, and, as
+in the main benchmark, nothing is measured until its shared services are up (their image
+loads into that parent in the background on its first run).
 
 - 12: warm attach over ssh, `claudy --engine ssh://… DIR` in a terminal → a tmux client
   attached in the remote parent, against `docker -H ssh://… exec PARENT true` (the same ssh
@@ -29,6 +31,7 @@ import docker
 from benchmarks.core import MissingMeasurement, Report, row
 from hal_common.config import Config
 from hal_common.naming import session_name
+from hal_common.shared_services import SERVICES_IMAGE
 from hal_testing.host import HostParent
 from hal_testing.remote_host import BASE, RemoteHost, remote_host
 
@@ -45,7 +48,7 @@ def _poll(check: Callable[[], bool], timeout: float) -> None:
 def measure(client: docker.DockerClient, reps: int, report: Report, uid: int, gid: int) -> None:
     """Rows 12 and 13 into `report`; the remote host and its parent are gone afterwards."""
     cfg = Config()
-    images = (BASE, cfg.parent.image, cfg.worker.image)
+    images = (BASE, cfg.parent.image, cfg.worker.image, SERVICES_IMAGE)
     ssh_dir = Path(tempfile.mkdtemp(prefix="halb-ssh-"))
     base = Path(tempfile.mkdtemp(prefix="halb-rm-"))
     try:
@@ -70,6 +73,7 @@ def measure(client: docker.DockerClient, reps: int, report: Report, uid: int, gi
                 res = rp.claudy("--engine", rh.url, "-d", str(proj), timeout=1800)
                 if res.returncode != 0:
                     raise MissingMeasurement(f"claudy --engine failed: {res.stderr[-2000:]}")
+                _poll(lambda: _services_up(rp), 900)
                 _warm_attach(rh.url, rh.container.attrs["State"]["Pid"], rp, proj, reps, report)
                 _spawn(rp, rh, reps, report, cfg.worker.image, uid, gid)
             finally:
@@ -77,6 +81,14 @@ def measure(client: docker.DockerClient, reps: int, report: Report, uid: int, gi
     finally:
         shutil.rmtree(ssh_dir, ignore_errors=True)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def _services_up(rp: HostParent) -> bool:
+    found = rp.services()
+    if found is not None and all(s["ok"] for s in found):
+        return True
+    time.sleep(1.0)  # each ask is an exec over ssh: not back to back
+    return False
 
 
 def _warm_attach(
