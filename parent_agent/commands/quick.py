@@ -115,6 +115,9 @@ def main() -> None:
             answer = ask(ParentLayout.from_env(env).control_socket, req, ASK_TIMEOUT)
         except HalError:  # no loop, not reachable: the full command does it (and says why)
             answer = Answer(False, fallback=True)
+        except KeyboardInterrupt:  # as click says it (the loop finishes what it began)
+            print("\nAborted!", file=sys.stderr)
+            sys.exit(1)
         if not answer.fallback:
             sys.exit(finish(req, printed, answer, env))
     from parent_agent.commands.cli import main as full

@@ -6,6 +6,7 @@ the loop says so or is not there."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -146,3 +147,28 @@ def test_no_loop_listening_is_the_full_command(layout: ParentLayout) -> None:
     res = hal_agent(layout, "spawn", "/nonexistent/hq", "--no-window")
     assert res.returncode == 2 and "/nonexistent/hq" in res.stderr, res.stderr
     assert "loop" not in res.stderr  # nothing of the quick path's attempt shows
+
+
+def test_ctrl_c_while_the_loop_works_says_aborted_without_a_traceback(
+    layout: ParentLayout,
+) -> None:
+    loop = StandInLoop(layout.control_socket)
+    loop.server.start()
+    try:
+        env = {**os.environ, **layout_env(layout), "NO_COLOR": "1"}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "parent_agent", "spawn", "/srv/p", "--no-window"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        req, _reply = loop.inbox.get(timeout=30)  # taken; the loop is still at it
+        assert isinstance(req, SpawnWorker)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
+        assert (proc.returncode, out) == (1, "")
+        assert err.strip() == "Aborted!", err
+    finally:
+        loop.server.stop()
