@@ -38,11 +38,12 @@ from hal_testing.remote_host import BASE, RemoteHost, remote_host
 INSIDE = Path(__file__).with_name("inside.py")
 
 
-def _poll(check: Callable[[], bool], timeout: float) -> None:
+def _poll(check: Callable[[], bool], timeout: float, interval: float = 0.0) -> None:
     t0 = time.monotonic()
     while not check():
         if time.monotonic() - t0 > timeout:
             raise MissingMeasurement(f"condition not reached in {timeout}s")
+        time.sleep(interval)
 
 
 def measure(client: docker.DockerClient, reps: int, report: Report, uid: int, gid: int) -> None:
@@ -73,7 +74,7 @@ def measure(client: docker.DockerClient, reps: int, report: Report, uid: int, gi
                 res = rp.claudy("--engine", rh.url, "-d", str(proj), timeout=1800)
                 if res.returncode != 0:
                     raise MissingMeasurement(f"claudy --engine failed: {res.stderr[-2000:]}")
-                _poll(lambda: _services_up(rp), 900)
+                _poll(lambda: _services_up(rp), 900, interval=1.0)  # each ask: an exec over ssh
                 _warm_attach(rh.url, rh.container.attrs["State"]["Pid"], rp, proj, reps, report)
                 _spawn(rp, rh, reps, report, cfg.worker.image, uid, gid)
             finally:
@@ -85,10 +86,7 @@ def measure(client: docker.DockerClient, reps: int, report: Report, uid: int, gi
 
 def _services_up(rp: HostParent) -> bool:
     found = rp.services()
-    if found is not None and all(s["ok"] for s in found):
-        return True
-    time.sleep(1.0)  # each ask is an exec over ssh: not back to back
-    return False
+    return found is not None and all(s["ok"] for s in found)
 
 
 def _warm_attach(

@@ -63,10 +63,10 @@ def spawn(
     req: SpawnWorker,
     engine: InnerEngine,
     layout: ParentLayout,
-    ui: Callable[[], TmuxUI] | None = None,
+    ui: TmuxUI | None = None,
 ) -> Answer:
     """Do `req` as `hal-agent spawn` would (see the module's doc); never raises."""
-    ui = ui or (lambda: TmuxUI(server_for(layout.tmux_sock)))
+    tmux = ui or TmuxUI(server_for(layout.tmux_sock))  # libtmux runs nothing until asked
     env = dict(req.env)
     with _heard() as heard:
         try:
@@ -74,7 +74,7 @@ def spawn(
             for w in cfg.warnings:
                 log.warning("%s", w)
             spec = sessions.spawn(
-                engine, ui() if req.window else None, cfg, req.directory, layout, env,
+                engine, tmux if req.window else None, cfg, req.directory, layout, env,
                 image_id=req.image_id or None, name=req.name or None, image=req.image or None,
                 progress=_needs_terminal,
             )  # fmt: skip
@@ -83,7 +83,7 @@ def spawn(
         except HalError as e:
             if req.client and isinstance(e, UsageError | ConfigError):  # as commands' _told
                 with suppress(Exception):  # the refusal stands, said or not
-                    ui().message(req.client, f"hal-agent: {e.message}", hold=True)
+                    tmux.message(req.client, f"hal-agent: {e.message}", hold=True)
             return Answer(False, str(e), notes=tuple(heard.lines), code=e.exit_code)
         except Exception as e:  # a bug or an engine's surprise: said, and in the loop's log
             log.exception("spawn of %s failed", req.directory)
@@ -92,8 +92,8 @@ def spawn(
     if req.client:
         with suppress(Exception):  # the worker runs; showing it is a courtesy
             if note:
-                ui().message(req.client, f"hal-agent: {note}", hold=True)
-            ui().focus(req.client, spec.session)
+                tmux.message(req.client, f"hal-agent: {note}", hold=True)
+            tmux.focus(req.client, spec.session)
     return Answer(True, value=spec.session, notes=tuple(heard.lines), hold=note is not None)
 
 

@@ -57,7 +57,9 @@ class Parent:
 
     def inside_our_tmux(self) -> bool:
         """True when this process runs in a pane of the parent's tmux server."""
-        return self.env.get("TMUX", "").split(",", 1)[0] == str(self.layout.tmux_sock)
+        from parent_agent.core.tmux import inside_tmux
+
+        return inside_tmux(self.env, self.layout.tmux_sock)
 
     def setup_logging(self, level: str, to_file: Path | None, stderr: bool = True) -> None:
         """Logging for a long-running command: to stderr, and to `to_file` (one of the

@@ -91,18 +91,13 @@ def finish(req: SpawnWorker, printed: bool, answer: Answer, env: Mapping[str, st
         return 0
     if req.client:  # the loop showed it on that client
         return 0
-    if answer.hold and sys.stdin.isatty():  # as commands/workers.warn
-        print(
-            "hal-agent: the agent cannot write this project (above); press Enter to open it anyway",
-            file=sys.stderr,
-            flush=True,
-        )
-        sys.stdin.readline()
-    from parent_agent.core.tmux import attach_argv  # the attach only
+    from parent_agent.core.tmux import HOLD_PROMPT, attach_argv, inside_tmux  # the attach only
 
-    layout = ParentLayout.from_env(env)
-    inside = env.get("TMUX", "").split(",", 1)[0] == str(layout.tmux_sock)
-    argv = attach_argv(layout.tmux_sock, answer.value, inside_tmux=inside)
+    if answer.hold and sys.stdin.isatty():  # as commands/workers.warn
+        print(HOLD_PROMPT, file=sys.stderr, flush=True)
+        sys.stdin.readline()
+    sock = ParentLayout.from_env(env).tmux_sock
+    argv = attach_argv(sock, answer.value, inside_tmux=inside_tmux(env, sock))
     os.execvp(argv[0], argv)  # noqa: S606 - the terminal is handed to tmux
 
 

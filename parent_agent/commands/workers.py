@@ -30,7 +30,7 @@ from parent_agent.core.keys import next_waiting
 from parent_agent.core.listing import gc_plan, ls_row, parse_duration
 from parent_agent.core.model import Worker
 from parent_agent.core.spec import WorkerSpec
-from parent_agent.core.tmux import DETACH_KEYS, attach_argv, worker_window_command
+from parent_agent.core.tmux import DETACH_KEYS, HOLD_PROMPT, attach_argv, worker_window_command
 
 CLIENT = click.option("--client", default=None, hidden=True, help="tmux client to show it on.")
 
@@ -181,9 +181,7 @@ def warn(p: Parent, spec: WorkerSpec, client: str | None) -> None:
         return
     # the spawn logged the note on this terminal already (stderr): hold it there
     if sys.stdin.isatty():
-        click.pause(
-            "hal-agent: the agent cannot write this project (above); press Enter to open it anyway"
-        )
+        click.pause(HOLD_PROMPT)
 
 
 @click.command()

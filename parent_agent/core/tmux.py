@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shlex
 import sys
+from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
 
@@ -49,6 +50,17 @@ def dashboard_command() -> str:
 def shell_command() -> str:
     rc = str(resources.files("parent_agent").joinpath("shell.rc"))
     return f"exec bash --rcfile {shlex.quote(rc)} -i"
+
+
+# What a spawn on a terminal says before it attaches to a project its agent cannot write
+HOLD_PROMPT = (
+    "hal-agent: the agent cannot write this project (above); press Enter to open it anyway"
+)
+
+
+def inside_tmux(env: Mapping[str, str], sock: Path) -> bool:
+    """True when a process with `env` runs in a pane of the tmux server at `sock`."""
+    return env.get("TMUX", "").split(",", 1)[0] == str(sock)
 
 
 def attach_argv(sock: Path, window: str | None, inside_tmux: bool) -> list[str]:

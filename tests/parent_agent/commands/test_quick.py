@@ -90,12 +90,17 @@ def layout() -> Iterator[ParentLayout]:
     short.rmdir()
 
 
-def hal_agent(layout: ParentLayout, *args: str) -> subprocess.CompletedProcess[str]:
+def command_env(layout: ParentLayout) -> dict[str, str]:
+    """`hal-agent`'s environment on `layout` (completion off, no colours)."""
     env = {**os.environ, **layout_env(layout), "NO_COLOR": "1"}
     env.pop("_HAL_AGENT_COMPLETE", None)
+    return env
+
+
+def hal_agent(layout: ParentLayout, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "parent_agent", *args],
-        env=env,
+        env=command_env(layout),
         capture_output=True,
         text=True,
         timeout=60,
@@ -155,10 +160,9 @@ def test_ctrl_c_while_the_loop_works_says_aborted_without_a_traceback(
     loop = StandInLoop(layout.control_socket)
     loop.server.start()
     try:
-        env = {**os.environ, **layout_env(layout), "NO_COLOR": "1"}
         proc = subprocess.Popen(
             [sys.executable, "-m", "parent_agent", "spawn", "/srv/p", "--no-window"],
-            env=env,
+            env=command_env(layout),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
