@@ -175,3 +175,14 @@ def run_in(container: Container, argv: list[str], what: str = "") -> tuple[int, 
         res = container.exec_run(argv)
     out = res.output if isinstance(res.output, bytes) else b""
     return int(res.exit_code if res.exit_code is not None else 1), out.decode(errors="replace")
+
+
+def run_split(container: Container, argv: list[str], what: str = "") -> tuple[int, str, str]:
+    """`exec_run` in `container` with its streams apart: (exit code, stdout, stderr). The
+    engine reads the two pipes on their own, so a combined output's order is not the order
+    they were written in: a line printed last on stdout can arrive before stderr's."""
+    with translated(what or f"running {argv[0]} in {container.name}"):
+        res = container.exec_run(argv, demux=True)
+    out, err = res.output if isinstance(res.output, tuple) else (None, None)
+    code = int(res.exit_code if res.exit_code is not None else 1)
+    return code, (out or b"").decode(errors="replace"), (err or b"").decode(errors="replace")

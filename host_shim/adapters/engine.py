@@ -22,7 +22,7 @@ from docker.utils.socket import frames_iter
 
 from hal_common.engines import EngineChoice
 from hal_common.errors import EngineUnavailable, HalError
-from hal_io.engine import connect_choice, engine_url, run_in, translated
+from hal_io.engine import connect_choice, engine_url, run_in, run_split, translated
 from host_shim.adapters import ssh_probe
 
 REMOTE_HINT = (
@@ -35,6 +35,8 @@ REMOTE_HINT = (
 class ExecResult:
     code: int
     output: str  # stdout and stderr, as text
+    stdout: str | None = None  # each stream alone, when the exec kept them apart
+    stderr: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,11 @@ class ContainerHandle:
         """Run argv in it (no terminal): its exit code and output."""
         code, out = run_in(self._c, argv, what)
         return ExecResult(code, out)
+
+    def exec_split(self, argv: list[str], what: str = "") -> ExecResult:
+        """As `exec`, with the streams kept apart; `output` is stderr, then stdout."""
+        code, out, err = run_split(self._c, argv, what)
+        return ExecResult(code, err + out, stdout=out, stderr=err)
 
     def exec_with_stdin(self, argv: list[str], data: Iterable[bytes]) -> ExecResult:
         """Run argv with `data` streamed to its stdin: how bytes reach the parent, never env,

@@ -119,9 +119,12 @@ class ParentClient:
         worktree of `project`'s repository, from `from_ref`); its session name."""
         argv = ["spawn", project, "--no-attach", "--image-id", image_id]
         argv += handover.task_args(task, from_ref)
-        out = self._ok(self._ask(argv, "spawning the worker"), "spawn").strip().splitlines()
-        for line in out[:-1]:  # what the parent warned about (the output is both streams)
-            log.warning("%s", line)
+        res = self.parent.exec_split([AGENT, *argv], "spawning the worker")
+        self._ok(res, "spawn")
+        for line in (res.stderr or "").splitlines():
+            if line.strip():  # what the parent warned about
+                log.warning("%s", line)
+        out = (res.stdout or "").strip().splitlines()
         return out[-1].strip() if out else ""
 
     def import_credential(self, wire: bytes) -> str:

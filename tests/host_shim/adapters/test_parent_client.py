@@ -7,6 +7,7 @@ tests/e2e/test_shared_services.py.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 
 import pytest
@@ -31,6 +32,9 @@ class ScriptedParent(ContainerHandle):
     def exec(self, argv: list[str], what: str = "") -> ExecResult:
         return self._answer(argv)
 
+    def exec_split(self, argv: list[str], what: str = "") -> ExecResult:
+        return self._answer(argv)
+
     def exec_with_stdin(self, argv: list[str], data: Iterable[bytes]) -> ExecResult:
         self.sent.append((argv, b"".join(data)))
         return self._answer(argv)
@@ -49,14 +53,16 @@ ROW = {
 }
 
 
-def test_replies_come_back_typed() -> None:
+def test_replies_come_back_typed(caplog: pytest.LogCaptureFixture) -> None:
     parent = ScriptedParent(
         {
             "hal-agent ls --json --all": ExecResult(0, json.dumps([ROW])),
             "hal-agent health --json": ExecResult(0, '{"errors": [], "restart_needed": ["a.b"]}'),
             "hal-agent sync --status": ExecResult(0, '{"synced_at": null, "files": 0}'),
             "hal-agent auth status --json": ExecResult(0, '{"present": false}'),
-            "hal-agent spawn /p --no-attach --image-id sha256:1": ExecResult(0, "p-1\n"),
+            "hal-agent spawn /p --no-attach --image-id sha256:1": ExecResult(
+                0, "p-1\n", "p-1\n", ""
+            ),
             "sh -c": ExecResult(0, "sha256:1\ntrue\np-1\n"),
             "test -e /run/hal9000/ready": ExecResult(0, ""),
         }
@@ -68,10 +74,14 @@ def test_replies_come_back_typed() -> None:
     assert agent.sync_status().synced_at is None
     assert not agent.auth_status().present
     assert agent.spawn("/p", "sha256:1") == "p-1"
+    # the engine reads the two streams apart: the session printed last can come first
+    warning = "/p belongs to root (0:0) and claudy runs as root: …\n"
     parent.answers["hal-agent spawn /p --no-attach --image-id sha256:1"] = ExecResult(
-        0, "/p belongs to root (0:0) and claudy runs as root: …\np-1\n"
+        0, "p-1\n" + warning, stdout="p-1\n", stderr=warning
     )
-    assert agent.spawn("/p", "sha256:1") == "p-1"  # the warning goes to the log (stderr)
+    with caplog.at_level(logging.WARNING):
+        assert agent.spawn("/p", "sha256:1") == "p-1"
+    assert [r.getMessage() for r in caplog.records] == [warning.strip()]  # to the log
     assert agent.probe("img", "hal9000-w-p-1").windows == {"p-1"}
     assert agent.ready_now()
 
