@@ -99,16 +99,22 @@ def _warm_attach(
     parent_pid = rp.parent.attrs["State"]["Pid"]
     direct = ["tmux", "-S", f"/proc/{host_pid}/root/proc/{parent_pid}/root/run/hal9000/tmux.sock"]
 
-    def clients() -> set[str]:
+    def listed(what: str, fmt: str) -> set[str]:
         found = subprocess.run(
-            [*direct, "list-clients", "-F", "#{client_name}"],
-            capture_output=True,
-            text=True,
-            check=False,
+            [*direct, what, "-F", fmt], capture_output=True, text=True, check=False
         )
         if found.returncode == 0:
             return set(found.stdout.split())
-        return set(rp.tmux("list-clients", "-F", "#{client_name}")[1].split())
+        return set(rp.tmux(what, "-F", fmt)[1].split())
+
+    def clients() -> set[str]:
+        return listed("list-clients", "#{client_name}")
+
+    def gone(pid: int, views: set[str]) -> bool:  # as run.py's row 3: the last run has left
+        return (
+            not Path(f"/proc/{pid}").exists()
+            and listed("list-sessions", "#{session_name}") <= views
+        )
 
     sock = Path(tempfile.mkdtemp(prefix="halb-t-")) / "t.sock"
     term = ["tmux", "-S", str(sock)]
@@ -118,9 +124,12 @@ def _warm_attach(
     try:
         for _ in range(reps):
             _poll(lambda: window in rp.windows(), 60)
-            before = clients()
+            before, views = clients(), listed("list-sessions", "#{session_name}")
             t0 = time.monotonic()
-            subprocess.run([*term, "new-window", "-d", "--", *argv], check=True)
+            pid = subprocess.run(
+                [*term, "new-window", "-d", "-P", "-F", "#{pane_pid}", "--", *argv],
+                check=True, capture_output=True, text=True,
+            ).stdout  # fmt: skip
             while not clients() - before:
                 if time.monotonic() - t0 > 120:
                     raise MissingMeasurement("claudy --engine ssh:// did not attach in 120s")
@@ -129,6 +138,7 @@ def _warm_attach(
             subprocess.run([*term, "kill-window", "-t", ":1"], check=True)
             for name in clients() - before:
                 rp.tmux("detach-client", "-t", name)
+            _poll(lambda pid=int(pid), views=views: gone(pid, views), 10, 0.02)  # type: ignore[misc]
     finally:
         subprocess.run([*term, "kill-server"], check=False)
         shutil.rmtree(sock.parent, ignore_errors=True)
@@ -147,8 +157,8 @@ def _warm_attach(
             floor=floor,
             target="≤ 3×",
             limit=3.0,
-            note="the full path each time (the quick reattach is for local sockets): the "
-            "config, the engine over ssh, the fast path's probe exec, then docker -H … exec -it",
+            note="the quick entry: one `docker -H … inspect` (the parent, its image, the "
+            "worker image), then `docker -H … exec -it` of the in-parent attach script",
         )
     )
 

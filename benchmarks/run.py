@@ -455,13 +455,22 @@ class Bench:
             "tmux", "-S", f"/proc/{self.parent.attrs['State']['Pid']}/root/run/hal9000/tmux.sock"
         ]  # fmt: skip
 
-        def clients() -> set[str]:
-            found = subprocess.run(
-                [*direct, "list-clients", "-F", "#{client_name}"], capture_output=True, text=True
-            )
+        def listed(what: str, fmt: str) -> set[str]:
+            found = subprocess.run([*direct, what, "-F", fmt], capture_output=True, text=True)
             if found.returncode == 0:
                 return set(found.stdout.split())
-            return set(self.host.tmux("list-clients", "-F", "#{client_name}")[1].split())
+            return set(self.host.tmux(what, "-F", fmt)[1].split())
+
+        def clients() -> set[str]:
+            return listed("list-clients", "#{client_name}")
+
+        def gone(pid: int, views: set[str]) -> bool:
+            """The previous run has finished leaving: its claudy process (and the exec it
+            held) ended, its view reaped. The floor's runs each end before the next starts."""
+            return (
+                not Path(f"/proc/{pid}").exists()
+                and listed("list-sessions", "#{session_name}") <= views
+            )
 
         times, waits = [], 0
         try:
@@ -471,9 +480,12 @@ class Bench:
                 t_wait = time.monotonic()
                 poll(lambda: window in self.host.windows(), 60)
                 waits += time.monotonic() - t_wait > 1
-                before = clients()
+                before, views = clients(), listed("list-sessions", "#{session_name}")
                 t0 = time.monotonic()
-                subprocess.run([*host, "new-window", "-d", "--", *claudy], check=True)
+                pid = subprocess.run(
+                    [*host, "new-window", "-d", "-P", "-F", "#{pane_pid}", "--", *claudy],
+                    check=True, capture_output=True, text=True,
+                ).stdout  # fmt: skip
                 while not clients() - before:
                     if time.monotonic() - t0 > 60:
                         raise MissingMeasurement("claudy did not attach in 60s")
@@ -483,6 +495,7 @@ class Bench:
                 # docker exec leaves the client running when its terminal goes; detach it
                 for name in clients() - before:
                     self.host.tmux("detach-client", "-t", name)
+                poll(lambda pid=int(pid), views=views: gone(pid, views), 10)  # type: ignore[misc]
         finally:
             subprocess.run([*host, "kill-server"], check=False)
         floor = []

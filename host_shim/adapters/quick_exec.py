@@ -3,7 +3,8 @@
 Built-ins only, and few: a unix socket (`_socket`: `socket` would build its enums) with one
 HTTP request per question (no http.client, docker-py or requests). The exec itself goes over
 the engine's API (hal_io/exec_tty.py); `run_attached` (fork + exec + wait) runs the docker
-CLI where that does not apply.
+CLI where that does not apply, and `run_captured` asks it (an engine over ssh: the CLI's own
+ssh connection, as `docker -H ssh://…` makes it).
 """
 
 from __future__ import annotations
@@ -38,6 +39,29 @@ def engine_get(sock: str, path: str) -> bytes | None:
     head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
     status = head.split(b"\r\n", 1)[0].split()
     return body if len(status) >= 2 and status[1] == b"200" else None
+
+
+def run_captured(argv: list[str]) -> bytes | None:
+    """Run `argv` (no terminal of its own: stdin and stderr /dev/null) and wait: its stdout
+    when it exits 0, else None. A fork and an exec, not `subprocess` (claudy's start-up)."""
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: stdout to the pipe, nothing read, nothing said
+        try:
+            null = os.open(os.devnull, os.O_RDWR)
+            os.dup2(null, 0)
+            os.dup2(w, 1)
+            os.dup2(null, 2)
+            os.execv(argv[0], argv)  # noqa: S606 - the docker CLI, by its path
+        finally:
+            os._exit(127)
+    os.close(w)
+    chunks = []
+    with os.fdopen(r, "rb") as out:
+        while data := out.read(65536):
+            chunks.append(data)
+    _, status = os.waitpid(pid, 0)
+    return b"".join(chunks) if os.waitstatus_to_exitcode(status) == 0 else None
 
 
 def find_program(env: Mapping[str, str], name: str) -> str | None:

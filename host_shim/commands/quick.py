@@ -2,7 +2,8 @@
 
 The full command line (click, rich, docker-py, the config's TOML) costs a few hundred
 milliseconds to import; reattaching to a running worker needs none of it. So for `claudy` and
-`claudy DIR` on a terminal this entry tries the quick path first:
+`claudy DIR` on a terminal (also with `--engine ssh://…` first) this entry tries the quick
+path first:
 
 1. the hint the full path left (core/hint.py, adapters/fast_hint.py), while the
    environment, the stamps of the files and the resolved paths it was derived from hold;
@@ -16,6 +17,10 @@ milliseconds to import; reattaching to a running worker needs none of it. So for
    engine's API from this process (hal_io/exec_tty.py `exec_attached`), not through
    the docker CLI, whose own start-up would cost more than all of the above.
 
+On an engine over ssh (`--engine ssh://…`, DOCKER_HOST) the three inspects are one
+`docker -H URL inspect` and the exec is `docker -H URL exec -it …`: two ssh connections,
+each made by the docker CLI as the user's own `docker -H` would make it.
+
 Any other command line, any doubt, any failure: the full click command (commands/cli.py),
 exactly as before; it repairs what the quick path found missing and writes a fresh hint.
 lint-imports holds the imports (no click, rich, docker, tomlkit, hal_io, config).
@@ -28,14 +33,20 @@ import sys
 
 from hal_io.exec_tty import NoExec, exec_attached
 from host_shim.adapters.fast_hint import load_hint
-from host_shim.adapters.quick_exec import engine_get, find_program, run_attached
+from host_shim.adapters.quick_exec import engine_get, find_program, run_attached, run_captured
 from host_shim.core.hint import (
     FALLBACK,
     completing,
     engine_socket,
+    engine_words,
     exec_parts,
+    inspect_argv,
+    inspected_lines,
+    pinned,
     quick_candidate,
+    remote_engine,
     same_engine,
+    same_remote,
     still_holds,
 )
 
@@ -49,23 +60,39 @@ DEFAULT_TERM = "xterm-256color"  # core.handover's (a test holds them equal)
 def quick_argv(args: list[str], env: Mapping[str, str], pid: int) -> list[str] | None:
     """The one exec that reattaches `claudy ARGS` (as the docker CLI's argv), or None:
     take the full path."""
-    if not quick_candidate(args) or completing(env) or not os.isatty(0):
+    words = engine_words(args)
+    if words is None or not quick_candidate(words[1]) or completing(env) or not os.isatty(0):
         return None
+    given, args = words
+    env = pinned(env, given)  # `--engine URL`: as the full path's environment (the hint's)
     hint = load_hint(env)
-    sock = engine_socket(env)
     cli = find_program(env, "docker")
-    if hint is None or sock is None or cli is None or not same_engine(hint, sock):
+    if hint is None or cli is None:
         return None
     real = os.path.realpath(args[0] if args else ".")
     session = hint.projects.get(real)
     if session is None or not os.path.isdir(real):
         return None  # a project the full path has not accepted under this policy (yet)
-    parent = engine_get(sock, f"/containers/{hint.parent}/json")
-    parent_tag = engine_get(sock, f"/images/{hint.parent_image}/json")
-    worker_tag = engine_get(sock, f"/images/{hint.worker_image}/json")
-    if not still_holds(hint, parent, parent_tag, worker_tag):
-        return None
-    return [cli, *hint.argv, env.get("TERM", DEFAULT_TERM), session, f"hal-h{pid}"]
+    remote = remote_engine(env)
+    if remote is not None:  # over ssh: one docker CLI call asks, a second one attaches
+        if not same_remote(hint, remote):
+            return None
+        found = run_captured([cli, "-H", remote, *inspect_argv(hint)])
+        inspects = inspected_lines(found) if found is not None else None
+        if inspects is None or not still_holds(hint, *inspects):
+            return None
+        on = ["-H", remote]
+    else:
+        sock = engine_socket(env)
+        if sock is None or not same_engine(hint, sock):
+            return None
+        parent = engine_get(sock, f"/containers/{hint.parent}/json")
+        parent_tag = engine_get(sock, f"/images/{hint.parent_image}/json")
+        worker_tag = engine_get(sock, f"/images/{hint.worker_image}/json")
+        if not still_holds(hint, parent, parent_tag, worker_tag):
+            return None
+        on = []
+    return [cli, *on, *hint.argv, env.get("TERM", DEFAULT_TERM), session, f"hal-h{pid}"]
 
 
 def full() -> None:
@@ -76,7 +103,8 @@ def full() -> None:
 
 
 def attach(argv: list[str], env: Mapping[str, str]) -> int | None:
-    """Run the quick exec: over the engine's API where it can, else the docker CLI."""
+    """Run the quick exec: over the engine's API where it can (a local socket), else the
+    docker CLI (`-H ssh://…`: exec_parts does not take it)."""
     parts = exec_parts(argv[1:])
     sock = engine_socket(env)
     if parts is not None and sock is not None:

@@ -60,6 +60,34 @@ def quick_candidate(args: list[str]) -> bool:
     return bool(word) and word[0] not in "-~" and word not in (*FORWARDED, *COMMANDS)
 
 
+def engine_words(args: list[str]) -> tuple[str | None, list[str]] | None:
+    """`--engine URL ARGS` / `--engine=URL ARGS` → (URL, ARGS); ARGS alone → (None, ARGS);
+    None when an engine option has no value."""
+    if args and args[0].startswith("--engine="):
+        url = args[0][len("--engine=") :]
+        return (url, args[1:]) if url else None
+    if args and args[0] == "--engine":
+        return (args[1], args[2:]) if len(args) > 1 and args[1] else None
+    return None, args
+
+
+def pinned(env: Mapping[str, str], given: str | None) -> Mapping[str, str]:
+    """`env` as the full path pins it to `--engine URL` (hal_common/engines.py `env`):
+    DOCKER_HOST the URL, no DOCKER_CONTEXT. The hint is that environment's."""
+    if given is None:
+        return env
+    out = {k: v for k, v in env.items() if k != "DOCKER_CONTEXT"}
+    out["DOCKER_HOST"] = given
+    return out
+
+
+def remote_engine(env: Mapping[str, str]) -> str | None:
+    """The ssh engine DOCKER_HOST names, which the quick entry asks through the docker CLI;
+    None: a local socket, or an engine the full path handles (tcp with its TLS, a context)."""
+    url = env.get("DOCKER_HOST") or ""
+    return url if url.startswith("ssh://") and safe_name(url[len("ssh://") :]) else None
+
+
 def completing(env: Mapping[str, str]) -> bool:
     """click's shell completion runs `claudy` with `_CLAUDY_COMPLETE` set: the full path's."""
     return any(k.startswith("_") and k.endswith("_COMPLETE") for k in env)
@@ -145,7 +173,7 @@ class Hint:
         self.worker_image_id = worker_image_id
         self.argv = argv  # the one exec, but the docker CLI and the last three arguments
         # the engine's URL the full path used: the quick entry attaches only on that one
-        # (its raw exec reaches unix sockets only; any other engine takes the full path)
+        # (a unix socket, or ssh:// through the docker CLI; any other: the full path)
         self.engine = engine
 
     def fields(self) -> dict[str, object]:
@@ -209,6 +237,28 @@ def _well_formed(h: Hint) -> bool:
 def same_engine(h: Hint, sock: str) -> bool:
     """The hint was made on the engine at unix socket `sock` (engine_socket's answer now)."""
     return h.engine == f"unix://{sock}"
+
+
+def same_remote(h: Hint, url: str) -> bool:
+    """The hint was made on the ssh engine at `url` (remote_engine's answer now)."""
+    return h.engine == url
+
+
+# The docker CLI's inspect of the parent, its image tag and the worker image tag in one call
+# (one ssh connection): `{{json .}}` encodes the engine's structure as the engine does, one
+# object a line, in the order asked (containers are looked up before images).
+INSPECT_FORMAT = "{{json .}}"
+
+
+def inspect_argv(h: Hint) -> list[str]:
+    """The docker CLI's words (after `docker -H URL`) that inspect what `still_holds` reads."""
+    return ["inspect", "--format", INSPECT_FORMAT, "--", h.parent, h.parent_image, h.worker_image]
+
+
+def inspected_lines(out: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """`inspect_argv`'s output → the three inspects, or None when it is not three lines."""
+    lines = out.rstrip(b"\n").split(b"\n")
+    return (lines[0], lines[1], lines[2]) if len(lines) == 3 else None
 
 
 def inspected(body: bytes | None, id_: str) -> bool:

@@ -55,12 +55,12 @@ def _modules(path: Path) -> set[str]:
     return {ln.rsplit("|", 1)[1].strip() for ln in lines if ln.startswith("import time:")}
 
 
-def attach(env: HostParent, server: libtmux.Server, proj: Path, **extra: str) -> str:
-    """`claudy PROJ` in a terminal until a new client shows in the parent's tmux: "quick" or
-    "full", the path it took. Then the terminal goes and the client is detached."""
+def attach(env: HostParent, server: libtmux.Server, proj: Path, *options: str, **extra: str) -> str:
+    """`claudy [OPTIONS] PROJ` in a terminal until a new client shows in the parent's tmux:
+    "quick" or "full", the path it took. Then the terminal goes and the client is detached."""
     imp = env.base / f"importtime-{uuid.uuid4().hex[:6]}.txt"
     extra = {"PYTHONPROFILEIMPORTTIME": "1", **extra}  # -X importtime, through the launcher
-    cmd = env.claudy_argv(str(proj))
+    cmd = env.claudy_argv(*options, str(proj))
     cmd = cmd.replace("env ", "env " + "".join(f"{k}={v} " for k, v in extra.items()), 1)
     before = _clients(env)
     window = server.new_session(f"t{uuid.uuid4().hex[:6]}", x=120, y=40).new_window(

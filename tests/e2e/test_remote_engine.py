@@ -23,6 +23,7 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import libtmux
 import pytest
 from libtmux.test.retry import retry_until
 
@@ -33,6 +34,7 @@ from hal_testing.engine import GID, UID
 from hal_testing.host import IMAGE, HostParent
 from hal_testing.remote_host import RemoteHost
 from hal_testing.schemas import validate
+from tests.e2e.test_quick_attach import attach
 from tests.e2e.test_shared_services import CANARY, host_claude
 
 pytestmark = pytest.mark.e2e
@@ -107,6 +109,28 @@ def test_claudy_on_an_ssh_engine_starts_claude_code_in_the_remote_parent(
     # the image came over the connection: the remote engine built and holds it
     images = {t for i in remote.dclient.images.list() for t in i.tags}
     assert {"hal9000/worker:minimal", "hal9000/parent:0.1.0"} <= images, images
+
+
+def test_the_quick_entry_reattaches_over_ssh_and_falls_back_when_the_window_is_gone(
+    remote: HostParent, remote_host: RemoteHost, server: libtmux.Server
+) -> None:
+    """`claudy --engine ssh://… DIR` on a terminal: once a full run in this environment has
+    left its hint, the quick entry asks the remote engine with one `docker -H … inspect` and
+    attaches with one `docker -H … exec -it` (no click, no docker-py: `-X importtime`). The
+    window gone, the in-parent script says so and the full path makes it again."""
+    proj = remote_project(remote, remote_host, "app")  # the first test's worker
+    session = session_name(str(proj))
+    engine = ("--engine", remote_host.url)
+    assert retry_until(lambda: session in remote.windows(), 60, raises=False), remote.logs()
+    # the terminal's claudy is not sudo's (the runs above were): its first run is full
+    assert attach(remote, server, proj, *engine) == "full"
+    assert retry_until(lambda: session in remote.windows(), 60, raises=False), remote.logs()
+    assert attach(remote, server, proj, *engine) == "quick"
+    assert retry_until(lambda: session in remote.windows(), 60, raises=False), remote.logs()
+    remote.tmux("kill-window", "-t", f"=hal:={session}")
+    assert attach(remote, server, proj, *engine) == "full"
+    assert retry_until(lambda: session in remote.windows(), 60, raises=False), remote.logs()
+    assert attach(remote, server, proj, f"--engine={remote_host.url}") == "quick"
 
 
 def test_status_names_the_engine_and_the_worker(

@@ -12,10 +12,16 @@ from host_shim.core.hint import (
     TOP_OPTIONS,
     Hint,
     engine_socket,
+    engine_words,
     env_subset,
     hint_key,
+    inspect_argv,
+    inspected_lines,
+    pinned,
     quick_candidate,
+    remote_engine,
     same_engine,
+    same_remote,
     still_holds,
 )
 
@@ -134,3 +140,35 @@ def test_a_label_cannot_fake_the_parents_image() -> None:
     assert not still_holds(
         hint(), _container(PARENT_ID, "sha256:00", True), _image(PARENT_IMAGE), _image(WORKER_IMAGE)
     )
+
+
+def test_an_ssh_engine_named_first_is_tried_too() -> None:
+    """`claudy --engine URL DIR` is tried in the environment the full path pins to URL (the
+    hint's); on ssh:// (or DOCKER_HOST=ssh://…) the quick entry asks through the docker CLI."""
+    assert engine_words(["--engine", "ssh://me@box", "p"]) == ("ssh://me@box", ["p"])
+    assert engine_words(["--engine=ssh://me@box"]) == ("ssh://me@box", [])
+    assert engine_words(["p"]) == (None, ["p"])
+    assert engine_words(["--engine"]) is None and engine_words(["--engine="]) is None
+    env = {"DOCKER_HOST": "unix:///x", "DOCKER_CONTEXT": "c", "HOME": "/h"}
+    assert pinned(env, "ssh://me@box:2222") == {"DOCKER_HOST": "ssh://me@box:2222", "HOME": "/h"}
+    assert pinned(env, None) is env
+    assert remote_engine(pinned(env, "ssh://me@box:2222")) == "ssh://me@box:2222"
+    assert remote_engine({"DOCKER_HOST": "ssh://me@box"}) == "ssh://me@box"
+    for url in ("unix:///var/run/docker.sock", "tcp://box:2376", "ssh://-oProxyCommand=x", ""):
+        assert remote_engine({"DOCKER_HOST": url}) is None, url
+    assert remote_engine({}) is None
+    h = hint(engine="ssh://me@box")
+    assert same_remote(h, "ssh://me@box") and not same_remote(h, "ssh://me@other")
+    assert not same_remote(hint(engine="unix:///var/run/docker.sock"), "ssh://me@box")
+
+
+def test_one_cli_inspect_reads_as_the_three_api_inspects() -> None:
+    """`docker inspect --format '{{json .}}'` prints each object as the engine encodes it, a
+    line each: still_holds reads them as it reads the API's bodies."""
+    argv = inspect_argv(hint())
+    assert argv[-4:] == ["--", "hal9000-parent", "hal9000/parent:0.1.0", "hal9000/worker:minimal"]
+    out = _container(ID, P, True) + _image(P) + _image(W)
+    lines = inspected_lines(out)
+    assert lines is not None and still_holds(hint(), *lines)
+    assert inspected_lines(_container(ID, P, True) + _image(P)) is None  # one not found
+    assert inspected_lines(b"") is None
