@@ -91,7 +91,9 @@ def quick_argv(args: list[str], env: Mapping[str, str], pid: int) -> list[str] |
         worker_tag = engine_get(sock, f"/images/{hint.worker_image}/json")
         if not still_holds(hint, parent, parent_tag, worker_tag):
             return None
-        on = []
+        # `--engine unix://…`: the docker CLI told which engine (`attach` looks at the
+        # process's own DOCKER_HOST for its API exec, which is another engine's)
+        on = [] if given is None else ["-H", f"unix://{sock}"]
     return [cli, *on, *hint.argv, env.get("TERM", DEFAULT_TERM), session, f"hal-h{pid}"]
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import socket as socketlib
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -162,3 +165,103 @@ def test_no_hint_is_written_into_another_users_tree(tmp_path: Path) -> None:
     env = {"HOME": str(home), "SUDO_UID": "4321"}
     save_hint(env, _hint(env, [], []))
     assert not (home / ".cache").exists()
+
+
+def _stand_in_engine(sock: Path, bodies: dict[str, bytes]) -> threading.Thread:
+    """An HTTP server on a unix socket answering GET PATH from `bodies` (404 otherwise): a
+    stand-in for the engine's three inspects, our own seam (engine_get's HTTP/1.0)."""
+    srv = socketlib.socket(socketlib.AF_UNIX, socketlib.SOCK_STREAM)
+    srv.bind(str(sock))
+    srv.listen(8)
+
+    def serve() -> None:
+        for _ in range(3):
+            conn, _ = srv.accept()
+            with conn:
+                path = conn.recv(4096).split(b" ")[1].decode()
+                body = bodies.get(path)
+                head = b"HTTP/1.0 200 OK" if body is not None else b"HTTP/1.0 404 Not Found"
+                conn.sendall(head + b"\r\n\r\n" + (body or b""))
+        srv.close()
+
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    return t
+
+
+def _inspects(h: Hint) -> dict[str, bytes]:
+    """The three inspects as the engine encodes them (compact JSON, its field order)."""
+    state = {"Status": "running", "Running": True, "Paused": False}
+    parent = {"Id": h.parent_id, "State": state, "Image": h.parent_image_id}
+
+    def enc(body: dict[str, object]) -> bytes:
+        return json.dumps(body, separators=(",", ":")).encode()
+
+    return {
+        f"/containers/{h.parent}/json": enc(parent),
+        f"/images/{h.parent_image}/json": enc({"Id": h.parent_image_id}),
+        f"/images/{h.worker_image}/json": enc({"Id": h.worker_image_id}),
+    }
+
+
+@pytest.mark.parametrize("given", [False, True])
+def test_an_engine_named_on_the_command_line_is_the_one_attached_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, given: bool
+) -> None:
+    """`claudy --engine unix:///OTHER DIR` with DOCKER_HOST elsewhere: the hint of the
+    environment pinned to OTHER, asked on OTHER, and the exec told OTHER (never the
+    process's own DOCKER_HOST)."""
+    from host_shim.commands.quick import quick_argv
+
+    sock = tmp_path / "e.sock"
+    (tmp_path / "bin").mkdir()
+    docker = tmp_path / "bin" / "docker"
+    docker.write_text("#!/bin/sh\nexit 0\n")
+    docker.chmod(0o755)
+    proj = tmp_path / "p"
+    proj.mkdir()
+    env = {"HOME": str(tmp_path), "PATH": str(tmp_path / "bin")}
+    env["DOCKER_HOST"] = "unix:///elsewhere.sock" if given else f"unix://{sock}"
+    pinned = {**env, "DOCKER_HOST": f"unix://{sock}"}
+    h = _hint(pinned, [], [], projects={str(proj): "p-1"}, engine=f"unix://{sock}")
+    h.env = {k: v for k, v in pinned.items() if k in ("HOME", "DOCKER_HOST")}
+    save_hint(pinned, h)
+    served = _stand_in_engine(sock, _inspects(h))
+    monkeypatch.setattr(os, "isatty", lambda fd: True)
+    args = ["--engine", f"unix://{sock}", str(proj)] if given else [str(proj)]
+    argv = quick_argv(args, env, 7)
+    served.join(5)
+    on = ["-H", f"unix://{sock}"] if given else []
+    assert argv == [str(docker), *on, "exec", "xterm-256color", "p-1", "hal-h7"]
+
+
+def test_over_ssh_one_cli_inspect_then_the_clis_exec(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`claudy --engine ssh://… DIR`: a stand-in docker CLI (our seam; the real one over
+    ssh is tests/e2e/test_remote_engine.py) answers the one inspect; the exec is its own."""
+    from host_shim.commands.quick import quick_argv
+
+    proj = tmp_path / "p"
+    proj.mkdir()
+    url = "ssh://me@box"
+    env = {"HOME": str(tmp_path), "PATH": str(tmp_path / "bin"), "DOCKER_HOST": "unix:///x"}
+    pinned = {**env, "DOCKER_HOST": url}
+    h = _hint(pinned, [], [], projects={str(proj): "p-1"}, engine=url)
+    h.env = {k: v for k, v in pinned.items() if k in ("HOME", "DOCKER_HOST")}
+    save_hint(pinned, h)
+    lines = b"\n".join(_inspects(h).values()) + b"\n"
+    (tmp_path / "bin").mkdir()
+    (tmp_path / "out").write_bytes(lines)
+    docker = tmp_path / "bin" / "docker"
+    docker.write_text(f'#!/bin/sh\necho "$@" >> {tmp_path}/asked\ncat {tmp_path}/out\n')
+    docker.chmod(0o755)
+    monkeypatch.setattr(os, "isatty", lambda fd: True)
+    argv = quick_argv(["--engine", url, str(proj)], env, 7)
+    assert argv == [str(docker), "-H", url, "exec", "xterm-256color", "p-1", "hal-h7"]
+    asked = (tmp_path / "asked").read_text().split()
+    assert asked == ["-H", url, "inspect", "--format", "{{json", ".}}", "--", h.parent,
+                     h.parent_image, h.worker_image]  # fmt: skip
+    (tmp_path / "out").write_bytes(lines.split(b"\n", 1)[1])  # the parent gone: two lines
+    assert quick_argv(["--engine", url, str(proj)], env, 7) is None
+    assert quick_argv(["--engine", "ssh://me@other", str(proj)], env, 7) is None  # no hint
