@@ -8,6 +8,7 @@ import socket as socketlib
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 
 import pytest
@@ -194,7 +195,7 @@ def _inspects(h: Hint) -> dict[str, bytes]:
     state = {"Status": "running", "Running": True, "Paused": False}
     parent = {"Id": h.parent_id, "State": state, "Image": h.parent_image_id}
 
-    def enc(body: dict[str, object]) -> bytes:
+    def enc(body: Mapping[str, object]) -> bytes:
         return json.dumps(body, separators=(",", ":")).encode()
 
     return {
