@@ -1,22 +1,32 @@
 """Pure: samples → rows with median, min, max, floor and ratio; the table and the JSON.
 
 A row is only ever built from samples that were measured; a metric the run did not
-measure makes `complete` raise instead of printing a number nobody measured.
+measure makes `complete` raise instead of printing a number nobody measured. (And `poll`,
+the one wait on a condition every benchmark module uses.)
 """
 
 from __future__ import annotations
 
 import json
 import statistics
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-
-# Rows 3 and 12: a pause before each run, ours and the floor's alike, so that neither starts
-# while the engine still tears down the exec before it (a user does not reattach within ms)
-QUIET_S = 0.5
 
 
 class MissingMeasurement(RuntimeError):
     """A metric the benchmark promises was not measured."""
+
+
+def poll(check: Callable[[], bool], timeout: float, interval: float = 0.0) -> float:
+    """Seconds until `check()` holds (asked every `interval` s, else as fast as it answers);
+    MissingMeasurement on timeout."""
+    t0 = time.monotonic()
+    while not check():
+        if time.monotonic() - t0 > timeout:
+            raise MissingMeasurement(f"condition not reached in {timeout}s")
+        time.sleep(interval)
+    return time.monotonic() - t0
 
 
 @dataclass(frozen=True)

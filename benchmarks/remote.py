@@ -19,16 +19,14 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
 import tempfile
-import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import docker
 
-from benchmarks.core import QUIET_S, MissingMeasurement, Report, row
+from benchmarks.attach import ParentTmux, warm_attaches
+from benchmarks.core import MissingMeasurement, Report, poll, row
 from hal_common.config import Config
 from hal_common.naming import session_name
 from hal_common.shared_services import SERVICES_IMAGE
@@ -36,14 +34,6 @@ from hal_testing.host import HostParent
 from hal_testing.remote_host import BASE, RemoteHost, remote_host
 
 INSIDE = Path(__file__).with_name("inside.py")
-
-
-def _poll(check: Callable[[], bool], timeout: float, interval: float = 0.0) -> None:
-    t0 = time.monotonic()
-    while not check():
-        if time.monotonic() - t0 > timeout:
-            raise MissingMeasurement(f"condition not reached in {timeout}s")
-        time.sleep(interval)
 
 
 def measure(client: docker.DockerClient, reps: int, report: Report, uid: int, gid: int) -> None:
@@ -74,7 +64,7 @@ def measure(client: docker.DockerClient, reps: int, report: Report, uid: int, gi
                 res = rp.claudy("--engine", rh.url, "-d", str(proj), timeout=1800)
                 if res.returncode != 0:
                     raise MissingMeasurement(f"claudy --engine failed: {res.stderr[-2000:]}")
-                _poll(lambda: _services_up(rp), 900, interval=1.0)  # each ask: an exec over ssh
+                poll(lambda: _services_up(rp), 900, interval=1.0)  # each ask: an exec over ssh
                 _warm_attach(rh.url, rh.container.attrs["State"]["Pid"], rp, proj, reps, report)
                 _spawn(rp, rh, reps, report, cfg.worker.image, uid, gid)
             finally:
@@ -93,64 +83,20 @@ def _warm_attach(
     url: str, host_pid: int, rp: HostParent, proj: Path, reps: int, report: Report
 ) -> None:
     window = session_name(str(proj))
-    # the remote parent's tmux server, asked from here through the remote host's /proc (a
-    # tmux client costs a few ms; an exec over ssh would cost as much as the floor)
-    rp.parent.reload()
+    rp.parent.reload()  # its tmux server through the remote host's /proc
     parent_pid = rp.parent.attrs["State"]["Pid"]
-    direct = ["tmux", "-S", f"/proc/{host_pid}/root/proc/{parent_pid}/root/run/hal9000/tmux.sock"]
-
-    def listed(what: str, fmt: str) -> set[str]:
-        found = subprocess.run(
-            [*direct, what, "-F", fmt], capture_output=True, text=True, check=False
-        )
-        if found.returncode == 0:
-            return set(found.stdout.split())
-        return set(rp.tmux(what, "-F", fmt)[1].split())
-
-    def clients() -> set[str]:
-        return listed("list-clients", "#{client_name}")
-
-    def gone(pid: int, views: set[str]) -> bool:  # as run.py's row 3: the last run has left
-        return (
-            not Path(f"/proc/{pid}").exists()
-            and listed("list-sessions", "#{session_name}") <= views
-        )
-
-    sock = Path(tempfile.mkdtemp(prefix="halb-t-")) / "t.sock"
-    term = ["tmux", "-S", str(sock)]
-    subprocess.run([*term, "new-session", "-d", "-x", "120", "-y", "40"], check=True)
-    argv = rp.claudy_words("--engine", url, str(proj))
-
-    def floor_run() -> float:
-        time.sleep(QUIET_S)
-        t0 = time.monotonic()
-        subprocess.run(["docker", "-H", url, "exec", rp.name, "true"], env=rp.env, check=True)
-        return time.monotonic() - t0
-
-    times, floor = [], []  # taking turns, as run.py's row 3
-    try:
-        for _ in range(reps):
-            floor.append(floor_run())
-            _poll(lambda: window in rp.windows(), 60)
-            before, views = clients(), listed("list-sessions", "#{session_name}")
-            time.sleep(QUIET_S)  # as before each floor run
-            t0 = time.monotonic()
-            pid = subprocess.run(
-                [*term, "new-window", "-d", "-P", "-F", "#{pane_pid}", "--", *argv],
-                check=True, capture_output=True, text=True,
-            ).stdout  # fmt: skip
-            while not clients() - before:
-                if time.monotonic() - t0 > 120:
-                    raise MissingMeasurement("claudy --engine ssh:// did not attach in 120s")
-                time.sleep(0.005)
-            times.append(time.monotonic() - t0)
-            subprocess.run([*term, "kill-window", "-t", ":1"], check=True)
-            for name in clients() - before:
-                rp.tmux("detach-client", "-t", name)
-            _poll(lambda pid=int(pid), views=views: gone(pid, views), 10, 0.02)  # type: ignore[misc]
-    finally:
-        subprocess.run([*term, "kill-server"], check=False)
-        shutil.rmtree(sock.parent, ignore_errors=True)
+    tmux = ParentTmux(
+        ["tmux", "-S", f"/proc/{host_pid}/root/proc/{parent_pid}/root/run/hal9000/tmux.sock"], rp
+    )
+    times, floor, _ = warm_attaches(
+        tmux,
+        rp.claudy_words("--engine", url, str(proj)),
+        ["docker", "-H", url, "exec", rp.name, "true"],
+        rp.env,
+        reps,
+        lambda: window in rp.windows(),
+        120,
+    )
     report.add(
         row(
             "12",

@@ -18,7 +18,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -26,7 +25,8 @@ import docker
 from docker.models.containers import Container
 from rich.console import Console
 
-from benchmarks.core import QUIET_S, MissingMeasurement, Report, row, table, to_json
+from benchmarks.attach import ParentTmux, warm_attaches
+from benchmarks.core import MissingMeasurement, Report, poll, row, table, to_json
 from benchmarks.inside import settle
 from hal_common import claude_code
 from hal_common.config import load_config
@@ -43,15 +43,6 @@ EXPECTED = ("1", "1b", "2", "3", "4", "5a", "5b", "6a", "6b", "7", "8", "9", "10
 INSIDE = Path(__file__).with_name("inside.py")
 UID = GID = 4321
 SETTLE_S = 3.0  # after start-up, before an idle memory figure (both sides alike)
-
-
-def poll(check: Callable[[], bool], timeout: float) -> float:
-    """Seconds until `check()` holds (polled as fast as it answers); raises on timeout."""
-    t0 = time.monotonic()
-    while not check():
-        if time.monotonic() - t0 > timeout:
-            raise MissingMeasurement(f"condition not reached in {timeout}s")
-    return time.monotonic() - t0
 
 
 def own_layers_mb(client: docker.DockerClient, image: str, base: str) -> float:
@@ -449,72 +440,17 @@ class Bench:
         self.parent.reload()
         settled = settle(self.parent.attrs["State"]["Pid"])
         window = session_name(proj)
-        sock = self.base / "t.sock"
-        host = ["tmux", "-S", str(sock)]
-        subprocess.run([*host, "new-session", "-d", "-x", "120", "-y", "40"], check=True)
-        claudy = self.host.claudy_words(proj)  # what a terminal's shell execs
-        # The parent's tmux server, asked from the host through /proc/PID/root (a tmux client
-        # costs a few ms; an exec into the parent costs as much as the floor itself and loads
-        # the engine while it is measured); through an exec where that does not answer.
-        direct = [
-            "tmux", "-S", f"/proc/{self.parent.attrs['State']['Pid']}/root/run/hal9000/tmux.sock"
-        ]  # fmt: skip
-
-        def listed(what: str, fmt: str, *target: str) -> set[str]:
-            found = subprocess.run(
-                [*direct, what, *target, "-F", fmt], capture_output=True, text=True
-            )
-            if found.returncode == 0:
-                return set(found.stdout.split())
-            return set(self.host.tmux(what, *target, "-F", fmt)[1].split())
-
-        def clients() -> set[str]:
-            return listed("list-clients", "#{client_name}")
-
-        def gone(pid: int, views: set[str]) -> bool:
-            """The previous run has finished leaving: its claudy process (and the exec it
-            held) ended, its view reaped. The floor's runs each end before the next starts."""
-            return (
-                not Path(f"/proc/{pid}").exists()
-                and listed("list-sessions", "#{session_name}") <= views
-            )
-
-        def floor_run() -> float:
-            time.sleep(QUIET_S)
-            t0 = time.monotonic()
-            subprocess.run(["docker", "exec", self.name, "true"], check=True)
-            return time.monotonic() - t0
-
-        # ours and the floor take turns (the machine drifts over a run; alternating keeps the
-        # two under the same), each after the same pause
-        times, floor, waits = [], [], 0
-        try:
-            for _ in range(self.reps):
-                floor.append(floor_run())
-                # tmux 3.3a's server in the parent can die when a view's client goes (the
-                # loop brings it back): start each run from a parent that shows the window
-                t_wait = time.monotonic()
-                poll(lambda: window in listed("list-windows", "#{window_name}", "-t", "=hal"), 60)
-                waits += time.monotonic() - t_wait > 1
-                before, views = clients(), listed("list-sessions", "#{session_name}")
-                time.sleep(QUIET_S)  # as before each floor run
-                t0 = time.monotonic()
-                pid = subprocess.run(
-                    [*host, "new-window", "-d", "-P", "-F", "#{pane_pid}", "--", *claudy],
-                    check=True, capture_output=True, text=True,
-                ).stdout  # fmt: skip
-                while not clients() - before:
-                    if time.monotonic() - t0 > 60:
-                        raise MissingMeasurement("claudy did not attach in 60s")
-                    time.sleep(0.005)
-                times.append(time.monotonic() - t0)
-                subprocess.run([*host, "kill-window", "-t", ":1"], check=True)
-                # docker exec leaves the client running when its terminal goes; detach it
-                for name in clients() - before:
-                    self.host.tmux("detach-client", "-t", name)
-                poll(lambda pid=int(pid), views=views: gone(pid, views), 10)  # type: ignore[misc]
-        finally:
-            subprocess.run([*host, "kill-server"], check=False)
+        pid = self.parent.attrs["State"]["Pid"]
+        tmux = ParentTmux(["tmux", "-S", f"/proc/{pid}/root/run/hal9000/tmux.sock"], self.host)
+        times, floor, waits = warm_attaches(
+            tmux,
+            self.host.claudy_words(proj),
+            ["docker", "exec", self.name, "true"],
+            None,
+            self.reps,
+            lambda: window in tmux.listed("list-windows", "#{window_name}", "-t", "=hal"),
+            60,
+        )
         self.report.add(
             row(
                 "3",
